@@ -1,0 +1,235 @@
+"""Checking one file: decode, parse once, summarise (phase 1), run the rules (phase 2).
+
+A :class:`FileChecker` lives in one process (the main one, or a worker) and keeps
+each parsed module between the phases so no file is parsed twice.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Tuple
+
+from nnlint.catalogue import Catalogue, RuleInfo, load_catalogue, load_rule_class
+from nnlint.config import Settings, ignored_for_path
+from nnlint.facts.index import ModuleSummary, ProjectIndex, module_identity
+from nnlint.files import DecodedSource, DecodeFailure, SourceFile, decode_source, read_bytes
+from nnlint.findings import Finding
+from nnlint.suppression import parse_suppressions
+
+PARSE_ERROR_CODE = "NN001"
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """Everything a worker needs to check files the way the main process would."""
+
+    codes: Tuple[str, ...]
+    options: Mapping[str, Mapping[str, Any]]
+    settings: Settings
+    catalogue_dir: str
+
+
+@dataclass(frozen=True)
+class PhaseOne:
+    summary: Optional[ModuleSummary]
+    #: findings known before the rules run (NN001) and internal errors
+    findings: Tuple[Finding, ...] = ()
+    errors: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PhaseTwo:
+    findings: Tuple[Finding, ...]
+    errors: Tuple[str, ...] = ()
+
+
+@dataclass
+class _Parsed:
+    decoded: DecodedSource
+    module: Any  # libcst.Module
+    module_name: str
+    is_package: bool
+
+
+@dataclass
+class FileChecker:
+    plan: CheckPlan
+    catalogue: Catalogue = field(init=False)
+    _parsed: dict[str, _Parsed] = field(default_factory=dict, init=False)
+    _rules: Optional[list[tuple[RuleInfo, Any]]] = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.catalogue = load_catalogue(Path(self.plan.catalogue_dir))
+
+    # -- phase one ----------------------------------------------------------
+    def summarize(self, source: SourceFile, data: Optional[bytes] = None) -> PhaseOne:
+        parsed_or_error = self._load(source, data)
+        if isinstance(parsed_or_error, str):
+            return PhaseOne(None, errors=(parsed_or_error,))
+        if isinstance(parsed_or_error, Finding):
+            return PhaseOne(None, (parsed_or_error,))
+        self._parsed[source.absolute] = parsed_or_error
+        facts = self._facts(source, parsed_or_error, None)
+        try:
+            summary = facts.summary()
+        except Exception as error:  # a fact extractor bug must not stop the run
+            return PhaseOne(
+                ModuleSummary(parsed_or_error.module_name, source.display, parsed_or_error.is_package),
+                errors=(_internal_error("summarising", source.display, error),),
+            )
+        return PhaseOne(summary)
+
+    def _load(self, source: SourceFile, data: Optional[bytes] = None) -> "_Parsed | Finding | str":
+        """The parsed file, an NN001 finding, or an error message if it cannot be read."""
+        if data is None:
+            data = read_bytes(source.absolute)
+        if data is None:
+            return f"{source.display}: cannot read file"
+        try:
+            decoded = decode_source(data)
+        except DecodeFailure as failure:
+            return self._parse_error(source, failure.message, failure.line, failure.column)
+        return self._parse(source, decoded)
+
+    def _parse(self, source: SourceFile, decoded: DecodedSource) -> "_Parsed | Finding":
+        import libcst as cst
+
+        module_name, is_package = module_identity(Path(source.absolute))
+        try:
+            module = cst.parse_module(decoded.text)
+        except cst.ParserSyntaxError as error:
+            return self._syntax_error(source, decoded.text, error)
+        except RecursionError:
+            return self._parse_error(source, "too deeply nested to parse", 1, 1)
+        except Exception as error:  # libcst raises a few other types on odd input
+            return self._parse_error(source, f"cannot parse: {error}".splitlines()[0], 1, 1)
+        return _Parsed(decoded, module, module_name, is_package)
+
+    def _syntax_error(self, source: SourceFile, text: str, error: Any) -> Finding:
+        """Python's own message and position are clearer than the CST parser's: prefer them."""
+        import ast
+
+        try:
+            ast.parse(text)
+        except SyntaxError as python_error:
+            return self._parse_error(
+                source,
+                f"syntax error: {python_error.msg}",
+                python_error.lineno or 1,
+                python_error.offset or 1,
+            )
+        except (ValueError, RecursionError, MemoryError):
+            pass
+        return self._parse_error(
+            source,
+            "syntax not supported by the CST parser (a newer Python version?)",
+            error.raw_line,
+            error.raw_column + 1,
+        )
+
+    def _parse_error(self, source: SourceFile, message: str, line: int, column: int) -> Finding:
+        info = self.catalogue.by_code[PARSE_ERROR_CODE]
+        line = max(line, 1)
+        column = max(column, 1)
+        return Finding(
+            code=info.code,
+            name=info.name,
+            severity=info.severity,  # type: ignore[arg-type]
+            message=message,
+            path=source.display,
+            line=line,
+            column=column,
+            end_line=line,
+            end_column=column,
+        )
+
+    # -- phase two ----------------------------------------------------------
+    def check(self, source: SourceFile, index: ProjectIndex, early: Tuple[Finding, ...] = ()) -> PhaseTwo:
+        parsed = self._parsed.pop(source.absolute, None)
+        if parsed is None and not early:
+            # Phase one came from the cache: parse now.
+            loaded = self._load(source)
+            if isinstance(loaded, Finding):
+                early = (loaded,)
+            elif isinstance(loaded, str):
+                return PhaseTwo((), (loaded,))
+            else:
+                parsed = loaded
+        findings: list[Finding] = [f for f in early if f.code in self.plan.codes]
+        errors: list[str] = []
+        text = ""
+        if parsed is not None:
+            text = parsed.decoded.text
+            from nnlint.rule import Context
+
+            facts = self._facts(source, parsed, index)
+            ctx = Context(source.display, text, facts)
+            for info, rule in self._loaded_rules():
+                try:
+                    ctx.run(rule, self.plan.options.get(info.code, {}))
+                except RecursionError:
+                    errors.append(f"{source.display}: {info.code} skipped: code too deeply nested")
+                except Exception as error:
+                    errors.append(_internal_error(f"running {info.code}", source.display, error))
+            try:
+                findings.extend(ctx.findings())
+            except Exception as error:
+                errors.append(_internal_error("locating findings", source.display, error))
+        elif early:
+            data = read_bytes(source.absolute) or b""
+            text = data.decode("utf-8", errors="replace")
+        if findings:
+            findings = parse_suppressions(text).filter(findings)
+            ignored = ignored_for_path(self.plan.settings, source.display, self.catalogue)
+            if ignored:
+                findings = [f for f in findings if f.code not in ignored]
+        findings.sort(key=lambda f: f.sort_key)
+        return PhaseTwo(tuple(_dedupe(findings)), tuple(errors))
+
+    def source_of(self, source: SourceFile) -> Optional[DecodedSource]:
+        parsed = self._parsed.get(source.absolute)
+        return parsed.decoded if parsed else None
+
+    def _facts(self, source: SourceFile, parsed: _Parsed, index: Optional[ProjectIndex]) -> Any:
+        from nnlint.facts import FileFacts
+
+        return FileFacts(source.display, parsed.module, parsed.module_name, parsed.is_package, index)
+
+    def _loaded_rules(self) -> list[tuple[RuleInfo, Any]]:
+        if self._rules is None:
+            rules: list[tuple[RuleInfo, Any]] = []
+            for code in sorted(self.plan.codes):
+                info = self.catalogue.by_code.get(code)
+                if info is None or info.kind != "static" or code == PARSE_ERROR_CODE:
+                    continue
+                rules.append((info, load_rule_class(info)()))
+            self._rules = rules
+        return self._rules
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[Any, ...]] = set()
+    out: list[Finding] = []
+    for finding in findings:
+        key = (finding.code, finding.line, finding.column, finding.end_line, finding.end_column, finding.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(finding)
+    return out
+
+
+def _internal_error(what: str, path: str, error: BaseException) -> str:
+    where = ""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" ({os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno})"
+    detail = str(error).splitlines()[0] if str(error) else ""
+    return f"{path}: internal error while {what}: {type(error).__name__}: {detail}{where}".rstrip()
+
+
+def python_can_fork() -> bool:
+    return sys.platform != "win32" and hasattr(os, "fork")

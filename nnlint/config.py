@@ -1,0 +1,326 @@
+"""Settings: ``[tool.nnlint]`` in ``pyproject.toml``, overridden by command-line flags.
+
+Keys (ruff's spelling): ``select``, ``ignore``, ``extend-select``, ``exclude``,
+``extend-exclude``, ``per-file-ignores``, ``output-format``, ``cache-dir``, and one
+table per rule for its options, named by code or rule name::
+
+    [tool.nnlint]
+    select = ["NN", "NN902"]
+    ignore = ["NN101"]
+    per-file-ignores = { "tests/*" = ["NN3"] }
+
+    [tool.nnlint.NN102]           # or [tool.nnlint.saturating-activation-stack]
+    max-depth = 4
+
+    [tool.nnlint.monitor]         # runtime monitor settings (see nnlint.runtime)
+    check-every = 1
+
+A bad key, an unknown code or a bad option is a :class:`ConfigError` (exit 2) that
+names the file, the key and a close match.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
+
+from nnlint.catalogue import Catalogue
+
+OUTPUT_FORMATS = ("full", "concise", "json", "sarif", "github")
+TOP_LEVEL_KEYS = (
+    "select",
+    "ignore",
+    "extend-select",
+    "exclude",
+    "extend-exclude",
+    "per-file-ignores",
+    "output-format",
+    "cache-dir",
+    "monitor",
+)
+DEFAULT_EXCLUDES = (
+    ".git",
+    ".hg",
+    ".svn",
+    ".tox",
+    ".nox",
+    ".venv",
+    "venv",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".nnlint_cache",
+    "__pycache__",
+    "build",
+    "dist",
+    "site-packages",
+    "node_modules",
+    "*.egg-info",
+)
+
+
+class ConfigError(Exception):
+    """A configuration or usage problem: exit code 2, one clear message."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    select: Tuple[str, ...] = ()
+    ignore: Tuple[str, ...] = ()
+    extend_select: Tuple[str, ...] = ()
+    exclude: Tuple[str, ...] = ()
+    extend_exclude: Tuple[str, ...] = ()
+    per_file_ignores: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+    output_format: Optional[str] = None
+    cache_dir: Optional[str] = None
+    #: rule code -> option name -> value (only what the user set; defaults come from the rule)
+    rule_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    monitor: Mapping[str, Any] = field(default_factory=dict)
+    #: directory of the pyproject.toml the settings came from (patterns are relative to it)
+    root: Optional[Path] = None
+    config_path: Optional[Path] = None
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# -- selection ----------------------------------------------------------------
+
+def _expand(selector: str, catalogue: Catalogue, source: str) -> set[str]:
+    selector = selector.strip().upper()
+    codes = [info.code for info in catalogue.static_rules]
+    if selector == "ALL":
+        return set(codes)
+    matched = {code for code in codes if code.startswith(selector)}
+    if not matched:
+        raise ConfigError(f"{source}: unknown rule selector {selector!r}{_suggest(selector, codes)}")
+    return matched
+
+
+def _expand_opt_in_aware(selector: str, catalogue: Catalogue, source: str) -> set[str]:
+    """Expand a selector; off-by-default (NN9xx) rules need ``ALL`` or a selector starting ``NN9``."""
+    matched = _expand(selector, catalogue, source)
+    wanted = selector.strip().upper()
+    if wanted == "ALL":
+        return matched
+    # "NN" or "NN9"-style broad prefixes keep opinionated rules opt-in; "NN9", "NN90", "NN902" name them.
+    names_opt_in = len(wanted) >= 3 and wanted[2] == "9"
+    return {code for code in matched if catalogue.by_code[code].default or names_opt_in}
+
+
+def enabled_codes(settings: Settings, catalogue: Catalogue) -> frozenset[str]:
+    """The static rule codes to run, ruff-style: select (or defaults) + extend-select - ignore."""
+    source = str(settings.config_path or "settings")
+    if settings.select:
+        enabled: set[str] = set()
+        for selector in settings.select:
+            enabled |= _expand_opt_in_aware(selector, catalogue, source)
+    else:
+        enabled = {info.code for info in catalogue.static_rules if info.default}
+    for selector in settings.extend_select:
+        enabled |= _expand_opt_in_aware(selector, catalogue, source)
+    for selector in settings.ignore:
+        enabled -= _expand(selector, catalogue, source)
+    return frozenset(enabled)
+
+
+def ignored_for_path(settings: Settings, path: str, catalogue: Catalogue) -> frozenset[str]:
+    """Codes that ``per-file-ignores`` switches off for ``path``."""
+    if not settings.per_file_ignores:
+        return frozenset()
+    candidates = _match_forms(path, settings.root)
+    ignored: set[str] = set()
+    for pattern, selectors in settings.per_file_ignores:
+        if any(_glob_match(form, pattern) for form in candidates):
+            for selector in selectors:
+                ignored |= _expand(selector, catalogue, "per-file-ignores")
+    return frozenset(ignored)
+
+
+def is_excluded(path: Path, settings: Settings) -> bool:
+    """Does a file or directory match ``exclude``/``extend-exclude`` (or the defaults)?"""
+    patterns = (settings.exclude or DEFAULT_EXCLUDES) + settings.extend_exclude
+    name = path.name
+    forms = _match_forms(str(path), settings.root)
+    for pattern in patterns:
+        if "/" not in pattern.rstrip("/"):
+            if fnmatch.fnmatchcase(name, pattern.rstrip("/")):
+                return True
+        elif any(_glob_match(form, pattern.rstrip("/")) for form in forms):
+            return True
+    return False
+
+
+def _match_forms(path: str, root: Optional[Path]) -> list[str]:
+    posix = Path(path).as_posix()
+    forms = [posix]
+    absolute = Path(os.path.abspath(path))
+    for base in filter(None, (root, Path.cwd())):
+        try:
+            forms.append(absolute.relative_to(os.path.abspath(base)).as_posix())
+        except ValueError:
+            pass
+    forms.append(absolute.name)
+    return forms
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    if fnmatch.fnmatchcase(path, pattern):
+        return True
+    # "dir/" or "dir" style patterns match everything below that directory.
+    return PurePosixPath(path).match(pattern) or path.startswith(pattern.rstrip("/") + "/")
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# -- loading ------------------------------------------------------------------
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+
+
+def find_config(start: Path) -> Optional[Path]:
+    """The nearest ``pyproject.toml`` with a ``[tool.nnlint]`` table above ``start``."""
+    start = Path(os.path.abspath(start))
+    directory = start if start.is_dir() else start.parent
+    for candidate_dir in (directory, *directory.parents):
+        candidate = candidate_dir / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = _load_toml(candidate)
+            except ConfigError:
+                return candidate  # let load_settings report the broken file
+            if "nnlint" in data.get("tool", {}):
+                return candidate
+    return None
+
+
+def _string_list(value: Any, path: Path, key: str) -> Tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: [tool.nnlint] {key} must be a list of strings")
+    return tuple(value)
+
+
+def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings:
+    """Read and validate ``[tool.nnlint]``; no file means default settings."""
+    if config_path is None:
+        return Settings()
+    data = _load_toml(config_path).get("tool", {}).get("nnlint", {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config_path}: [tool.nnlint] must be a table")
+    by_name = {info.name: info for info in catalogue.rules}
+    settings: dict[str, Any] = {}
+    rule_options: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        info = catalogue.get(key) if isinstance(key, str) else None
+        info = info or by_name.get(key)
+        if info is not None:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{config_path}: [tool.nnlint.{key}] must be a table of options")
+            rule_options[info.code] = _validate_options(info.code, value, catalogue, config_path)
+            continue
+        if key not in TOP_LEVEL_KEYS:
+            choices = list(TOP_LEVEL_KEYS) + [i.code for i in catalogue.rules] + list(by_name)
+            raise ConfigError(f"{config_path}: unknown key {key!r} in [tool.nnlint]{_suggest(key, choices)}")
+        attr = key.replace("-", "_")
+        if key in ("select", "ignore", "extend-select", "exclude", "extend-exclude"):
+            settings[attr] = _string_list(value, config_path, key)
+        elif key == "per-file-ignores":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{config_path}: [tool.nnlint] per-file-ignores must be a table")
+            settings[attr] = tuple(
+                (pattern, _string_list(codes, config_path, f"per-file-ignores.{pattern}"))
+                for pattern, codes in value.items()
+            )
+        elif key == "output-format":
+            if value not in OUTPUT_FORMATS:
+                raise ConfigError(
+                    f"{config_path}: [tool.nnlint] output-format must be one of "
+                    f"{', '.join(OUTPUT_FORMATS)}{_suggest(str(value), OUTPUT_FORMATS)}"
+                )
+            settings[attr] = value
+        elif key == "cache-dir":
+            if not isinstance(value, str):
+                raise ConfigError(f"{config_path}: [tool.nnlint] cache-dir must be a string")
+            settings[attr] = value
+        elif key == "monitor":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{config_path}: [tool.nnlint.monitor] must be a table")
+            settings[attr] = dict(value)
+    result = Settings(
+        **settings,
+        rule_options=rule_options,
+        root=config_path.parent,
+        config_path=config_path,
+    )
+    # Validate every code named anywhere now, so a typo is an error before linting starts.
+    enabled_codes(result, catalogue)
+    for _, selectors in result.per_file_ignores:
+        for selector in selectors:
+            _expand(selector, catalogue, f"{config_path}: per-file-ignores")
+    return result
+
+
+def _validate_options(
+    code: str, values: Mapping[str, Any], catalogue: Catalogue, path: Path
+) -> dict[str, Any]:
+    info = catalogue.by_code[code]
+    out: dict[str, Any] = {}
+    for option, value in values.items():
+        if option not in info.options:
+            raise ConfigError(
+                f"{path}: unknown option {option!r} for {code} ({info.name})"
+                f"{_suggest(option, info.options)}"
+                + ("" if info.options else f"; {code} has no options")
+            )
+        default = info.options[option]
+        if default is not None and not isinstance(value, type(default)) and not (
+            isinstance(default, float) and isinstance(value, int)
+        ):
+            raise ConfigError(
+                f"{path}: option {option!r} of {code} must be {type(default).__name__}, got {value!r}"
+            )
+        out[option] = value
+    return out
+
+
+def rule_options(code: str, settings: Settings, catalogue: Catalogue) -> dict[str, Any]:
+    """A rule's options: its defaults overridden by the user's settings."""
+    options = dict(catalogue.by_code[code].options)
+    options.update(settings.rule_options.get(code, {}))
+    return options
+
+
+def parse_selector_list(text: Optional[str]) -> Optional[Tuple[str, ...]]:
+    """``--select NN1,NN201`` -> ``("NN1", "NN201")``."""
+    if text is None:
+        return None
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def settings_fingerprint(settings: Settings, codes: Sequence[str], catalogue: Catalogue) -> str:
+    """What the result of linting one file depends on, besides its content and the index."""
+    import hashlib
+    import json
+
+    options = {code: rule_options(code, settings, catalogue) for code in sorted(codes)}
+    payload = json.dumps([sorted(codes), options, catalogue.fingerprint], sort_keys=True, default=repr)
+    return hashlib.sha256(payload.encode()).hexdigest()

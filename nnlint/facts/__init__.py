@@ -1,0 +1,119 @@
+"""Shared understanding of neural-network code, queried by every rule.
+
+One :class:`FileFacts` per linted file. Each kind of fact lives in its own
+focused module and is computed lazily, once, the first time a rule asks:
+
+* :mod:`nnlint.facts.names` - import resolution (which torch/keras/tf object a name is)
+* :mod:`nnlint.facts.dataflow` - which expression a local variable holds at a use
+* :mod:`nnlint.facts.constants` - literal values of module constants and argparse defaults
+* :mod:`nnlint.facts.models` - models as layer sequences (``nn.Sequential``, ``nn.Module``
+  subclasses, Keras ``Sequential``/functional), and what reaches each loss
+* :mod:`nnlint.facts.loops` - training/evaluation loops and the order of what they call
+* :mod:`nnlint.facts.index` - the project index that connects files
+
+Rules never walk imports or rebuild models themselves: a new rule asks these modules,
+and a new kind of understanding is added here, not in the engine.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Iterator, Optional
+
+import libcst as cst
+
+from nnlint.facts.index import EMPTY_INDEX, ModuleSummary, ProjectIndex
+from nnlint.facts.names import Names
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnlint.facts.constants import Constants
+    from nnlint.facts.dataflow import Dataflow
+    from nnlint.facts.loops import LoopFacts
+    from nnlint.facts.models import ModelFacts
+
+
+class FileFacts:
+    def __init__(
+        self,
+        path: str,
+        module: cst.Module,
+        module_name: str = "",
+        is_package: bool = False,
+        project: Optional[ProjectIndex] = None,
+    ) -> None:
+        self.path = path
+        self.module = module
+        self.module_name = module_name
+        self.is_package = is_package
+        self.project = project if project is not None else EMPTY_INDEX
+
+    @cached_property
+    def names(self) -> Names:
+        return Names(self.module, self.module_name, self.is_package)
+
+    @cached_property
+    def constants(self) -> "Constants":
+        from nnlint.facts.constants import Constants
+
+        return Constants(self)
+
+    @cached_property
+    def models(self) -> "ModelFacts":
+        from nnlint.facts.models import ModelFacts
+
+        return ModelFacts(self)
+
+    @cached_property
+    def dataflow(self) -> "Dataflow":
+        from nnlint.facts.dataflow import Dataflow
+
+        return Dataflow(self)
+
+    @cached_property
+    def loops(self) -> "LoopFacts":
+        from nnlint.facts.loops import LoopFacts
+
+        return LoopFacts(self)
+
+    @cached_property
+    def _parents(self) -> dict[cst.CSTNode, cst.CSTNode]:
+        parents: dict[cst.CSTNode, cst.CSTNode] = {}
+        stack: list[cst.CSTNode] = [self.module]
+        while stack:
+            node = stack.pop()
+            for child in node.children:
+                parents[child] = node
+                stack.append(child)
+        return parents
+
+    def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+        return self._parents.get(node)
+
+    def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+        current = self._parents.get(node)
+        while current is not None:
+            yield current
+            current = self._parents.get(current)
+
+    def walk(self, node: Optional[cst.CSTNode] = None) -> Iterator[cst.CSTNode]:
+        """Every node below ``node`` (default: the module), parents before children, in source order."""
+        stack: list[cst.CSTNode] = [node if node is not None else self.module]
+        while stack:
+            current = stack.pop()
+            yield current
+            stack.extend(reversed(current.children))
+
+    def calls(self, node: Optional[cst.CSTNode] = None) -> Iterator[cst.Call]:
+        for child in self.walk(node):
+            if isinstance(child, cst.Call):
+                yield child
+
+    def summary(self) -> ModuleSummary:
+        """What other files may import from this one (see :mod:`nnlint.facts.index`)."""
+        return ModuleSummary(
+            module=self.module_name,
+            path=self.path,
+            is_package=self.is_package,
+            models=self.models.exported_summaries(),
+            constants=self.constants.exported(),
+            bindings=dict(self.names.bindings),
+        )

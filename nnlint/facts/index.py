@@ -1,0 +1,142 @@
+"""The project index: what each linted file exports, so files can see each other.
+
+Linting runs in two phases. Phase one parses every file once and records a
+:class:`ModuleSummary` (its models, module constants and import bindings).
+Phase two checks each file with the :class:`ProjectIndex` of all summaries, so
+``from .model import Net`` in ``train.py`` finds out what ``Net`` outputs.
+Summaries are plain picklable data: they are cached by file content and sent to
+worker processes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnlint.facts.models import ModelSummary
+
+
+def module_identity(path: Path) -> tuple[str, bool]:
+    """Dotted module name of a file (walking up ``__init__.py`` packages) and whether it is a package."""
+    path = Path(os.path.abspath(path))
+    is_package = path.name == "__init__.py"
+    parts: list[str] = [] if is_package else [path.stem]
+    directory = path.parent
+    while (directory / "__init__.py").exists() and directory.parent != directory:
+        parts.append(directory.name)
+        directory = directory.parent
+    return ".".join(reversed(parts)), is_package
+
+
+@dataclass(frozen=True)
+class ModuleSummary:
+    module: str
+    path: str
+    is_package: bool = False
+    #: top-level class or variable name -> what the model looks like
+    models: Mapping[str, "ModelSummary"] = field(default_factory=dict)
+    #: module-level constants with a literal value
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    #: import bindings (local name -> canonical qualified name), for re-exports
+    bindings: Mapping[str, str] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        payload = json.dumps(
+            [self.module, self.is_package, sorted(self.constants.items(), key=repr),
+             sorted(self.bindings.items()),
+             sorted((k, repr(v)) for k, v in self.models.items())],
+            default=repr,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class ProjectIndex:
+    """Lookup of project symbols by qualified name, preferring the importer's neighbours."""
+
+    def __init__(self, summaries: Iterable[ModuleSummary]) -> None:
+        self._by_module: dict[str, list[ModuleSummary]] = {}
+        digest = hashlib.sha256()
+        for summary in sorted(summaries, key=lambda s: s.path):
+            self._by_module.setdefault(summary.module, []).append(summary)
+            digest.update(summary.path.encode() + b"\0" + summary.fingerprint().encode())
+        self.fingerprint = digest.hexdigest()
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_module.values())
+
+    def module(self, name: str, near: Optional[str] = None) -> Optional[ModuleSummary]:
+        candidates = self._by_module.get(name)
+        if not candidates:
+            return None
+        if len(candidates) == 1 or near is None:
+            return candidates[0]
+        near_dir = Path(os.path.abspath(near)).parent
+        return max(candidates, key=lambda s: _common_depth(Path(os.path.abspath(s.path)).parent, near_dir))
+
+    def resolve(
+        self, qualname: str, near: Optional[str] = None, _depth: int = 0
+    ) -> Optional[tuple[ModuleSummary, str]]:
+        """The module defining ``qualname`` and the attribute name there, following re-exports."""
+        if _depth > 8:
+            return None
+        module, _, attr = qualname.rpartition(".")
+        while module:
+            summary = self.module(module, near)
+            if summary is not None:
+                if attr in summary.models or attr in summary.constants:
+                    return summary, attr
+                target = summary.bindings.get(attr.split(".")[0])
+                if target is not None and target != qualname:
+                    rest = attr.partition(".")[2]
+                    return self.resolve(f"{target}.{rest}" if rest else target, summary.path, _depth + 1)
+                return None
+            module, _, head = module.rpartition(".")
+            attr = f"{head}.{attr}"
+        return None
+
+    def dependencies_fingerprint(self, summary: ModuleSummary, max_depth: int = 4) -> str:
+        """Fingerprint of the project modules ``summary`` imports, transitively (for the cache)."""
+        digest = hashlib.sha256()
+        seen: set[str] = {summary.path}
+        frontier = [summary]
+        for _ in range(max_depth):
+            next_frontier: list[ModuleSummary] = []
+            for current in frontier:
+                for target in sorted(set(current.bindings.values())):
+                    parts = target.split(".")
+                    for end in range(len(parts), 0, -1):
+                        found = self.module(".".join(parts[:end]), current.path)
+                        if found is not None:
+                            if found.path not in seen:
+                                seen.add(found.path)
+                                digest.update(found.path.encode() + found.fingerprint().encode())
+                                next_frontier.append(found)
+                            break
+            frontier = next_frontier
+        return digest.hexdigest()
+
+    def model(self, qualname: str, near: Optional[str] = None) -> Optional["ModelSummary"]:
+        found = self.resolve(qualname, near)
+        return found[0].models.get(found[1]) if found else None
+
+    def constant(self, qualname: str, near: Optional[str] = None, default: Any = None) -> Any:
+        found = self.resolve(qualname, near)
+        if found and found[1] in found[0].constants:
+            return found[0].constants[found[1]]
+        return default
+
+
+def _common_depth(a: Path, b: Path) -> int:
+    depth = 0
+    for x, y in zip(a.parts, b.parts):
+        if x != y:
+            break
+        depth += 1
+    return depth
+
+
+EMPTY_INDEX = ProjectIndex(())

@@ -1,0 +1,114 @@
+"""The shared vocabulary of both halves of nnlint: findings, fixes and edits.
+
+Everything here is a frozen dataclass of plain values so that findings can cross
+process boundaries (parallel linting), be cached as JSON and be rendered by any
+reporter, whether they come from the static checker or the runtime monitor.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Optional, Tuple
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: Tuple[Severity, ...] = ("error", "warning", "info")
+Applicability = Literal["safe", "unsafe"]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text between two 1-based (line, column) positions; end is exclusive."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    content: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A set of non-overlapping edits that together repair one finding."""
+
+    message: str
+    edits: Tuple[Edit, ...]
+    applicability: Applicability = "safe"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "applicability": self.applicability,
+            "edits": [asdict(edit) for edit in self.edits],
+        }
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> "Fix":
+        return Fix(
+            message=data["message"],
+            applicability=data.get("applicability", "safe"),
+            edits=tuple(Edit(**edit) for edit in data["edits"]),
+        )
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem at one place. Positions are 1-based; ``end_column`` is exclusive.
+
+    Runtime findings have no source position: ``path`` is empty, ``line`` is 0,
+    and ``module``/``step`` say where and when in the training run it happened.
+    """
+
+    code: str
+    name: str
+    severity: Severity
+    message: str
+    path: str = ""
+    line: int = 0
+    column: int = 0
+    end_line: int = 0
+    end_column: int = 0
+    fix: Optional[Fix] = None
+    module: Optional[str] = None
+    step: Optional[int] = None
+    extra: Tuple[Tuple[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.path, self.line, self.column, self.code, self.message)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "code": self.code,
+            "name": self.name,
+            "severity": self.severity,
+            "message": self.message,
+            "path": self.path,
+            "line": self.line,
+            "column": self.column,
+            "end_line": self.end_line,
+            "end_column": self.end_column,
+            "fix": self.fix.to_json() if self.fix else None,
+        }
+        if self.module is not None or self.step is not None:
+            data["module"] = self.module
+            data["step"] = self.step
+        if self.extra:
+            data["extra"] = dict(self.extra)
+        return data
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> "Finding":
+        return Finding(
+            code=data["code"],
+            name=data["name"],
+            severity=data["severity"],
+            message=data["message"],
+            path=data["path"],
+            line=data["line"],
+            column=data["column"],
+            end_line=data["end_line"],
+            end_column=data["end_column"],
+            fix=Fix.from_json(data["fix"]) if data.get("fix") else None,
+            module=data.get("module"),
+            step=data.get("step"),
+            extra=tuple(sorted(data.get("extra", {}).items())),
+        )

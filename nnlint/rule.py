@@ -1,0 +1,177 @@
+"""The interface between the engine and a static rule.
+
+A rule is a class in its own file in ``rules/``::
+
+    class OutputActivationAppliedByLoss(Rule):
+        code = "NN201"
+        name = "output-activation-applied-by-loss"
+        severity = "error"          # "error" | "warning" | "info"
+        default = True              # on by default (NN9xx: False)
+        fixable = False
+        options = {}                # option name -> default (literal values only)
+
+        def check(self, ctx: Context) -> None:
+            for site in ctx.facts.losses.sites:
+                ...
+                ctx.report(site.node, "softmax output fed to cross_entropy")
+
+Class attributes must be literals: the catalogue reads them without importing the file.
+Rules ask :attr:`Context.facts` (``nnlint.facts``) what the code means; they do not walk
+import statements or rebuild layer sequences themselves.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Optional
+
+from nnlint.findings import Edit, Finding, Fix
+
+if TYPE_CHECKING:  # pragma: no cover
+    import libcst as cst
+    from libcst.metadata import CodeRange
+
+    from nnlint.facts import FileFacts
+
+
+class Rule:
+    code: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    severity: ClassVar[str] = "warning"
+    default: ClassVar[bool] = True
+    fixable: ClassVar[bool] = False
+    options: ClassVar[Mapping[str, Any]] = {}
+
+    def check(self, ctx: "Context") -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _Report:
+    __slots__ = ("rule", "node", "message", "fix_edits", "fix_message", "applicability", "end_node")
+
+    def __init__(
+        self,
+        rule: Rule,
+        node: "cst.CSTNode",
+        message: str,
+        end_node: Optional["cst.CSTNode"],
+        fix_edits: Optional[list[tuple["cst.CSTNode", str]]],
+        fix_message: Optional[str],
+        applicability: str,
+    ) -> None:
+        self.rule = rule
+        self.node = node
+        self.end_node = end_node
+        self.message = message
+        self.fix_edits = fix_edits
+        self.fix_message = fix_message
+        self.applicability = applicability
+
+
+class Context:
+    """What a rule sees of one file. Positions are computed only for reported nodes."""
+
+    def __init__(self, path: str, source: str, facts: "FileFacts") -> None:
+        self.path = path
+        self.source = source
+        self.facts = facts
+        self.module = facts.module
+        self._reports: list[_Report] = []
+        self._rule: Optional[Rule] = None
+        self._options: Mapping[str, Any] = {}
+        self._positions: Optional[Mapping["cst.CSTNode", "CodeRange"]] = None
+
+    # -- used by the engine -------------------------------------------------
+    def run(self, rule: Rule, options: Mapping[str, Any]) -> None:
+        self._rule, self._options = rule, options
+        try:
+            rule.check(self)
+        finally:
+            self._rule, self._options = None, {}
+
+    def findings(self) -> list[Finding]:
+        if not self._reports:
+            return []
+        out: list[Finding] = []
+        for report in self._reports:
+            start = self.position(report.node)
+            end = self.position(report.end_node) if report.end_node is not None else start
+            fix: Optional[Fix] = None
+            if report.fix_edits is not None:
+                edits = tuple(
+                    self._edit(node, replacement) for node, replacement in report.fix_edits
+                )
+                fix = Fix(
+                    message=report.fix_message or "Apply the suggested fix",
+                    edits=edits,
+                    applicability=report.applicability,  # type: ignore[arg-type]
+                )
+            out.append(
+                Finding(
+                    code=report.rule.code,
+                    name=report.rule.name,
+                    severity=report.rule.severity,  # type: ignore[arg-type]
+                    message=report.message,
+                    path=self.path,
+                    line=start.start.line,
+                    column=start.start.column + 1,
+                    end_line=end.end.line,
+                    end_column=end.end.column + 1,
+                    fix=fix,
+                )
+            )
+        return out
+
+    # -- used by rules ------------------------------------------------------
+    @property
+    def option(self) -> Mapping[str, Any]:
+        """This rule's options (defaults merged with ``[tool.nnlint.<code>]``)."""
+        return self._options
+
+    def report(
+        self,
+        node: "cst.CSTNode",
+        message: str,
+        *,
+        end_node: Optional["cst.CSTNode"] = None,
+        fix: Optional[Iterable[tuple["cst.CSTNode", str]]] = None,
+        fix_message: Optional[str] = None,
+        applicability: str = "safe",
+    ) -> None:
+        """Report ``message`` at ``node``.
+
+        ``fix`` is a list of ``(node, replacement_source)`` pairs: each node's source text
+        is replaced by the given text. The engine turns them into text edits and only
+        applies them if the result still parses.
+        """
+        assert self._rule is not None, "report() called outside of check()"
+        self._reports.append(
+            _Report(
+                self._rule,
+                node,
+                message,
+                end_node,
+                list(fix) if fix is not None else None,
+                fix_message,
+                applicability,
+            )
+        )
+
+    def position(self, node: "cst.CSTNode") -> "CodeRange":
+        if self._positions is None:
+            from libcst.metadata import MetadataWrapper, PositionProvider
+
+            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
+            self._positions = wrapper.resolve(PositionProvider)
+        return self._positions[node]
+
+    def code_for(self, node: "cst.CSTNode") -> str:
+        return self.module.code_for_node(node)
+
+    def _edit(self, node: "cst.CSTNode", replacement: str) -> Edit:
+        rng = self.position(node)
+        return Edit(
+            line=rng.start.line,
+            column=rng.start.column + 1,
+            end_line=rng.end.line,
+            end_column=rng.end.column + 1,
+            content=replacement,
+        )

@@ -1,0 +1,90 @@
+"""``# nnlint: ignore[CODES]`` and ``# nnlint: ignore-file[CODES]`` comments.
+
+* ``# nnlint: ignore[NN201]`` (optionally ``, NN202`` and a free-text reason after the
+  bracket) silences those codes for a finding on any line of its range, or when it
+  stands on a comment-only line directly above the finding's first line.
+* ``# nnlint: ignore-file[NN1]`` anywhere in the file silences the codes for the file.
+
+Codes are required (a bare ``# nnlint: ignore`` silences nothing) and may be prefixes.
+Only real comments count: the text inside a string literal is not a directive.
+"""
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from nnlint.findings import Finding
+
+_DIRECTIVE = re.compile(r"#\s*nnlint:\s*(ignore-file|ignore)\[([^\]]*)\]", re.I)
+
+
+@dataclass(frozen=True)
+class Suppressions:
+    by_line: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    comment_only_lines: frozenset[int] = frozenset()
+    file_codes: tuple[str, ...] = ()
+
+    def silences(self, finding: Finding) -> bool:
+        if _matches(finding.code, self.file_codes):
+            return True
+        last = max(finding.end_line, finding.line)
+        for line in range(finding.line, last + 1):
+            if _matches(finding.code, self.by_line.get(line, ())):
+                return True
+        line = finding.line - 1
+        while line in self.comment_only_lines:
+            if _matches(finding.code, self.by_line.get(line, ())):
+                return True
+            line -= 1
+        return False
+
+    def filter(self, findings: Iterable[Finding]) -> list[Finding]:
+        return [f for f in findings if not self.silences(f)]
+
+
+def _matches(code: str, selectors: Sequence[str]) -> bool:
+    return any(code.startswith(selector) for selector in selectors)
+
+
+def _codes(text: str) -> tuple[str, ...]:
+    return tuple(c.strip().upper() for c in re.split(r"[,\s]+", text) if c.strip())
+
+
+def parse_suppressions(source: str) -> Suppressions:
+    if "nnlint:" not in source:
+        return Suppressions()
+    by_line: dict[int, tuple[str, ...]] = {}
+    comment_only: set[int] = set()
+    file_codes: list[str] = []
+    for line, text, only in _comments(source):
+        if only:
+            comment_only.add(line)
+        for match in _DIRECTIVE.finditer(text):
+            codes = _codes(match.group(2))
+            if match.group(1).lower() == "ignore-file":
+                file_codes.extend(codes)
+            else:
+                by_line[line] = by_line.get(line, ()) + codes
+    return Suppressions(by_line, frozenset(comment_only), tuple(file_codes))
+
+
+def _comments(source: str) -> Iterable[tuple[int, str, bool]]:
+    """(line, comment text, whether the line holds nothing but the comment)."""
+    lines = source.splitlines()
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        # Unparseable files are reported as NN001 anyway; fall back to a line scan.
+        for number, line in enumerate(lines, start=1):
+            index = line.find("#")
+            if index >= 0:
+                yield number, line[index:], not line[:index].strip()
+        return
+    for token in tokens:
+        if token.type == tokenize.COMMENT:
+            number, column = token.start
+            prefix = lines[number - 1][:column] if number - 1 < len(lines) else ""
+            yield number, token.string, not prefix.strip()

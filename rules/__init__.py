@@ -1,0 +1,1 @@
+"""nnlint's rule catalogue: one file per code (see nnlint/catalogue.py)."""
