@@ -48,7 +48,7 @@ class FileFacts:
 
     @cached_property
     def names(self) -> Names:
-        return Names(self.module, self.module_name, self.is_package)
+        return Names(self.module, self.module_name, self.is_package, nodes=self._tree.nodes)
 
     @cached_property
     def constants(self) -> "Constants":
@@ -75,37 +75,38 @@ class FileFacts:
         return LoopFacts(self)
 
     @cached_property
-    def _parents(self) -> dict[cst.CSTNode, cst.CSTNode]:
-        parents: dict[cst.CSTNode, cst.CSTNode] = {}
-        stack: list[cst.CSTNode] = [self.module]
-        while stack:
-            node = stack.pop()
-            for child in node.children:
-                parents[child] = node
-                stack.append(child)
-        return parents
+    def _tree(self) -> "_TreeIndex":
+        index = _TreeIndex()
+        self.module.visit(index)
+        return index
 
     def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
-        return self._parents.get(node)
+        return self._tree.parents.get(node)
 
     def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-        current = self._parents.get(node)
+        parents = self._tree.parents
+        current = parents.get(node)
         while current is not None:
             yield current
-            current = self._parents.get(current)
+            current = parents.get(current)
 
     def walk(self, node: Optional[cst.CSTNode] = None) -> Iterator[cst.CSTNode]:
-        """Every node below ``node`` (default: the module), parents before children, in source order."""
-        stack: list[cst.CSTNode] = [node if node is not None else self.module]
-        while stack:
-            current = stack.pop()
-            yield current
-            stack.extend(reversed(current.children))
+        """Every node below ``node`` (default: the module), parents before children, in source order.
+
+        The file is traversed once; every later walk is a slice of that pre-order list.
+        """
+        tree = self._tree
+        if node is None:
+            return iter(tree.nodes)
+        start = tree.position.get(node)
+        if start is None:  # a node that is not part of this module (e.g. built by a rule)
+            return iter(())
+        return iter(tree.nodes[start : tree.end[start]])
 
     def calls(self, node: Optional[cst.CSTNode] = None) -> Iterator[cst.Call]:
-        for child in self.walk(node):
-            if isinstance(child, cst.Call):
-                yield child
+        if node is None:
+            return iter(self._tree.calls)
+        return (child for child in self.walk(node) if isinstance(child, cst.Call))
 
     def summary(self) -> ModuleSummary:
         """What other files may import from this one (see :mod:`nnlint.facts.index`)."""
@@ -117,3 +118,29 @@ class FileFacts:
             constants=self.constants.exported(),
             bindings=dict(self.names.bindings),
         )
+
+
+class _TreeIndex(cst.CSTVisitor):
+    """One traversal of the module: pre-order node list, subtree extents, parents, calls."""
+
+    def __init__(self) -> None:
+        self.nodes: list[cst.CSTNode] = []
+        self.position: dict[cst.CSTNode, int] = {}
+        self.end: dict[int, int] = {}
+        self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
+        self.calls: list[cst.Call] = []
+        self._stack: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.position[node] = len(self.nodes)
+        self.nodes.append(node)
+        if self._stack:
+            self.parents[node] = self._stack[-1]
+        if isinstance(node, cst.Call):
+            self.calls.append(node)
+        self._stack.append(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self._stack.pop()
+        self.end[self.position[original_node]] = len(self.nodes)

@@ -14,7 +14,7 @@ Qualified names are canonicalised so rules match one spelling:
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Optional
+from typing import Iterable, Mapping, Optional, Sequence
 
 import libcst as cst
 
@@ -143,12 +143,45 @@ class _ImportCollector(cst.CSTVisitor):
         self._depth -= 1
 
 
+def _collect_top_level_definitions(body: Sequence[cst.CSTNode], collector: _ImportCollector) -> None:
+    """Module-level classes and functions, also those under top-level ``if``/``try``/``with``."""
+    for statement in body:
+        if isinstance(statement, cst.ClassDef):
+            collector.classes[statement.name.value] = statement
+        elif isinstance(statement, cst.FunctionDef):
+            collector.functions[statement.name.value] = statement
+        elif isinstance(statement, (cst.If, cst.Try, cst.With)):
+            blocks: list[cst.BaseSuite] = [statement.body]
+            if isinstance(statement, cst.If) and statement.orelse is not None:
+                blocks.append(statement.orelse.body if isinstance(statement.orelse, cst.Else) else cst.IndentedBlock([statement.orelse]))
+            if isinstance(statement, cst.Try):
+                blocks.extend(handler.body for handler in statement.handlers)
+            for block in blocks:
+                if isinstance(block, cst.IndentedBlock):
+                    _collect_top_level_definitions(block.body, collector)
+
+
 class Names:
     """Resolve expressions of one file to canonical qualified names."""
 
-    def __init__(self, module: cst.Module, module_name: str, is_package: bool = False) -> None:
+    def __init__(
+        self,
+        module: cst.Module,
+        module_name: str,
+        is_package: bool = False,
+        nodes: Optional[Iterable[cst.CSTNode]] = None,
+    ) -> None:
         collector = _ImportCollector(module_name, is_package)
-        module.visit(collector)
+        if nodes is None:
+            module.visit(collector)
+        else:
+            # Reuse an existing traversal (FileFacts keeps one) instead of walking again.
+            for node in nodes:
+                if isinstance(node, cst.Import):
+                    collector.visit_Import(node)
+                elif isinstance(node, cst.ImportFrom):
+                    collector.visit_ImportFrom(node)
+            _collect_top_level_definitions(module.body, collector)
         self.module_name = module_name
         self.bindings: Mapping[str, str] = collector.bindings
         #: module-level classes and functions defined in this file
