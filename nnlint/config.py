@@ -92,6 +92,9 @@ class Settings:
 def _expand(selector: str, catalogue: Catalogue, source: str) -> set[str]:
     selector = selector.strip().upper()
     codes = [info.code for info in catalogue.static_rules]
+    if not selector:
+        # "" would otherwise be a prefix of every code and silently select everything.
+        raise ConfigError(f"{source}: empty rule selector")
     if selector == "ALL":
         return set(codes)
     matched = {code for code in codes if code.startswith(selector)}
@@ -106,8 +109,9 @@ def _expand_opt_in_aware(selector: str, catalogue: Catalogue, source: str) -> se
     wanted = selector.strip().upper()
     if wanted == "ALL":
         return matched
-    # "NN" or "NN9"-style broad prefixes keep opinionated rules opt-in; "NN9", "NN90", "NN902" name them.
-    names_opt_in = len(wanted) >= 3 and wanted[2] == "9"
+    # "NN" or "NN9"-style broad prefixes keep opinionated rules opt-in; "NN9", "NN90", "NN902" name them,
+    # and so does any exact code (an off-by-default rule outside NN9 is still enabled by its own code).
+    names_opt_in = (len(wanted) >= 3 and wanted[2] == "9") or wanted in catalogue.by_code
     return {code for code in matched if catalogue.by_code[code].default or names_opt_in}
 
 
@@ -206,7 +210,8 @@ def find_config(start: Path) -> Optional[Path]:
                 data = _load_toml(candidate)
             except ConfigError:
                 return candidate  # let load_settings report the broken file
-            if "nnlint" in data.get("tool", {}):
+            tool = data.get("tool")
+            if isinstance(tool, dict) and "nnlint" in tool:
                 return candidate
     return None
 
@@ -223,7 +228,10 @@ def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings
     """Read and validate ``[tool.nnlint]``; no file means default settings."""
     if config_path is None:
         return Settings()
-    data = _load_toml(config_path).get("tool", {}).get("nnlint", {})
+    tool = _load_toml(config_path).get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{config_path}: [tool] must be a table")
+    data = tool.get("nnlint", {})
     if not isinstance(data, dict):
         raise ConfigError(f"{config_path}: [tool.nnlint] must be a table")
     by_name = {info.name: info for info in catalogue.rules}
@@ -271,11 +279,14 @@ def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings
         root=config_path.parent,
         config_path=config_path,
     )
-    # Validate every code named anywhere now, so a typo is an error before linting starts.
-    enabled_codes(result, catalogue)
-    for _, selectors in result.per_file_ignores:
+    # Validate every code named anywhere now, so a typo is an error (naming the key) before linting starts.
+    for key in ("select", "ignore", "extend-select"):
+        for selector in getattr(result, key.replace("-", "_")):
+            _expand(selector, catalogue, f"{config_path}: [tool.nnlint] {key}")
+    for pattern, selectors in result.per_file_ignores:
         for selector in selectors:
-            _expand(selector, catalogue, f"{config_path}: per-file-ignores")
+            _expand(selector, catalogue, f"{config_path}: [tool.nnlint] per-file-ignores {pattern!r}")
+    enabled_codes(result, catalogue)
     return result
 
 
@@ -292,9 +303,11 @@ def _validate_options(
                 + ("" if info.options else f"; {code} has no options")
             )
         default = info.options[option]
-        if default is not None and not isinstance(value, type(default)) and not (
+        # bool is an int subclass: `max-depth = true` must not pass as an int (nor 1 as a bool).
+        wrong_bool = isinstance(value, bool) != isinstance(default, bool)
+        if default is not None and (wrong_bool or (not isinstance(value, type(default)) and not (
             isinstance(default, float) and isinstance(value, int)
-        ):
+        ))):
             raise ConfigError(
                 f"{path}: option {option!r} of {code} must be {type(default).__name__}, got {value!r}"
             )

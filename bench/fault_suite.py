@@ -1,0 +1,252 @@
+"""Seeded-fault suite for the runtime detectors: python bench/fault_suite.py [--steps N]
+
+Each case trains a small model on the CPU with one injected fault (or none: the healthy
+controls) under ``nnlint.monitor`` in warn mode, then again in fix mode. It prints, per
+case, which detectors fired and when (steps to detect = first finding's step), the
+false alarms (codes not expected for the case; any finding on a healthy control), and
+in fix mode whether training recovered (weights finite and final loss below the
+warn-mode run's, or below the first loss). Default thresholds were chosen on it.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import nnlint  # noqa: E402
+from nnlint.runtime.monitor import DEFAULT_CHECK_EVERY  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    expected: frozenset[str]  # codes that should fire; empty for a healthy control
+    build: Callable[[], tuple[nn.Module, torch.optim.Optimizer, Callable, Callable]]
+    steps: int = 200
+
+
+def _regression(width_in: int = 16, scale: float = 1.0):
+    def batch():
+        x = torch.randn(32, width_in) * scale
+        return x, x[:, :1] * 0.5 + x[:, 1:2].sin() * scale
+    return batch
+
+
+def _mse(out, y):
+    return nn.functional.mse_loss(out.float(), y.float())
+
+
+def _mlp(width=64, depth=3, act=nn.ReLU, inputs=16, init: Optional[Callable] = None):
+    layers: list[nn.Module] = []
+    size = inputs
+    for _ in range(depth):
+        linear = nn.Linear(size, width)
+        if init is not None:
+            init(linear)
+        layers += [linear, act()]
+        size = width
+    layers.append(nn.Linear(size, 1))
+    return nn.Sequential(*layers)
+
+
+def healthy_mlp():
+    model = _mlp()
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3), _regression(), _mse
+
+
+def healthy_cnn():
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
+
+    def batch():
+        x = torch.randn(16, 3, 8, 8)
+        return x, (x.mean(dim=(1, 2, 3)) > 0).long() + 2 * (x[:, 0].mean(dim=(1, 2)) > 0).long()
+    return model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), batch, nn.functional.cross_entropy
+
+
+class _Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.1, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.head = nn.Linear(32, 50)
+
+    def forward(self, tokens):
+        return self.head(self.encoder(self.embed(tokens)))
+
+
+def healthy_transformer():
+    model = _Encoder()
+
+    def batch():
+        tokens = torch.randint(0, 50, (8, 12))
+        return tokens, tokens.roll(1, dims=1)
+
+    def loss(logits, target):
+        return nn.functional.cross_entropy(logits.reshape(-1, 50), target.reshape(-1))
+    return model, torch.optim.AdamW(model.parameters(), lr=1e-3), batch, loss
+
+
+def healthy_converged():
+    model = _mlp(64, 2)
+    fixed = _regression()()
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3), (lambda: fixed), _mse
+
+
+def deep_sigmoid():
+    model = _mlp(32, 10, nn.Sigmoid)
+    return model, torch.optim.SGD(model.parameters(), lr=0.1), _regression(), _mse
+
+
+def saturated_sigmoid():
+    model = _mlp(128, 3, nn.Sigmoid, inputs=16, init=lambda m: nn.init.normal_(m.weight, std=1.0))
+    return model, torch.optim.SGD(model.parameters(), lr=0.01), _regression(), _mse
+
+
+def bad_init():
+    model = _mlp(64, 8, init=lambda m: nn.init.normal_(m.weight, std=1.0))
+    return model, torch.optim.SGD(model.parameters(), lr=1e-6), _regression(), _mse
+
+
+def dying_relu():
+    model = _mlp(64, 3, init=lambda m: nn.init.constant_(m.bias, -10.0))
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3), _regression(), _mse
+
+
+class _LogNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(16, 32), nn.Linear(32, 32), nn.Linear(32, 1)
+
+    def forward(self, x):
+        return self.fc3(torch.log(self.fc2(torch.relu(self.fc1(x)))))  # log of a negative
+
+
+def log_negative():
+    model = _LogNet()
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3), _regression(), _mse
+
+
+def lr_too_high():
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+
+    def batch():
+        x = torch.randn(64, 8) * 3
+        return x, x.sum(dim=1, keepdim=True)
+    return model, torch.optim.SGD(model.parameters(), lr=0.05), batch, _mse
+
+
+def lr_too_low():
+    model = _mlp(64, 3)
+    return model, torch.optim.SGD(model.parameters(), lr=1e-7), _regression(), _mse
+
+
+def fp16_overflow():
+    model = _mlp(64, 3).half()
+    state = {"calls": 0}
+
+    def batch():
+        state["calls"] += 1
+        x, y = _regression()()
+        if state["calls"] % 10 == 0:
+            x = x * 3e4  # an outlier batch: fp16 activations overflow to inf
+        return x.half(), y.half()
+    return model, torch.optim.SGD(model.parameters(), lr=1e-2), batch, _mse
+
+
+CASES = [
+    Case("healthy-mlp", frozenset(), healthy_mlp),
+    Case("healthy-cnn-bn", frozenset(), healthy_cnn),
+    Case("healthy-transformer", frozenset(), healthy_transformer),
+    Case("healthy-converged", frozenset(), healthy_converged, 600),
+    Case("deep-sigmoid", frozenset({"NR102"}), deep_sigmoid),
+    Case("saturated-sigmoid", frozenset({"NR202"}), saturated_sigmoid),
+    Case("bad-init", frozenset({"NR203", "NR101"}), bad_init),
+    Case("dying-relu", frozenset({"NR201"}), dying_relu),
+    Case("log-negative", frozenset({"NR301"}), log_negative),
+    Case("lr-too-high", frozenset({"NR401", "NR101", "NR103", "NR301"}), lr_too_high),
+    Case("lr-too-low", frozenset({"NR402", "NR103"}), lr_too_low, 450),
+    Case("fp16-overflow", frozenset({"NR301"}), fp16_overflow),
+]
+
+
+def run(case: Case, mode: str, steps: int, seed: int = 0):
+    torch.manual_seed(seed)
+    model, optimizer, batch, loss_fn = case.build()
+    losses: list[torch.Tensor] = []
+    with nnlint.monitor(model, optimizer, mode=mode, use_config=False,
+                        sink=lambda finding: None) as mon:
+        for _ in range(steps):
+            x, y = batch()
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+            mon.observe_loss(loss)
+            losses.append(loss.detach())
+    finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    values = [float(v) for v in losses]
+    tail = [v for v in values[-20:] if math.isfinite(v)]
+    final = sum(tail) / len(tail) if tail else math.inf
+    return mon, finite, values[0], final
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=0, help="override every case's step count")
+    parser.add_argument("--only", default="", help="comma-separated case names")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    wanted = {n for n in args.only.split(",") if n}
+    per_code: dict[str, dict[str, int]] = {}
+    start = time.time()
+    print(f"{'case':22} {'expected':24} {'fired (first step)':46} {'false alarms':22} fix mode")
+    for case in CASES:
+        if wanted and case.name not in wanted:
+            continue
+        steps = args.steps or case.steps
+        mon, finite, first, final = run(case, "warn", steps)
+        first_step: dict[str, int] = {}
+        for finding in mon.findings:
+            first_step.setdefault(finding.code, finding.step or 0)
+        fired = ", ".join(f"{c}@{s}" for c, s in sorted(first_step.items())) or "-"
+        false = sorted(set(first_step) - case.expected)
+        for code in case.expected:
+            stats = per_code.setdefault(code, {"cases": 0, "detected": 0, "false": 0, "latency": 0})
+            stats["cases"] += 1
+            if code in first_step:
+                stats["detected"] += 1
+                stats["latency"] += first_step[code]
+        for code in false:
+            per_code.setdefault(code, {"cases": 0, "detected": 0, "false": 0, "latency": 0})["false"] += 1
+        fix_mon, fix_finite, fix_first, fix_final = run(case, "fix", steps)
+        recovered = fix_finite and math.isfinite(fix_final) and (
+            fix_final < final or not math.isfinite(final) or fix_final < fix_first or not case.expected)
+        actions = sorted({f.action for f in fix_mon.fixes})
+        fix_text = f"{'recovered' if recovered else 'NOT recovered'} ({', '.join(actions) or 'no fix'}; " \
+                   f"loss {fix_first:.3g}->{fix_final:.3g}, warn {final:.3g})"
+        print(f"{case.name:22} {','.join(sorted(case.expected)) or '(healthy)':24} {fired:46} "
+              f"{','.join(false) or '-':22} {fix_text}")
+    print()
+    print(f"{'detector':9} {'detected':>9} {'false alarms':>13} {'mean steps to detect':>21}")
+    for code in sorted(per_code):
+        s = per_code[code]
+        latency = f"{s['latency'] / s['detected']:.1f}" if s["detected"] else "-"
+        print(f"{code:9} {s['detected']:>4}/{s['cases']:<4} {s['false']:>13} {latency:>21}")
+    print(f"\n{time.time() - start:.1f}s (check_every={DEFAULT_CHECK_EVERY}: "
+          f"a finding is read back up to that many steps after the step it names)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,412 @@
+"""The ``nnlint`` command.
+
+    nnlint [check] [PATH ...] [options]     lint (default: the current directory)
+    nnlint explain CODE                     a rule's documentation
+    nnlint rules [--format json]            every rule: code, name, default, fixable
+
+Exit status: 0 no findings, 1 findings, 2 usage, configuration or internal error.
+
+Start-up time matters (pre-commit runs this on every commit): nothing heavy is
+imported before it is needed. The engine (and with it libcst) loads only to lint;
+``rich`` only to render ``explain`` on a terminal.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn, Optional, Sequence, TextIO
+
+from nnlint import __version__
+from nnlint.config import OUTPUT_FORMATS, ConfigError, parse_selector_list
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnlint.catalogue import Catalogue, RuleInfo
+    from nnlint.config import Settings
+    from nnlint.findings import Finding
+
+SUBCOMMANDS = ("check", "explain", "rules")
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors say ``nnlint: error:`` and exit 2 like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"nnlint: error: {message}\n")
+
+
+def _check_parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
+        description="Lint neural-network code (PyTorch, Keras, TensorFlow).",
+        epilog="Other commands: 'nnlint explain CODE' shows a rule's documentation; "
+        "'nnlint rules' lists every rule. Exit status: 0 clean, 1 findings, 2 error.",
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: .)")
+    parser.add_argument(
+        "--format",
+        "--output-format",
+        dest="format",
+        choices=OUTPUT_FORMATS,
+        help="output format (default: 'output-format' from the configuration, else full on a terminal, concise otherwise)",
+    )
+    parser.add_argument("--select", metavar="CODES", help="comma-separated codes or prefixes to enable (replaces the default set)")
+    parser.add_argument("--extend-select", metavar="CODES", help="comma-separated codes or prefixes to enable in addition")
+    parser.add_argument("--ignore", metavar="CODES", help="comma-separated codes or prefixes to disable")
+    parser.add_argument("--config", metavar="PATH", help="pyproject.toml to read instead of the nearest one")
+    parser.add_argument("--fix", action="store_true", help="apply safe fixes in place")
+    parser.add_argument("--unsafe-fixes", action="store_true", help="with --fix, apply unsafe fixes too")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: CPU count)")
+    parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    parser.add_argument("--statistics", action="store_true", help="print the number of findings per code instead of the findings")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print findings only, no summary")
+    parser.add_argument("-v", "--verbose", action="store_true", help="say what was checked; tracebacks for internal errors")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="coloured output (default: auto)")
+    parser.add_argument("--version", action="version", version=f"nnlint {__version__}")
+    return parser
+
+
+def _explain_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nnlint explain", description="Show a rule's documentation.")
+    parser.add_argument("code", metavar="CODE", help="a rule code (NN201, NR101) or name")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    return parser
+
+
+def _rules_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nnlint rules", description="List every rule (static NN and runtime NR).")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in args or "--verbose" in args
+    _tolerate_unencodable_output()
+    try:
+        return _dispatch(args)
+    except ConfigError as error:
+        print(f"nnlint: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # `nnlint ... | head`: the reader left; stop quietly and keep Python from
+        # complaining while flushing stdout at exit.
+        _silence_stdout()
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("nnlint: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # the promise: one line, no traceback (unless --verbose)
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        detail = str(error).splitlines()[0] if str(error) else ""
+        print(f"nnlint: internal error: {type(error).__name__}: {detail}".rstrip(), file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _dispatch(args: list[str]) -> int:
+    if args and args[0] == "explain":
+        return _explain(_explain_parser().parse_args(args[1:]))
+    if args and args[0] == "rules":
+        return _rules(_rules_parser().parse_args(args[1:]))
+    if args and args[0] == "check":
+        return _check(_check_parser("nnlint check").parse_args(args[1:]))
+    return _check(_check_parser("nnlint").parse_args(args))
+
+
+# -- check ---------------------------------------------------------------------
+
+def _validate_selectors(flag: str, selectors: Optional[tuple[str, ...]], catalogue: "Catalogue") -> None:
+    """An unknown code on the command line is an error that names the flag and a close match."""
+    if not selectors:
+        return
+    static_codes = [info.code for info in catalogue.static_rules]
+    for selector in selectors:
+        wanted = selector.upper()
+        if wanted == "ALL" or any(code.startswith(wanted) for code in static_codes):
+            continue
+        if catalogue.get(wanted) is not None:
+            raise ConfigError(f"{flag}: {wanted} is a runtime rule; configure it for nnlint.monitor(), not the linter")
+        raise ConfigError(f"{flag}: unknown rule selector {selector!r}{_did_you_mean(wanted, static_codes)}")
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    findings: tuple["Finding", ...]
+    files_seen: int
+    files_checked: int
+    fixed: int = 0
+    errors: tuple[str, ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()
+
+
+def _discover_settings(paths: Sequence[str], config: Optional[str], catalogue: "Catalogue") -> "Settings":
+    """``--config``, else the nearest ``pyproject.toml`` with ``[tool.nnlint]`` above the first path.
+
+    The same lookup as :func:`nnlint.engine.discover_settings`, without importing the engine.
+    """
+    from pathlib import Path
+
+    from nnlint.config import find_config, load_settings
+
+    if config is not None:
+        if not os.path.isfile(config):
+            raise ConfigError(f"{config}: configuration file not found")
+        return load_settings(Path(config), catalogue)
+    return load_settings(find_config(Path(paths[0])), catalogue)
+
+
+def _without_dl_code(paths: Sequence[str], settings: "Settings") -> Optional[_Outcome]:
+    """The result for explicitly named files none of which can contain DL code, else ``None``.
+
+    pre-commit passes the changed files by name; when none of them mentions a DL
+    framework there is nothing to parse, so the engine (and libcst) is not even imported.
+    """
+    if not all(os.path.isfile(path) for path in paths):
+        return None
+    from nnlint.files import discover, may_contain_dl_code, read_bytes
+
+    files = discover(paths, settings)
+    for file in files:
+        data = read_bytes(file.absolute)
+        if data is None or may_contain_dl_code(data):
+            return None  # let the engine check (or report) it
+    return _Outcome(findings=(), files_seen=len(files), files_checked=0)
+
+
+def _lint(args: argparse.Namespace, paths: list[str], settings: "Settings", catalogue: "Catalogue") -> _Outcome:
+    select = parse_selector_list(args.select)
+    ignore = parse_selector_list(args.ignore)
+    extend_select = parse_selector_list(args.extend_select)
+    for flag, selectors in (("--select", select), ("--ignore", ignore), ("--extend-select", extend_select)):
+        _validate_selectors(flag, selectors, catalogue)
+    shortcut = _without_dl_code(paths, settings)
+    if shortcut is not None:
+        return shortcut
+    from nnlint.engine import lint_paths
+
+    result = lint_paths(
+        paths,
+        settings,
+        select=select,
+        ignore=ignore,
+        extend_select=extend_select,
+        jobs=args.jobs,
+        use_cache=not args.no_cache,
+        fix=args.fix,
+        unsafe_fixes=args.unsafe_fixes,
+        catalogue=catalogue,
+    )
+    return _Outcome(
+        findings=tuple(result.findings),
+        files_seen=result.files_seen,
+        files_checked=result.files_checked,
+        fixed=result.fixed,
+        errors=tuple(getattr(result, "errors", ())),
+        sources=tuple(getattr(result, "sources", ())),
+    )
+
+
+def _check(args: argparse.Namespace) -> int:
+    from nnlint.catalogue import load_catalogue
+    from nnlint.report import render, write_statistics
+
+    paths = _unique(args.paths) or ["."]
+    catalogue = load_catalogue()
+    settings = _discover_settings(paths, args.config, catalogue)
+    result = _lint(args, paths, settings, catalogue)
+    fmt = args.format or settings.output_format or ("full" if _isatty(sys.stdout) else "concise")
+    color = {"always": True, "never": False}.get(args.color)
+    if args.verbose:
+        where = settings.config_path or "none (defaults)"
+        print(
+            f"nnlint: configuration: {where}; {result.files_seen} Python file(s) found, "
+            f"{result.files_checked} checked",
+            file=sys.stderr,
+        )
+    if args.statistics:
+        write_statistics(result.findings, fmt, sys.stdout, unsafe_fixes=args.unsafe_fixes)
+    else:
+        render(
+            result.findings,
+            fmt,
+            sys.stdout,
+            catalogue=catalogue,
+            sources=dict(result.sources),
+            color=color,
+            fixed=result.fixed,
+            summary=not args.quiet,
+            unsafe_fixes=args.unsafe_fixes,
+        )
+    sys.stdout.flush()
+    for error in result.errors:
+        print(f"nnlint: error: {error}", file=sys.stderr)
+    if result.errors:
+        return EXIT_ERROR
+    if result.findings and not args.exit_zero:
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _unique(paths: Sequence[str]) -> list[str]:
+    """The same path twice (spelled alike) is linted once; the engine also dedupes by real path."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for path in paths:
+        key = os.path.normpath(path)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out
+
+
+# -- explain / rules -----------------------------------------------------------
+
+def _find_rule(word: str, catalogue: "Catalogue") -> "RuleInfo":
+    info = catalogue.get(word.strip())
+    if info is None:
+        info = next((i for i in catalogue.rules if i.name == word.strip().lower()), None)
+    if info is None:
+        choices = [i.code for i in catalogue.rules] + [i.name for i in catalogue.rules]
+        guess = word.strip().upper() if word.strip()[:2].upper() in ("NN", "NR") else word.strip().lower()
+        raise ConfigError(f"unknown rule {word!r}{_did_you_mean(guess, choices)}; 'nnlint rules' lists them")
+    return info
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from nnlint.catalogue import load_catalogue
+
+    info = _find_rule(args.code, load_catalogue())
+    if args.format == "json":
+        import json
+
+        print(json.dumps(_rule_json(info, with_doc=True), indent=2, default=str))
+        return EXIT_OK
+    text = _explain_markdown(info)
+    if _isatty(sys.stdout) and not os.environ.get("NO_COLOR"):
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(text))
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return EXIT_OK
+
+
+def _explain_markdown(info: "RuleInfo") -> str:
+    facts = [
+        f"Severity: {info.severity}",
+        f"on by default: {'yes' if info.default else 'no'}",
+        f"fixable: {'yes' if info.fixable else 'no'}",
+        f"{info.kind} rule",
+    ]
+    lines = [f"# {info.code}: {info.name}", "", " · ".join(facts)]
+    if info.options:
+        lines.append("")
+        lines.append(
+            "Options (defaults): "
+            + ", ".join(f"`{name} = {value!r}`" for name, value in info.options.items())
+        )
+    lines += ["", info.doc.strip()]
+    return "\n".join(lines) + "\n"
+
+
+def _rule_json(info: "RuleInfo", with_doc: bool = False) -> dict[str, object]:
+    data: dict[str, object] = {
+        "code": info.code,
+        "name": info.name,
+        "kind": info.kind,
+        "severity": info.severity,
+        "default": info.default,
+        "fixable": info.fixable,
+        "summary": info.summary,
+        "options": dict(info.options),
+    }
+    if with_doc:
+        data["doc"] = info.doc
+    return data
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from nnlint.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    if args.format == "json":
+        import json
+
+        print(json.dumps([_rule_json(info) for info in catalogue.rules], indent=2, default=str))
+        return EXIT_OK
+    rows = [("Code", "Name", "Kind", "Default", "Fix", "Severity", "Summary")]
+    for info in catalogue.rules:
+        rows.append(
+            (
+                info.code,
+                info.name,
+                info.kind,
+                "on" if info.default else "off",
+                "yes" if info.fixable else "no",
+                info.severity,
+                info.summary,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    out: TextIO = sys.stdout
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        out.write("  ".join(cells + [row[-1]]).rstrip() + "\n")
+    return EXIT_OK
+
+
+# -- helpers -------------------------------------------------------------------
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _tolerate_unencodable_output() -> None:
+    """On an ASCII-only terminal, escape characters it cannot show rather than crash."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        encoding = (getattr(stream, "encoding", "") or "").lower().replace("-", "")
+        if reconfigure is not None and encoding != "utf8":
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Expression-level tensor operations: which elementwise/reduction op a call is, in any spelling.
+
+``torch.log(p)``, ``p.log()``, ``torch.log_(p)``, ``tf.math.log(p)``, ``tf.log(p)`` and
+``np.log(p)`` are all a ``log`` of ``p``; ``F.softmax(x, 1)``, ``torch.softmax(x, 1)``,
+``x.softmax(1)``, ``nn.Softmax(1)(x)``, ``self.softmax(x)`` (with ``self.softmax =
+nn.Softmax(1)`` in the class) and ``tf.nn.softmax(x)`` are all a ``softmax`` of ``x``.
+:func:`TensorOps.op` answers that question for one expression; :meth:`TensorOps.resolve`
+follows a local variable to the value assigned to it (``p = F.softmax(x); torch.log(p)``).
+
+Method spellings (``x.log()``) are recognised only when the receiver is not an imported
+module or name, and zero-argument ops only when called without arguments, so that
+``self.log("loss", value)`` (Lightning) or ``math.log(x)`` are not mistaken for tensor ops.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping, Optional
+
+import libcst as cst
+
+from nnlint.facts.names import argument, dotted_name, has_star_args, keyword, positional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnlint.facts import FileFacts
+    from nnlint.rule import Context
+
+_LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
+
+# -- op kinds ---------------------------------------------------------------------
+SOFTMAX = "softmax"
+LOG_SOFTMAX = "log_softmax"
+LOG = "log"
+EXP = "exp"
+SUM = "sum"
+MAX = "max"
+LOGSUMEXP = "logsumexp"
+
+TORCH = "torch"
+TENSORFLOW = "tensorflow"
+KERAS = "keras"
+NUMPY = "numpy"
+JAX = "jax"
+
+
+@dataclass(frozen=True)
+class FunctionSpelling:
+    """A free function computing ``kind`` of its first argument."""
+
+    kind: str
+    framework: str
+    #: name of the dimension parameter and its position (``None``: the op has none)
+    dim_name: Optional[str] = None
+    dim_index: Optional[int] = None
+
+
+def _table(kind: str, framework: str, names: str, dim_name: Optional[str] = None,
+           dim_index: Optional[int] = None) -> dict[str, FunctionSpelling]:
+    spelling = FunctionSpelling(kind, framework, dim_name, dim_index)
+    return {name: spelling for name in names.split()}
+
+
+#: canonical qualified name -> what the function computes (operand = first argument)
+FUNCTIONS: Mapping[str, FunctionSpelling] = {
+    **_table(SOFTMAX, TORCH, "torch.softmax torch.nn.functional.softmax torch.special.softmax", "dim", 1),
+    **_table(SOFTMAX, TENSORFLOW, "tensorflow.nn.softmax tensorflow.math.softmax", "axis", 1),
+    **_table(SOFTMAX, KERAS, "keras.activations.softmax keras.ops.softmax keras.backend.softmax "
+             "keras.ops.nn.softmax", "axis", 1),
+    **_table(SOFTMAX, JAX, "jax.nn.softmax", "axis", 1),
+    **_table(LOG_SOFTMAX, TORCH, "torch.log_softmax torch.nn.functional.log_softmax "
+             "torch.special.log_softmax", "dim", 1),
+    **_table(LOG_SOFTMAX, TENSORFLOW, "tensorflow.nn.log_softmax tensorflow.math.log_softmax", "axis", 1),
+    **_table(LOG_SOFTMAX, KERAS, "keras.activations.log_softmax keras.ops.log_softmax", "axis", 1),
+    **_table(LOG_SOFTMAX, JAX, "jax.nn.log_softmax", "axis", 1),
+    **_table(LOG, TORCH, "torch.log torch.log_ torch.Tensor.log"),
+    **_table(LOG, TENSORFLOW, "tensorflow.log tensorflow.math.log"),
+    **_table(LOG, KERAS, "keras.ops.log keras.backend.log"),
+    **_table(LOG, JAX, "jax.numpy.log"),
+    **_table(LOG, NUMPY, "numpy.log"),
+    **_table(EXP, TORCH, "torch.exp torch.exp_ torch.Tensor.exp"),
+    **_table(EXP, TENSORFLOW, "tensorflow.exp tensorflow.math.exp"),
+    **_table(EXP, KERAS, "keras.ops.exp keras.backend.exp"),
+    **_table(EXP, JAX, "jax.numpy.exp"),
+    **_table(EXP, NUMPY, "numpy.exp"),
+    **_table(SUM, TORCH, "torch.sum", "dim", 1),
+    **_table(SUM, TENSORFLOW, "tensorflow.reduce_sum tensorflow.math.reduce_sum", "axis", 1),
+    **_table(SUM, KERAS, "keras.ops.sum keras.backend.sum", "axis", 1),
+    **_table(SUM, JAX, "jax.numpy.sum", "axis", 1),
+    **_table(SUM, NUMPY, "numpy.sum", "axis", 1),
+    **_table(MAX, TORCH, "torch.max torch.amax", "dim", 1),
+    **_table(MAX, TENSORFLOW, "tensorflow.reduce_max tensorflow.math.reduce_max", "axis", 1),
+    **_table(MAX, KERAS, "keras.ops.max keras.ops.amax keras.backend.max", "axis", 1),
+    **_table(MAX, JAX, "jax.numpy.max jax.numpy.amax", "axis", 1),
+    **_table(MAX, NUMPY, "numpy.max numpy.amax", "axis", 1),
+    **_table(LOGSUMEXP, TORCH, "torch.logsumexp", "dim", 1),
+    **_table(LOGSUMEXP, TENSORFLOW, "tensorflow.reduce_logsumexp tensorflow.math.reduce_logsumexp",
+             "axis", 1),
+    **_table(LOGSUMEXP, JAX, "jax.nn.logsumexp jax.scipy.special.logsumexp", "axis", 1),
+}
+
+
+@dataclass(frozen=True)
+class MethodSpelling:
+    kind: str
+    #: the op takes no arguments (``x.log()``); calls with arguments are something else
+    nullary: bool = False
+    dim_name: Optional[str] = None
+    dim_index: Optional[int] = None
+
+
+#: tensor method name -> what it computes on its receiver
+METHODS: Mapping[str, MethodSpelling] = {
+    "softmax": MethodSpelling(SOFTMAX, dim_name="dim", dim_index=0),
+    "log_softmax": MethodSpelling(LOG_SOFTMAX, dim_name="dim", dim_index=0),
+    "log": MethodSpelling(LOG, nullary=True),
+    "log_": MethodSpelling(LOG, nullary=True),
+    "exp": MethodSpelling(EXP, nullary=True),
+    "exp_": MethodSpelling(EXP, nullary=True),
+    "sum": MethodSpelling(SUM, dim_name="dim", dim_index=0),
+    "max": MethodSpelling(MAX, dim_name="dim", dim_index=0),
+    "amax": MethodSpelling(MAX, dim_name="dim", dim_index=0),
+    "logsumexp": MethodSpelling(LOGSUMEXP, dim_name="dim", dim_index=0),
+}
+
+
+@dataclass(frozen=True)
+class ModuleSpelling:
+    """A layer class whose instances compute ``kind`` when called: ``nn.Softmax(dim=1)(x)``."""
+
+    kind: str
+    framework: str
+    dim_name: str
+    dim_index: int
+
+
+#: canonical layer class -> what calling an instance computes (operand = first call argument)
+MODULES: Mapping[str, ModuleSpelling] = {
+    "torch.nn.Softmax": ModuleSpelling(SOFTMAX, TORCH, "dim", 0),
+    "torch.nn.LogSoftmax": ModuleSpelling(LOG_SOFTMAX, TORCH, "dim", 0),
+    "keras.layers.Softmax": ModuleSpelling(SOFTMAX, KERAS, "axis", 0),
+}
+
+FUNCTION_STYLE = "function"
+METHOD_STYLE = "method"
+MODULE_STYLE = "module"
+
+
+@dataclass(frozen=True, eq=False)
+class TensorOp:
+    """One recognised op: ``kind`` of ``operand``, computed by ``call``."""
+
+    kind: str
+    call: cst.Call
+    #: the tensor the op is applied to (first argument, method receiver or layer input)
+    operand: Optional[cst.BaseExpression]
+    #: "function" (``torch.log(x)``), "method" (``x.log()``) or "module" (``nn.Softmax(1)(x)``)
+    style: str
+    #: "torch", "tensorflow", "keras", "jax", "numpy"; method spellings are "torch" (tensor methods)
+    framework: str
+    #: canonical qualified name of the function or layer class (``None`` for methods)
+    qualname: Optional[str]
+    #: the dimension argument, if given
+    dim: Optional[cst.BaseExpression]
+
+
+class TensorOps:
+    """Recognise tensor ops in one file (cheap: nothing is precomputed)."""
+
+    def __init__(self, facts: "FileFacts") -> None:
+        self._facts = facts
+
+    def op(self, expr: Optional[cst.BaseExpression]) -> Optional[TensorOp]:
+        """The op ``expr`` computes, if it is a call to one of the known spellings."""
+        if not isinstance(expr, cst.Call) or has_star_args(expr):
+            return None
+        names = self._facts.names
+        qualname = names.qualname(expr.func)
+        if qualname is not None:
+            spelling = FUNCTIONS.get(qualname)
+            if spelling is None:
+                return None
+            dim = (argument(expr, spelling.dim_index, spelling.dim_name)
+                   if spelling.dim_name is not None and spelling.dim_index is not None else None)
+            return TensorOp(spelling.kind, expr, positional(expr, 0) or keyword(expr, "input")
+                            or keyword(expr, "x") or keyword(expr, "logits"),
+                            FUNCTION_STYLE, spelling.framework, qualname, dim)
+        layer = self.layer_class(expr.func)
+        if layer is not None:
+            module_spelling = MODULES[layer[0]]
+            return TensorOp(module_spelling.kind, expr, positional(expr, 0), MODULE_STYLE,
+                            module_spelling.framework, layer[0],
+                            argument(layer[1], module_spelling.dim_index, module_spelling.dim_name))
+        if isinstance(expr.func, cst.Attribute):
+            method = METHODS.get(expr.func.attr.value)
+            receiver = expr.func.value
+            if method is None or self._is_namespace(receiver) or _is_self(receiver):
+                return None
+            if method.nullary and expr.args:
+                return None
+            dim = (argument(expr, method.dim_index, method.dim_name)
+                   if method.dim_name is not None and method.dim_index is not None else None)
+            return TensorOp(method.kind, expr, receiver, METHOD_STYLE, TORCH, None, dim)
+        return None
+
+    def resolve(self, expr: Optional[cst.BaseExpression], depth: int = 8) -> Optional[cst.BaseExpression]:
+        """Follow a local variable to the expression assigned to it (``p`` -> ``F.softmax(x)``)."""
+        if expr is None:
+            return None
+        return self._facts.dataflow.resolve(expr, depth)
+
+    def resolved_op(self, expr: Optional[cst.BaseExpression]) -> Optional[TensorOp]:
+        """:meth:`op` of ``expr`` or, for a local variable, of the value assigned to it."""
+        found = self.op(expr)
+        if found is not None or not isinstance(expr, cst.Name):
+            return found
+        return self.op(self.resolve(expr))
+
+    def layer_class(self, callee: cst.BaseExpression) -> Optional[tuple[str, cst.Call]]:
+        """``(qualname, constructor call)`` when ``callee`` is an instance of a known op layer.
+
+        ``nn.Softmax(dim=1)`` called directly, a local variable holding one, or
+        ``self.<attr>`` assigned exactly once in the enclosing class.
+        """
+        names = self._facts.names
+        constructor: Optional[cst.BaseExpression] = callee
+        if isinstance(callee, cst.Name):
+            constructor = self.resolve(callee)
+        elif isinstance(callee, cst.Attribute) and isinstance(callee.value, cst.Name) and callee.value.value == "self":
+            constructor = self._self_attribute(callee)
+        if isinstance(constructor, cst.Call):
+            qualname = names.qualname(constructor.func)
+            if qualname in MODULES:
+                return qualname, constructor
+        return None
+
+    def _self_attribute(self, attribute: cst.Attribute) -> Optional[cst.BaseExpression]:
+        """The value of ``self.<attr>`` if the enclosing class assigns it exactly once."""
+        owner: Optional[cst.ClassDef] = None
+        for ancestor in self._facts.ancestors(attribute):
+            if isinstance(ancestor, cst.ClassDef):
+                owner = ancestor
+                break
+        if owner is None:
+            return None
+        values: list[cst.BaseExpression] = []
+        for node in self._facts.walk(owner.body):
+            targets: list[cst.BaseExpression] = []
+            value: Optional[cst.BaseExpression] = None
+            if isinstance(node, cst.Assign):
+                targets, value = [t.target for t in node.targets], node.value
+            elif isinstance(node, cst.AnnAssign) and node.value is not None:
+                targets, value = [node.target], node.value
+            elif isinstance(node, cst.AugAssign):
+                targets = [node.target]
+            for target in targets:
+                if (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
+                        and target.value.value == "self" and target.attr.value == attribute.attr.value):
+                    if value is None:
+                        return None
+                    values.append(value)
+        return values[0] if len(values) == 1 else None
+
+    def _is_namespace(self, receiver: cst.BaseExpression) -> bool:
+        """Is ``receiver`` an imported module/object (``math``, ``np``, ``logging``) rather than a value?"""
+        if dotted_name(receiver) is None:
+            return False
+        return self._facts.names.qualname(receiver) is not None
+
+
+
+def _is_self(receiver: cst.BaseExpression) -> bool:
+    """``self.softmax(x)`` calls a method or layer of the module, not ``Tensor.softmax``."""
+    return isinstance(receiver, cst.Name) and receiver.value in ("self", "cls")
+
+
+def original_text(ctx: "Context", node: cst.CSTNode) -> str:
+    """The exact source text of ``node`` (``code_for_node`` loses the indentation of multi-line nodes)."""
+    span = ctx.position(node)
+    # only real line breaks: str.splitlines() would also split at form feeds and the like
+    lines = _LINE_BREAK.split(ctx.source)
+    lines = [lines[i] + (lines[i + 1] if i + 1 < len(lines) else "") for i in range(0, len(lines), 2)]
+    if span.start.line == span.end.line:
+        return lines[span.start.line - 1][span.start.column : span.end.column]
+    parts = [lines[span.start.line - 1][span.start.column :]]
+    parts.extend(lines[span.start.line : span.end.line - 1])
+    parts.append(lines[span.end.line - 1][: span.end.column])
+    return "".join(parts)

@@ -1,0 +1,245 @@
+"""Human-readable output: ``full`` (ruff-like frames) and ``concise`` (one line per finding)."""
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from typing import Mapping, Sequence, TextIO
+
+from nnlint.findings import Finding
+
+#: Longest range shown line by line in a frame; longer ones show their first and last lines.
+MAX_FRAME_LINES = 4
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class _Style:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled and text else text
+
+    def bold(self, text: str) -> str:
+        return self(text, "1")
+
+    def red(self, text: str) -> str:
+        return self(text, "1;31")
+
+    def yellow(self, text: str) -> str:
+        return self(text, "1;33")
+
+    def cyan(self, text: str) -> str:
+        return self(text, "36")
+
+    def blue(self, text: str) -> str:
+        return self(text, "1;34")
+
+    def dim(self, text: str) -> str:
+        return self(text, "2")
+
+
+def is_runtime(finding: Finding) -> bool:
+    return not finding.path and finding.line <= 0
+
+
+def where(finding: Finding) -> str:
+    """``path:line:col`` for static findings; ``runtime[step 12, fc1]`` for runtime ones."""
+    if not is_runtime(finding):
+        if finding.line <= 0:
+            return finding.path
+        return f"{finding.path}:{finding.line}:{max(finding.column, 1)}"
+    parts = []
+    if finding.step is not None:
+        parts.append(f"step {finding.step}")
+    if finding.module:
+        parts.append(finding.module)
+    return f"runtime[{', '.join(parts)}]" if parts else "runtime"
+
+
+def _one_line(text: str) -> str:
+    """Messages stay on one line so that ``concise`` output is one finding per line."""
+    return _CONTROL.sub(" ", " ".join(_NEWLINE.split(text)))
+
+
+def fix_counts(findings: Sequence[Finding], unsafe_fixes: bool) -> tuple[int, int]:
+    """(fixable with the current flags, fixable only with ``--unsafe-fixes``)."""
+    safe = sum(1 for f in findings if f.fix is not None and (unsafe_fixes or f.fix.applicability == "safe"))
+    hidden = sum(1 for f in findings if f.fix is not None and f.fix.applicability == "unsafe" and not unsafe_fixes)
+    return safe, hidden
+
+
+def _plural(count: int, word: str) -> str:
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word}es" if word.endswith("x") else f"{count} {word}s"
+
+
+def summary_lines(findings: Sequence[Finding], fixed: int, unsafe_fixes: bool) -> list[str]:
+    remaining = len(findings)
+    if remaining == 0 and fixed == 0:
+        return ["All checks passed!"]
+    total = remaining + fixed
+    fixable, hidden = fix_counts(findings, unsafe_fixes)
+    if fixed:
+        head = f"Found {_plural(total, 'error')} ({fixed} fixed, {remaining} remaining)."
+    elif fixable:
+        head = f"Found {_plural(total, 'error')} ({fixable} fixable with --fix)."
+    else:
+        head = f"Found {_plural(total, 'error')}."
+    lines = [head]
+    if hidden:
+        lines.append(f"{_plural(hidden, 'hidden fix')} can be enabled with --unsafe-fixes.")
+    return lines
+
+
+def write_text(
+    findings: Sequence[Finding],
+    stream: TextIO,
+    *,
+    full: bool,
+    sources: Mapping[str, str],
+    color: bool,
+    fixed: int = 0,
+    summary: bool = True,
+    unsafe_fixes: bool = False,
+) -> None:
+    style = _Style(color)
+    split_cache: dict[str, list[str]] = {}
+    for finding in findings:
+        if full:
+            stream.write(_frame(finding, sources, split_cache, style, unsafe_fixes))
+        else:
+            stream.write(
+                f"{style.bold(where(finding))}: {_code(finding, style)} {_one_line(finding.message)}\n"
+            )
+    if summary:
+        for line in summary_lines(findings, fixed, unsafe_fixes):
+            stream.write(line + "\n")
+
+
+def _code(finding: Finding, style: _Style) -> str:
+    if finding.severity == "error":
+        return style.red(finding.code)
+    if finding.severity == "warning":
+        return style.yellow(finding.code)
+    return style.cyan(finding.code)
+
+
+def _frame(
+    finding: Finding,
+    sources: Mapping[str, str],
+    split_cache: dict[str, list[str]],
+    style: _Style,
+    unsafe_fixes: bool,
+) -> str:
+    marker = ""
+    if finding.fix is not None and (unsafe_fixes or finding.fix.applicability == "safe"):
+        marker = "[*] "
+    out = [f"{style.bold(where(finding))}: {_code(finding, style)} {marker}{_one_line(finding.message)}\n"]
+    text = sources.get(finding.path) if finding.path else None
+    if text is not None and finding.line > 0:
+        lines = split_cache.get(finding.path)
+        if lines is None:
+            lines = split_cache[finding.path] = _NEWLINE.split(text)
+        if finding.line <= len(lines):
+            out.append(_snippet(finding, lines, style))
+    if finding.fix is not None:
+        out.append(f"  {style.blue('=')} help: {_one_line(finding.fix.message)}\n")
+    out.append("\n")
+    return "".join(out)
+
+
+def _snippet(finding: Finding, lines: list[str], style: _Style) -> str:
+    first = finding.line
+    last = min(max(finding.end_line, first), len(lines))
+    numbers = list(range(first, last + 1))
+    if len(numbers) > MAX_FRAME_LINES:
+        numbers = [first, -1, last]
+    gutter = len(str(last))
+    bar = style.blue("|")
+    blank = " " * gutter
+    out = [f"{blank} {bar}\n"]
+    for number in numbers:
+        if number == -1:
+            out.append(f"{style.blue('.' * gutter)} {bar} ...\n")
+            continue
+        raw = lines[number - 1]
+        start = finding.column if number == first else _indent_width(raw) + 1
+        end = finding.end_column if number == last and finding.end_line >= first else len(raw) + 1
+        if number != last:
+            end = len(raw) + 1
+        shown, caret_start, caret_end = _display(raw, start, end)
+        out.append(f"{style.blue(str(number).rjust(gutter))} {bar} {shown}\n")
+        width = max(caret_end - caret_start, 1)
+        label = f" {finding.code}" if number == numbers[-1] else ""
+        underline = style.red("^" * width + label) if finding.severity == "error" else style.yellow("^" * width + label)
+        out.append(f"{blank} {bar} {' ' * caret_start}{underline}\n")
+    out.append(f"{blank} {bar}\n")
+    return "".join(out)
+
+
+def _indent_width(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _display(line: str, start: int, end: int) -> tuple[str, int, int]:
+    """The line as shown (tabs expanded, control characters made visible) and caret columns.
+
+    ``start``/``end`` are 1-based character columns (end exclusive); the results are
+    0-based display columns, so carets line up under wide characters and tabs too.
+    """
+    shown: list[str] = []
+    width = 0
+    caret_start = caret_end = None
+    for index, char in enumerate(line, start=1):
+        if index == start:
+            caret_start = width
+        if index == end:
+            caret_end = width
+        if char == "\t":
+            step = 4 - width % 4
+            shown.append(" " * step)
+            width += step
+        elif _CONTROL.match(char):
+            shown.append("?")
+            width += 1
+        else:
+            shown.append(char)
+            width += _char_width(char)
+    if caret_start is None:
+        caret_start = width
+    if caret_end is None or caret_end < caret_start:
+        caret_end = width if end > len(line) else caret_start
+    return "".join(shown), caret_start, caret_end
+
+
+def write_statistics(
+    findings: Sequence[Finding], stream: TextIO, *, as_json: bool, unsafe_fixes: bool = False
+) -> None:
+    counts = Counter(f.code for f in findings)
+    names = {f.code: f.name for f in findings}
+    fixable = {
+        f.code for f in findings if f.fix is not None and (unsafe_fixes or f.fix.applicability == "safe")
+    }
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    if as_json:
+        data = [
+            {"code": code, "name": names[code], "count": count, "fixable": code in fixable}
+            for code, count in rows
+        ]
+        stream.write(json.dumps(data, indent=2) + "\n")
+        return
+    width = max((len(str(count)) for _, count in rows), default=1)
+    for code, count in rows:
+        marker = "[*]" if code in fixable else "   "
+        stream.write(f"{str(count).rjust(width)}\t{code}\t{marker} {names[code]}\n")
+

@@ -1,0 +1,182 @@
+"""The host side of the runtime monitor: what a detector sees and how it reports.
+
+Detectors (``rules/nr*.py``) never touch the device. The monitor keeps every statistic
+on the device and, every ``check_every`` steps, reads them back in one transfer and
+hands the detectors plain Python numbers: one :class:`StepStats` per training step of
+the window. This module imports no torch, so the catalogue and ``import nnlint`` stay light.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A module that owns trainable parameters directly (``recurse=False``)."""
+
+    name: str
+    kind: str  # the module's class name: "Linear", "Conv2d", "LayerNorm", ...
+    weight_shape: Tuple[int, ...]  # shape of its ``weight`` (or first parameter); () if none
+    order: int  # position in forward order (first call), registration order if never called
+
+    @property
+    def is_matmul(self) -> bool:
+        """A layer that multiplies by a weight matrix (Linear, ConvNd, Embedding excluded)."""
+        return len(self.weight_shape) >= 2 and self.kind != "Embedding" and "Norm" not in self.kind
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """One call site of a module in the forward pass. A module called k times is k sites."""
+
+    name: str  # module name, with "#k" appended for its (k+1)-th call in one step (k > 0)
+    module: str  # dotted module name ("" for the root)
+    kind: str  # "relu" | "sigmoid" | "tanh" | "matmul" | "other"
+    call: int
+    order: int  # forward order of the first step the site was seen
+    feeder: Optional[str] = None  # ReLU sites: the parametrised module that ran just before
+
+
+@dataclass
+class StepStats:
+    """One training step, read back from the device. Missing statistics are absent keys."""
+
+    step: int
+    loss: Optional[float] = None
+    stepped: bool = False  # the optimizer's step() ran in this iteration
+    grad_norm: dict[str, float] = field(default_factory=dict)  # per layer
+    weight_norm: dict[str, float] = field(default_factory=dict)  # per layer (sampled steps)
+    update_norm: dict[str, float] = field(default_factory=dict)  # per layer (sampled steps)
+    act_rms: dict[str, float] = field(default_factory=dict)  # per site: rms of the output
+    input_finite: dict[str, bool] = field(default_factory=dict)  # per site
+    saturated: dict[str, float] = field(default_factory=dict)  # per sigmoid/tanh site: fraction
+    clipped: bool = False  # the monitor clipped this step's gradients (fix mode)
+    skipped: bool = False  # the monitor skipped this step's update (fix mode)
+
+    @property
+    def total_grad_norm(self) -> Optional[float]:
+        if not self.grad_norm:
+            return None
+        return math.sqrt(sum(v * v for v in self.grad_norm.values()))
+
+
+@dataclass(frozen=True)
+class DeadUnits:
+    """ReLU units never active during a whole activity window."""
+
+    site: str
+    dead: int
+    total: int
+    indices: Tuple[int, ...]
+    steps: int  # length of the window in steps
+
+
+@dataclass
+class Window:
+    """What the detectors see at one check: the steps since the previous check."""
+
+    steps: list[StepStats]
+    layers: Sequence[LayerInfo]  # in forward order
+    sites: Sequence[SiteInfo]  # in forward order
+    dead_units: Optional[list[DeadUnits]] = None  # set when a ReLU activity window closed
+
+    def matmul_layers(self) -> list[LayerInfo]:
+        return [layer for layer in self.layers if layer.is_matmul]
+
+
+@dataclass(frozen=True)
+class RemedyRequest:
+    """A detector's request for the monitor to repair something (executed in fix mode)."""
+
+    code: str
+    action: str  # "reinit-layers" | "reinit-units" | "swap-leaky-relu" | "halve-lr"
+    module: Optional[str]
+    step: int
+    params: Tuple[Tuple[str, Any], ...] = ()
+
+
+class DetectorContext:
+    """Passed to :meth:`Detector.check`: report findings and request remedies."""
+
+    def __init__(
+        self,
+        code: str,
+        report: Callable[..., None],
+        request: Callable[[RemedyRequest], bool],
+        fix_enabled: bool,
+    ) -> None:
+        self.code = code
+        self._report = report
+        self._request = request
+        self.fix_enabled = fix_enabled
+
+    def report(
+        self,
+        message: str,
+        *,
+        module: Optional[str],
+        step: int,
+        severity: Optional[str] = None,
+        **extra: Any,
+    ) -> None:
+        self._report(self.code, message, module, step, severity, extra)
+
+    def remedy(self, action: str, *, module: Optional[str], step: int, **params: Any) -> bool:
+        """Ask for a remedy; returns whether it was applied (only in fix mode for this code)."""
+        if not self.fix_enabled:
+            return False
+        return self._request(
+            RemedyRequest(self.code, action, module, step, tuple(sorted(params.items())))
+        )
+
+
+class Detector:
+    """Base of the runtime rules. Subclasses set the catalogue attributes as literals.
+
+    ``self.state`` holds everything a detector remembers between checks, as plain
+    Python values, so that :meth:`Monitor.state_dict` can save and restore it.
+    """
+
+    code: str = ""
+    name: str = ""
+    severity: str = "warning"
+    default: bool = True
+    fixable: bool = False
+    options: Mapping[str, Any] = {}
+
+    def __init__(self, options: Optional[Mapping[str, Any]] = None) -> None:
+        merged = dict(type(self).options)
+        for key, value in (options or {}).items():
+            merged[key.replace("-", "_")] = value
+        self.opt: dict[str, Any] = merged
+        self.state: dict[str, Any] = self.initial_state()
+
+    def initial_state(self) -> dict[str, Any]:
+        return {}
+
+    def check(self, window: Window, ctx: DetectorContext) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self.state)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        fresh = self.initial_state()
+        fresh.update(copy.deepcopy(dict(state)))
+        self.state = fresh
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        return math.nan
+    mid = n // 2
+    return ordered[mid] if n % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def finite(value: Optional[float]) -> bool:
+    return value is not None and math.isfinite(value)

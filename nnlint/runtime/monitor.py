@@ -1,0 +1,410 @@
+"""``nnlint.monitor``: watch a PyTorch training run from the outside.
+
+    with nnlint.monitor(model, optimizer, mode="warn") as mon:
+        for x, y in loader:
+            ...
+            optimizer.step()
+            mon.observe_loss(loss)
+
+The monitor attaches through forward hooks, ``register_post_accumulate_grad_hook`` and
+the optimizer's step hooks (never full backward hooks), keeps its statistics on the
+device (:mod:`nnlint.runtime.stats`) and runs the detectors of ``rules/nr*.py`` on the
+host every ``check_every`` steps. Detection is therefore up to ``check_every - 1`` steps
+late, but every finding carries the exact step it happened at.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
+
+from nnlint.findings import Finding
+from nnlint.runtime.detector import Detector, DetectorContext, RemedyRequest, Window
+
+MODES = ("warn", "fix", "raise")
+DEFAULT_CHECK_EVERY = 25
+DEFAULT_SAMPLE_EVERY = 10
+SETTING_KEYS = ("mode", "check-every", "sample-every", "fix", "stop-on", "select", "ignore", "log-level")
+
+logger = logging.getLogger("nnlint.runtime")
+
+
+class TrainingError(RuntimeError):
+    """Raised in ``mode="raise"`` (or for a ``stop_on`` code); ``.finding`` says what and where."""
+
+    def __init__(self, finding: Finding) -> None:
+        where = f" in {finding.module!r}" if finding.module else ""
+        super().__init__(f"{finding.code} at step {finding.step}{where}: {finding.message}")
+        self.finding = finding
+
+
+@dataclass(frozen=True)
+class AppliedFix:
+    """A remedy the monitor applied."""
+
+    code: str
+    action: str
+    module: Optional[str]
+    step: int
+    detail: str = ""
+
+
+class LoggingSink:
+    """Log the first finding per (code, module); count the repeats."""
+
+    def __init__(self, log: logging.Logger = logger) -> None:
+        self.log = log
+        self.counts: dict[tuple[str, Optional[str]], int] = {}
+
+    def __call__(self, finding: Finding) -> None:
+        key = (finding.code, finding.module)
+        seen = self.counts.get(key, 0)
+        self.counts[key] = seen + 1
+        if seen == 0:
+            level = logging.ERROR if finding.severity == "error" else logging.WARNING
+            where = f" [{finding.module or '<model>'}]" if finding.module is not None else ""
+            self.log.log(level, "%s%s step %s: %s", finding.code, where, finding.step, finding.message)
+        elif seen in (1, 10, 100, 1000):
+            self.log.info("%s%s seen %d times", finding.code, f" [{finding.module}]", seen + 1)
+
+
+def _load_settings() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """``[tool.nnlint.monitor]`` and the ``[tool.nnlint.NRxxx]`` option tables, if any."""
+    from nnlint.catalogue import load_catalogue
+    from nnlint.config import find_config, load_settings
+
+    path = find_config(Path.cwd())
+    if path is None:
+        return {}, {}
+    settings = load_settings(path, load_catalogue())
+    monitor = dict(settings.monitor)
+    unknown = [k for k in monitor if k not in SETTING_KEYS and not k.upper().startswith("NR")]
+    if unknown:
+        from nnlint.config import ConfigError
+
+        raise ConfigError(f"{path}: unknown key(s) {unknown} in [tool.nnlint.monitor]")
+    options = {code: dict(values) for code, values in settings.rule_options.items() if code.startswith("NR")}
+    for key, value in monitor.items():  # [tool.nnlint.monitor.NR101] tables work too
+        if key.upper().startswith("NR") and isinstance(value, dict):
+            options.setdefault(key.upper(), {}).update(value)
+    return monitor, options
+
+
+def _codes(value: Any) -> Optional[tuple[str, ...]]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    return tuple(str(v).upper() for v in value)
+
+
+def _selected(code: str, selectors: Optional[Sequence[str]]) -> bool:
+    return selectors is None or any(code.startswith(s) for s in selectors)
+
+
+class Monitor:
+    """The runtime monitor. Use :func:`monitor` to build one; enter it with ``with``."""
+
+    def __init__(
+        self,
+        model: Any,
+        optimizer: Any = None,
+        mode: Optional[str] = None,
+        *,
+        fix: Optional[Iterable[str]] = None,
+        stop_on: Optional[Iterable[str]] = None,
+        check_every: Optional[int] = None,
+        sample_every: Optional[int] = None,
+        select: Optional[Iterable[str]] = None,
+        ignore: Optional[Iterable[str]] = None,
+        options: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        sink: Optional[Callable[[Finding], None]] = None,
+        use_config: bool = True,
+    ) -> None:
+        file_settings, file_options = _load_settings() if use_config else ({}, {})
+        mode = mode if mode is not None else file_settings.get("mode", "warn")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
+        self.model = model
+        self.optimizer = optimizer
+        self.check_every = int(check_every or file_settings.get("check-every", DEFAULT_CHECK_EVERY))
+        self.sample_every = int(sample_every or file_settings.get("sample-every", DEFAULT_SAMPLE_EVERY))
+        if self.check_every < 1 or self.sample_every < 1:
+            raise ValueError("check_every and sample_every must be >= 1")
+        selectors = _codes(select if select is not None else file_settings.get("select"))
+        ignored = _codes(ignore if ignore is not None else file_settings.get("ignore")) or ()
+        fix_codes = _codes(fix if fix is not None else file_settings.get("fix"))
+        self.stop_on = set(_codes(stop_on if stop_on is not None else file_settings.get("stop-on")) or ())
+
+        merged_options: dict[str, dict[str, Any]] = {k: dict(v) for k, v in file_options.items()}
+        for code, values in (options or {}).items():
+            merged_options.setdefault(code.upper(), {}).update(values)
+        self.detectors: list[Detector] = self._load_detectors(selectors, ignored, merged_options)
+        fixable = {d.code for d in self.detectors if d.fixable}
+        if mode == "fix":
+            self.fix_codes = fixable if fix_codes is None else {c for c in fixable if _selected(c, fix_codes)}
+        else:
+            self.fix_codes = {c for c in fixable if fix_codes is not None and _selected(c, fix_codes)}
+
+        self.sink: Callable[[Finding], None] = sink if sink is not None else LoggingSink()
+        self._findings: list[Finding] = []
+        self._fixes: list[AppliedFix] = []
+        self._pending_error: Optional[TrainingError] = None
+        self._collector: Any = None
+        self._entered = False
+        self._state_to_load: Optional[dict[str, Any]] = None
+
+    # -- setup ------------------------------------------------------------------
+
+    @staticmethod
+    def _load_detectors(
+        selectors: Optional[Sequence[str]],
+        ignored: Sequence[str],
+        options: Mapping[str, Mapping[str, Any]],
+    ) -> list[Detector]:
+        from nnlint.catalogue import load_catalogue, load_rule_class
+
+        detectors: list[Detector] = []
+        for info in load_catalogue().runtime_rules:
+            if not (_selected(info.code, selectors) if selectors is not None else info.default):
+                continue
+            if any(info.code.startswith(s) for s in ignored):
+                continue
+            values = dict(options.get(info.code, {}))
+            unknown = [k for k in values if k.replace("-", "_") not in info.options]
+            if unknown:
+                raise ValueError(f"unknown option(s) {unknown} for {info.code} ({info.name})")
+            detectors.append(load_rule_class(info)(values))
+        return detectors
+
+    def detector(self, code: str) -> Optional[Detector]:
+        for detector in self.detectors:
+            if detector.code == code:
+                return detector
+        return None
+
+    def _option(self, code: str, key: str, default: Any) -> Any:
+        detector = self.detector(code)
+        return detector.opt.get(key, default) if detector is not None else default
+
+    def __enter__(self) -> "Monitor":
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.close(raise_errors=exc_type is None)
+
+    def start(self) -> None:
+        """Attach the hooks (``with`` does this)."""
+        if self._entered:
+            raise RuntimeError("this monitor is already attached")
+        from nnlint.runtime.stats import Collector
+
+        relu_window = int(self._option("NR201", "window", 100))
+        self._collector = Collector(
+            self.model,
+            self.optimizer,
+            check_every=self.check_every,
+            sample_every=self.sample_every,
+            relu_window=relu_window,
+            fix_skip="NR301" in self.fix_codes,
+            fix_clip="NR101" in self.fix_codes,
+            clip_factor=float(self._option("NR101", "clip_factor", 5.0)),
+            clip_warmup=int(self._option("NR101", "warmup_steps", 20)),
+        )
+        self._collector.after_commit = self._check_due
+        if self._state_to_load is not None:
+            self._collector.load_state_dict(self._state_to_load)
+            self._state_to_load = None
+        self._collector.attach()
+        self._entered = True
+
+    def close(self, raise_errors: bool = True) -> None:
+        """Detach every hook (always), then read and check what is left."""
+        collector = self._collector
+        if collector is None:
+            return
+        try:
+            collector.commit()
+        finally:
+            collector.detach()
+            self._entered = False
+        try:
+            self._check(final=True)
+        except TrainingError:
+            if raise_errors:
+                raise
+
+    # -- public API -----------------------------------------------------------------
+
+    def observe_loss(self, loss: Any) -> None:
+        """Record this step's loss (a tensor: no host sync). Enables NR401/NR402."""
+        if self._collector is not None and self._entered:
+            self._collector.observe_loss(loss)
+
+    def check(self) -> None:
+        """Read back and run the detectors now (one host sync)."""
+        self._check(final=False)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return list(self._findings)
+
+    @property
+    def fixes(self) -> list[AppliedFix]:
+        return list(self._fixes)
+
+    @property
+    def step(self) -> int:
+        return self._collector.step if self._collector is not None else -1
+
+    @property
+    def nonfinite_events(self) -> list[dict[str, Any]]:
+        """Every non-finite event seen: step, module, kind (loss/activation/gradient/weight/input)."""
+        detector = self.detector("NR301")
+        return list(detector.state.get("events", [])) if detector is not None else []
+
+    def report(self, format: str = "table", stream: Optional[TextIO] = None) -> None:
+        """Print the findings: a rich summary table, or any static-side format (json, ...)."""
+        stream = stream if stream is not None else sys.stdout
+        if format == "table":
+            from nnlint.runtime.summary import write_table
+
+            write_table(self, stream)
+            return
+        from nnlint.report import write_report
+
+        write_report(self._findings, format, stream)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Windows and running levels of every detector, so a resumed run continues them."""
+        if self._collector is not None and self._entered:
+            self._check(final=False)
+        return {
+            "version": 1,
+            "detectors": {d.code: d.state_dict() for d in self.detectors},
+            "collector": self._collector.state_dict() if self._collector is not None else self._state_to_load,
+            "findings": [f.to_json() for f in self._findings],
+            "fixes": [vars(f).copy() for f in self._fixes],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for detector in self.detectors:
+            if detector.code in state.get("detectors", {}):
+                detector.load_state_dict(state["detectors"][detector.code])
+        self._findings = [Finding.from_json(f) for f in state.get("findings", [])]
+        self._fixes = [AppliedFix(**f) for f in state.get("fixes", [])]
+        collector_state = state.get("collector")
+        if collector_state is not None:
+            if self._collector is not None:
+                self._collector.load_state_dict(dict(collector_state))
+            else:
+                self._state_to_load = dict(collector_state)
+
+    # -- checking -----------------------------------------------------------------
+
+    def _check_due(self) -> None:
+        self._check(final=False)
+
+    def _check(self, final: bool) -> None:
+        collector = self._collector
+        if collector is None:
+            return
+        close_relu = collector.relu_window_due()
+        readback = collector.read(close_relu_window=close_relu)
+        if not readback.rows and not readback.dead_units:
+            return
+        window = Window(
+            steps=readback.rows,
+            layers=collector.layer_infos(),
+            sites=collector.site_infos(),
+            dead_units=readback.dead_units,
+        )
+        for stats in readback.rows:  # the device-side remedies, applied at their step
+            if stats.clipped:
+                self._fixes.append(AppliedFix("NR101", "clip-grad-norm", None, stats.step,
+                                              "gradient norm clipped to the run's running level"))
+            if stats.skipped:
+                self._fixes.append(AppliedFix("NR301", "skip-step", None, stats.step,
+                                              "non-finite gradient: update skipped, weights kept"))
+        for detector in self.detectors:
+            ctx = DetectorContext(detector.code, self._report, self._apply, detector.code in self.fix_codes)
+            detector.check(window, ctx)
+        if self._pending_error is not None:
+            error, self._pending_error = self._pending_error, None
+            raise error
+
+    def _report(
+        self, code: str, message: str, module: Optional[str], step: int, severity: Optional[str], extra: dict
+    ) -> None:
+        detector = self.detector(code)
+        finding = Finding(
+            code=code,
+            name=detector.name if detector is not None else "",
+            severity=severity or (detector.severity if detector is not None else "warning"),  # type: ignore[arg-type]
+            message=message,
+            module=module,
+            step=step,
+            extra=tuple(sorted(extra.items())),
+        )
+        self._findings.append(finding)
+        self.sink(finding)
+        if self._pending_error is None and (
+            code in self.stop_on or (self.mode == "raise" and finding.severity == "error")
+        ):
+            self._pending_error = TrainingError(finding)
+
+    def _apply(self, request: RemedyRequest) -> bool:
+        from nnlint.runtime import remedies
+
+        params = dict(request.params)
+        if request.action == "reinit-layers":
+            done = remedies.reinit_layers(self.model, self.optimizer, params.get("layers", ()),
+                                          params.get("nonlinearity", "relu"))
+            for name in done:
+                self._fixes.append(AppliedFix(request.code, "kaiming-reinit", name, request.step))
+            return bool(done)
+        if request.action == "reinit-units":
+            layer, units = params.get("layer"), params.get("units", ())
+            if layer is None or not remedies.reinit_units(self.model, self.optimizer, layer, units):
+                return False
+            self._fixes.append(AppliedFix(request.code, "reinit-dead-units", layer, request.step,
+                                          f"{len(units)} units feeding {request.module}"))
+            return True
+        if request.action == "swap-leaky-relu":
+            new = remedies.swap_to_leaky_relu(self.model, request.module or "")
+            if new is None:
+                return False
+            if self._collector is not None:
+                self._collector.hook_module(new)
+                self._collector.module_names[id(new)] = request.module or ""
+            self._fixes.append(AppliedFix(request.code, "swap-leaky-relu", request.module, request.step))
+            return True
+        if request.action == "halve-lr":
+            rates = remedies.halve_learning_rate(self.optimizer)
+            if not rates:
+                return False
+            self._fixes.append(AppliedFix(request.code, "halve-lr", None, request.step, f"new lr {rates}"))
+            return True
+        return False
+
+
+def monitor(
+    model: Any,
+    optimizer: Any = None,
+    mode: Optional[str] = None,
+    **kwargs: Any,
+) -> Monitor:
+    """Build a :class:`Monitor` for ``model`` (and ``optimizer``); use it as a context manager.
+
+    ``mode``: ``"warn"`` (default) reports only; ``"fix"`` applies every remedy;
+    ``"raise"`` raises :class:`TrainingError` at the first error. Keywords: ``fix=[codes]``,
+    ``stop_on=[codes]``, ``check_every`` (steps between reads, default 25),
+    ``sample_every`` (steps between weight/update-norm samples, default 10), ``select``,
+    ``ignore``, ``options={"NR101": {...}}``, ``sink=callable``, ``use_config``.
+    Unset values come from ``[tool.nnlint.monitor]``.
+    """
+    return Monitor(model, optimizer, mode, **kwargs)

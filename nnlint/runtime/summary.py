@@ -1,0 +1,47 @@
+"""The rich summary table printed by ``mon.report()``."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, TextIO
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnlint.runtime.monitor import Monitor
+
+
+def write_table(mon: "Monitor", stream: TextIO) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream, highlight=False, soft_wrap=False, width=140)
+    groups: dict[tuple[str, Optional[str]], list] = {}
+    for finding in mon.findings:
+        groups.setdefault((finding.code, finding.module), []).append(finding)
+    table = Table(title=f"nnlint monitor: {len(mon.findings)} finding(s), {len(mon.fixes)} fix(es), "
+                        f"{mon.step + 1} step(s)")
+    for column in ("code", "severity", "module", "first step", "count", "message"):
+        table.add_column(column)
+    for (code, module), found in sorted(groups.items(), key=lambda kv: (kv[1][0].step or 0, kv[0][0])):
+        first = found[0]
+        table.add_row(code, first.severity, "<model>" if module == "" else (module or "-"),
+                      str(first.step), str(len(found)), first.message)
+    console.print(table)
+    events = mon.nonfinite_events
+    if events:
+        nf = Table(title="non-finite events")
+        for column in ("kind", "module", "first step", "last step", "steps"):
+            nf.add_column(column)
+        for event in events:
+            nf.add_row(event["kind"], event["module"] or "-", str(event["first_step"]),
+                       str(event["last_step"]), str(event["count"]))
+        console.print(nf)
+    if mon.fixes:
+        fx = Table(title="fixes applied")
+        for column in ("code", "action", "module", "first step", "count"):
+            fx.add_column(column)
+        fix_groups: dict[tuple[str, str, Optional[str]], list] = {}
+        for fix in mon.fixes:
+            fix_groups.setdefault((fix.code, fix.action, fix.module), []).append(fix)
+        for (code, action, module), applied in fix_groups.items():
+            fx.add_row(code, action, module or "-", str(applied[0].step), str(len(applied)))
+        console.print(fx)
+    if not mon.findings:
+        console.print("no problems found")

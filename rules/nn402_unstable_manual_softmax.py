@@ -1,0 +1,157 @@
+'''
+## What it does
+Reports a softmax written out by hand, `exp(x) / sum(exp(x))`, where `x` is not shifted by
+its maximum first. Recognised spellings include `torch.exp(x) / torch.exp(x).sum(-1, keepdim=True)`,
+`torch.exp(x) / torch.sum(torch.exp(x), dim=1, keepdim=True)`, `e = x.exp()` followed by
+`e / e.sum(-1, keepdim=True)` (or `e /= ...`), `tf.exp(x) / tf.reduce_sum(tf.exp(x), axis=-1)`,
+and the same with `np.exp`/`np.sum` in a deep-learning file.
+
+## Why is this bad?
+`exp` overflows float32 for inputs above about 88 (float16: about 11), giving `inf / inf = NaN`;
+for very negative inputs every term underflows to `0` and the result is `0 / 0 = NaN`.
+Logits easily reach such values during training. Subtracting the row maximum first leaves
+the result mathematically unchanged (the factor `exp(-max)` cancels) but keeps the largest
+exponent at exactly `1`, so nothing overflows and the denominator is at least `1`.
+
+The rule stays quiet when the exponent already subtracts something (`x - x.max(...)`,
+`x - torch.max(x, 1, keepdim=True)[0]`, `x - m`), is negated (`exp(-d)`, `exp(-d ** 2 / s)`:
+at most `1`, as in kernels), is a log-probability (`log_softmax`, `log`) or is bounded by
+`tanh`/`sigmoid`/`clamp`, and when the variable was changed in place (`x -= ...`).
+
+## Example
+```python
+import torch
+
+
+def attention_weights(scores):
+    return torch.exp(scores) / torch.exp(scores).sum(dim=-1, keepdim=True)  # NN402
+
+
+def normalise(logits):
+    e = logits.exp()
+    return e / e.sum(-1, keepdim=True)  # NN402
+```
+
+## Use instead
+```python
+import torch
+
+
+def attention_weights(scores):
+    return torch.softmax(scores, dim=-1)
+
+
+def normalise(logits):
+    e = (logits - logits.amax(-1, keepdim=True)).exp()
+    return e / e.sum(-1, keepdim=True)
+```
+In TensorFlow use `tf.nn.softmax(x, axis=-1)`, or subtract
+`tf.reduce_max(x, axis=-1, keepdims=True)` before `tf.exp`.
+
+## Source
+Seed 003_1540c0685162747f.txt, "softmax分类器输出值": to prevent the exponential from
+blowing up ("防止在计算e的X次方这种指数运算时可能出现的指数爆炸问题"), subtract the largest
+class score from every score in both the numerator and the denominator before
+exponentiating; the probabilities stay in [0, 1] and still sum to 1. The library
+softmax functions (`torch.softmax`, `tf.nn.softmax`) already do this.
+'''
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from nnlint.facts.names import literal, positional
+from nnlint.facts.tensors import EXP, LOG, LOG_SOFTMAX, SOFTMAX, SUM, TensorOp, TensorOps
+from nnlint.rule import Context, Rule
+
+_DIVIDE_FUNCTIONS = frozenset({"torch.div", "torch.true_divide", "torch.divide", "tensorflow.divide",
+                               "tensorflow.math.divide", "tensorflow.realdiv", "numpy.divide",
+                               "numpy.true_divide", "jax.numpy.divide"})
+#: ops whose output is bounded, so exp() of it cannot overflow
+_BOUNDED_NAMES = frozenset({"tanh", "sigmoid", "clamp", "clip", "clamp_max", "log_softmax", "logsigmoid",
+                            "clip_by_value", "minimum", "cos", "sin"})
+
+
+class UnstableManualSoftmax(Rule):
+    code = "NN402"
+    name = "unstable-manual-softmax"
+    severity = "warning"
+    default = True
+    fixable = False
+    options = {}
+
+    def check(self, ctx: Context) -> None:
+        ops = TensorOps(ctx.facts)
+        for node in ctx.facts.walk():
+            pair = _division(ctx, node)
+            if pair is None:
+                continue
+            numerator, denominator = pair
+            exp = self._manual_softmax_exp(ctx, ops, numerator, denominator)
+            if exp is not None and exp.operand is not None and not _is_stabilised(ctx, ops, exp.operand):
+                ctx.report(node, "softmax written by hand without subtracting the max: exp can overflow")
+
+    def _manual_softmax_exp(self, ctx: Context, ops: TensorOps, numerator: cst.BaseExpression,
+                            denominator: cst.BaseExpression) -> Optional[TensorOp]:
+        """The ``exp`` op if ``numerator / denominator`` is ``exp(x) / sum(exp(x))``."""
+        top = ops.resolved_op(numerator)
+        if top is None or top.kind != EXP:
+            return None
+        total = ops.resolved_op(denominator)
+        if total is None or total.kind != SUM or total.operand is None:
+            return None
+        summed = ops.resolved_op(total.operand)
+        if summed is None or summed.kind != EXP:
+            return None
+        if summed.call is top.call or ctx.code_for(summed.call).strip() == ctx.code_for(top.call).strip():
+            return top
+        return None
+
+
+def _division(ctx: Context, node: cst.CSTNode) -> Optional[tuple[cst.BaseExpression, cst.BaseExpression]]:
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+        return node.left, node.right
+    if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.DivideAssign) and isinstance(
+        node.target, cst.Name
+    ):
+        return node.target, node.value
+    if isinstance(node, cst.Call) and ctx.facts.names.qualname(node.func) in _DIVIDE_FUNCTIONS:
+        left, right = positional(node, 0), positional(node, 1)
+        if left is not None and right is not None:
+            return left, right
+    return None
+
+
+def _is_stabilised(ctx: Context, ops: TensorOps, exponent: cst.BaseExpression) -> bool:
+    """Is the exponent shifted, non-positive, bounded, or of unknown provenance?"""
+    if isinstance(exponent, cst.Name):
+        definitions = ctx.facts.dataflow.definitions(exponent)
+        if any(isinstance(d.statement, cst.AugAssign) for d in definitions):
+            return True  # `x -= x.max(...)` and friends: changed in place, do not guess
+    value = ops.resolve(exponent)
+    if value is None:
+        return True
+    if isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus):
+        return True
+    if isinstance(value, cst.BinaryOperation):
+        if isinstance(value.operator, cst.Subtract):
+            return True
+        if isinstance(value.operator, (cst.Multiply, cst.Divide)):
+            return any(_is_negative(side) for side in (value.left, value.right))
+        return False
+    op = ops.op(value)
+    if op is not None:
+        return op.kind in (LOG_SOFTMAX, LOG, SOFTMAX)
+    if isinstance(value, cst.Call):
+        func = value.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        return name in _BOUNDED_NAMES
+    return False
+
+
+def _is_negative(expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+        return True
+    value = literal(expr, None)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0

@@ -1,0 +1,128 @@
+'''
+## What it does
+Reports a weight layer whose update / weight norm ratio per step stays outside a sane
+band. Far above it means the learning rate is too high for that layer,
+far below it (while the loss is still high) means it is too low.
+
+## Why is this bad?
+The size of an update relative to the weight it changes is the learning rate that
+matters. Around 1e-3 per step is typical of healthy training. Updates of 10% or more of
+the weight every step throw away what was learnt and make training diverge; updates
+a million times smaller than the weight change nothing, and the run plateaus.
+
+## Example
+```python
+import torch
+from torch import nn
+import nnlint
+
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1))
+optimizer = torch.optim.Adam(model.parameters(), lr=1.0)  # far too high for Adam
+with nnlint.monitor(model, optimizer, check_every=10, sample_every=2) as mon:
+    for _ in range(30):
+        x, y = torch.randn(64, 16), torch.randn(64, 1)
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        mon.observe_loss(loss)
+```
+
+## Use instead
+```python
+import torch
+from torch import nn
+import nnlint
+
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1))
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # Adam's usual rate
+with nnlint.monitor(model, optimizer, check_every=10, sample_every=2) as mon:
+    for _ in range(30):
+        x, y = torch.randn(64, 16), torch.randn(64, 1)
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        mon.observe_loss(loss)
+```
+
+## Options
+- `max_ratio` (default 0.1): median update/weight ratio above this is too high.
+- `min_ratio` (default 1e-6): median ratio below this, while the loss has not fallen
+  below `converged_fraction` of its first value, is too low (needs `observe_loss`: a
+  converged model legitimately takes tiny steps).
+- `converged_fraction` (default 0.5).
+- `samples` (default 5): how many sampled steps (every `sample_every` steps) the median
+  runs over before reporting.
+
+## Source
+`000_15ef46e869a43bad.txt` (a high learning rate makes training diverge, a low one is
+slow; choose the rate from the learning curve), `001_05b9fd847e40edfb.txt` (lower or
+raise the learning rate when debugging), `002_1779c8f13c5dbb22.txt` (Adam lr 0.001).
+'''
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nnlint.runtime.detector import Detector, DetectorContext, Window, median
+
+
+class UpdateRatioOutOfBand(Detector):
+    code = "NR103"
+    name = "update-ratio-out-of-band"
+    severity = "warning"
+    default = True
+    fixable = False
+    options = {"max_ratio": 0.1, "min_ratio": 1e-6, "converged_fraction": 0.5, "samples": 5}
+
+    def initial_state(self) -> dict[str, Any]:
+        return {"ratios": {}, "first_loss": None, "last_loss": None, "reported": {}}
+
+    def check(self, window: Window, ctx: DetectorContext) -> None:
+        state = self.state
+        samples = int(self.opt["samples"])
+        weight_layers = {layer.name for layer in window.matmul_layers()}
+        for stats in window.steps:
+            if stats.loss is not None and math.isfinite(stats.loss):
+                if state["first_loss"] is None:
+                    state["first_loss"] = stats.loss
+                state["last_loss"] = stats.loss
+            if not stats.update_norm or stats.skipped:
+                continue
+            for layer, update in stats.update_norm.items():
+                weight = stats.weight_norm.get(layer)
+                if layer not in weight_layers or weight is None or not weight > 0 or not math.isfinite(update):
+                    continue
+                ratios = state["ratios"].setdefault(layer, [])
+                ratios.append(update / weight)
+                del ratios[:-samples]
+                if len(ratios) < samples:
+                    continue
+                level = median(ratios)
+                verdict = None
+                if level > self.opt["max_ratio"]:
+                    verdict = "high"
+                elif level < self.opt["min_ratio"] and self._loss_still_high():
+                    verdict = "low"
+                previous = state["reported"].get(layer)
+                if verdict is None or verdict == previous:
+                    if verdict is None:
+                        state["reported"].pop(layer, None)
+                    continue
+                state["reported"][layer] = verdict
+                if verdict == "high":
+                    message = (f"each step changes {layer!r} by {level:.2g} of its weight norm "
+                               f"(sane: ~1e-3, limit {self.opt['max_ratio']:g}): learning rate too high")
+                else:
+                    message = (f"each step changes {layer!r} by only {level:.2g} of its weight norm "
+                               f"while the loss is still high: learning rate too low")
+                ctx.report(message, module=layer, step=stats.step, ratio=level)
+
+    def _loss_still_high(self) -> bool:
+        first, last = self.state["first_loss"], self.state["last_loss"]
+        if first is None or last is None or first <= 0:
+            return False
+        return last > self.opt["converged_fraction"] * first

@@ -1,0 +1,209 @@
+'''
+## What it does
+Reports a NaN or an infinity in the loss, a module's output, a gradient or a weight.
+It names where it came from: the first module, in forward order, whose output is
+non-finite while its input was finite (or the code between two modules in a parent's
+`forward` when a module's *input* was already non-finite), with the step it happened at.
+Every non-finite event is also counted per tensor kind (loss, activation, gradient,
+weight, input) and module in `mon.nonfinite_events`.
+
+## Why is this bad?
+One NaN poisons every weight it touches through the next optimizer step, and from then
+on every output is NaN: the run is lost, and the module that produced the first NaN is
+no longer visible. Inf counts too (fp16 overflow, `exp` of a large logit, division by
+zero). Normalisation layers and clipping can hide the cause for a while; report the
+origin, not the symptom.
+
+## Example
+```python
+import torch
+from torch import nn
+import nnlint
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(4, 8)
+        self.fc2 = nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.fc2(torch.log(self.fc1(x)))  # log of a negative number is NaN
+
+
+torch.manual_seed(0)
+model = Net()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+with nnlint.monitor(model, optimizer, check_every=5) as mon:
+    for _ in range(10):
+        x, y = torch.randn(16, 4), torch.randn(16, 1)
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        mon.observe_loss(loss)
+```
+
+## Use instead
+```python
+import torch
+from torch import nn
+import nnlint
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(4, 8)
+        self.fc2 = nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.fc2(nn.functional.softplus(self.fc1(x)))  # positive, smooth
+
+
+torch.manual_seed(0)
+model = Net()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+with nnlint.monitor(model, optimizer, check_every=5) as mon:
+    for _ in range(10):
+        x, y = torch.randn(16, 4), torch.randn(16, 1)
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        mon.observe_loss(loss)
+```
+
+## Fix safety
+In fix mode a step whose gradients are not all finite is skipped on the device, without
+a host sync: the non-finite gradients are zeroed before the optimizer runs (so its
+momentum/Adam state stays finite) and the weights are restored from a snapshot taken
+before the step, selected by an on-device flag (the pattern of `GradScaler`'s
+`found_inf`). Adam's moments still decay by one step. The snapshot costs one copy of the
+parameters per step, and only in fix mode. With a `GradScaler`, the scaler already skips
+`step()` on overflowing gradients; its first calibration skips never reach the monitor
+and are not reported. Skipping does not cure a NaN made in every forward pass (the
+finding names the module to fix); it keeps the weights finite meanwhile.
+
+## Source
+`003_1540c0685162747f.txt` (exploding gradients make the update overflow to NaN) and
+`001_05b9fd847e40edfb.txt` (removing batch normalisation exposed a network that output
+NaN after one or two iterations; the normalisation had hidden the real cause, a bad
+initialisation), `000_15ef46e869a43bad.txt` (unstable gradients).
+'''
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+from nnlint.runtime.detector import Detector, DetectorContext, SiteInfo, StepStats, Window
+
+
+def _what(value: float) -> str:
+    return "NaN" if math.isnan(value) else "Inf"
+
+
+def _parent(name: str) -> str:
+    return name.rpartition(".")[0]
+
+
+def _common_parent(a: str, b: str) -> str:
+    parts_a, parts_b = a.split(".") if a else [], b.split(".") if b else []
+    common = []
+    for x, y in zip(parts_a[:-1], parts_b[:-1]):
+        if x != y:
+            break
+        common.append(x)
+    return ".".join(common)
+
+
+class NonFiniteValue(Detector):
+    code = "NR301"
+    name = "non-finite-value"
+    severity = "error"
+    default = True
+    fixable = True
+    options = {}
+
+    def initial_state(self) -> dict[str, Any]:
+        return {"events": [], "in_episode": False}
+
+    def _event(self, kind: str, module: Optional[str], step: int) -> None:
+        for event in self.state["events"]:
+            if event["kind"] == kind and event["module"] == module:
+                if event["last_step"] != step:
+                    event["count"] += 1
+                    event["last_step"] = step
+                return
+        self.state["events"].append(
+            {"kind": kind, "module": module, "first_step": step, "last_step": step, "count": 1}
+        )
+
+    def origin(self, stats: StepStats, sites: list[SiteInfo]) -> Optional[tuple[str, Optional[str], str]]:
+        """(kind, module, description) of the first non-finite activation of a step."""
+        previous: Optional[SiteInfo] = None
+        for site in sites:
+            rms = stats.act_rms.get(site.name)
+            if rms is None:
+                continue
+            if not math.isfinite(rms):
+                label = repr(site.module) if site.module else "the model"
+                if stats.input_finite.get(site.name, True):
+                    return ("activation", site.module,
+                            f"the output of {label} is {_what(rms)} while its input was finite")
+                if previous is None:
+                    return ("input", None, f"the input batch reaching {label} is already non-finite")
+                parent = _common_parent(previous.module, site.module)
+                owner = repr(parent) if parent else "the model"
+                return ("activation", parent,
+                        f"code in the forward of {owner} between {previous.module!r} and "
+                        f"{site.module!r} made a {_what(rms)} (the input of {label} is non-finite)")
+            previous = site
+        return None
+
+    def check(self, window: Window, ctx: DetectorContext) -> None:
+        sites = sorted(window.sites, key=lambda s: s.order)
+        for stats in window.steps:
+            kinds: list[str] = []
+            origin = self.origin(stats, sites)
+            if origin is not None:
+                self._event(origin[0], origin[1], stats.step)
+                kinds.append("activations")
+            if stats.loss is not None and not math.isfinite(stats.loss):
+                self._event("loss", None, stats.step)
+                kinds.append("loss")
+            bad_grads = [name for name, value in stats.grad_norm.items() if not math.isfinite(value)]
+            for name in bad_grads:
+                self._event("gradient", name, stats.step)
+            if bad_grads:
+                kinds.append(f"gradients of {len(bad_grads)} layer(s)")
+                if stats.stepped and not stats.skipped:
+                    for name in bad_grads:  # the update just applied them to the weights
+                        self._event("weight", name, stats.step)
+            bad_weights = [name for name, value in stats.weight_norm.items() if not math.isfinite(value)]
+            for name in bad_weights:
+                self._event("weight", name, stats.step)
+            if bad_weights:
+                kinds.append(f"weights of {len(bad_weights)} layer(s)")
+            if not kinds:
+                self.state["in_episode"] = False
+                continue
+            if self.state["in_episode"]:
+                continue
+            self.state["in_episode"] = True
+            if origin is not None:
+                kind, module, description = origin
+                message = f"non-finite value: {description}"
+            elif bad_grads:
+                module = bad_grads[0]
+                message = f"non-finite gradient in {module!r} (activations and loss were finite)"
+            elif bad_weights:
+                module = bad_weights[0]
+                message = f"non-finite weights in {module!r}"
+            else:
+                module = None
+                message = "non-finite loss (every module output was finite: the loss function made it)"
+            message += f"; non-finite: {', '.join(kinds)}"
+            if stats.skipped:
+                message += "; the update was skipped"
+            ctx.report(message, module=module, step=stats.step)
