@@ -19,6 +19,12 @@ from nnlint.findings import Finding
 from nnlint.suppression import parse_suppressions
 
 PARSE_ERROR_CODE = "NN001"
+#: Larger files are generated code in practice; parsing one would cost about a minute.
+MAX_PARSE_BYTES = 2_000_000
+
+
+class Skipped(str):
+    """A file deliberately not checked: a warning for the user, not an error."""
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,14 @@ class PhaseOne:
     #: findings known before the rules run (NN001) and internal errors
     findings: Tuple[Finding, ...] = ()
     errors: Tuple[str, ...] = ()
+    warnings: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class PhaseTwo:
     findings: Tuple[Finding, ...]
     errors: Tuple[str, ...] = ()
+    warnings: Tuple[str, ...] = ()
 
 
 @dataclass
@@ -66,6 +74,8 @@ class FileChecker:
     # -- phase one ----------------------------------------------------------
     def summarize(self, source: SourceFile, data: Optional[bytes] = None) -> PhaseOne:
         parsed_or_error = self._load(source, data)
+        if isinstance(parsed_or_error, Skipped):
+            return PhaseOne(None, warnings=(str(parsed_or_error),))
         if isinstance(parsed_or_error, str):
             return PhaseOne(None, errors=(parsed_or_error,))
         if isinstance(parsed_or_error, Finding):
@@ -87,6 +97,11 @@ class FileChecker:
             data = read_bytes(source.absolute)
         if data is None:
             return f"{source.display}: cannot read file"
+        if len(data) > MAX_PARSE_BYTES:
+            return Skipped(
+                f"{source.display}: skipped: {len(data) / 1e6:.1f} MB is over the "
+                f"{MAX_PARSE_BYTES / 1e6:.0f} MB limit for one file (generated code?)"
+            )
         try:
             decoded = decode_source(data)
         except DecodeFailure as failure:
@@ -97,6 +112,12 @@ class FileChecker:
         import libcst as cst
 
         module_name, is_package = module_identity(Path(source.absolute))
+        # CPython's own parser first: it is ~15x faster, gives clearer messages, and rejects
+        # pathological nesting that would crash the native CST parser (a segfault, not an exception).
+        python_error = _python_syntax_error(decoded.text)
+        if python_error is not None:
+            message, line, column = python_error
+            return self._parse_error(source, message, line, column)
         try:
             module = cst.parse_module(decoded.text)
         except cst.ParserSyntaxError as error:
@@ -108,20 +129,7 @@ class FileChecker:
         return _Parsed(decoded, module, module_name, is_package)
 
     def _syntax_error(self, source: SourceFile, text: str, error: Any) -> Finding:
-        """Python's own message and position are clearer than the CST parser's: prefer them."""
-        import ast
-
-        try:
-            ast.parse(text)
-        except SyntaxError as python_error:
-            return self._parse_error(
-                source,
-                f"syntax error: {python_error.msg}",
-                python_error.lineno or 1,
-                python_error.offset or 1,
-            )
-        except (ValueError, RecursionError, MemoryError):
-            pass
+        """The CST parser failed on code CPython accepts (syntax newer than libcst knows)."""
         return self._parse_error(
             source,
             "syntax not supported by the CST parser (a newer Python version?)",
@@ -153,6 +161,8 @@ class FileChecker:
             loaded = self._load(source)
             if isinstance(loaded, Finding):
                 early = (loaded,)
+            elif isinstance(loaded, Skipped):
+                return PhaseTwo((), warnings=(str(loaded),))
             elif isinstance(loaded, str):
                 return PhaseTwo((), (loaded,))
             else:
@@ -207,6 +217,21 @@ class FileChecker:
                 rules.append((info, load_rule_class(info)()))
             self._rules = rules
         return self._rules
+
+
+def _python_syntax_error(text: str) -> Optional[tuple[str, int, int]]:
+    """(message, line, column) if CPython cannot compile ``text``, else ``None``."""
+    import ast
+
+    try:
+        ast.parse(text)
+    except SyntaxError as error:
+        return f"syntax error: {error.msg}", error.lineno or 1, error.offset or 1
+    except (RecursionError, MemoryError):
+        return "too deeply nested to parse", 1, 1
+    except ValueError as error:  # e.g. NUL bytes
+        return f"cannot parse: {error}", 1, 1
+    return None
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -154,6 +154,7 @@ class _Outcome:
     files_checked: int
     fixed: int = 0
     errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()
 
 
@@ -219,7 +220,8 @@ def _lint(args: argparse.Namespace, paths: list[str], settings: "Settings", cata
         files_seen=result.files_seen,
         files_checked=result.files_checked,
         fixed=result.fixed,
-        errors=tuple(getattr(result, "errors", ())),
+        errors=tuple(result.errors),
+        warnings=tuple(result.warnings),
         sources=tuple(getattr(result, "sources", ())),
     )
 
@@ -256,6 +258,8 @@ def _check(args: argparse.Namespace) -> int:
             unsafe_fixes=args.unsafe_fixes,
         )
     sys.stdout.flush()
+    for warning in result.warnings:
+        print(f"nnlint: warning: {warning}", file=sys.stderr)
     for error in result.errors:
         print(f"nnlint: error: {error}", file=sys.stderr)
     if result.errors:

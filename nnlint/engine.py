@@ -12,6 +12,7 @@ depend on the number of jobs.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ class LintResult:
     fixed: int = 0
     #: internal problems (a rule crashed, a file vanished); the CLI reports them and exits 2
     errors: Tuple[str, ...] = ()
+    #: files deliberately not checked (e.g. over the size limit); reported, exit status unchanged
+    warnings: Tuple[str, ...] = ()
     #: decoded text of files with findings, for reporters that show source lines
     sources: Tuple[Tuple[str, str], ...] = ()
 
@@ -222,7 +225,10 @@ class _Run:
                 )
                 entry = self.cache.get(source.absolute, digest) if self.cache else None
                 if entry is not None and entry.findings is not None and entry.dependencies == dependencies[position]:
-                    results[position] = PhaseTwo(entry.findings)
+                    # The cache is keyed by real path; report the path as spelled in this run.
+                    results[position] = PhaseTwo(
+                        tuple(dataclasses.replace(f, path=source.display) for f in entry.findings)
+                    )
                 else:
                     pending.append(position)
 
@@ -257,11 +263,13 @@ class _Run:
 
         findings: list[Finding] = []
         sources: list[tuple[str, str]] = []
+        warnings: dict[str, None] = {}
         for position, (order, source, data, digest) in enumerate(candidates):
             result = results[position]
             errors.extend(result.errors)
+            warnings.update(dict.fromkeys(phase_one[position].warnings + result.warnings))
             findings.extend(result.findings)
-            if self.cache is not None and not result.errors:
+            if self.cache is not None and not result.errors and not result.warnings:
                 first = phase_one[position]
                 self.cache.put(
                     source.absolute,
@@ -279,6 +287,7 @@ class _Run:
             files_checked=len(candidates),
             fixed=fixed,
             errors=tuple(errors),
+            warnings=tuple(warnings),
             sources=tuple(sources),
         )
 

@@ -54,7 +54,7 @@ def _codes(text: str) -> tuple[str, ...]:
 
 
 def parse_suppressions(source: str) -> Suppressions:
-    if "nnlint:" not in source:
+    if "nnlint:" not in source.lower():
         return Suppressions()
     by_line: dict[int, tuple[str, ...]] = {}
     comment_only: set[int] = set()

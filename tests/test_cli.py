@@ -262,10 +262,6 @@ def test_json_paths_stay_as_given(run, tmp_path: Path) -> None:
     assert json.loads(run("--format", "json", "--select", "NN001", "src")[1]) == {"version": 1, "findings": []}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a cache hit returns findings with the path spelled as on the run that filled the cache",
-)
 def test_cached_findings_keep_the_path_as_given_this_time(run, tmp_path: Path) -> None:
     write(tmp_path, "src/m.py", SOFTMAX)
     assert json.loads(run("--format", "json", "src")[1])["findings"][0]["path"] == os.path.join("src", "m.py")

@@ -19,12 +19,13 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Optional
 
-import libcst as cst
-
 from nnlint.facts.index import EMPTY_INDEX, ModuleSummary, ProjectIndex
-from nnlint.facts.names import Names
 
 if TYPE_CHECKING:  # pragma: no cover
+    import libcst as cst
+
+    from nnlint.facts.names import Names
+    from nnlint.facts.tree import TreeIndex
     from nnlint.facts.constants import Constants
     from nnlint.facts.dataflow import Dataflow
     from nnlint.facts.loops import LoopFacts
@@ -47,7 +48,9 @@ class FileFacts:
         self.project = project if project is not None else EMPTY_INDEX
 
     @cached_property
-    def names(self) -> Names:
+    def names(self) -> "Names":
+        from nnlint.facts.names import Names
+
         return Names(self.module, self.module_name, self.is_package, nodes=self._tree.nodes)
 
     @cached_property
@@ -75,8 +78,10 @@ class FileFacts:
         return LoopFacts(self)
 
     @cached_property
-    def _tree(self) -> "_TreeIndex":
-        index = _TreeIndex()
+    def _tree(self) -> "TreeIndex":
+        from nnlint.facts.tree import TreeIndex
+
+        index = TreeIndex()
         self.module.visit(index)
         return index
 
@@ -106,6 +111,8 @@ class FileFacts:
     def calls(self, node: Optional[cst.CSTNode] = None) -> Iterator[cst.Call]:
         if node is None:
             return iter(self._tree.calls)
+        import libcst as cst
+
         return (child for child in self.walk(node) if isinstance(child, cst.Call))
 
     def summary(self) -> ModuleSummary:
@@ -119,28 +126,3 @@ class FileFacts:
             bindings=dict(self.names.bindings),
         )
 
-
-class _TreeIndex(cst.CSTVisitor):
-    """One traversal of the module: pre-order node list, subtree extents, parents, calls."""
-
-    def __init__(self) -> None:
-        self.nodes: list[cst.CSTNode] = []
-        self.position: dict[cst.CSTNode, int] = {}
-        self.end: dict[int, int] = {}
-        self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
-        self.calls: list[cst.Call] = []
-        self._stack: list[cst.CSTNode] = []
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        self.position[node] = len(self.nodes)
-        self.nodes.append(node)
-        if self._stack:
-            self.parents[node] = self._stack[-1]
-        if isinstance(node, cst.Call):
-            self.calls.append(node)
-        self._stack.append(node)
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        self._stack.pop()
-        self.end[self.position[original_node]] = len(self.nodes)
