@@ -1,0 +1,759 @@
+"""Models as layer sequences, and what reaches each loss.
+
+A *model* is one of: an ``nn.Sequential(...)`` / Keras ``Sequential([...])`` literal
+(plus ``model.add(...)`` calls), an ``nn.Module`` / ``keras.Model`` subclass (layers made
+in ``__init__`` as ``self.x = ...``, ordered by the data flow of ``forward``/``call``), or
+a Keras functional ``Model(inputs, outputs)``. Each model gets a picklable
+:class:`ModelSummary` so other files can ask about it through the project index.
+
+The output of a model is found by tracing the returned expression backwards through its
+main input (first positional argument, or the receiver of a tensor method). Anything the
+trace cannot follow (several differing returns, a value set in an ``if``) leaves
+``output_activation`` as ``None``, which keeps rules quiet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Iterator, Optional
+
+import libcst as cst
+
+from nnlint.facts import layers as L
+from nnlint.facts.names import argument, keyword, literal, positional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnlint.facts import FileFacts
+
+_MAX_DEPTH = 12
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    name: str
+    qualname: str
+    framework: str
+    layers: tuple[str, ...]
+    output_activation: Optional[str]
+    output_units: Optional[int]
+    has_dropout: bool
+    has_batchnorm: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """One layer constructed in a model (``nn.Linear(4, 2)``, ``Dense(10, activation="relu")``)."""
+
+    kind: str
+    category: str
+    qualname: Optional[str]
+    #: the constructing call
+    node: cst.Call
+    #: ``"fc1"`` for ``self.fc1 = ...``; the OrderedDict key in a Sequential; else ``None``
+    attribute: Optional[str] = None
+    #: activation kind fused into the layer (Keras ``activation=``), ``None`` for linear
+    activation: Optional[str] = None
+    #: literal output width of a dense layer
+    units: Optional[int] = None
+    #: a nested model (Sequential or local model class), when this layer is one
+    inner: Optional[ModelSummary] = None
+
+    def kwarg(self, name: str) -> Optional[cst.BaseExpression]:
+        return keyword(self.node, name)
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    name: str
+    node: cst.CSTNode  # the Sequential/Model call, or the ClassDef
+    framework: str
+    layers: tuple[Layer, ...]
+    summary: ModelSummary
+
+
+@dataclass(frozen=True, eq=False)
+class LossSite:
+    """A loss computation: ``criterion(pred, y)``, ``F.cross_entropy(pred, y)``, ``model.compile(loss=...)``."""
+
+    node: cst.Call
+    kind: str
+    #: what the prediction should be: "logits", "log_probs", "probs", "values"
+    expects: str
+    framework: str
+    #: the prediction expression (``None`` for Keras ``compile``)
+    prediction: Optional[cst.BaseExpression]
+    #: the loss object's constructor call (``nn.CrossEntropyLoss()``), if any
+    constructor: Optional[cst.Call] = None
+    #: the compiled model (Keras ``compile``)
+    model: Optional[ModelSummary] = None
+
+
+# torchvision constructors: name prefix -> (has_batchnorm, has_dropout)
+_TORCHVISION: tuple[tuple[str, bool, bool], ...] = (
+    ("vgg", False, True),  # vgg*_bn handled below
+    ("alexnet", False, True),
+    ("resnet", True, False),
+    ("resnext", True, False),
+    ("wide_resnet", True, False),
+    ("densenet", True, False),
+    ("mobilenet", True, True),
+    ("efficientnet", True, True),
+    ("regnet", True, False),
+    ("mnasnet", True, True),
+    ("shufflenet", True, False),
+    ("googlenet", True, True),
+    ("inception", True, True),
+)
+
+_PASS_THROUGH_METHODS = frozenset({"to", "cuda", "cpu", "train", "eval", "double", "float", "half", "bfloat16",
+                                   "requires_grad_", "share_memory"})
+_WRAPPERS = frozenset({"torch.nn.DataParallel", "torch.nn.parallel.DistributedDataParallel",
+                       "torch.nn.parallel.DataParallel", "torch.compile", "torch.jit.script"})
+
+
+def _activation_name(kind: Optional[str]) -> Optional[str]:
+    if kind is None:
+        return None
+    return L.ACTIVATION_FUNCTIONS.get(kind, kind.lower())
+
+
+@dataclass(frozen=True)
+class _Op:
+    """One step of a traced data flow."""
+
+    kind: str
+    category: str
+    units: Optional[int] = None
+    inner: Optional[ModelSummary] = None
+
+
+class ModelFacts:
+    def __init__(self, facts: "FileFacts") -> None:
+        self._facts = facts
+        self._class_cache: dict[str, Optional[Model]] = {}
+        self._building: set[str] = set()
+
+    # -- public API ------------------------------------------------------------
+    @cached_property
+    def models(self) -> tuple[Model, ...]:
+        found: list[Model] = []
+        for name in self._facts.names.classes:
+            model = self._class_model(name)
+            if model is not None:
+                found.append(model)
+        seen: set[cst.CSTNode] = set()
+        model_classes = {m.node for m in found}
+        for call in self._facts.calls():
+            if call in seen or any(a in model_classes for a in self._facts.ancestors(call)):
+                continue  # nested containers and a model class's own layers belong to that model
+            model = self._call_model(call)
+            if model is not None:
+                found.append(model)
+                seen.update(self._nested_sequentials(call))
+        return tuple(found)
+
+    @cached_property
+    def losses(self) -> tuple[LossSite, ...]:
+        sites: list[LossSite] = []
+        for call in self._facts.calls():
+            site = self._loss_site(call)
+            if site is not None:
+                sites.append(site)
+        return tuple(sites)
+
+    def exported_summaries(self) -> dict[str, ModelSummary]:
+        """Top-level model classes and module-level model variables, by name."""
+        exported: dict[str, ModelSummary] = {}
+        for model in self.models:
+            if isinstance(model.node, cst.ClassDef):
+                exported[model.name] = model.summary
+            elif self._is_module_level(model.node):
+                exported[model.name] = model.summary
+        return exported
+
+    def model_of(self, expr: Optional[cst.BaseExpression]) -> Optional[ModelSummary]:
+        """Which model ``expr`` refers to, ``None`` if unknown."""
+        return self._model_of(expr, 0)
+
+    def activation_of(self, expr: Optional[cst.BaseExpression]) -> Optional[str]:
+        """The last activation applied to a tensor expression (``F.softmax(x)``, ``model(x)``), else ``None``."""
+        ops = self._trace(expr, None, 0)
+        return _output_activation(ops)
+
+    def trace(self, expr: Optional[cst.BaseExpression]) -> tuple[str, ...]:
+        """Op kinds applied to a tensor expression, output first (``("Softmax", "Linear")``)."""
+        return tuple(op.kind for op in self._trace(expr, None, 0))
+
+    # -- models from calls -------------------------------------------------------
+    def _call_model(self, call: cst.Call) -> Optional[Model]:
+        qualname = self._facts.names.qualname(call.func)
+        if qualname == "torch.nn.Sequential":
+            layers = tuple(self._sequential_layers(call, 0))
+            return self._make_model(self._binding_name(call) or "Sequential", call, "torch", layers)
+        if qualname in L.KERAS_SEQUENTIAL:
+            layers = list(self._keras_list_layers(call))
+            name = self._binding_name(call)
+            layers.extend(self._added_layers(call))
+            return self._make_model(name or "Sequential", call, "keras", tuple(layers))
+        if qualname in L.KERAS_FUNCTIONAL:
+            outputs = argument(call, 1, "outputs")
+            if outputs is None:
+                return None
+            ops = self._trace(outputs, None, 0)
+            name = self._binding_name(call) or "Model"
+            return self._summary_model(name, call, "keras", ops)
+        return None
+
+    def _make_model(self, name: str, node: cst.CSTNode, framework: str, layers: tuple[Layer, ...]) -> Model:
+        ops: list[_Op] = []
+        for layer in layers:
+            ops.extend(_layer_ops(layer))
+        return Model(name, node, framework, layers, self._summarise(name, framework, list(reversed(ops)), layers))
+
+    def _summary_model(self, name: str, node: cst.CSTNode, framework: str, ops_out_first: list[_Op]) -> Model:
+        return Model(name, node, framework, (), self._summarise(name, framework, ops_out_first, ()))
+
+    def _summarise(self, name: str, framework: str, ops_out_first: list[_Op], layers: tuple[Layer, ...],
+                   flow: Optional[list[_Op]] = None) -> ModelSummary:
+        ordered = flow if flow is not None else list(reversed(ops_out_first))
+        kinds: list[str] = []
+        dropout = batchnorm = False
+        for op in ordered:
+            if op.kind == "Sequential" and op.inner is not None:
+                kinds.extend(op.inner.layers)  # containers are flattened into their layers
+            else:
+                kinds.append(op.kind)
+        for op in list(ordered) + [op for layer in layers for op in _layer_ops(layer)]:
+            dropout = dropout or op.category == L.DROPOUT or bool(op.inner and op.inner.has_dropout)
+            batchnorm = batchnorm or _is_batchnorm(op) or bool(op.inner and op.inner.has_batchnorm)
+        module = self._facts.module_name
+        return ModelSummary(
+            name=name,
+            qualname=f"{module}.{name}" if module else name,
+            framework=framework,
+            layers=tuple(kinds),
+            output_activation=_output_activation(ops_out_first),
+            output_units=_output_units(ops_out_first),
+            has_dropout=dropout,
+            has_batchnorm=batchnorm,
+        )
+
+    def _sequential_layers(self, call: cst.Call, depth: int) -> Iterator[Layer]:
+        if depth > _MAX_DEPTH:
+            return
+        for arg in call.args:
+            if arg.keyword is not None or arg.star:
+                continue
+            value = arg.value
+            if isinstance(value, cst.Call) and self._facts.names.qualname(value.func) in (
+                    "collections.OrderedDict", "dict"):
+                items = positional(value, 0)
+                if isinstance(items, (cst.List, cst.Tuple)):
+                    for element in items.elements:
+                        pair = element.value
+                        if isinstance(pair, cst.Tuple) and len(pair.elements) == 2:
+                            key = literal(pair.elements[0].value, None)
+                            layer = self._layer(pair.elements[1].value, key if isinstance(key, str) else None,
+                                                depth)
+                            if layer is not None:
+                                yield layer
+                continue
+            if isinstance(value, cst.Dict):
+                for element in value.elements:
+                    if isinstance(element, cst.DictElement):
+                        key = literal(element.key, None)
+                        layer = self._layer(element.value, key if isinstance(key, str) else None, depth)
+                        if layer is not None:
+                            yield layer
+                continue
+            layer = self._layer(value, None, depth)
+            if layer is not None:
+                yield layer
+
+    def _keras_list_layers(self, call: cst.Call) -> Iterator[Layer]:
+        items = argument(call, 0, "layers")
+        if isinstance(items, (cst.List, cst.Tuple)):
+            for element in items.elements:
+                layer = self._layer(element.value, None, 0)
+                if layer is not None:
+                    yield layer
+
+    def _added_layers(self, call: cst.Call) -> Iterator[Layer]:
+        """``model.add(Dense(...))`` calls on the variable holding this Sequential, in the same scope."""
+        parent = self._facts.parent(call)
+        if not (isinstance(parent, cst.Assign) and len(parent.targets) == 1
+                and isinstance(parent.targets[0].target, cst.Name)):
+            return
+        name = parent.targets[0].target.value
+        scope = self._facts.dataflow.scope_of(parent)
+        if scope is None:
+            return
+        for node in self._facts.calls(scope):
+            func = node.func
+            if (isinstance(func, cst.Attribute) and func.attr.value == "add" and isinstance(func.value, cst.Name)
+                    and func.value.value == name and self._facts.dataflow.value_of(func.value) is call):
+                layer = self._layer(positional(node, 0), None, 0)
+                if layer is not None:
+                    yield layer
+
+    def _layer(self, expr: Optional[cst.BaseExpression], attribute: Optional[str], depth: int) -> Optional[Layer]:
+        if not isinstance(expr, cst.Call) or depth > _MAX_DEPTH:
+            return None
+        names = self._facts.names
+        qualname = names.qualname(expr.func)
+        if qualname is None:
+            return None
+        if qualname == "torch.nn.Sequential":
+            inner = self._make_model(attribute or "Sequential", expr, "torch",
+                                     tuple(self._sequential_layers(expr, depth + 1)))
+            return Layer("Sequential", L.CONTAINER, qualname, expr, attribute, inner=inner.summary)
+        if qualname in L.KERAS_SEQUENTIAL:
+            inner = self._make_model(attribute or "Sequential", expr, "keras", tuple(self._keras_list_layers(expr)))
+            return Layer("Sequential", L.CONTAINER, qualname, expr, attribute, inner=inner.summary)
+        kind = L.layer_kind(qualname)
+        if kind is not None:
+            if kind.kind == "Activation":  # Keras Activation("softmax")
+                act = self._keras_activation(argument(expr, 0, "activation"))
+                if act is None:
+                    return None
+                return Layer(act, L.ACTIVATION, qualname, expr, attribute)
+            activation = None
+            if qualname.startswith("keras."):
+                activation = self._keras_activation(keyword(expr, "activation"))
+                if kind.kind == "Softmax":
+                    activation = None
+            return Layer(kind.kind, kind.category, qualname, expr, attribute, activation, _units(qualname, expr))
+        summary = self._model_for_class(qualname, depth + 1)
+        if summary is not None:
+            return Layer(summary.name, L.MODEL, qualname, expr, attribute, inner=summary)
+        return None
+
+    def _keras_activation(self, expr: Optional[cst.BaseExpression]) -> Optional[str]:
+        if expr is None:
+            return None
+        value = literal(expr, None)
+        if isinstance(value, str):
+            return L.activation_from_identifier(value)
+        qualname = self._facts.names.qualname(expr)
+        if qualname is not None:
+            return L.ACTIVATION_CALLABLES.get(qualname)
+        return None
+
+    def _nested_sequentials(self, call: cst.Call) -> Iterator[cst.CSTNode]:
+        for node in self._facts.walk(call):
+            if node is not call and isinstance(node, cst.Call):
+                yield node
+
+    def _binding_name(self, call: cst.Call) -> Optional[str]:
+        parent = self._facts.parent(call)
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+            target = parent.targets[0].target
+            if isinstance(target, cst.Name):
+                return target.value
+            if isinstance(target, cst.Attribute):
+                return target.attr.value
+        if isinstance(parent, cst.AnnAssign) and isinstance(parent.target, cst.Name):
+            return parent.target.value
+        return None
+
+    def _is_module_level(self, node: cst.CSTNode) -> bool:
+        parent = self._facts.parent(node)
+        if not isinstance(parent, (cst.Assign, cst.AnnAssign)):
+            return False
+        return isinstance(self._facts.dataflow.scope_of(parent), cst.Module)
+
+    # -- models from classes -----------------------------------------------------
+    def _class_model(self, name: str) -> Optional[Model]:
+        if name in self._class_cache:
+            return self._class_cache[name]
+        if name in self._building:  # recursive definitions
+            return None
+        self._building.add(name)
+        try:
+            model = self._build_class_model(name)
+        finally:
+            self._building.discard(name)
+        self._class_cache[name] = model
+        return model
+
+    def _framework_of_class(self, node: cst.ClassDef, depth: int = 0) -> Optional[str]:
+        if depth > _MAX_DEPTH:
+            return None
+        names = self._facts.names
+        for base in node.bases:
+            qualname = names.qualname(base.value)
+            if qualname in L.TORCH_MODULE_BASES or qualname == "torch.nn.Sequential":
+                return "torch"
+            if qualname in L.KERAS_MODEL_BASES or qualname in L.KERAS_SEQUENTIAL:
+                return "keras"
+            if isinstance(base.value, cst.Name) and base.value.value in names.classes:
+                found = self._framework_of_class(names.classes[base.value.value], depth + 1)
+                if found is not None:
+                    return found
+            if qualname is not None:
+                summary = self._facts.project.model(qualname, near=self._facts.path)
+                if summary is not None:
+                    return summary.framework
+        return None
+
+    def _build_class_model(self, name: str) -> Optional[Model]:
+        node = self._facts.names.classes.get(name)
+        if node is None:
+            return None
+        framework = self._framework_of_class(node)
+        if framework is None:
+            return None
+        attributes = self._init_layers(node)
+        layers = tuple(attributes.values())
+        method = _method(node, "forward" if framework == "torch" else "call")
+        if method is None:
+            method = _method(node, "call" if framework == "torch" else "forward")
+        if method is None:
+            ops = [op for layer in layers for op in _layer_ops(layer)]
+            summary = self._summarise(name, framework, [], layers, flow=ops)
+            summary = _with_output(summary, None, None)
+            return Model(name, node, framework, layers, summary)
+        flow = self._forward_flow(method, attributes)
+        returns = [r.value for r in self._facts.walk(method.body) if isinstance(r, cst.Return)
+                   and self._facts.dataflow.scope_of(r) is method]
+        traces = [self._trace(value, attributes, 0) for value in returns]
+        activations = {_output_activation(t) for t in traces}
+        units = {_output_units(t) for t in traces}
+        summary = self._summarise(name, framework, traces[0] if traces else [], layers, flow=flow)
+        summary = _with_output(summary, activations.pop() if len(activations) == 1 else None,
+                               units.pop() if len(units) == 1 else None)
+        return Model(name, node, framework, layers, summary)
+
+    def _init_layers(self, node: cst.ClassDef) -> dict[str, Layer]:
+        found: dict[str, Layer] = {}
+        init = _method(node, "__init__") or _method(node, "build")
+        if init is None:
+            return found
+        for statement in self._facts.walk(init.body):
+            if isinstance(statement, cst.Assign):
+                targets = [t.target for t in statement.targets]
+            elif isinstance(statement, cst.AnnAssign) and statement.value is not None:
+                targets = [statement.target]
+            else:
+                continue
+            for target in targets:
+                if (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
+                        and target.value.value == "self"):
+                    layer = self._layer(statement.value, target.attr.value, 0)
+                    if layer is not None:
+                        found[target.attr.value] = layer
+        return found
+
+    def _forward_flow(self, method: cst.FunctionDef, attributes: dict[str, Layer]) -> list[_Op]:
+        """Ops of ``forward`` in evaluation order (inner calls before outer ones)."""
+        flow: list[_Op] = []
+        calls = [n for n in self._facts.walk(method.body) if isinstance(n, cst.Call)]
+        # pre-order lists outer calls first; evaluation runs arguments first
+        order = {id(c): i for i, c in enumerate(calls)}
+        for call in sorted(calls, key=lambda c: (self._statement_index(c, method), -order[id(c)])):
+            flow.extend(self._op_of_call(call, attributes, 0))
+        return flow
+
+    def _statement_index(self, node: cst.CSTNode, method: cst.FunctionDef) -> int:
+        positions = self._facts._tree.position  # one traversal shared by all facts
+        for ancestor in [node, *self._facts.ancestors(node)]:
+            if isinstance(ancestor, cst.BaseStatement) or isinstance(ancestor, cst.BaseSmallStatement):
+                return positions.get(ancestor, 0)
+        return 0
+
+    # -- tracing data flow -------------------------------------------------------
+    def _main_input(self, call: cst.Call) -> Optional[cst.BaseExpression]:
+        if isinstance(call.func, cst.Call):  # Keras functional: Dense(10)(x)
+            return positional(call, 0)
+        if isinstance(call.func, cst.Attribute) and self._facts.names.qualname(call.func) is None:
+            if call.func.attr.value in L.TENSOR_METHODS:
+                return call.func.value
+        return positional(call, 0)
+
+    def _op_of_call(self, call: cst.Call, attributes: Optional[dict[str, Layer]], depth: int) -> list[_Op]:
+        """What applying this call does to its main input (empty when it is not a known op)."""
+        names = self._facts.names
+        func = call.func
+        if isinstance(func, cst.Call):  # Keras functional layer application
+            layer = self._layer(func, None, depth + 1)
+            return _layer_ops(layer) if layer is not None else []
+        if (attributes is not None and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
+                and func.value.value == "self" and func.attr.value in attributes):
+            return _layer_ops(attributes[func.attr.value])
+        qualname = names.qualname(func)
+        if qualname is not None:
+            kind = L.function_kind(qualname) or _callable_activation(qualname)
+            if kind is not None:
+                return [_Op(kind.kind, kind.category)]
+            return []
+        if isinstance(func, cst.Attribute) and func.attr.value in L.TENSOR_METHODS:
+            kind = L.TENSOR_METHODS[func.attr.value]
+            return [_Op(kind.kind, kind.category)]
+        if isinstance(func, (cst.Name, cst.Attribute)) and depth < _MAX_DEPTH:
+            summary = self._model_of(func, depth + 1)
+            if summary is not None:
+                return [_Op(summary.name, L.MODEL, summary.output_units, summary)]
+        return []
+
+    def _trace(self, expr: Optional[cst.BaseExpression], attributes: Optional[dict[str, Layer]],
+               depth: int) -> list[_Op]:
+        """Ops applied to ``expr``, output first, following main inputs and local assignments."""
+        ops: list[_Op] = []
+        steps = 0
+        while expr is not None and steps < 64 and depth < _MAX_DEPTH:
+            steps += 1
+            if isinstance(expr, cst.Name):
+                value = self._facts.dataflow.value_of(expr)
+                if value is None:
+                    break
+                expr = value
+                continue
+            if isinstance(expr, cst.Call):
+                found = self._op_of_call(expr, attributes, depth)
+                if not found:
+                    break
+                ops.extend(reversed(found))
+                expr = self._main_input(expr)
+                continue
+            break
+        return ops
+
+    # -- model_of --------------------------------------------------------------
+    def _model_of(self, expr: Optional[cst.BaseExpression], depth: int) -> Optional[ModelSummary]:
+        if expr is None or depth > _MAX_DEPTH:
+            return None
+        facts = self._facts
+        if isinstance(expr, cst.Name):
+            value = facts.dataflow.value_of(expr)
+            return self._model_of(value, depth + 1) if value is not None else None
+        if isinstance(expr, cst.Attribute):
+            if isinstance(expr.value, cst.Name) and expr.value.value == "self":
+                return self._self_attribute(expr, depth)
+            return None
+        if not isinstance(expr, cst.Call):
+            return None
+        func = expr.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _PASS_THROUGH_METHODS \
+                and facts.names.qualname(func) is None:
+            return self._model_of(func.value, depth + 1)
+        qualname = facts.names.qualname(func)
+        if qualname in _WRAPPERS:
+            return self._model_of(argument(expr, 0, "module" if "Parallel" in qualname else "model"), depth + 1)
+        for model in self.models:
+            if model.node is expr:
+                return model.summary
+        if qualname is None:
+            return None
+        return self._model_for_class(qualname, depth) or _torchvision(qualname)
+
+    def _model_for_class(self, qualname: str, depth: int) -> Optional[ModelSummary]:
+        module = self._facts.module_name
+        local = qualname[len(module) + 1:] if module and qualname.startswith(module + ".") else (
+            qualname if not module else None)
+        if local is not None and local in self._facts.names.classes:
+            model = self._class_model(local)
+            return model.summary if model is not None else None
+        if depth > _MAX_DEPTH:
+            return None
+        return self._facts.project.model(qualname, near=self._facts.path)
+
+    def _self_attribute(self, expr: cst.Attribute, depth: int) -> Optional[ModelSummary]:
+        for ancestor in self._facts.ancestors(expr):
+            if isinstance(ancestor, cst.ClassDef):
+                for statement in self._facts.walk(ancestor.body):
+                    if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
+                        target = statement.targets[0].target
+                        if (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
+                                and target.value.value == "self" and target.attr.value == expr.attr.value):
+                            return self._model_of(statement.value, depth + 1)
+                return None
+        return None
+
+    # -- losses ------------------------------------------------------------------
+    def _loss_site(self, call: cst.Call) -> Optional[LossSite]:
+        names = self._facts.names
+        qualname = names.qualname(call.func)
+        if qualname in L.TORCH_LOSS_FUNCTIONS:
+            kind = L.TORCH_LOSS_FUNCTIONS[qualname]
+            return LossSite(call, kind.kind, kind.expects, "torch", argument(call, 0, "input"))
+        if qualname in L.TF_LOGITS_LOSSES:
+            kind_name, word, index = L.TF_LOGITS_LOSSES[qualname]
+            return LossSite(call, kind_name, "logits", "keras", argument(call, index, word))
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value == "compile" and qualname is None:
+            return self._compile_site(call)
+        if qualname is not None:
+            keras_kind = _keras_loss_function(qualname)
+            if keras_kind is not None:
+                from_logits = literal(keyword(call, "from_logits"), False) is True
+                return LossSite(call, keras_kind, "logits" if from_logits else _keras_expects(keras_kind),
+                                "keras", argument(call, 1, "y_pred"))
+        constructor = self._loss_constructor(call.func)
+        if constructor is None:
+            return None
+        ctor_name = names.qualname(constructor.func)
+        if ctor_name in L.TORCH_LOSS_CLASSES:
+            kind = L.TORCH_LOSS_CLASSES[ctor_name]
+            return LossSite(call, kind.kind, kind.expects, "torch", argument(call, 0, "input"), constructor)
+        keras_kind = _keras_loss_class(ctor_name)
+        if keras_kind is not None:
+            from_logits = literal(keyword(constructor, "from_logits"), False) is True
+            return LossSite(call, keras_kind, "logits" if from_logits else _keras_expects(keras_kind), "keras",
+                            argument(call, 1, "y_pred"), constructor)
+        return None
+
+    def _loss_constructor(self, func: cst.BaseExpression) -> Optional[cst.Call]:
+        """The constructor behind ``criterion`` / ``self.criterion`` / ``nn.CrossEntropyLoss()``."""
+        value: Optional[cst.BaseExpression] = func
+        for _ in range(4):
+            if isinstance(value, cst.Call):
+                return value
+            if isinstance(value, cst.Name):
+                value = self._facts.dataflow.value_of(value)
+            elif isinstance(value, cst.Attribute) and isinstance(value.value, cst.Name) and value.value.value == "self":
+                value = self._self_assignment(value)
+            else:
+                return None
+        return None
+
+    def _self_assignment(self, expr: cst.Attribute) -> Optional[cst.BaseExpression]:
+        for ancestor in self._facts.ancestors(expr):
+            if isinstance(ancestor, cst.ClassDef):
+                found: list[cst.BaseExpression] = []
+                for statement in self._facts.walk(ancestor.body):
+                    if isinstance(statement, cst.Assign):
+                        for target in statement.targets:
+                            t = target.target
+                            if (isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name)
+                                    and t.value.value == "self" and t.attr.value == expr.attr.value):
+                                found.append(statement.value)
+                return found[0] if len(found) == 1 else None
+        return None
+
+    def _compile_site(self, call: cst.Call) -> Optional[LossSite]:
+        loss = keyword(call, "loss")
+        if loss is None:
+            return None
+        if isinstance(loss, cst.Name):
+            loss = self._facts.dataflow.value_of(loss) or loss
+        assert isinstance(call.func, cst.Attribute)
+        model = self._model_of(call.func.value, 0)
+        text = literal(loss, None)
+        if isinstance(text, str):
+            kind = L.KERAS_LOSS_NAMES.get(text.lower())
+            if kind is None:
+                return None
+            return LossSite(call, kind, _keras_expects(kind), "keras", None, None, model)
+        if isinstance(loss, cst.Call):
+            kind = _keras_loss_class(self._facts.names.qualname(loss.func))
+            if kind is None:
+                return None
+            from_logits = literal(keyword(loss, "from_logits"), False) is True
+            return LossSite(call, kind, "logits" if from_logits else _keras_expects(kind), "keras", None, loss, model)
+        qualname = self._facts.names.qualname(loss)
+        kind = _keras_loss_function(qualname) if qualname else None
+        if kind is not None:
+            return LossSite(call, kind, _keras_expects(kind), "keras", None, None, model)
+        return None
+
+
+# -- helpers --------------------------------------------------------------------
+def _method(node: cst.ClassDef, name: str) -> Optional[cst.FunctionDef]:
+    body = node.body
+    if not isinstance(body, cst.IndentedBlock):
+        return None
+    for statement in body.body:
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
+            return statement
+    return None
+
+
+def _units(qualname: str, call: cst.Call) -> Optional[int]:
+    if qualname in ("torch.nn.Linear",):
+        value = literal(argument(call, 1, "out_features"), None)
+    elif qualname == "torch.nn.LazyLinear":
+        value = literal(argument(call, 0, "out_features"), None)
+    elif qualname.startswith("keras.layers.") and qualname.endswith(".Dense"):
+        value = literal(argument(call, 0, "units"), None)
+    else:
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _layer_ops(layer: Layer) -> list[_Op]:
+    """Ops of one layer in data-flow order (a Keras Dense with ``activation=`` is two ops)."""
+    if layer.inner is not None:
+        return [_Op(layer.kind, layer.category, layer.inner.output_units, layer.inner)]
+    ops = [_Op(layer.kind, layer.category, layer.units)]
+    if layer.activation is not None:
+        ops.append(_Op(layer.activation, L.ACTIVATION))
+    return ops
+
+
+def _callable_activation(qualname: str) -> Optional[L.Kind]:
+    kind = L.ACTIVATION_CALLABLES.get(qualname)
+    return L.Kind(kind, L.ACTIVATION) if kind is not None else None
+
+
+def _is_batchnorm(op: _Op) -> bool:
+    return op.category == L.NORM and "Batch" in op.kind
+
+
+def _output_activation(ops_out_first: list[_Op]) -> Optional[str]:
+    for op in ops_out_first:
+        if op.category in (L.SHAPE, L.DROPOUT):
+            continue
+        if op.category == L.ACTIVATION:
+            return _activation_name(op.kind)
+        if op.inner is not None:
+            return op.inner.output_activation
+        return None
+    return None
+
+
+def _output_units(ops_out_first: list[_Op]) -> Optional[int]:
+    for op in ops_out_first:
+        if op.category in (L.SHAPE, L.DROPOUT, L.ACTIVATION):
+            continue
+        return op.units
+    return None
+
+
+def _with_output(summary: ModelSummary, activation: Optional[str], units: Optional[int]) -> ModelSummary:
+    return ModelSummary(summary.name, summary.qualname, summary.framework, summary.layers, activation, units,
+                        summary.has_dropout, summary.has_batchnorm)
+
+
+def _torchvision(qualname: str) -> Optional[ModelSummary]:
+    if not qualname.startswith("torchvision.models."):
+        return None
+    name = qualname.rsplit(".", 1)[-1]
+    if not name or not name[0].islower():
+        return None
+    for prefix, batchnorm, dropout in _TORCHVISION:
+        if name.startswith(prefix):
+            if prefix == "vgg" and name.endswith("_bn"):
+                batchnorm = True
+            return ModelSummary(name, qualname, "torch", (), None, None, dropout, batchnorm)
+    return None
+
+
+def _keras_loss_function(qualname: Optional[str]) -> Optional[str]:
+    if qualname is None:
+        return None
+    module, _, name = qualname.rpartition(".")
+    if module in L.KERAS_LOSS_MODULES:
+        return L.KERAS_LOSS_FUNCTIONS.get(name)
+    return None
+
+
+def _keras_loss_class(qualname: Optional[str]) -> Optional[str]:
+    if qualname is None:
+        return None
+    module, _, name = qualname.rpartition(".")
+    if module in ("keras.losses", "tensorflow.losses"):
+        return L.KERAS_LOSS_CLASSES.get(name)
+    return None
+
+
+def _keras_expects(kind: str) -> str:
+    return "probs" if "crossentropy" in kind else "values"

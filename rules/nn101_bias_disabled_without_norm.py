@@ -1,0 +1,290 @@
+'''
+## What it does
+Reports a dense or convolutional layer built with a literal `bias=False` (Keras `use_bias=False`) that no normalisation layer follows.
+"Follows" is the model's data flow: the next entries of an `nn.Sequential` / Keras
+`Sequential`, or the layers that `forward`/`call` applies to this layer's output, looking
+through activations, dropout, pooling and reshapes up to the next dense/conv layer.
+
+Not reported:
+* a layer followed by a normalisation layer (`Conv2d(..., bias=False)` + `BatchNorm2d`, as in
+  torchvision's ResNets), also with an activation in between;
+* a non-literal setting such as `bias=config.bias`;
+* `Linear`/`Dense` layers in a file that also defines or uses LayerNorm/RMSNorm, attention or
+  embeddings: transformer projections and LM heads without bias (nanoGPT, LLaMA, Hugging Face
+  models) are a deliberate design, the pre-norm residual stream is normalised;
+* the model's last layer and any layer whose output the rule cannot follow (it may feed a loss,
+  a functional normalisation or another module).
+
+## Why is this bad?
+A unit without a bias computes `w·x`: its decision boundary is forced through the origin and
+it cannot shift its output, so ReLU units cannot move their threshold. A bias costs one
+parameter per unit and is part of every layer by default. Dropping it is only free when a
+normalisation layer with its own learned shift (BatchNorm's beta) comes right after.
+
+## Example
+```python
+import torch.nn as nn
+
+model = nn.Sequential(
+    nn.Linear(784, 256, bias=False),  # NN101
+    nn.ReLU(),
+    nn.Linear(256, 10),
+)
+```
+
+```python
+from tensorflow import keras
+
+model = keras.Sequential([
+    keras.layers.Dense(64, activation="relu", use_bias=False),  # NN101
+    keras.layers.Dense(10),
+])
+```
+
+## Use instead
+```python
+import torch.nn as nn
+
+model = nn.Sequential(
+    nn.Linear(784, 256),
+    nn.ReLU(),
+    nn.Linear(256, 10),
+)
+features = nn.Sequential(
+    nn.Conv2d(3, 64, kernel_size=3, padding=1, bias=False),
+    nn.BatchNorm2d(64),
+    nn.ReLU(),
+    nn.Conv2d(64, 64, kernel_size=3, padding=1),
+)
+```
+
+```python
+from tensorflow import keras
+
+model = keras.Sequential([
+    keras.layers.Dense(64, use_bias=False),
+    keras.layers.BatchNormalization(),
+    keras.layers.Activation("relu"),
+    keras.layers.Dense(10),
+])
+```
+
+## Source
+Seed 001_05b9fd847e40edfb.txt ("请在每一个层添加一个偏差", add a bias to every layer): the bias shifts
+the fitted plane to its best position, like `b` in `y = mx + b`. Seed 000_15ef46e869a43bad.txt
+(batch normalisation): the bias may be set to False only because the BN layer that follows has
+its own offset parameter for each input.
+'''
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from nnlint.facts import layers as L
+from nnlint.facts.models import Layer, Model
+from nnlint.facts.names import keyword, literal
+from nnlint.rule import Context, Rule
+
+#: positional index of ``bias`` in PyTorch layer constructors
+_TORCH_BIAS_INDEX = {
+    "Linear": 2, "LazyLinear": 1,
+    "Conv1d": 7, "Conv2d": 7, "Conv3d": 7,
+    "ConvTranspose1d": 7, "ConvTranspose2d": 7, "ConvTranspose3d": 7,
+    "LazyConv1d": 6, "LazyConv2d": 6, "LazyConv3d": 6,
+}
+_KERAS_BIASED = frozenset({"Dense", "Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D",
+                           "Convolution3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"})
+
+
+#: layer kinds that carry their own normalisation-free stream in transformer code
+_TRANSFORMER_HINTS = ("LayerNorm", "RMSNorm", "Attention", "Embedding", "Transformer")
+_TRANSFORMER_FUNCTIONS = frozenset({
+    "torch.nn.functional.layer_norm", "torch.nn.functional.rms_norm",
+    "torch.nn.functional.scaled_dot_product_attention", "torch.nn.functional.embedding",
+})
+_PASS_THROUGH = frozenset({L.ACTIVATION, L.DROPOUT, L.POOL, L.SHAPE})
+_PARAMETRIC = frozenset({L.DENSE, L.CONV})
+
+
+class BiasDisabledWithoutNorm(Rule):
+    code = "NN101"
+    name = "bias-disabled-without-norm"
+    severity = "warning"
+    default = True
+    fixable = False
+    options = {}
+
+    def check(self, ctx: Context) -> None:
+        models = ctx.facts.models.models
+        candidates = [(model, layer) for model in models for layer in model.layers
+                      if layer.category in _PARAMETRIC and bias_enabled(layer) is False]
+        if not candidates:
+            return
+        transformer_style = _transformer_style(ctx, models)
+        for model in models:
+            layers = [layer for owner, layer in candidates if owner is model]
+            if not layers or _functional_norm_in_forward(ctx, model):
+                continue
+            followers = layer_followers(ctx, model)
+            if followers is None:
+                continue
+            for layer in layers:
+                if layer.category == L.DENSE and transformer_style:
+                    continue
+                if _unnormalised(layer, followers):
+                    word = "use_bias" if _is_keras(layer) else "bias"
+                    ctx.report(layer.node, f"{layer.kind} with {word}=False and no normalisation after it: "
+                                           "the layer cannot shift its outputs; keep the bias")
+
+
+def _unnormalised(layer: Layer, followers: dict[int, list[Follower]]) -> bool:
+    """Every path from ``layer`` reaches another dense/conv layer without passing a normalisation."""
+    reached_parametric = False
+    pending = list(followers.get(id(layer), []))
+    seen: set[int] = set()
+    while pending:
+        between, nxt = pending.pop()
+        if any(category == L.NORM for _, category in between):
+            return False
+        if nxt is None or id(nxt) in seen:
+            continue
+        seen.add(id(nxt))
+        if nxt.category == L.NORM or "Norm" in nxt.kind:
+            return False
+        if nxt.category in _PASS_THROUGH and nxt.activation is None:
+            pending.extend(followers.get(id(nxt), []))
+        elif nxt.category in _PARAMETRIC:
+            reached_parametric = True
+        else:
+            return False  # a sub-model, container or recurrent layer: unknown inside
+    return reached_parametric
+
+
+def _transformer_style(ctx: Context, models: tuple[Model, ...]) -> bool:
+    for model in models:
+        for layer in model.layers:
+            kinds = [layer.kind, *(layer.inner.layers if layer.inner is not None else ())]
+            if layer.category in (L.ATTENTION, L.EMBEDDING) or any(
+                    hint in kind for kind in kinds for hint in _TRANSFORMER_HINTS):
+                return True
+    if any(hint in name for name in ctx.facts.names.classes for hint in _TRANSFORMER_HINTS):
+        return True
+    names = ctx.facts.names
+    return any(names.qualname(call.func) in _TRANSFORMER_FUNCTIONS for call in ctx.facts.calls())
+
+
+def _functional_norm_in_forward(ctx: Context, model: Model) -> bool:
+    if not isinstance(model.node, cst.ClassDef):
+        return False
+    names = ctx.facts.names
+    for call in ctx.facts.calls(model.node):
+        kind = L.function_kind(names.qualname(call.func))
+        if kind is not None and kind.category == L.NORM:
+            return True
+    return False
+
+
+def _is_keras(layer: Layer) -> bool:
+    return (layer.qualname or "").startswith("keras.")
+
+
+def bias_enabled(layer: Layer) -> Optional[bool]:
+    """``True``/``False`` for a literal or default bias setting of a dense/conv layer, ``None`` if unknown."""
+    call = layer.node
+    if any(arg.star for arg in call.args):
+        return None
+    positional_count = sum(1 for arg in call.args if arg.keyword is None)
+    if _is_keras(layer):
+        if layer.kind not in _KERAS_BIASED or positional_count > 7:
+            return None
+        value = keyword(call, "use_bias")
+    else:
+        if not (layer.qualname or "").startswith("torch.") or layer.kind not in _TORCH_BIAS_INDEX:
+            return None
+        index = _TORCH_BIAS_INDEX[layer.kind]
+        value = keyword(call, "bias")
+        if value is None and positional_count > index:
+            value = [arg for arg in call.args if arg.keyword is None][index].value
+    if value is None:
+        return True
+    found = literal(value, None)
+    return found if isinstance(found, bool) else None
+
+
+
+# -- what follows each layer in a model's data flow (shared shape with NN101/NN104) ------------
+Follower = tuple[tuple[tuple[str, str], ...], Optional[Layer]]
+
+
+def layer_followers(ctx: Context, model: Model) -> Optional[dict[int, list[Follower]]]:
+    """For each layer (by ``id``), what its output flows into: ``(ops in between, next layer)``.
+
+    ``ops in between`` are ``(kind, category)`` of functional ops (``F.relu``, ``x.view``) and a
+    Keras layer's fused activation. ``None`` when the model's flow is not known.
+    """
+    followers: dict[int, list[Follower]] = {id(layer): [] for layer in model.layers}
+    fused = {id(layer): ((layer.activation, L.ACTIVATION),) if layer.activation else () for layer in model.layers}
+    if not isinstance(model.node, cst.ClassDef):
+        for current, nxt in zip(model.layers, model.layers[1:]):
+            followers[id(current)].append((fused[id(current)], nxt))
+        return followers
+    method = _method(model.node, "forward") or _method(model.node, "call")
+    if method is None:
+        return None
+    by_attribute = {layer.attribute: layer for layer in model.layers if layer.attribute}
+    for call in ctx.facts.calls(method):
+        consumer = _self_layer(call, by_attribute)
+        if consumer is None or not call.args:
+            continue
+        source = _source_layer(ctx, call.args[0].value, by_attribute)
+        if source is not None:
+            producer, between = source
+            followers[id(producer)].append((fused[id(producer)] + between, consumer))
+    return followers
+
+
+def _method(node: cst.ClassDef, name: str) -> Optional[cst.FunctionDef]:
+    if isinstance(node.body, cst.IndentedBlock):
+        for statement in node.body.body:
+            if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
+                return statement
+    return None
+
+
+def _self_layer(call: cst.Call, by_attribute: dict[str, Layer]) -> Optional[Layer]:
+    func = call.func
+    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+        return by_attribute.get(func.attr.value)
+    return None
+
+
+def _source_layer(ctx: Context, expr: cst.BaseExpression,
+                  by_attribute: dict[str, Layer]) -> Optional[tuple[Layer, tuple[tuple[str, str], ...]]]:
+    """The layer whose output ``expr`` is, through local names and functional ops."""
+    between: list[tuple[str, str]] = []
+    names = ctx.facts.names
+    current: Optional[cst.BaseExpression] = expr
+    for _ in range(16):
+        if isinstance(current, cst.Name):
+            current = ctx.facts.dataflow.value_of(current)
+            continue
+        if not isinstance(current, cst.Call):
+            return None
+        producer = _self_layer(current, by_attribute)
+        if producer is not None:
+            return producer, tuple(between)
+        qualname = names.qualname(current.func)
+        kind = L.function_kind(qualname) if qualname is not None else None
+        if kind is not None:
+            between.insert(0, (kind.kind, kind.category))
+            current = current.args[0].value if current.args else None
+            continue
+        if qualname is None and isinstance(current.func, cst.Attribute) \
+                and current.func.attr.value in L.TENSOR_METHODS:
+            method_kind = L.TENSOR_METHODS[current.func.attr.value]
+            between.insert(0, (method_kind.kind, method_kind.category))
+            current = current.func.value
+            continue
+        return None
+    return None

@@ -1,0 +1,136 @@
+'''
+## What it does
+Reports a softmax or sigmoid on a model's output when the loss it feeds applies it itself.
+
+Reported pairs:
+
+* a softmax (`nn.Softmax`, `F.softmax`, `x.softmax(-1)`, a model whose `forward` ends in one)
+  fed to `nn.CrossEntropyLoss` / `F.cross_entropy`;
+* a sigmoid fed to `nn.BCEWithLogitsLoss` / `F.binary_cross_entropy_with_logits`;
+* a `log_softmax` fed to `CrossEntropyLoss` (redundant: `log_softmax` is idempotent, so
+  the loss is right, but the model and loss disagree about who owns the activation; use
+  `NLLLoss` with a `log_softmax` output, or drop it);
+* Keras/TensorFlow: a last layer with `activation="softmax"`/`"sigmoid"` (or an
+  `Activation`/`Softmax` layer) compiled with a loss built with `from_logits=True`, and
+  `tf.nn.softmax_cross_entropy_with_logits(logits=tf.nn.softmax(...))`.
+
+The model may live in another file (`from model import Net`, `import model`).
+Not reported: Keras softmax with plain `categorical_crossentropy`, `log_softmax` with
+`NLLLoss`, and a softmax applied only when `not self.training` (its value is unknown).
+
+## Why is this bad?
+`CrossEntropyLoss` computes `log_softmax` of its input, and `BCEWithLogitsLoss` a
+`logsigmoid`. Applying the activation first squashes the values into `[0, 1]`, so the loss
+sees a second softmax of probabilities: its gradient shrinks, the model trains slowly or
+stalls at a poor accuracy, and nothing crashes to tell you. pytorch/examples had this in
+its word language model (a `log_softmax` output fed to `CrossEntropyLoss`, fixed by
+switching to `NLLLoss`).
+
+## Example
+```python
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return F.softmax(self.fc(x), dim=1)
+
+
+model = Net()
+criterion = nn.CrossEntropyLoss()
+
+
+def train_step(x, y):
+    loss = criterion(model(x), y)  # NN201
+    loss.backward()
+
+
+def multilabel_step(logits, y):
+    return F.binary_cross_entropy_with_logits(logits.sigmoid(), y)  # NN201
+```
+
+## Use instead
+```python
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.fc(x)  # logits: the loss applies log_softmax
+
+
+model = Net()
+criterion = nn.CrossEntropyLoss()
+
+
+def train_step(x, y):
+    loss = criterion(model(x), y)
+    loss.backward()
+
+
+def multilabel_step(logits, y):
+    return F.binary_cross_entropy_with_logits(logits, y)
+```
+Call `model(x).softmax(-1)` where probabilities are needed (prediction, metrics).
+
+## Source
+Seed 001_05b9fd847e40edfb.txt ("不要在输出层使用激活函数": do not use an activation on the
+output layer; easy to get wrong when every layer is built by one shared function).
+Seed 003_1540c0685162747f.txt pairs the softmax classifier with the cross-entropy loss
+("多类别Softmax分类器对应交叉熵损失"), i.e. the loss is computed from the raw scores.
+'''
+from __future__ import annotations
+
+from nnlint.facts.models import LossSite
+from nnlint.rule import Context, Rule
+
+#: loss kind -> activations that loss applies itself
+_APPLIED_BY_LOSS = {
+    "cross_entropy": ("softmax", "CrossEntropyLoss"),
+    "bce_with_logits": ("sigmoid", "BCEWithLogitsLoss"),
+    "multilabel_soft_margin": ("sigmoid", "MultiLabelSoftMarginLoss"),
+    "categorical_crossentropy": ("softmax", "a from_logits loss"),
+    "sparse_categorical_crossentropy": ("softmax", "a from_logits loss"),
+    "binary_crossentropy": ("sigmoid", "a from_logits loss"),
+}
+
+
+class OutputActivationAppliedByLoss(Rule):
+    code = "NN201"
+    name = "output-activation-applied-by-loss"
+    severity = "error"
+    default = True
+    fixable = False
+    options = {}
+
+    def check(self, ctx: Context) -> None:
+        models = ctx.facts.models
+        for site in models.losses:
+            if site.expects != "logits" or site.kind not in _APPLIED_BY_LOSS:
+                continue
+            if site.prediction is not None:
+                activation = models.activation_of(site.prediction)
+            elif site.model is not None:
+                activation = site.model.output_activation
+            else:
+                continue
+            self._check_site(ctx, site, activation)
+
+    def _check_site(self, ctx: Context, site: LossSite, activation: object) -> None:
+        applied, loss_name = _APPLIED_BY_LOSS[site.kind]
+        if activation == applied:
+            ctx.report(site.node, f"{activation} output fed to {loss_name}, which applies {activation} itself: "
+                                  "pass the logits")
+        elif activation == "log_softmax" and site.kind == "cross_entropy" and site.framework == "torch":
+            ctx.report(site.node, "log_softmax output fed to CrossEntropyLoss, which applies log_softmax again "
+                                  "(redundant): use NLLLoss, or return the logits")

@@ -1,0 +1,196 @@
+'''
+## What it does
+Reports `torch.save` of a model's `state_dict()` inside the training loop (or in a helper
+the loop calls) without the optimizer's `state_dict()`, in a file that trains with a
+stateful optimizer.
+
+Stateful optimizers are the Adam family (Adam, AdamW, Adamax, NAdam, RAdam, SparseAdam),
+RMSprop, Adagrad, Adadelta, and SGD with a non-zero `momentum`. A weights-only export after
+the loop, a best-model snapshot (saved under a comparison with a "best" value, or to a path
+containing "best"), and a checkpoint dict with an optimizer entry are not reported.
+
+## Why is this bad?
+A checkpoint written during training exists to resume it. Adam keeps two moving averages
+per parameter and a step count; momentum SGD keeps a velocity. Resuming from weights only
+restarts those from zero: Adam's bias correction and the momentum warm up again, the first
+updates after the restart are far larger than the ones before it, and the loss jumps. The
+resumed run is not the run that was checkpointed, and results stop being reproducible.
+
+## Example
+```python
+import torch
+
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+for epoch in range(epochs):
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+    torch.save(model.state_dict(), f"checkpoint_{epoch}.pt")  # NN302
+```
+
+## Use instead
+```python
+import torch
+
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+for epoch in range(epochs):
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+    checkpoint = {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+    }
+    torch.save(checkpoint, f"checkpoint_{epoch}.pt")
+```
+
+## Source
+Seed 001_05b9fd847e40edfb.txt: when saving and restoring model weights in TensorFlow, create
+the Saver after the AdamOptimizer, because Adam also has state that must be restored
+("ADAM 也有需要恢复的状态"). Seed 004_81a3f3f84632e452.txt and seed 000_15ef46e869a43bad.txt
+describe the per-parameter state of momentum, RMSProp and Adam (moving averages of
+gradients and squared gradients) that the updates depend on.
+'''
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from nnlint.facts.loops import Event
+from nnlint.facts.names import argument, dotted_name, keyword, literal
+from nnlint.rule import Context, Rule
+
+_STATEFUL = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "RMSprop", "Adagrad", "Adadelta",
+                       "Adam8bit", "AdamW8bit", "FusedAdam", "Lion"})
+_MAX_DEPTH = 4
+
+
+class CheckpointWithoutOptimizerState(Rule):
+    code = "NN302"
+    name = "checkpoint-without-optimizer-state"
+    severity = "warning"
+    default = True
+    fixable = False
+    options = {}
+
+    def check(self, ctx: Context) -> None:
+        loops = ctx.facts.loops
+        stateful = _stateful_optimizer(ctx)
+        if stateful is None:
+            return
+        reported: set[cst.CSTNode] = set()
+        candidates = [t.node for t in loops.training_loops] + list(loops.outer_loops)
+        for loop in candidates:
+            for event in loops.iteration(loop):
+                if event.kind != "save" or event.node in reported or not isinstance(event.node, cst.Call):
+                    continue
+                if _best_model_export(ctx, event.node):
+                    continue
+                payload = argument(event.node, 0, "obj")
+                model_state, optimizer_state = _contents(ctx, payload, event, 0)
+                if model_state and not optimizer_state:
+                    reported.add(event.node)
+                    ctx.report(event.node, f"checkpoint in the training loop saves the model but not the "
+                                           f"{stateful} optimizer's state_dict(): resuming restarts its state")
+
+
+def _stateful_optimizer(ctx: Context) -> Optional[str]:
+    names = ctx.facts.names
+    for call in ctx.facts.calls():
+        qualname = names.qualname(call.func)
+        if qualname is None:
+            continue
+        last = qualname.rsplit(".", 1)[-1]
+        if last in _STATEFUL and ("optim" in qualname or qualname.startswith(("torch.", "transformers.", "bitsandbytes."))):
+            return last
+        if qualname == "torch.optim.SGD":
+            momentum = _number(ctx, keyword(call, "momentum"))
+            if isinstance(momentum, (int, float)) and momentum > 0:
+                return "SGD(momentum)"
+    return None
+
+
+def _number(ctx: Context, expr: Optional[cst.BaseExpression]) -> object:
+    if expr is None:
+        return None
+    value = literal(ctx.facts.dataflow.resolve(expr), None)
+    if value is not None:
+        return value
+    try:
+        constants = ctx.facts.constants
+    except ImportError:  # the constants facts are optional for this rule
+        return None
+    value = constants.value(expr)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _contents(ctx: Context, expr: Optional[cst.BaseExpression], event: Event, depth: int) -> tuple[bool, bool]:
+    """(has a model state_dict, has an optimizer state_dict or an optimizer entry) in a save payload."""
+    if expr is None or depth > _MAX_DEPTH:
+        return False, False
+    loops = ctx.facts.loops
+    model_state = optimizer_state = False
+    for node in ctx.facts.walk(expr):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "state_dict":
+            owner = dotted_name(node.func.value)
+            if loops.is_optimizer(owner) or _optimizer_state_helper(node):
+                optimizer_state = True
+            else:
+                model_state = True
+        elif isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
+            text = node.evaluated_value
+            if isinstance(text, str) and "optim" in text.lower():
+                optimizer_state = True
+        elif isinstance(node, cst.Arg) and node.keyword is not None and "optim" in node.keyword.value.lower():
+            optimizer_state = True
+        elif isinstance(node, cst.Name):
+            inner = _name_value(ctx, node, event)
+            if inner is not None:
+                m, o = _contents(ctx, inner, event, depth + 1)
+                model_state, optimizer_state = model_state or m, optimizer_state or o
+    return model_state, optimizer_state
+
+
+def _optimizer_state_helper(call: cst.Call) -> bool:
+    # FSDP.optim_state_dict(model, optimizer) and the like
+    name = dotted_name(call.func) or ""
+    return "optim" in name.lower()
+
+
+def _name_value(ctx: Context, name: cst.Name, event: Event) -> Optional[cst.BaseExpression]:
+    value = ctx.facts.dataflow.value_of(name)
+    if value is not None:
+        return value
+    # a parameter of the helper the save is in: the argument at the loop's call
+    loops = ctx.facts.loops
+    for call in reversed(event.via):
+        function = loops.callee(call)
+        if function is None or loops.function_of(name) is not function:
+            continue
+        params = [p.name.value for p in (*function.params.posonly_params, *function.params.params)]
+        if name.value in params:
+            offset = 1 if params and params[0] == "self" and isinstance(call.func, cst.Attribute) else 0
+            return argument(call, params.index(name.value) - offset, name.value)
+    return None
+
+
+def _best_model_export(ctx: Context, save: cst.Call) -> bool:
+    """A best-so-far snapshot for inference: under ``if val < best`` or saved to a "best" path."""
+    for arg in save.args[1:]:
+        if any(isinstance(n, (cst.SimpleString, cst.FormattedStringText)) and "best" in ctx.code_for(n).lower()
+               for n in ctx.facts.walk(arg.value)):
+            return True
+        if isinstance(arg.value, (cst.Name, cst.Attribute)) and "best" in (dotted_name(arg.value) or "").lower():
+            return True
+    for ancestor in ctx.facts.ancestors(save):
+        if isinstance(ancestor, cst.If) and "best" in ctx.code_for(ancestor.test).lower():
+            return True
+        if isinstance(ancestor, (cst.For, cst.While, cst.FunctionDef)):
+            break
+    return False

@@ -1,0 +1,129 @@
+'''
+## What it does
+Reports an optimizer `step()` in a training loop whose iteration never clears the
+gradients that step applies.
+
+A training loop is a loop whose iteration calls `backward()` and `step()`, directly or
+through functions of the same file. Clearing means `optimizer.zero_grad()`,
+`model.zero_grad()` on the model the optimizer updates, or `p.grad = None`.
+
+It also reports a loop that clears the wrong gradients: `zero_grad()` only on another
+optimizer, or on a model the stepped optimizer was not built over
+(`optim.Adam(netD.parameters())` stepped while only `netG.zero_grad()` runs).
+Gradient accumulation, where `zero_grad()` sits under the same `if` as the step, and
+`zero_grad()` at the end of the iteration, after the step, are correct and not reported.
+
+## Why is this bad?
+PyTorch adds every `backward()` into `.grad`; nothing resets it for you. Without
+`zero_grad()` each update uses the sum of the gradients of all previous batches, which
+grows without bound: the effective learning rate explodes and training diverges or
+oscillates. The bug is silent: no error, only a loss curve that behaves strangely.
+
+## Example
+```python
+import torch.nn as nn
+import torch.optim as optim
+
+model = nn.Linear(10, 1)
+criterion = nn.MSELoss()
+optimizer = optim.SGD(model.parameters(), lr=0.01)
+
+for inputs, targets in loader:
+    loss = criterion(model(inputs), targets)
+    loss.backward()
+    optimizer.step()  # NN303
+```
+
+```python
+import torch.nn as nn
+import torch.optim as optim
+
+netD, netG = Discriminator(), Generator()
+optimizerD = optim.Adam(netD.parameters(), lr=2e-4)
+optimizerG = optim.Adam(netG.parameters(), lr=2e-4)
+
+for real in loader:
+    netG.zero_grad()
+    errD = criterion(netD(real), ones) + criterion(netD(netG(noise).detach()), zeros)
+    errD.backward()
+    optimizerD.step()  # NN303
+    errG = criterion(netD(netG(noise)), ones)
+    errG.backward()
+    optimizerG.step()
+```
+
+## Use instead
+```python
+import torch.nn as nn
+import torch.optim as optim
+
+model = nn.Linear(10, 1)
+criterion = nn.MSELoss()
+optimizer = optim.SGD(model.parameters(), lr=0.01)
+
+for inputs, targets in loader:
+    optimizer.zero_grad()
+    loss = criterion(model(inputs), targets)
+    loss.backward()
+    optimizer.step()
+```
+
+```python
+import torch.nn as nn
+import torch.optim as optim
+
+netD, netG = Discriminator(), Generator()
+optimizerD = optim.Adam(netD.parameters(), lr=2e-4)
+optimizerG = optim.Adam(netG.parameters(), lr=2e-4)
+
+for real in loader:
+    netD.zero_grad()
+    errD = criterion(netD(real), ones) + criterion(netD(netG(noise).detach()), zeros)
+    errD.backward()
+    optimizerD.step()
+    netG.zero_grad()
+    errG = criterion(netD(netG(noise)), ones)
+    errG.backward()
+    optimizerG.step()
+```
+
+## Source
+Seed 003_1540c0685162747f.txt, "每个批量数据训练都要执行的代码流程" (the code every batch must
+run): the canonical PyTorch step begins with `optimizer.zero_grad()` ("设置优化器初始梯度为0",
+set the optimizer's gradients to zero), then forward, loss, `train_loss += loss.item()`,
+`loss.backward()` and `optimizer.step()`.
+'''
+from __future__ import annotations
+
+from nnlint.facts.loops import exclusive
+from nnlint.rule import Context, Rule
+
+
+class MissingZeroGrad(Rule):
+    code = "NN303"
+    name = "missing-zero-grad"
+    severity = "error"
+    default = True
+    fixable = False
+    options = {}
+
+    def check(self, ctx: Context) -> None:
+        loops = ctx.facts.loops
+        reported: set[object] = set()
+        for training in loops.training_loops:
+            zeros = training.of_kind("zero_grad")
+            for step in training.of_kind("step"):
+                if step.node in reported:
+                    continue
+                relevant = [z for z in zeros if not exclusive(z, step)]
+                if any(loops.zeroes(z, step.receiver) for z in relevant):
+                    continue
+                reported.add(step.node)
+                if relevant:
+                    cleared = ", ".join(sorted({z.receiver or "?" for z in relevant}))
+                    ctx.report(step.node, f"{step.receiver}.step() but zero_grad() only clears {cleared}: "
+                                          f"the gradients {step.receiver} applies accumulate across iterations")
+                else:
+                    ctx.report(step.node, f"{step.receiver}.step() in a loop without zero_grad(): "
+                                          "gradients accumulate across iterations")
+

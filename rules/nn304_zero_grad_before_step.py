@@ -1,0 +1,140 @@
+'''
+## What it does
+Reports `zero_grad()` that runs after `backward()` and before the `step()` that should
+apply those gradients, so the step applies nothing.
+
+Two shapes are reported: `loss.backward(); optimizer.zero_grad(); optimizer.step()` in one
+iteration, and `zero_grad()` inside a gradient-accumulation loop (an inner loop that calls
+`backward()` but not `step()`) whose optimizer steps after that loop: each micro-step then
+wipes the gradients of the previous ones. `zero_grad()` at the start of the iteration, at
+its end after the step, or between two networks' updates (GANs) is correct.
+
+## Why is this bad?
+`step()` reads `.grad`. Zeroing it between `backward()` and `step()` makes every update
+use zero (or `None`) gradients: with plain SGD nothing is learned, with momentum or Adam
+the parameters keep drifting on stale state. In an accumulation loop only the last
+micro-batch contributes, so the effective batch is a fraction of what was intended.
+Training runs without an error, the loss just does not go down as it should.
+
+## Example
+```python
+import torch
+
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for inputs, targets in loader:
+    loss = criterion(model(inputs), targets)
+    loss.backward()
+    optimizer.zero_grad()  # NN304
+    optimizer.step()
+```
+
+```python
+import torch
+
+optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+for batches in loader:
+    for inputs, targets in batches:
+        optimizer.zero_grad()  # NN304
+        loss = criterion(model(inputs), targets) / len(batches)
+        loss.backward()
+    optimizer.step()
+```
+
+## Use instead
+```python
+import torch
+
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for inputs, targets in loader:
+    optimizer.zero_grad()
+    loss = criterion(model(inputs), targets)
+    loss.backward()
+    optimizer.step()
+```
+
+```python
+import torch
+
+optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+for batches in loader:
+    for inputs, targets in batches:
+        loss = criterion(model(inputs), targets) / len(batches)
+        loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+```
+
+## Source
+Seed 003_1540c0685162747f.txt, "每个批量数据训练都要执行的代码流程" (the code every batch must
+run): `optimizer.zero_grad()` comes first, before the forward pass, and `loss.backward()`
+is directly followed by `optimizer.step()` ("参数进行更新", update the parameters).
+'''
+from __future__ import annotations
+
+from typing import Sequence
+
+from nnlint.facts.loops import Event, LoopFacts, exclusive
+from nnlint.rule import Context, Rule
+
+
+class ZeroGradBeforeStep(Rule):
+    code = "NN304"
+    name = "zero-grad-before-step"
+    severity = "error"
+    default = True
+    fixable = False
+    options = {}
+
+    def check(self, ctx: Context) -> None:
+        loops = ctx.facts.loops
+        reported: set[object] = set()
+        for training in loops.training_loops:
+            events = training.events
+            for index, step in enumerate(events):
+                if step.kind != "step":
+                    continue
+                for zero, message in _wiping_zero_grads(loops, events, index):
+                    if zero.node not in reported:
+                        reported.add(zero.node)
+                        ctx.report(zero.node, message)
+
+
+def _wiping_zero_grads(loops: LoopFacts, events: Sequence[Event], index: int) -> list[tuple[Event, str]]:
+    step = events[index]
+    found: list[tuple[Event, str]] = []
+    last_backward = None
+    for position in range(index - 1, -1, -1):
+        event = events[position]
+        if event.kind == "backward" and not exclusive(event, step):
+            last_backward = position
+            break
+    if last_backward is None:
+        return found
+    step_guards = set(step.guards)
+    for position in range(last_backward + 1, index):
+        zero = events[position]
+        if zero.kind != "zero_grad" or not loops.zeroes(zero, step.receiver):
+            continue
+        # only a zero_grad that runs whenever the step runs
+        if set(zero.guards) <= step_guards:
+            found.append((zero, f"zero_grad() between backward() and {step.receiver}.step(): "
+                                "the step applies cleared gradients"))
+    # accumulation loop: an inner loop that backpropagates (but never steps) and zeroes on each pass
+    step_loops = set(step.inner_loops)
+    for position in range(0, index):
+        zero = events[position]
+        if zero.kind != "zero_grad":
+            continue
+        for inner in zero.inner_loops:
+            if inner in step_loops:
+                continue
+            in_inner = [e for e in events if inner in e.inner_loops]
+            if any(e.kind == "step" for e in in_inner):
+                continue
+            zero_at = in_inner.index(zero)
+            if any(e.kind == "backward" for e in in_inner[zero_at + 1:]) and loops.zeroes(zero, step.receiver) \
+                    and not exclusive(zero, step):
+                found.append((zero, f"zero_grad() inside the accumulation loop: each pass wipes the gradients "
+                                    f"accumulated for {step.receiver}.step()"))
+                break
+    return found

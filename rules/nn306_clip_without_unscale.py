@@ -1,0 +1,93 @@
+'''
+## What it does
+Reports gradient clipping of `GradScaler`-scaled gradients without
+`scaler.unscale_(optimizer)` first.
+
+The gradients are scaled when the loss was backpropagated with
+`scaler.scale(loss).backward()`; `torch.nn.utils.clip_grad_norm_`/`clip_grad_value_`
+must then come after `scaler.unscale_(optimizer)`.
+
+## Why is this bad?
+With a `GradScaler` the gradients in `.grad` are multiplied by the loss scale (65536 at
+the start, adjusted as training runs). Clipping them to `max_norm=1.0` before unscaling
+compares the threshold with a norm that is thousands of times too large: almost every
+step is clipped to a tiny update, and how much changes whenever the scaler adjusts its
+scale. `scaler.step()` unscales only afterwards. The PyTorch AMP recipe is
+`scaler.scale(loss).backward()`, `scaler.unscale_(optimizer)`, clip, `scaler.step(optimizer)`,
+`scaler.update()`.
+
+## Example
+```python
+import torch
+
+scaler = torch.cuda.amp.GradScaler()
+optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+for inputs, targets in loader:
+    optimizer.zero_grad()
+    with torch.autocast("cuda", dtype=torch.float16):
+        loss = criterion(model(inputs), targets)
+    scaler.scale(loss).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # NN306
+    scaler.step(optimizer)
+    scaler.update()
+```
+
+## Use instead
+```python
+import torch
+
+scaler = torch.cuda.amp.GradScaler()
+optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+for inputs, targets in loader:
+    optimizer.zero_grad()
+    with torch.autocast("cuda", dtype=torch.float16):
+        loss = criterion(model(inputs), targets)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(optimizer)
+    scaler.update()
+```
+
+## Source
+Seed 002_1779c8f13c5dbb22.txt, "梯度裁剪（Gradient Clipping）": clipping limits gradient
+values to a threshold ("使它不超过设定的阈值", so they do not exceed the set threshold), which
+only works on the true gradients. Seed 000_15ef46e869a43bad.txt shows how a clipnorm of 1.0
+rescales a gradient vector by its norm: a norm inflated by the loss scale makes that
+rescaling meaningless. The unscale-before-clip order is the PyTorch AMP recipe.
+'''
+from __future__ import annotations
+
+from nnlint.facts.loops import after, before
+from nnlint.rule import Context, Rule
+
+
+class ClipWithoutUnscale(Rule):
+    code = "NN306"
+    name = "clip-without-unscale"
+    severity = "error"
+    default = True
+    fixable = False
+    options = {}
+
+    def check(self, ctx: Context) -> None:
+        names = ctx.facts.names
+        reported: set[object] = set()
+        for training in ctx.facts.loops.training_loops:
+            events = training.events
+            for index, clip in enumerate(events):
+                if clip.kind != "clip" or clip.node in reported:
+                    continue
+                qualname = names.qualname(clip.node.func)  # type: ignore[attr-defined]
+                if qualname is None or not qualname.startswith("torch."):
+                    continue  # accelerator.clip_grad_norm_ and friends unscale for you
+                for event in before(events, index):
+                    if event.kind == "unscale" or event.kind == "step":
+                        break
+                    if event.kind == "backward":
+                        if event.scaler is not None:
+                            reported.add(clip.node)
+                            optimizer = next((e.receiver for e in after(events, index) if e.kind == "step"), None)
+                            ctx.report(clip.node, f"clipping gradients scaled by {event.scaler}: call "
+                                                  f"{event.scaler}.unscale_({optimizer or 'optimizer'}) before clipping")
+                        break

@@ -1,0 +1,241 @@
+'''
+## What it does
+Reports evaluation code that runs a model with dropout or batch normalisation while the
+model is still in training mode.
+
+The model counts as in eval mode after `model.eval()` earlier in the function, or before
+every call of that function.
+
+Evaluation code is a function named like `evaluate`/`validate`/`test`/`estimate_loss`, or
+a model call under `torch.no_grad()`/`inference_mode()` outside the training loop and in
+code that never calls `backward()`. The model must be known to contain dropout or batch
+normalisation (a model class or `nn.Sequential` of this project, or a torchvision
+constructor); `model.eval()` ... `model.train()` around the evaluation (nanoGPT's
+`estimate_loss`) is correct.
+
+## Why is this bad?
+In training mode dropout zeroes random units and batch normalisation normalises with the
+statistics of the current batch (and updates its running averages with evaluation data).
+Validation metrics computed that way are noisy, pessimistic and depend on the batch size;
+test predictions are not reproducible; and BN's running statistics are polluted with
+evaluation data. `torch.no_grad()` does not change any of this: it only turns off autograd.
+
+## Example
+```python
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 256)
+        self.drop = nn.Dropout(0.5)
+        self.fc2 = nn.Linear(256, 10)
+
+    def forward(self, x):
+        return self.fc2(self.drop(torch.relu(self.fc1(x))))
+
+
+def evaluate(model, loader):
+    correct = 0
+    with torch.no_grad():
+        for inputs, targets in loader:
+            correct += (model(inputs).argmax(1) == targets).sum().item()  # NN307
+    return correct
+
+
+model = Net()
+print(evaluate(model, test_loader))
+```
+
+## Use instead
+```python
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 256)
+        self.drop = nn.Dropout(0.5)
+        self.fc2 = nn.Linear(256, 10)
+
+    def forward(self, x):
+        return self.fc2(self.drop(torch.relu(self.fc1(x))))
+
+
+def evaluate(model, loader):
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for inputs, targets in loader:
+            correct += (model(inputs).argmax(1) == targets).sum().item()
+    return correct
+
+
+model = Net()
+print(evaluate(model, test_loader))
+```
+
+## Source
+Seed 002_1779c8f13c5dbb22.txt: no dropout at test and prediction time ("测试和预测阶段是不能
+dropout的"), and batch normalisation uses the moving averages at test time, switched by
+`is_training`. Seed 004_81a3f3f84632e452.txt: dropout is active only in the training phase
+and removed when predicting. Seed 000_15ef46e869a43bad.txt: after training, dropout does
+nothing. In PyTorch that switch is `model.eval()`.
+'''
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import libcst as cst
+
+from nnlint.facts.loops import is_eval_function_name, mode_switch, scope_calls
+from nnlint.facts.names import dotted_name
+from nnlint.rule import Context, Rule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnlint.facts.models import ModelSummary
+
+_MAX_DEPTH = 3
+
+
+class EvalWithoutEvalMode(Rule):
+    code = "NN307"
+    name = "eval-without-eval-mode"
+    severity = "warning"
+    default = True
+    fixable = False
+    options = {}
+
+    def check(self, ctx: Context) -> None:
+        facts = ctx.facts
+        loops = facts.loops
+        training_nodes = {t.node for t in loops.training_loops} | set(loops.outer_loops)
+        reported: set[tuple[int, str]] = set()
+        for call in facts.calls():
+            model = dotted_name(call.func)
+            if model is None:
+                continue
+            model_expr = call.func
+            if model.endswith(".forward") and isinstance(call.func, cst.Attribute):
+                model, model_expr = model[: -len(".forward")], call.func.value
+            scope = loops.function_of(call)
+            key = (id(scope), model)
+            if key in reported or not _in_evaluation(ctx, call, scope, training_nodes):
+                continue
+            summary = _model_summary(ctx, model_expr, scope, 0)
+            if summary is None or not (summary.has_dropout or summary.has_batchnorm):
+                continue
+            if _mode_at(ctx, call, scope, model, 0) not in ("train", "none"):
+                continue
+            reported.add(key)
+            layers = " and ".join(k for k, on in (("dropout", summary.has_dropout),
+                                                  ("batch norm", summary.has_batchnorm)) if on)
+            ctx.report(call, f"{model} has {layers} but is evaluated in training mode: call {model}.eval() first")
+
+
+def _in_evaluation(ctx: Context, call: cst.Call, scope: Optional[cst.FunctionDef],
+                   training_nodes: set[cst.CSTNode]) -> bool:
+    loops = ctx.facts.loops
+    if scope is not None:
+        name = scope.name.value
+        if name.endswith("_step") or name == "forward" or _calls_backward(ctx, scope):
+            return False
+        if is_eval_function_name(name) and not name.startswith("test_"):
+            return True
+    elif _calls_backward(ctx, ctx.facts.module):
+        return False
+    if not loops.grad_disabled(call):
+        return False
+    return not any(ancestor in training_nodes for ancestor in ctx.facts.ancestors(call))
+
+
+def _calls_backward(ctx: Context, scope: cst.CSTNode) -> bool:
+    return any(isinstance(n, cst.Attribute) and n.attr.value in ("backward", "grad", "requires_grad_", "requires_grad")
+               for n in ctx.facts.walk(scope))
+
+
+def _model_summary(ctx: Context, expr: cst.BaseExpression, scope: Optional[cst.FunctionDef],
+                   depth: int) -> Optional["ModelSummary"]:
+    """The model behind ``expr``; a parameter is followed to the arguments of the function's calls."""
+    summary = ctx.facts.models.model_of(expr)
+    if summary is not None or depth >= _MAX_DEPTH or scope is None or not isinstance(expr, cst.Name):
+        return summary
+    loops = ctx.facts.loops
+    for site in loops.call_sites(scope):
+        argument_text = loops.renames(scope, site).get(expr.value)
+        if argument_text is None:
+            continue
+        argument_expr = _argument_expression(site, argument_text)
+        if argument_expr is None:
+            continue
+        found = _model_summary(ctx, argument_expr, loops.function_of(site), depth + 1)
+        if found is not None and (found.has_dropout or found.has_batchnorm):
+            return found
+    return None
+
+
+def _argument_expression(site: cst.Call, text: str) -> Optional[cst.BaseExpression]:
+    for arg in site.args:
+        if dotted_name(arg.value) == text:
+            return arg.value
+    return None
+
+
+def _mode_at(ctx: Context, node: cst.CSTNode, scope: Optional[cst.FunctionDef], model: str, depth: int) -> str:
+    """"eval" | "train" | "none" (top of the program, never switched) | "unknown" at ``node`` for ``model``."""
+    facts = ctx.facts
+    last: Optional[str] = None
+    for call in scope_calls(facts, scope if scope is not None else facts.module):
+        if call is node:
+            break
+        switch = mode_switch(call, facts)
+        if switch is not None and _covers(switch.receiver, model):
+            last = switch.mode
+    if last is not None:
+        return last
+    if scope is None or _is_local(ctx, scope, model):
+        # a model built in this scope starts in training mode
+        return "none"
+    if depth >= _MAX_DEPTH:
+        return "unknown"
+    loops = facts.loops
+    sites = loops.call_sites(scope)
+    if not sites:
+        return "unknown"
+    results: set[str] = set()
+    for site in sites:
+        renamed = _rename(model, loops.renames(scope, site))
+        if renamed is None:
+            return "unknown"
+        results.add(_mode_at(ctx, site, loops.function_of(site), renamed, depth + 1))
+    if "unknown" in results:
+        return "unknown"
+    if results & {"train", "none"}:
+        return "train"
+    return "eval"
+
+
+def _is_local(ctx: Context, scope: cst.FunctionDef, model: str) -> bool:
+    head = model.split(".")[0]
+    params = {p.name.value for p in (*scope.params.posonly_params, *scope.params.params, *scope.params.kwonly_params)}
+    return head not in params and any(d.value is not None for d in ctx.facts.dataflow.assignments(scope, head))
+
+
+def _covers(receiver: Optional[str], model: str) -> bool:
+    if receiver is None:
+        return False
+    return receiver == model or model.startswith(receiver + ".")
+
+
+def _rename(model: str, renames: dict[str, Optional[str]]) -> Optional[str]:
+    head, dot, rest = model.partition(".")
+    if head not in renames:
+        return model
+    replacement = renames[head]
+    if replacement is None:
+        return None
+    return replacement + dot + rest if rest else replacement

@@ -1,0 +1,142 @@
+'''
+## What it does
+Reports a model that is run after `model.eval()` in the same function (or script) without
+gradient tracking turned off.
+
+Gradients count as off under `with torch.no_grad()`, `with torch.inference_mode()`,
+`with torch.set_grad_enabled(False)` (also `set_grad_enabled(phase == "train")`), in a
+function decorated with `@torch.no_grad()`/`@torch.inference_mode()`, after a
+`torch.set_grad_enabled(False)` statement, and in a function whose every call in the file
+is under one of those. Code that needs gradients after `eval()` (it calls `backward()`,
+`torch.autograd.grad` or sets `requires_grad`: saliency maps, adversarial examples) and
+Lightning `*_step` hooks (Lightning turns gradients off itself) are not reported.
+
+## Why is this bad?
+`model.eval()` only switches dropout and batch normalisation to inference behaviour; it
+does not stop autograd. Every forward pass still records the graph and keeps the
+activations needed for a backward pass that never comes: evaluation uses several times
+the memory it needs (large validation batches run out of GPU memory), runs slower, and
+results accumulated across batches keep their graphs alive.
+
+## Example
+```python
+import torch.nn.functional as F
+
+
+def evaluate(model, loader):
+    model.eval()
+    total = 0.0
+    for inputs, targets in loader:
+        output = model(inputs)  # NN309
+        total += F.cross_entropy(output, targets).item()
+    return total / len(loader)
+```
+
+## Use instead
+```python
+import torch
+import torch.nn.functional as F
+
+
+@torch.no_grad()
+def evaluate(model, loader):
+    model.eval()
+    total = 0.0
+    for inputs, targets in loader:
+        output = model(inputs)
+        total += F.cross_entropy(output, targets).item()
+    return total / len(loader)
+```
+
+## Source
+Seed 002_1779c8f13c5dbb22.txt and seed 004_81a3f3f84632e452.txt separate the training
+phase from testing and prediction, where the network is only evaluated; seed
+003_1540c0685162747f.txt shows that gradients are only needed for the training step
+(`loss.backward()` followed by `optimizer.step()`). Evaluation after `model.eval()` does no
+backward pass, so recording the graph for it only costs memory and time.
+'''
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import libcst as cst
+
+from nnlint.facts.loops import ModeSwitch, mode_switch, scope_calls
+from nnlint.facts.names import dotted_name
+from nnlint.rule import Context, Rule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnlint.facts import FileFacts
+
+_GRADIENT_USES = frozenset({"backward", "grad", "requires_grad", "requires_grad_", "enable_grad", "manual_backward"})
+_GRAD_OFF_CALLS = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"})
+
+
+class EvalWithoutNoGrad(Rule):
+    code = "NN309"
+    name = "eval-without-no-grad"
+    severity = "warning"
+    default = True
+    fixable = False
+    options = {}
+
+    def check(self, ctx: Context) -> None:
+        facts = ctx.facts
+        scopes: list[cst.CSTNode] = [facts.module]
+        scopes.extend(n for n in facts.walk() if isinstance(n, cst.FunctionDef))
+        for scope in scopes:
+            if isinstance(scope, cst.FunctionDef) and (scope.name.value.endswith("_step")
+                                                        or facts.loops.decorated_no_grad(scope)):
+                continue
+            self._check_scope(ctx, scope)
+
+    def _check_scope(self, ctx: Context, scope: cst.CSTNode) -> None:
+        facts = ctx.facts
+        in_eval: dict[str, ModeSwitch] = {}
+        grad_off = False
+        uses_gradients: Optional[bool] = None
+        for call in scope_calls(facts, scope):
+            switch = mode_switch(call, facts)
+            if switch is not None:
+                if switch.receiver is None:
+                    continue
+                if switch.mode == "eval":
+                    in_eval[switch.receiver] = switch
+                else:
+                    in_eval = {r: s for r, s in in_eval.items()
+                               if not (r == switch.receiver or r.startswith(switch.receiver + "."))}
+                continue
+            if facts.names.qualname(call.func) in _GRAD_OFF_CALLS and _is_statement(facts, call):
+                grad_off = True
+                continue
+            callee = dotted_name(call.func)
+            if callee is None or grad_off:
+                continue
+            model = callee[: -len(".forward")] if callee.endswith(".forward") else callee
+            if model not in in_eval or facts.loops.grad_disabled(call):
+                continue
+            if uses_gradients is None:
+                uses_gradients = _uses_gradients(facts, scope)
+            if uses_gradients or _callers_disable_grad(ctx, scope):
+                return
+            in_eval.pop(model)
+            ctx.report(call, f"{model} runs after {model}.eval() with gradient tracking on: wrap the "
+                             "evaluation in torch.no_grad() or torch.inference_mode()")
+
+
+def _is_statement(facts: "FileFacts", call: cst.Call) -> bool:
+    return isinstance(facts.parent(call), cst.Expr)
+
+
+def _uses_gradients(facts: "FileFacts", scope: cst.CSTNode) -> bool:
+    for node in facts.walk(scope):
+        if isinstance(node, cst.Attribute) and node.attr.value in _GRADIENT_USES:
+            return True
+    return False
+
+
+def _callers_disable_grad(ctx: Context, scope: cst.CSTNode) -> bool:
+    if not isinstance(scope, cst.FunctionDef):
+        return False
+    sites = ctx.facts.loops.call_sites(scope)
+    return bool(sites) and all(ctx.facts.loops.grad_disabled(site) for site in sites)

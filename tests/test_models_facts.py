@@ -1,0 +1,256 @@
+"""ModelFacts: models as layer sequences, their outputs, losses and model_of (also across files)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from nnlint.facts import FileFacts
+from nnlint.facts.index import ModuleSummary, ProjectIndex
+from nnlint.facts.models import ModelFacts, ModelSummary
+
+
+def facts_of(source: str, module: str = "x", project: ProjectIndex | None = None, path: str = "x.py") -> FileFacts:
+    return FileFacts(path, cst.parse_module(source), module_name=module, project=project)
+
+
+def summaries(source: str) -> dict[str, ModelSummary]:
+    return {m.name: m.summary for m in facts_of(source).models.models}
+
+
+TORCH_NET = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(4, 8)
+        self.drop = nn.Dropout(0.5)
+        self.fc2 = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        x = self.drop(x)
+        x = self.fc2(x)
+        return x.softmax(-1)
+'''
+
+
+def test_module_subclass_layers_in_data_flow_order() -> None:
+    model = facts_of(TORCH_NET).models.models[0]
+    assert model.summary == ModelSummary("Net", "x.Net", "torch", ("Linear", "ReLU", "Dropout", "Linear", "Softmax"),
+                                         "softmax", 3, True, False)
+    assert [layer.attribute for layer in model.layers] == ["fc1", "drop", "fc2"]
+    assert model.layers[0].kind == "Linear" and model.layers[2].units == 3
+    assert model.layers[1].kwarg("p") is None
+
+
+@pytest.mark.parametrize("ret, expected", [
+    ("return torch.sigmoid(self.fc(x))", "sigmoid"),
+    ("return F.log_softmax(self.fc(x), dim=1)", "log_softmax"),
+    ("x = self.fc(x)\n        return x", None),
+    ("return self.fc(x).view(-1)", None),
+    ("return self.fc(x).sigmoid().view(-1)", "sigmoid"),
+    ("x = self.fc(x)\n        if not self.training:\n            x = x.softmax(-1)\n        return x", None),
+    ("return self.fc(x) if self.training else self.fc(x).softmax(-1)", None),
+])
+def test_output_activation_of_forward(ret: str, expected: str | None) -> None:
+    source = f'''
+from torch import nn
+import torch
+import torch.nn.functional as F
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+    def forward(self, x):
+        {ret}
+'''
+    assert summaries(source)["M"].output_activation == expected
+
+
+def test_sequential_nested_and_ordered_dict() -> None:
+    source = '''
+from collections import OrderedDict
+from torch.nn import Sequential, Linear, BatchNorm1d, Sigmoid, ReLU
+seq = Sequential(OrderedDict([("fc", Linear(3, 4)), ("body", Sequential(BatchNorm1d(4), ReLU()))]),)
+head = Sequential(Linear(4, 1), Sigmoid())
+'''
+    found = summaries(source)
+    assert set(found) == {"seq", "head"}
+    assert found["seq"].layers == ("Linear", "BatchNorm1d", "ReLU")
+    assert found["seq"].has_batchnorm and found["seq"].output_activation == "relu"
+    assert found["head"].output_activation == "sigmoid" and found["head"].output_units == 1
+
+
+def test_sequential_inside_a_model_class_is_not_a_second_model() -> None:
+    source = '''
+import torch.nn as nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+        self.head = nn.Linear(2, 5)
+    def forward(self, x):
+        return self.head(self.body(x))
+'''
+    found = summaries(source)
+    assert list(found) == ["Net"]
+    assert found["Net"].layers == ("Linear", "BatchNorm1d", "Linear")
+    assert found["Net"].has_batchnorm and found["Net"].output_units == 5
+
+
+@pytest.mark.parametrize("keras", ["from tensorflow import keras", "import keras", "import tensorflow.keras as keras"])
+def test_keras_sequential_add_and_activation(keras: str) -> None:
+    source = f'''
+{keras}
+model = keras.Sequential([keras.layers.Dense(64, activation="relu"), keras.layers.Dropout(0.2)])
+model.add(keras.layers.Dense(10))
+model.add(keras.layers.Activation("softmax"))
+model.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+'''
+    facts = facts_of(source)
+    summary = facts.models.models[0].summary
+    assert summary.layers == ("Dense", "ReLU", "Dropout", "Dense", "Softmax")
+    assert summary.output_activation == "softmax" and summary.output_units == 10 and summary.has_dropout
+    (site,) = facts.models.losses
+    assert site.expects == "logits" and site.model == summary
+
+
+def test_keras_functional_model() -> None:
+    source = '''
+import tensorflow as tf
+inputs = tf.keras.Input(shape=(3,))
+x = tf.keras.layers.Dense(4, activation="relu")(inputs)
+x = tf.keras.layers.BatchNormalization()(x)
+outputs = tf.keras.layers.Dense(1, activation="sigmoid")(x)
+model = tf.keras.Model(inputs=inputs, outputs=outputs)
+model.compile(loss="binary_crossentropy")
+'''
+    facts = facts_of(source)
+    summary = facts.models.models[0].summary
+    assert summary.layers == ("Dense", "ReLU", "BatchNormalization", "Dense", "Sigmoid")
+    assert summary.output_activation == "sigmoid" and summary.output_units == 1 and summary.has_batchnorm
+    (site,) = facts.models.losses
+    assert site.kind == "binary_crossentropy" and site.expects == "probs"
+
+
+def _name_use(facts: FileFacts, name: str) -> cst.Name:
+    uses = [n for n in facts.walk() if isinstance(n, cst.Name) and n.value == name]
+    return uses[-1]
+
+
+@pytest.mark.parametrize("ctor, batchnorm, dropout", [
+    ("models.resnet18()", True, False),
+    ("models.vgg16_bn(weights=None)", True, True),
+    ("models.vgg16()", False, True),
+    ("models.alexnet()", False, True),
+    ("models.densenet121()", True, False),
+])
+def test_model_of_torchvision(ctor: str, batchnorm: bool, dropout: bool) -> None:
+    facts = facts_of(f"from torchvision import models\nnet = {ctor}.to('cpu')\nnet(x)\n")
+    summary = facts.models.model_of(_name_use(facts, "net"))
+    assert summary is not None and (summary.has_batchnorm, summary.has_dropout) == (batchnorm, dropout)
+
+
+def test_model_of_unknown_is_none() -> None:
+    facts = facts_of("def f(net):\n    return net(x)\n")
+    assert facts.models.model_of(_name_use(facts, "net")) is None
+    assert facts.models.model_of(None) is None
+
+
+def test_model_of_self_attribute_and_wrappers() -> None:
+    source = TORCH_NET + '''
+class Trainer:
+    def __init__(self):
+        self.model = torch.nn.DataParallel(Net())
+    def step(self, x):
+        return self.model(x)
+'''
+    facts = facts_of(source)
+    attribute = [n for n in facts.walk() if isinstance(n, cst.Attribute) and n.attr.value == "model"][-1]
+    summary = facts.models.model_of(attribute)
+    assert summary is not None and summary.name == "Net"
+
+
+def _exports(facts: FileFacts) -> ModuleSummary:
+    """The model part of ``FileFacts.summary()`` (without constants, which another module owns)."""
+    return ModuleSummary(facts.module_name, facts.path, models=facts.models.exported_summaries(),
+                         bindings=dict(facts.names.bindings))
+
+
+@pytest.mark.parametrize("import_line, expr", [
+    ("from model import Net", "Net()"),
+    ("import model", "model.Net()"),
+    ("from . import model as m", "m.Net()"),
+])
+def test_model_of_across_files(import_line: str, expr: str) -> None:
+    module, defining = ("train", "model") if "from ." not in import_line else ("pkg.train", "pkg.model")
+    exported = _exports(facts_of(TORCH_NET, module=defining, path=defining.replace(".", "/") + ".py"))
+    assert exported.models["Net"].output_activation == "softmax"
+    project = ProjectIndex([exported])
+    facts = facts_of(f"{import_line}\nnet = {expr}\nnet(x)\n", module=module, project=project,
+                     path="pkg/train.py" if module == "pkg.train" else "train.py")
+    summary = facts.models.model_of(_name_use(facts, "net"))
+    assert summary is not None and summary.name == "Net" and summary.output_units == 3
+
+
+@pytest.mark.parametrize("loss_line, kind, expects", [
+    ("crit = nn.CrossEntropyLoss()\nloss = crit(model(x), y)", "cross_entropy", "logits"),
+    ("loss = F.nll_loss(model(x), y)", "nll", "log_probs"),
+    ("loss = nn.BCELoss()(model(x), y)", "bce", "probs"),
+])
+def test_loss_sites_and_what_feeds_them(loss_line: str, kind: str, expects: str) -> None:
+    source = TORCH_NET + f"model = Net()\n{loss_line}\n"
+    facts = facts_of(source)
+    (site,) = facts.models.losses
+    assert (site.kind, site.expects) == (kind, expects)
+    assert facts.models.activation_of(site.prediction) == "softmax"
+
+
+def test_loss_object_on_self() -> None:
+    source = '''
+from torch.nn import CrossEntropyLoss as CE
+class Trainer:
+    def __init__(self):
+        self.criterion = CE()
+    def step(self, out, y):
+        return self.criterion(out, y)
+'''
+    (site,) = facts_of(source).models.losses
+    assert site.kind == "cross_entropy" and site.constructor is not None
+
+
+@pytest.mark.parametrize("source", [
+    "", "x = 1\n", "class A:\n    pass\n", "import torch.nn as nn\nclass N(nn.Module):\n    pass\n",
+    "import torch.nn as nn\nclass N(nn.Module):\n    def forward(self):\n        return\n",
+    "import torch.nn as nn\nclass A(B):\n    pass\nclass B(A):\n    pass\nA()\n",
+    "import torch.nn as nn\nclass N(nn.Module):\n    def __init__(self):\n        self.n = N()\n"
+    "    def forward(self, x):\n        return self.n(x)\nN()(1)\n",
+    "import torch.nn as nn\nnn.Sequential(*layers)\nnn.Sequential()\n",
+    "from tensorflow import keras\nkeras.Model()\nkeras.Sequential(5)\nm = keras.Sequential()\nm.add()\n",
+    "import torch.nn as nn\nx = y = nn.Sequential(nn.ReLU())\n(a, b) = nn.Linear(1, 1), 2\n",
+])
+def test_odd_input_never_raises(source: str) -> None:
+    facts = facts_of(source)
+    facts.models.models
+    facts.models.losses
+    facts.models.exported_summaries()
+    for node in list(facts.walk()):
+        if isinstance(node, cst.BaseExpression):
+            facts.models.model_of(node)
+            facts.models.activation_of(node)
+
+
+def test_summaries_are_picklable() -> None:
+    import pickle
+
+    summary = facts_of(TORCH_NET).models.exported_summaries()["Net"]
+    assert pickle.loads(pickle.dumps(summary)) == summary
+
+
+def test_modelfacts_is_the_facts_attribute() -> None:
+    assert isinstance(facts_of("").models, ModelFacts)
