@@ -24,9 +24,11 @@ class DeepSigmoidNet(nn.Module):
             nn.Linear(128, 128),
             nn.Sigmoid(),
         )
-        # A bias right before batch norm is wasted: BN subtracts the mean anyway.
-        self.fc = nn.Linear(128, 64)  # bug (NN101)
+        # A bias right before batch norm is wasted: BN subtracts the mean anyway (opinionated, off by default).
+        self.fc = nn.Linear(128, 64)  # bug (NN901)
         self.bn = nn.BatchNorm1d(64)
+        # No bias and no normalisation after it: every unit's boundary passes through the origin.
+        self.hidden = nn.Linear(64, 64, bias=False)  # bug (NN101)
         self.out = nn.Linear(64, 10)
         # The output layer applies softmax, and CrossEntropyLoss applies log-softmax again.
         self.softmax = nn.Softmax(dim=1)  # bug (NN201)
@@ -34,6 +36,7 @@ class DeepSigmoidNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x.flatten(1))
         x = F.relu(self.bn(self.fc(x)))
+        x = F.relu(self.hidden(x))
         x = F.dropout(x, p=0.5)  # bug (NN105): functional dropout ignores model.eval()
         return self.softmax(self.out(x))
 

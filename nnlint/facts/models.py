@@ -169,6 +169,10 @@ class ModelFacts:
                 exported[model.name] = model.summary
             elif self._is_module_level(model.node):
                 exported[model.name] = model.summary
+        for name, function in self._facts.names.functions.items():
+            summary = self._factory_model(function, 0)
+            if summary is not None:
+                exported.setdefault(name, summary)
         return exported
 
     def model_of(self, expr: Optional[cst.BaseExpression]) -> Optional[ModelSummary]:
@@ -553,9 +557,38 @@ class ModelFacts:
         if local is not None and local in self._facts.names.classes:
             model = self._class_model(local)
             return model.summary if model is not None else None
+        if local is not None and local in self._facts.names.functions:
+            return self._factory_model(self._facts.names.functions[local], depth + 1)
         if depth > _MAX_DEPTH:
             return None
         return self._facts.project.model(qualname, near=self._facts.path)
+
+    def _factory_model(self, function: cst.FunctionDef, depth: int) -> Optional[ModelSummary]:
+        """The model a factory function (``def build_model(): ...; return model``) returns, if always the same."""
+        key = f"def {function.name.value}"  # functions and classes share the recursion guard
+        if depth > _MAX_DEPTH or key in self._building:
+            return None
+        self._building.add(key)
+        try:
+            found: Optional[ModelSummary] = None
+            for node in self._facts.walk(function.body):
+                if not isinstance(node, cst.Return):
+                    continue
+                if self._enclosing_function(node) is not function:
+                    continue  # a return of a nested function
+                summary = self._model_of(node.value, depth + 1)
+                if summary is None or (found is not None and found != summary):
+                    return None
+                found = summary
+            return found
+        finally:
+            self._building.discard(key)
+
+    def _enclosing_function(self, node: cst.CSTNode) -> Optional[cst.FunctionDef]:
+        for ancestor in self._facts.ancestors(node):
+            if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
+                return ancestor if isinstance(ancestor, cst.FunctionDef) else None
+        return None
 
     def _self_attribute(self, expr: cst.Attribute, depth: int) -> Optional[ModelSummary]:
         for ancestor in self._facts.ancestors(expr):
