@@ -3,7 +3,8 @@
 Each case trains a small model on the CPU with one injected fault (or none: the healthy
 controls) under ``nnlint.monitor`` in warn mode, then again in fix mode. It prints, per
 case, which detectors fired and when (steps to detect = first finding's step), the
-false alarms (codes not expected for the case; any finding on a healthy control), and
+false alarms (codes neither expected nor allowed as a true consequence of the fault; any
+finding on a healthy control), the non-finite events counted, and
 in fix mode whether training recovered (weights finite and final loss below the
 warn-mode run's, or below the first loss). Default thresholds were chosen on it.
 """
@@ -31,6 +32,11 @@ class Case:
     expected: frozenset[str]  # codes that should fire; empty for a healthy control
     build: Callable[[], tuple[nn.Module, torch.optim.Optimizer, Callable, Callable]]
     steps: int = 200
+    # Codes that may also fire because they are true consequences of the fault (a NaN
+    # after an explosion; early layers that do not move because their gradient vanished).
+    # Anything else is a false alarm; on a healthy control everything is.
+    allowed: frozenset[str] = frozenset()
+    amp: bool = False  # fp16 autocast with a GradScaler
 
 
 def _regression(width_in: int = 16, scale: float = 1.0):
@@ -152,6 +158,13 @@ def lr_too_low():
     return model, torch.optim.SGD(model.parameters(), lr=1e-7), _regression(), _mse
 
 
+def healthy_amp():
+    # fp16 autocast with a GradScaler starting at 2**24: its first 8 steps overflow
+    # and are skipped by the scaler (calibration), which is normal.
+    model = _mlp(64, 3)
+    return model, torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9), _regression(), _mse
+
+
 def fp16_overflow():
     model = _mlp(64, 3).half()
     state = {"calls": 0}
@@ -170,12 +183,15 @@ CASES = [
     Case("healthy-cnn-bn", frozenset(), healthy_cnn),
     Case("healthy-transformer", frozenset(), healthy_transformer),
     Case("healthy-converged", frozenset(), healthy_converged, 600),
-    Case("deep-sigmoid", frozenset({"NR102"}), deep_sigmoid),
+    Case("healthy-amp-scaler", frozenset(), healthy_amp, amp=True),
+    # SGD 0.1 moves the last layer by ~0.1-0.45 of its norm per step (NR103 is right).
+    Case("deep-sigmoid", frozenset({"NR102"}), deep_sigmoid, allowed=frozenset({"NR103"})),
     Case("saturated-sigmoid", frozenset({"NR202"}), saturated_sigmoid),
-    Case("bad-init", frozenset({"NR203", "NR101"}), bad_init),
+    # The first step's loss is 2e10 and its update overflows: NaN from step 1 on.
+    Case("bad-init", frozenset({"NR203"}), bad_init, allowed=frozenset({"NR101", "NR301"})),
     Case("dying-relu", frozenset({"NR201"}), dying_relu),
     Case("log-negative", frozenset({"NR301"}), log_negative),
-    Case("lr-too-high", frozenset({"NR401", "NR101", "NR103", "NR301"}), lr_too_high),
+    Case("lr-too-high", frozenset({"NR401", "NR101"}), lr_too_high, allowed=frozenset({"NR103", "NR301"})),
     Case("lr-too-low", frozenset({"NR402", "NR103"}), lr_too_low, 450),
     Case("fp16-overflow", frozenset({"NR301"}), fp16_overflow),
 ]
@@ -185,14 +201,21 @@ def run(case: Case, mode: str, steps: int, seed: int = 0):
     torch.manual_seed(seed)
     model, optimizer, batch, loss_fn = case.build()
     losses: list[torch.Tensor] = []
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**24) if case.amp else None
     with nnlint.monitor(model, optimizer, mode=mode, use_config=False,
                         sink=lambda finding: None) as mon:
         for _ in range(steps):
             x, y = batch()
             optimizer.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            optimizer.step()
+            with torch.autocast("cpu", dtype=torch.float16, enabled=case.amp):
+                loss = loss_fn(model(x), y)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
             mon.observe_loss(loss)
             losses.append(loss.detach())
     finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
@@ -211,7 +234,7 @@ def main() -> None:
     wanted = {n for n in args.only.split(",") if n}
     per_code: dict[str, dict[str, int]] = {}
     start = time.time()
-    print(f"{'case':22} {'expected':24} {'fired (first step)':46} {'false alarms':22} fix mode")
+    print(f"{'case':22} {'expected':24} {'fired (first step)':46} {'false alarms':22} {'nf ev':>5} fix mode")
     for case in CASES:
         if wanted and case.name not in wanted:
             continue
@@ -221,7 +244,7 @@ def main() -> None:
         for finding in mon.findings:
             first_step.setdefault(finding.code, finding.step or 0)
         fired = ", ".join(f"{c}@{s}" for c, s in sorted(first_step.items())) or "-"
-        false = sorted(set(first_step) - case.expected)
+        false = sorted(set(first_step) - case.expected - case.allowed)
         for code in case.expected:
             stats = per_code.setdefault(code, {"cases": 0, "detected": 0, "false": 0, "latency": 0})
             stats["cases"] += 1
@@ -236,8 +259,9 @@ def main() -> None:
         actions = sorted({f.action for f in fix_mon.fixes})
         fix_text = f"{'recovered' if recovered else 'NOT recovered'} ({', '.join(actions) or 'no fix'}; " \
                    f"loss {fix_first:.3g}->{fix_final:.3g}, warn {final:.3g})"
+        events = sum(e["count"] for e in mon.nonfinite_events)
         print(f"{case.name:22} {','.join(sorted(case.expected)) or '(healthy)':24} {fired:46} "
-              f"{','.join(false) or '-':22} {fix_text}")
+              f"{','.join(false) or '-':22} {events:>5} {fix_text}")
     print()
     print(f"{'detector':9} {'detected':>9} {'false alarms':>13} {'mean steps to detect':>21}")
     for code in sorted(per_code):

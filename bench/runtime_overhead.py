@@ -4,7 +4,9 @@ Times a training step with and without ``nnlint.monitor`` (all default detectors
 statistics are collected on every step and read back every ``--check-every`` steps,
 default the monitor's own) in one run, interleaving blocks of plain and monitored steps
 on two identical copies of the model so that drift in the machine's speed hits both
-alike, and prints the ratio of the median block times.
+alike, and prints the median over rounds of the monitored/plain block-time ratio. A CPU
+block is 50 steps, a whole period of the default check (25) and sample (10) intervals,
+so each block pays its share of read-backs and update-norm samples.
 
 Models: an MLP on the CPU (always); on a CUDA GPU a GPT-2-small style decoder (124M,
 bf16 autocast, batch 8 x 1024) and ResNet-50 (bf16 autocast, batch 64, 224 x 224), both
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import os
 import statistics
 import sys
 import time
@@ -147,23 +150,28 @@ def measure(name: str, build: Callable[[], nn.Module], batch: Callable, device: 
                 sync()
                 times.append((time.perf_counter() - start) / block)
     p, w = statistics.median(plain_times), statistics.median(watched_times)
+    # Each round times a plain block and then a monitored one: the ratio within a round
+    # cancels most of the drift in the machine's speed (other jobs on a shared box).
+    paired = statistics.median(b / a for a, b in zip(plain_times, watched_times))
     print(f"{name:34} plain {p * 1e3:8.2f} ms/step   monitored {w * 1e3:8.2f} ms/step   "
-          f"ratio {w / p:.3f}x   ({len(mon.findings)} findings)")
-    return w / p
+          f"ratio {paired:.3f}x (of medians {w / p:.3f}x)   ({len(mon.findings)} findings)")
+    return paired
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check-every", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1)")
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"torch {torch.__version__}, {args.threads} CPU thread(s), check_every="
-          f"{args.check_every or 'default'}; statistics collected every step")
+          f"{args.check_every or 'default'}; statistics collected every step; load average {load} "
+          f"on {os.cpu_count()} CPUs (a loaded machine makes the ratio noisy: run it several times)")
     measure("CPU MLP 784-1024x3-10, batch 256", cpu_mlp,
             lambda: (torch.randn(256, 784), torch.randint(0, 10, (256,))), "cpu", None,
-            block=10, rounds=args.rounds, check_every=args.check_every)
+            block=50, rounds=args.rounds, check_every=args.check_every)
     if not torch.cuda.is_available():
         print("CUDA is not available: skipping the GPU models (GPT-2 small bf16 8x1024, ResNet-50 bf16 64)")
         return
@@ -172,10 +180,10 @@ def main() -> None:
     measure("GPU GPT-2 small (124M) bf16 8x1024", GPT,
             lambda: (torch.randint(0, 50304, (8, 1024), device="cuda"),
                      torch.randint(0, 50304, (8, 1024), device="cuda")),
-            "cuda", torch.bfloat16, block=5, rounds=args.rounds, check_every=args.check_every)
+            "cuda", torch.bfloat16, block=50, rounds=args.rounds, check_every=args.check_every)
     measure("GPU ResNet-50 bf16 batch 64", resnet50,
             lambda: (torch.randn(64, 3, 224, 224, device="cuda"), torch.randint(0, 1000, (64,), device="cuda")),
-            "cuda", torch.bfloat16, block=5, rounds=args.rounds, check_every=args.check_every)
+            "cuda", torch.bfloat16, block=50, rounds=args.rounds, check_every=args.check_every)
 
 
 if __name__ == "__main__":

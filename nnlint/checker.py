@@ -59,6 +59,8 @@ class _Parsed:
     module: Any  # libcst.Module
     module_name: str
     is_package: bool
+    #: phase one's FileFacts; phase two reuses what does not depend on the project index
+    facts: Any = None
 
 
 @dataclass
@@ -82,6 +84,7 @@ class FileChecker:
             return PhaseOne(None, (parsed_or_error,))
         self._parsed[source.absolute] = parsed_or_error
         facts = self._facts(source, parsed_or_error, None)
+        parsed_or_error.facts = facts
         try:
             summary = facts.summary()
         except Exception as error:  # a fact extractor bug must not stop the run
@@ -205,7 +208,9 @@ class FileChecker:
     def _facts(self, source: SourceFile, parsed: _Parsed, index: Optional[ProjectIndex]) -> Any:
         from nnlint.facts import FileFacts
 
-        return FileFacts(source.display, parsed.module, parsed.module_name, parsed.is_package, index)
+        return FileFacts(
+            source.display, parsed.module, parsed.module_name, parsed.is_package, index, earlier=parsed.facts
+        )
 
     def _loaded_rules(self) -> list[tuple[RuleInfo, Any]]:
         if self._rules is None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from libcst.metadata import CodeRange
 
     from nnlint.facts import FileFacts
+    from nnlint.positions import Positions
 
 
 class Rule:
@@ -77,7 +78,7 @@ class Context:
         self._reports: list[_Report] = []
         self._rule: Optional[Rule] = None
         self._options: Mapping[str, Any] = {}
-        self._positions: Optional[Mapping["cst.CSTNode", "CodeRange"]] = None
+        self._positions: Optional["Positions"] = None
 
     # -- used by the engine -------------------------------------------------
     def run(self, rule: Rule, options: Mapping[str, Any]) -> None:
@@ -157,10 +158,9 @@ class Context:
 
     def position(self, node: "cst.CSTNode") -> "CodeRange":
         if self._positions is None:
-            from libcst.metadata import MetadataWrapper, PositionProvider
+            from nnlint.positions import Positions
 
-            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
-            self._positions = wrapper.resolve(PositionProvider)
+            self._positions = Positions(self.facts)
         return self._positions[node]
 
     def code_for(self, node: "cst.CSTNode") -> str:

@@ -6,7 +6,8 @@ It recognises:
 * `nn.init.normal_(w)` (default `std=1.0`) or `nn.init.normal_(w, std=s)` with `s >= max-std`,
   and the tensor method `w.weight.data.normal_()`;
 * `nn.Parameter(torch.randn(fan_in, fan_out))` used as a weight (two or more dimensions,
-  not multiplied or divided by a scale, not re-initialised by an `nn.init` call);
+  not multiplied or divided by a scale, not re-initialised by an `nn.init` call, not scaled
+  wherever it is used as in `x @ self.w * self.scale`, and not in a unit test);
 * TensorFlow `tf.random_normal_initializer()` (its default `stddev` is 1.0),
   `tf.Variable(tf.random.normal([n_in, n_out]))` and Keras
   `RandomNormal(stddev=s)` with `s >= max-std`.
@@ -112,7 +113,8 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.names import argument, keyword, literal, positional
+from nnlint.facts.names import argument, dotted_name, keyword, literal, positional
+from nnlint.facts.testcode import in_test_code
 from nnlint.rule import Context, Rule
 
 _TORCH_NORMAL = frozenset({"torch.nn.init.normal_", "torch.nn.init.normal"})
@@ -195,6 +197,8 @@ class StandardNormalWeightInit(Rule):
         if _reinitialised(ctx, scope, target):
             return
         if not (_WEIGHT_NAME.search(target) or _used_in_matmul(ctx, scope, target)):
+            return
+        if _scaled_at_use(ctx, scope, target) or in_test_code(ctx.facts, call):
             return
         ctx.report(call, f"`{target}` is drawn from N(0, 1) without scaling: divide by sqrt(fan_in) "
                          "or initialise it with nn.init.xavier_/kaiming_")
@@ -401,6 +405,45 @@ def _used_in_matmul(ctx: Context, scope: cst.CSTNode, attribute: str) -> bool:
             if any(_mentions_self_attribute(arg.value, attribute) for arg in node.args):
                 return True
     return False
+
+
+def _scaled_at_use(ctx: Context, scope: cst.CSTNode, attribute: str) -> bool:
+    """Every read of ``self.<attribute>`` is scaled where it is used: ``x @ self.w * self.scale``,
+    ``(q @ self.w) / math.sqrt(d)``. The product then has the variance of a scaled initialisation."""
+    uses = 0
+    for node in ctx.facts.walk(scope):
+        if not isinstance(node, cst.Attribute) or _attribute_chain(node) != ["self", attribute]:
+            continue
+        parent = ctx.facts.parent(node)
+        if isinstance(parent, cst.AssignTarget) or (isinstance(parent, cst.AnnAssign) and parent.target is node):
+            continue
+        uses += 1
+        if not _under_scale(ctx, node):
+            return False
+    return uses > 0
+
+
+def _under_scale(ctx: Context, node: cst.CSTNode) -> bool:
+    child = node
+    for ancestor in ctx.facts.ancestors(node):
+        if not isinstance(ancestor, cst.BinaryOperation):
+            return False
+        if isinstance(ancestor.operator, (cst.Multiply, cst.Divide)):
+            other = ancestor.right if ancestor.left is child else ancestor.left
+            if _is_scale(ctx, other):
+                return True
+        child = ancestor
+    return False
+
+
+def _is_scale(ctx: Context, expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Power):
+        exponent = literal(expr.right, None)
+        return isinstance(exponent, (int, float)) and exponent < 0
+    if isinstance(expr, cst.Call) and (dotted_name(expr.func) or "").rsplit(".", 1)[-1] in ("sqrt", "rsqrt"):
+        return True
+    text = (dotted_name(expr) or "").rsplit(".", 1)[-1].lower()
+    return "scale" in text or "temperature" in text
 
 
 def _embedding_context(ctx: Context, call: cst.Call) -> bool:

@@ -7,7 +7,9 @@ stateful optimizer.
 Stateful optimizers are the Adam family (Adam, AdamW, Adamax, NAdam, RAdam, SparseAdam),
 RMSprop, Adagrad, Adadelta, and SGD with a non-zero `momentum`. A weights-only export after
 the loop, a best-model snapshot (saved under a comparison with a "best" value, or to a path
-containing "best"), and a checkpoint dict with an optimizer entry are not reported.
+containing "best"), the final weights saved to a "last"/"final" file next to it (`last.pt`,
+`model_final.pth`, unless the name says checkpoint), and a checkpoint dict with an optimizer
+entry are not reported.
 
 ## Why is this bad?
 A checkpoint written during training exists to resume it. Adam keeps two moving averages
@@ -58,6 +60,7 @@ gradients and squared gradients) that the updates depend on.
 '''
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import libcst as cst
@@ -69,6 +72,8 @@ from nnlint.rule import Context, Rule
 _STATEFUL = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "RMSprop", "Adagrad", "Adadelta",
                        "Adam8bit", "AdamW8bit", "FusedAdam", "Lion"})
 _MAX_DEPTH = 4
+_EXPORT_NAME = re.compile(r"(?<![a-z])(last|final)(?![a-z])")
+_CHECKPOINT_NAME = re.compile(r"ckpt|checkpoint|resume|state")
 
 
 class CheckpointWithoutOptimizerState(Rule):
@@ -181,10 +186,14 @@ def _name_value(ctx: Context, name: cst.Name, event: Event) -> Optional[cst.Base
 
 
 def _best_model_export(ctx: Context, save: cst.Call) -> bool:
-    """A best-so-far snapshot for inference: under ``if val < best`` or saved to a "best" path."""
+    """A snapshot for inference: under ``if val < best``, saved to a "best" path, or to a "last"/"final"
+    weights file (the ``best.pt`` + ``last.pt`` pair) that does not call itself a checkpoint."""
     for arg in save.args[1:]:
-        if any(isinstance(n, (cst.SimpleString, cst.FormattedStringText)) and "best" in ctx.code_for(n).lower()
-               for n in ctx.facts.walk(arg.value)):
+        texts = [ctx.code_for(n).lower() for n in ctx.facts.walk(arg.value)
+                 if isinstance(n, (cst.SimpleString, cst.FormattedStringText))]
+        if any("best" in text for text in texts):
+            return True
+        if any(_EXPORT_NAME.search(text) for text in texts) and not any(_CHECKPOINT_NAME.search(t) for t in texts):
             return True
         if isinstance(arg.value, (cst.Name, cst.Attribute)) and "best" in (dotted_name(arg.value) or "").lower():
             return True

@@ -7,7 +7,8 @@ Two shapes are reported: `loss.backward(); optimizer.zero_grad(); optimizer.step
 iteration, and `zero_grad()` inside a gradient-accumulation loop (an inner loop that calls
 `backward()` but not `step()`) whose optimizer steps after that loop: each micro-step then
 wipes the gradients of the previous ones. `zero_grad()` at the start of the iteration, at
-its end after the step, or between two networks' updates (GANs) is correct.
+its end after the step, or between two networks' updates (GANs) is correct, and so is
+`optimizer.step(closure)` (L-BFGS style), whose closure clears and recomputes the gradients.
 
 ## Why is this bad?
 `step()` reads `.grad`. Zeroing it between `backward()` and `step()` makes every update
@@ -73,7 +74,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from nnlint.facts.loops import Event, LoopFacts, exclusive
+import libcst as cst
+
+from nnlint.facts.loops import Event, LoopFacts, exclusive, looks_like_optimizer
+from nnlint.facts.names import dotted_name, keyword, positional
 from nnlint.rule import Context, Rule
 
 
@@ -91,12 +95,27 @@ class ZeroGradBeforeStep(Rule):
         for training in loops.training_loops:
             events = training.events
             for index, step in enumerate(events):
-                if step.kind != "step":
+                if step.kind != "step" or _steps_with_closure(loops, step):
                     continue
                 for zero, message in _wiping_zero_grads(loops, events, index):
                     if zero.node not in reported:
                         reported.add(zero.node)
                         ctx.report(zero.node, message)
+
+
+def _steps_with_closure(loops: LoopFacts, step: Event) -> bool:
+    """``optimizer.step(closure)``: the step re-runs the closure, which clears and recomputes the gradients itself."""
+    call = step.node
+    if not isinstance(call, cst.Call):
+        return False
+    if keyword(call, "closure") is not None:
+        return True
+    first = positional(call, 0)
+    if first is None:
+        return False
+    text = dotted_name(first)
+    # scaler.step(optimizer) passes the optimizer, not a closure
+    return not (loops.is_optimizer(text) or looks_like_optimizer(text) or text == step.receiver)
 
 
 def _wiping_zero_grads(loops: LoopFacts, events: Sequence[Event], index: int) -> list[tuple[Event, str]]:

@@ -58,7 +58,11 @@ rescaling meaningless. The unscale-before-clip order is the PyTorch AMP recipe.
 '''
 from __future__ import annotations
 
-from nnlint.facts.loops import after, before
+from typing import Optional, Sequence
+
+import libcst as cst
+
+from nnlint.facts.loops import Event, after, before
 from nnlint.rule import Context, Rule
 
 
@@ -85,9 +89,21 @@ class ClipWithoutUnscale(Rule):
                     if event.kind == "unscale" or event.kind == "step":
                         break
                     if event.kind == "backward":
-                        if event.scaler is not None:
+                        scaled = event if event.scaler is not None else _scaled_alternative(ctx, events, event)
+                        if scaled is not None:
                             reported.add(clip.node)
                             optimizer = next((e.receiver for e in after(events, index) if e.kind == "step"), None)
-                            ctx.report(clip.node, f"clipping gradients scaled by {event.scaler}: call "
-                                                  f"{event.scaler}.unscale_({optimizer or 'optimizer'}) before clipping")
+                            ctx.report(clip.node, f"clipping gradients scaled by {scaled.scaler}: call "
+                                                  f"{scaled.scaler}.unscale_({optimizer or 'optimizer'}) before clipping")
                         break
+
+
+def _scaled_alternative(ctx: Context, events: Sequence[Event], backward: Event) -> Optional[Event]:
+    """``scaler.scale(loss).backward() if scaler else loss.backward()``: the scaled twin of a plain backward."""
+    branch = next((a for a in ctx.facts.ancestors(backward.node) if isinstance(a, cst.IfExp)), None)
+    if branch is None:
+        return None
+    for event in events:
+        if event.kind == "backward" and event.scaler is not None and branch in ctx.facts.ancestors(event.node):
+            return event
+    return None

@@ -115,6 +115,7 @@ class EvalWithoutEvalMode(Rule):
         loops = facts.loops
         training_nodes = {t.node for t in loops.training_loops} | set(loops.outer_loops)
         reported: set[tuple[int, str]] = set()
+        backward_scopes: dict[cst.CSTNode, bool] = {}  # one walk per scope, not per call
         for call in facts.calls():
             model = dotted_name(call.func)
             if model is None:
@@ -124,7 +125,7 @@ class EvalWithoutEvalMode(Rule):
                 model, model_expr = model[: -len(".forward")], call.func.value
             scope = loops.function_of(call)
             key = (id(scope), model)
-            if key in reported or not _in_evaluation(ctx, call, scope, training_nodes):
+            if key in reported or not _in_evaluation(ctx, call, scope, training_nodes, backward_scopes):
                 continue
             summary = _model_summary(ctx, model_expr, scope, 0)
             if summary is None or not (summary.has_dropout or summary.has_batchnorm):
@@ -138,22 +139,28 @@ class EvalWithoutEvalMode(Rule):
 
 
 def _in_evaluation(ctx: Context, call: cst.Call, scope: Optional[cst.FunctionDef],
-                   training_nodes: set[cst.CSTNode]) -> bool:
+                   training_nodes: set[cst.CSTNode], backward_scopes: dict[cst.CSTNode, bool]) -> bool:
     loops = ctx.facts.loops
     if scope is not None:
         name = scope.name.value
-        if name.endswith("_step") or name == "forward" or _calls_backward(ctx, scope):
+        if name.endswith("_step") or name == "forward" or _calls_backward(ctx, scope, backward_scopes):
             return False
         if is_eval_function_name(name) and not name.startswith("test_"):
             return True
-    elif _calls_backward(ctx, ctx.facts.module):
+    elif _calls_backward(ctx, ctx.facts.module, backward_scopes):
         return False
     if not loops.grad_disabled(call):
         return False
     return not any(ancestor in training_nodes for ancestor in ctx.facts.ancestors(call))
 
 
-def _calls_backward(ctx: Context, scope: cst.CSTNode) -> bool:
+def _calls_backward(ctx: Context, scope: cst.CSTNode, cache: dict[cst.CSTNode, bool]) -> bool:
+    if scope not in cache:
+        cache[scope] = _walk_calls_backward(ctx, scope)
+    return cache[scope]
+
+
+def _walk_calls_backward(ctx: Context, scope: cst.CSTNode) -> bool:
     return any(isinstance(n, cst.Attribute) and n.attr.value in ("backward", "grad", "requires_grad_", "requires_grad")
                for n in ctx.facts.walk(scope))
 

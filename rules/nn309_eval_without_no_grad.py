@@ -7,9 +7,11 @@ Gradients count as off under `with torch.no_grad()`, `with torch.inference_mode(
 `with torch.set_grad_enabled(False)` (also `set_grad_enabled(phase == "train")`), in a
 function decorated with `@torch.no_grad()`/`@torch.inference_mode()`, after a
 `torch.set_grad_enabled(False)` statement, and in a function whose every call in the file
-is under one of those. Code that needs gradients after `eval()` (it calls `backward()`,
-`torch.autograd.grad` or sets `requires_grad`: saliency maps, adversarial examples) and
-Lightning `*_step` hooks (Lightning turns gradients off itself) are not reported.
+is under one of those, directly or through the helpers that call it. Code that needs
+gradients after `eval()` (it calls `backward()`, `torch.autograd.grad` or sets
+`requires_grad`: saliency maps, adversarial examples), Lightning `*_step` hooks (Lightning
+turns gradients off itself) and unit tests (a pytest/unittest `test_*.py` file or a
+`unittest.TestCase` method checking a forward pass) are not reported.
 
 ## Why is this bad?
 `model.eval()` only switches dropout and batch normalisation to inference behaviour; it
@@ -63,6 +65,7 @@ import libcst as cst
 
 from nnlint.facts.loops import ModeSwitch, mode_switch, scope_calls
 from nnlint.facts.names import dotted_name
+from nnlint.facts.testcode import in_test_code
 from nnlint.rule import Context, Rule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,6 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _GRADIENT_USES = frozenset({"backward", "grad", "requires_grad", "requires_grad_", "enable_grad", "manual_backward"})
 _GRAD_OFF_CALLS = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"})
+_MAX_CALLER_DEPTH = 4
 
 
 class EvalWithoutNoGrad(Rule):
@@ -117,7 +121,7 @@ class EvalWithoutNoGrad(Rule):
                 continue
             if uses_gradients is None:
                 uses_gradients = _uses_gradients(facts, scope)
-            if uses_gradients or _callers_disable_grad(ctx, scope):
+            if uses_gradients or _callers_disable_grad(ctx, scope) or in_test_code(facts, call):
                 return
             in_eval.pop(model)
             ctx.report(call, f"{model} runs after {model}.eval() with gradient tracking on: wrap the "
@@ -135,8 +139,19 @@ def _uses_gradients(facts: "FileFacts", scope: cst.CSTNode) -> bool:
     return False
 
 
-def _callers_disable_grad(ctx: Context, scope: cst.CSTNode) -> bool:
-    if not isinstance(scope, cst.FunctionDef):
+def _callers_disable_grad(ctx: Context, scope: cst.CSTNode, seen: frozenset[cst.CSTNode] = frozenset()) -> bool:
+    """Every call of ``scope`` in the file runs with gradients off, directly or through its own callers."""
+    if not isinstance(scope, cst.FunctionDef) or scope in seen or len(seen) >= _MAX_CALLER_DEPTH:
         return False
-    sites = ctx.facts.loops.call_sites(scope)
-    return bool(sites) and all(ctx.facts.loops.grad_disabled(site) for site in sites)
+    loops = ctx.facts.loops
+    sites = loops.call_sites(scope)
+    if not sites:
+        return False
+    for site in sites:
+        if loops.grad_disabled(site):
+            continue
+        # a helper of a helper: `features()` called only from a `@torch.no_grad()` `score()`
+        caller = loops.function_of(site)
+        if caller is None or not _callers_disable_grad(ctx, caller, seen | {scope}):
+            return False
+    return True

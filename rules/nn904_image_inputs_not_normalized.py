@@ -10,7 +10,9 @@ rescale themselves, masks). The rule stays quiet when the pipeline contains a tr
 does not know (a custom class or `Lambda` may normalise), when the `Compose` is nested in
 another `Compose` that normalises, and for target/mask/label pipelines
 (`target_transform=`, a variable named like `mask_transform`, or returned by a function
-named like `target_transform()`).
+named like `target_transform()`). When such a target pipeline crops or resizes images into
+`[0, 1]` tensors too (super-resolution, denoising), the file's input pipelines are not reported
+either.
 
 ## Why is this bad?
 `ToTensor` only scales pixels to `[0, 1]`: every input is positive with a mean around
@@ -59,6 +61,8 @@ from nnlint.rule import Context, Rule
 
 _PREFIXES = ("torchvision.transforms.", "torchvision.transforms.v2.")
 _TARGET_WORDS = ("target", "mask", "label", "seg", "gt")
+#: a target that is itself an image (a mask or label map is not)
+_IMAGE_TARGET_WORDS = ("target", "high_res", "hr_", "clean", "sharp")
 #: torchvision transforms known not to normalise; anything else (a custom class, `Lambda`, a nested
 #: `Compose`/`RandomApply` or a variable) might, and keeps the rule quiet
 _KNOWN = frozenset({
@@ -83,15 +87,13 @@ class ImageInputsNotNormalized(Rule):
 
     def check(self, ctx: Context) -> None:
         composes = [call for call in ctx.facts.calls() if _transform_name(ctx, call) == "Compose"]
-        for compose in composes:
-            steps = _steps(compose)
-            if steps is None:
-                continue
-            kinds = [_transform_name(ctx, step) if isinstance(step, cst.Call) else None for step in steps]
-            if any(kind is None or kind not in _KNOWN for kind in kinds):
-                continue
-            if "Normalize" in kinds or not _makes_float_image(ctx, steps, kinds):
-                continue
+        unnormalised = [c for c in composes if _unnormalised_float_pipeline(ctx, c)]
+        # image-to-image work (super-resolution, denoising): the targets are [0, 1] images too,
+        # so the inputs stay in the same range on purpose
+        if any(_is_target_pipeline(ctx, compose, _IMAGE_TARGET_WORDS) and _resizes(ctx, compose)
+               for compose in unnormalised):
+            return
+        for compose in unnormalised:
             if _is_target_pipeline(ctx, compose) or self._normalised_later(ctx, compose, composes):
                 continue
             ctx.report(compose, "image pipeline converts to tensors but never applies Normalize")
@@ -111,6 +113,23 @@ class ImageInputsNotNormalized(Rule):
             if includes and any(_transform_name(ctx, s) == "Normalize" for s in steps if isinstance(s, cst.Call)):
                 return True
         return False
+
+
+def _unnormalised_float_pipeline(ctx: Context, compose: cst.Call) -> bool:
+    """Only known transforms, a conversion to float images, and no ``Normalize``."""
+    steps = _steps(compose)
+    if steps is None:
+        return False
+    kinds = [_transform_name(ctx, step) if isinstance(step, cst.Call) else None for step in steps]
+    if any(kind is None or kind not in _KNOWN for kind in kinds):
+        return False
+    return "Normalize" not in kinds and _makes_float_image(ctx, steps, kinds)
+
+
+def _resizes(ctx: Context, compose: cst.Call) -> bool:
+    """Crops or resizes: what is converted is an image with a size, not a label."""
+    return any(isinstance(step, cst.Call) and (_transform_name(ctx, step) or "").endswith(("Crop", "Resize"))
+               for step in _steps(compose) or ())
 
 
 def _transform_name(ctx: Context, call: cst.Call) -> Optional[str]:
@@ -143,23 +162,23 @@ def _makes_float_image(ctx: Context, steps: list[cst.BaseExpression], kinds: lis
     return False
 
 
-def _is_target_pipeline(ctx: Context, compose: cst.Call) -> bool:
+def _is_target_pipeline(ctx: Context, compose: cst.Call, words: tuple[str, ...] = _TARGET_WORDS) -> bool:
     """Passed as ``target_transform=``/``mask_transform=`` or assigned to a target-like name."""
     parent = ctx.facts.parent(compose)
     if isinstance(parent, cst.Arg) and parent.keyword is not None:
-        return any(word in parent.keyword.value.lower() for word in _TARGET_WORDS)
+        return any(word in parent.keyword.value.lower() for word in words)
     if isinstance(parent, cst.Assign):
         for target in parent.targets:
             name = target.target
             text = name.value if isinstance(name, cst.Name) else (
                 name.attr.value if isinstance(name, cst.Attribute) else "")
-            if any(word in text.lower() for word in _TARGET_WORDS):
+            if any(word in text.lower() for word in words):
                 return True
     if isinstance(parent, cst.DictElement) and isinstance(parent.key, cst.SimpleString):
         key = parent.key.evaluated_value
-        return isinstance(key, str) and any(word in key.lower() for word in _TARGET_WORDS)
+        return isinstance(key, str) and any(word in key.lower() for word in words)
     if isinstance(parent, cst.Return):
         for ancestor in ctx.facts.ancestors(parent):
             if isinstance(ancestor, cst.FunctionDef):
-                return any(word in ancestor.name.value.lower() for word in _TARGET_WORDS)
+                return any(word in ancestor.name.value.lower() for word in words)
     return False

@@ -128,6 +128,8 @@ class ActivationScaleDrift(Detector):
         for stats in window.steps:
             if stats.step >= limit:
                 break
+            if last_step is None:
+                self.state["first_step"] = stats.step
             last_step = stats.step
             for site in sites:
                 value = stats.act_rms.get(site.name)
@@ -152,7 +154,7 @@ class ActivationScaleDrift(Detector):
                    and total < 1.0 / self.opt["max_total_factor"])
         if not (grows or shrinks):
             return
-        step = last_step if last_step is not None else 0
+        step = int(self.state.get("first_step", last_step))  # the forward pass that is judged
         direction = "grows" if grows else "shrinks"
         ctx.report(
             f"activation scale {direction} ~{per_layer:.3g}x per layer over {len(scales)} weight layers "

@@ -74,6 +74,12 @@ with nnlint.monitor(model, optimizer, check_every=5) as mon:
         mon.observe_loss(loss)
 ```
 
+## Options
+- `max_skipped_steps` (default 20): consecutive iterations whose gradients overflowed
+  and whose optimizer step did not run (a GradScaler skipping) before reporting.
+  GradScaler halves its scale at each skip, so 20 skips take the default 65536 below
+  0.1: calibration takes a handful.
+
 ## Fix safety
 In fix mode a step whose gradients are not all finite is skipped on the device, without
 a host sync: the non-finite gradients are zeroed before the optimizer runs (so its
@@ -81,8 +87,10 @@ momentum/Adam state stays finite) and the weights are restored from a snapshot t
 before the step, selected by an on-device flag (the pattern of `GradScaler`'s
 `found_inf`). Adam's moments still decay by one step. The snapshot costs one copy of the
 parameters per step, and only in fix mode. With a `GradScaler`, the scaler already skips
-`step()` on overflowing gradients; its first calibration skips never reach the monitor
-and are not reported. Skipping does not cure a NaN made in every forward pass (the
+`step()` on overflowing gradients; those iterations are counted in
+`mon.nonfinite_events` (kind `gradient`, note `optimizer step skipped`) but its first
+calibration skips are normal and are not reported: only `max_skipped_steps` skips in a
+row are (the gradients overflow whatever the scale). Skipping does not cure a NaN made in every forward pass (the
 finding names the module to fix); it keeps the weights finite meanwhile.
 
 ## Source
@@ -123,21 +131,50 @@ class NonFiniteValue(Detector):
     severity = "error"
     default = True
     fixable = True
-    options = {}
+    options = {"max_skipped_steps": 20}
 
     def initial_state(self) -> dict[str, Any]:
-        return {"events": [], "in_episode": False}
+        return {"events": [], "in_episode": False, "skip_run": 0, "skip_reported": False}
 
-    def _event(self, kind: str, module: Optional[str], step: int) -> None:
+    def _event(self, kind: str, module: Optional[str], step: int, note: str = "") -> None:
         for event in self.state["events"]:
-            if event["kind"] == kind and event["module"] == module:
+            if event["kind"] == kind and event["module"] == module and event.get("note", "") == note:
                 if event["last_step"] != step:
                     event["count"] += 1
                     event["last_step"] = step
                 return
         self.state["events"].append(
-            {"kind": kind, "module": module, "first_step": step, "last_step": step, "count": 1}
+            {"kind": kind, "module": module, "first_step": step, "last_step": step, "count": 1, "note": note}
         )
+
+    def _skipped_overflow(self, stats: StepStats, ctx: DetectorContext) -> None:
+        """Gradients that overflowed in an iteration whose optimizer step never ran.
+
+        That is what a GradScaler does with an fp16 overflow: it skips ``step()`` and
+        lowers the scale. Its first calibration skips are normal: they are counted as
+        events but reported only when the skipping goes on for ``max_skipped_steps``
+        iterations in a row (the scale cannot get low enough: the gradients themselves
+        overflow).
+        """
+        bad = [name for name, value in stats.unapplied_grad_norm.items() if not math.isfinite(value)]
+        if stats.stepped:
+            if not any(not math.isfinite(v) for v in stats.grad_norm.values()):
+                self.state["skip_run"], self.state["skip_reported"] = 0, False
+            return
+        if not bad:
+            return  # a gradient-accumulation micro-step with finite gradients
+        for name in bad:
+            self._event("gradient", name, stats.step, note="optimizer step skipped")
+        self.state["skip_run"] += 1
+        if self.state["skip_run"] >= int(self.opt["max_skipped_steps"]) and not self.state["skip_reported"]:
+            self.state["skip_reported"] = True
+            ctx.report(
+                f"non-finite gradients in {len(bad)} layer(s) (first {bad[0]!r}) and no optimizer step for "
+                f"{self.state['skip_run']} iterations in a row: a GradScaler keeps skipping, so the "
+                f"gradients overflow whatever the scale",
+                module=bad[0],
+                step=stats.step,
+            )
 
     def origin(self, stats: StepStats, sites: list[SiteInfo]) -> Optional[tuple[str, Optional[str], str]]:
         """(kind, module, description) of the first non-finite activation of a step."""
@@ -164,6 +201,7 @@ class NonFiniteValue(Detector):
     def check(self, window: Window, ctx: DetectorContext) -> None:
         sites = sorted(window.sites, key=lambda s: s.order)
         for stats in window.steps:
+            self._skipped_overflow(stats, ctx)
             kinds: list[str] = []
             origin = self.origin(stats, sites)
             if origin is not None:

@@ -53,7 +53,8 @@ with nnlint.monitor(model, optimizer, check_every=10) as mon:
 - `factor` (default 3.0): report when the recent median exceeds the running minimum by
   `factor` times the larger of the progress so far (first loss - minimum) and |minimum|.
 - `smooth` (default 5): the recent median runs over this many observed steps.
-- `cooldown` (default 50): steps after a report (and a halving) before judging again.
+- `cooldown` (default 20): steps after a report (and a halving) before judging again; in
+  fix mode the learning rate is halved again at each report while the loss still diverges.
 
 ## Fix safety
 In fix mode every param group's learning rate is halved (a tensor learning rate is
@@ -80,7 +81,7 @@ class LossDivergence(Detector):
     severity = "error"
     default = True
     fixable = True
-    options = {"factor": 3.0, "smooth": 5, "cooldown": 50}
+    options = {"factor": 3.0, "smooth": 5, "cooldown": 20}
 
     def initial_state(self) -> dict[str, Any]:
         return {"first": None, "minimum": None, "recent": [], "quiet_until": -1}

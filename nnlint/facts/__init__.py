@@ -9,6 +9,7 @@ focused module and is computed lazily, once, the first time a rule asks:
 * :mod:`nnlint.facts.models` - models as layer sequences (``nn.Sequential``, ``nn.Module``
   subclasses, Keras ``Sequential``/functional), and what reaches each loss
 * :mod:`nnlint.facts.loops` - training/evaluation loops and the order of what they call
+* :mod:`nnlint.facts.optimizers` - optimizer constructions: class, learning rate, momentum, trained models
 * :mod:`nnlint.facts.index` - the project index that connects files
 
 Rules never walk imports or rebuild models themselves: a new rule asks these modules,
@@ -30,6 +31,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts.dataflow import Dataflow
     from nnlint.facts.loops import LoopFacts
     from nnlint.facts.models import ModelFacts
+    from nnlint.facts.optimizers import OptimizerFacts
+
+
+#: cached facts that are a function of the module alone (not of the project index)
+_INDEX_INDEPENDENT = ("_tree", "names", "dataflow")
 
 
 class FileFacts:
@@ -40,7 +46,14 @@ class FileFacts:
         module_name: str = "",
         is_package: bool = False,
         project: Optional[ProjectIndex] = None,
+        earlier: Optional["FileFacts"] = None,
     ) -> None:
+        if earlier is not None and earlier.module is module:
+            # Facts of this same module from an earlier phase: keep those that do not
+            # depend on the project index instead of computing them again.
+            for name in _INDEX_INDEPENDENT:
+                if name in earlier.__dict__:
+                    self.__dict__[name] = earlier.__dict__[name]
         self.path = path
         self.module = module
         self.module_name = module_name
@@ -78,12 +91,16 @@ class FileFacts:
         return LoopFacts(self)
 
     @cached_property
+    def optimizers(self) -> "OptimizerFacts":
+        from nnlint.facts.optimizers import OptimizerFacts
+
+        return OptimizerFacts(self)
+
+    @cached_property
     def _tree(self) -> "TreeIndex":
         from nnlint.facts.tree import TreeIndex
 
-        index = TreeIndex()
-        self.module.visit(index)
-        return index
+        return TreeIndex.build(self.module)
 
     def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
         return self._tree.parents.get(node)

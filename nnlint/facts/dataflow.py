@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 import libcst as cst
 
+from nnlint.facts.tree import children
+
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
 
@@ -25,6 +27,13 @@ Scope = Union[cst.Module, cst.FunctionDef, cst.ClassDef, cst.Lambda]
 _SCOPES = (cst.Module, cst.FunctionDef, cst.ClassDef, cst.Lambda)
 _LOOPS = (cst.For, cst.While)
 _COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
+# Exact node classes (libcst's are final; ``type(x) in`` avoids the slow ABC isinstance).
+_NESTED_SCOPES = frozenset({cst.FunctionDef, cst.ClassDef})
+_OPAQUE = frozenset({cst.Lambda, *_COMPREHENSIONS})
+_BINDING_TYPES = frozenset({
+    cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.For, cst.WithItem, cst.ExceptHandler,
+    cst.FunctionDef, cst.ClassDef, cst.Import, cst.ImportFrom,
+})
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,23 +112,8 @@ class Dataflow:
     # -- implementation ----------------------------------------------------------
     @cached_property
     def _order(self) -> dict[cst.CSTNode, tuple[int, int]]:
-        """Pre-order enter index and exit index of every node."""
-        order: dict[cst.CSTNode, tuple[int, int]] = {}
-        counter = 0
-        stack: list[tuple[cst.CSTNode, bool]] = [(self._facts.module, False)]
-        enter: dict[cst.CSTNode, int] = {}
-        while stack:
-            node, done = stack.pop()
-            if done:
-                order[node] = (enter[node], counter)
-                counter += 1
-                continue
-            enter[node] = counter
-            counter += 1
-            stack.append((node, True))
-            for child in reversed(node.children):
-                stack.append((child, False))
-        return order
+        """Pre-order enter index and exit index of every node (from the file's one traversal)."""
+        return self._facts._tree.order
 
     def _scope_defs(self, scope: cst.CSTNode) -> dict[str, list[Definition]]:
         cached = self._defs_by_scope.get(scope)
@@ -135,7 +129,9 @@ class Dataflow:
             start = order[scope.body][0] if scope.body in order else 0
             for param in _parameters(scope.params):
                 add(param.name.value, None, param, start)
-        for node in _walk_scope(scope):
+        for node in self._scope_nodes(scope):
+            if type(node) not in _BINDING_TYPES:  # most nodes; skips the isinstance chain below
+                continue
             if node not in order:
                 continue
             end = order[node][1]
@@ -172,6 +168,30 @@ class Dataflow:
             items.sort(key=lambda d: d.point)
         self._defs_by_scope[scope] = defs
         return defs
+
+    def _scope_nodes(self, scope: cst.CSTNode) -> Iterator[cst.CSTNode]:
+        """:func:`_walk_scope` over the file's one pre-order traversal (no child lists rebuilt)."""
+        tree = self._facts._tree
+        start = tree.position.get(scope)
+        if start is None or tree.nodes[start] is not scope:
+            yield from _walk_scope(scope)
+            return
+        nodes, end = tree.nodes, tree.end
+        index, stop = start + 1, end[start]
+        while index < stop:
+            node = nodes[index]
+            kind = type(node)
+            yield node
+            if kind in _NESTED_SCOPES:
+                # decorators are evaluated in this scope; the body is not
+                for decorator in node.decorators:  # type: ignore[attr-defined]
+                    yield decorator
+                    yield from self._scope_nodes(decorator)
+                index = end[index]
+            elif kind in _OPAQUE:
+                index = end[index]
+            else:
+                index += 1
 
     def _is_local(self, scope: cst.CSTNode, name: str) -> bool:
         return name in self._scope_defs(scope)
@@ -264,7 +284,7 @@ def _parameters(params: cst.Parameters) -> Iterator[cst.Param]:
 
 def _walk_scope(scope: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """Nodes of one scope, not descending into nested functions, classes, lambdas or comprehensions."""
-    stack: list[cst.CSTNode] = list(reversed(scope.children))
+    stack: list[cst.CSTNode] = list(reversed(children(scope)))
     while stack:
         node = stack.pop()
         yield node
@@ -274,7 +294,7 @@ def _walk_scope(scope: cst.CSTNode) -> Iterator[cst.CSTNode]:
             continue
         if isinstance(node, cst.Lambda) or isinstance(node, _COMPREHENSIONS):
             continue
-        stack.extend(reversed(node.children))
+        stack.extend(reversed(children(node)))
 
 
 def _target_names(target: cst.BaseExpression) -> Iterator[cst.BaseExpression]:

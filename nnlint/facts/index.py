@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
-if TYPE_CHECKING:  # pragma: no cover
-    from nnlint.facts.models import ModelSummary
 
 
 def module_identity(path: Path) -> tuple[str, bool]:
@@ -30,6 +28,20 @@ def module_identity(path: Path) -> tuple[str, bool]:
         parts.append(directory.name)
         directory = directory.parent
     return ".".join(reversed(parts)), is_package
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What another file needs to know about a model defined here (see :mod:`nnlint.facts.models`)."""
+
+    name: str
+    qualname: str
+    framework: str
+    layers: tuple[str, ...]
+    output_activation: Optional[str]
+    output_units: Optional[int]
+    has_dropout: bool
+    has_batchnorm: bool
 
 
 @dataclass(frozen=True)

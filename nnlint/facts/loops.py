@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping, Optional, Sequence, Union
 import libcst as cst
 
 from nnlint.facts.names import argument, dotted_name, keyword, literal, positional
+from nnlint.facts.tree import children
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -36,6 +37,7 @@ _GRAD_OFF = frozenset({"torch.no_grad", "torch.inference_mode", "torch.autograd.
                        "torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.inference_mode"})
 _SET_GRAD = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"})
 _GRAD_ON = frozenset({"torch.enable_grad", "torch.autograd.enable_grad"})
+_GRAD_OFF_WRAPPER = re.compile(r"inference_mode|no_grad", re.I)
 _OPTIMIZER_NAME = re.compile(r"(.*optimi[sz]er.*|.*optim|optim.*|(.*_)?opt(_.*|[a-z0-9]{0,2}))")
 _EVAL_FUNCTION = re.compile(r"(^|_)(eval|evaluate|evaluation|valid|validate|validation|val|test|estimate)", re.I)
 
@@ -111,7 +113,8 @@ class LoopFacts:
     # -- loops -------------------------------------------------------------------
     @cached_property
     def loops(self) -> tuple[Loop, ...]:
-        return tuple(n for n in self._facts.walk() if isinstance(n, (cst.For, cst.While)))
+        # exact classes: ``type(n) in`` is much cheaper than isinstance on libcst's ABC-based nodes
+        return tuple(n for n in self._facts.walk() if type(n) in _LOOP_TYPES)
 
     def iteration(self, loop: Loop) -> tuple[Event, ...]:
         """What one pass through ``loop``'s body does, helpers inlined."""
@@ -257,6 +260,10 @@ class LoopFacts:
     def decorated_no_grad(self, function: Function) -> bool:
         for decorator in function.decorators:
             if self._grad_context(decorator.decorator) is False:
+                return True
+            # a project's own wrapper, e.g. YOLOv5's `@smart_inference_mode()` (inference_mode or no_grad)
+            expr = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
+            if _GRAD_OFF_WRAPPER.search((dotted_name(expr) or "").rsplit(".", 1)[-1]):
                 return True
         return False
 
@@ -443,7 +450,7 @@ class _Walker:
                     self.expression(current.func, state)
                 self.call(current, state)
                 continue
-            stack.extend(reversed(current.children))
+            stack.extend(reversed(children(current)))
 
     def call(self, call: cst.Call, state: _State) -> None:
         loops = self.loops
@@ -472,6 +479,11 @@ class _Walker:
             return
         if method == "zero_grad" and qualname is None:
             self._emit("zero_grad", call, self._text(receiver_expr, state), state)
+            return
+        if method is None and last is not None and last.endswith("zero_grad") and loops.callee(call) is None \
+                and not (qualname or "").startswith("torch."):
+            # a project helper from another file, `zero_grad(model_params)` (improved-diffusion's fp16_util)
+            self._emit("zero_grad", call, None, state)
             return
         if method == "zero_" and isinstance(receiver_expr, cst.Attribute) and receiver_expr.attr.value in ("grad", "data"):
             self._emit("zero_grad", call, None, state)
@@ -633,13 +645,34 @@ def mode_switch(call: cst.Call, facts: "FileFacts") -> Optional[ModeSwitch]:
     return ModeSwitch(call, mode, receiver)
 
 
+_LOOP_TYPES = frozenset({cst.For, cst.While})
+_NOT_THIS_SCOPE = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
+
+
 def scope_calls(facts: "FileFacts", scope: cst.CSTNode) -> Iterator[cst.Call]:
     """Calls that run in ``scope`` itself (not in nested functions, lambdas or classes), in source order."""
-    stack: list[cst.CSTNode] = [scope.body] if isinstance(scope, cst.FunctionDef) else [scope]
+    first: cst.CSTNode = scope.body if isinstance(scope, cst.FunctionDef) else scope
+    tree = facts._tree
+    start = tree.position.get(first)
+    if start is not None and tree.nodes[start] is first:
+        # over the file's one pre-order traversal: skip a nested scope by jumping past it
+        nodes, end, call = tree.nodes, tree.end, cst.Call
+        index, stop = start, end[start]
+        while index < stop:
+            node = nodes[index]
+            kind = type(node)
+            if kind in _NOT_THIS_SCOPE:
+                index = end[index]
+                continue
+            if kind is call:
+                yield node  # type: ignore[misc]
+            index += 1
+        return
+    stack: list[cst.CSTNode] = [first]
     while stack:
         node = stack.pop()
         if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             continue
         if isinstance(node, cst.Call):
             yield node
-        stack.extend(reversed(node.children))
+        stack.extend(reversed(children(node)))

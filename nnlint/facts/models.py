@@ -28,16 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
 _MAX_DEPTH = 12
 
 
-@dataclass(frozen=True)
-class ModelSummary:
-    name: str
-    qualname: str
-    framework: str
-    layers: tuple[str, ...]
-    output_activation: Optional[str]
-    output_units: Optional[int]
-    has_dropout: bool
-    has_batchnorm: bool
+# Defined next to ModuleSummary so that cached summaries unpickle without importing libcst.
+from nnlint.facts.index import ModelSummary  # noqa: E402
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +80,18 @@ class LossSite:
     model: Optional[ModelSummary] = None
 
 
+@dataclass(frozen=True)
+class Step:
+    """One op of a traced tensor expression (:meth:`ModelFacts.steps`): ``Linear``/dense, 1 unit."""
+
+    kind: str
+    category: str
+    #: literal output width of a dense layer (or a model's output width)
+    units: Optional[int] = None
+    #: for a model step (category ``model``), the model's ``output_activation``
+    output_activation: Optional[str] = None
+
+
 # torchvision constructors: name prefix -> (has_batchnorm, has_dropout)
 _TORCHVISION: tuple[tuple[str, bool, bool], ...] = (
     ("vgg", False, True),  # vgg*_bn handled below
@@ -132,24 +136,31 @@ class ModelFacts:
         self._facts = facts
         self._class_cache: dict[str, Optional[Model]] = {}
         self._building: set[str] = set()
+        #: the models found so far while ``models`` is being computed (a functional model's
+        #: output may run through a Sequential defined above it: no re-entry into ``models``)
+        self._partial_models: Optional[list[Model]] = None
 
     # -- public API ------------------------------------------------------------
     @cached_property
     def models(self) -> tuple[Model, ...]:
         found: list[Model] = []
-        for name in self._facts.names.classes:
-            model = self._class_model(name)
-            if model is not None:
-                found.append(model)
-        seen: set[cst.CSTNode] = set()
-        model_classes = {m.node for m in found}
-        for call in self._facts.calls():
-            if call in seen or any(a in model_classes for a in self._facts.ancestors(call)):
-                continue  # nested containers and a model class's own layers belong to that model
-            model = self._call_model(call)
-            if model is not None:
-                found.append(model)
-                seen.update(self._nested_sequentials(call))
+        self._partial_models = found
+        try:
+            for name in self._facts.names.classes:
+                model = self._class_model(name)
+                if model is not None:
+                    found.append(model)
+            seen: set[cst.CSTNode] = set()
+            model_classes = {m.node for m in found}
+            for call in self._facts.calls():
+                if call in seen or any(a in model_classes for a in self._facts.ancestors(call)):
+                    continue  # nested containers and a model class's own layers belong to that model
+                model = self._call_model(call)
+                if model is not None:
+                    found.append(model)
+                    seen.update(self._nested_sequentials(call))
+        finally:
+            self._partial_models = None
         return tuple(found)
 
     @cached_property
@@ -187,6 +198,39 @@ class ModelFacts:
     def trace(self, expr: Optional[cst.BaseExpression]) -> tuple[str, ...]:
         """Op kinds applied to a tensor expression, output first (``("Softmax", "Linear")``)."""
         return tuple(op.kind for op in self._trace(expr, None, 0))
+
+    def steps(self, expr: Optional[cst.BaseExpression]) -> tuple[Step, ...]:
+        """Ops applied to a tensor expression, output first, with layer widths.
+
+        Unlike :meth:`trace`, inside a model class ``self.fc(x)`` is the layer that
+        ``__init__`` assigned to ``self.fc`` (so ``F.softmax(self.fc(x), -1)`` is known to
+        apply a softmax to an ``nn.Linear`` output). Nothing is skipped: a reshape between
+        two ops is a ``shape`` step.
+        """
+        attributes = self._enclosing_layers(expr) if expr is not None else None
+        return tuple(Step(op.kind, op.category, op.units, op.inner.output_activation if op.inner else None)
+                     for op in self._trace(expr, attributes, 0))
+
+    def _enclosing_layers(self, node: cst.CSTNode) -> Optional[dict[str, Layer]]:
+        """The layers of the model class around ``node``, by attribute, if assigned exactly once."""
+        for ancestor in self._facts.ancestors(node):
+            if isinstance(ancestor, cst.ClassDef):
+                if self._framework_of_class(ancestor) is None:
+                    return None
+                # ``if binary: self.fc = Linear(k, 1) else: self.fc = Linear(k, n)``: not one layer
+                counts: dict[str, int] = {}
+                for statement in self._facts.walk(ancestor.body):
+                    targets: list[cst.BaseExpression] = []
+                    if isinstance(statement, cst.Assign):
+                        targets = [t.target for t in statement.targets]
+                    elif isinstance(statement, (cst.AnnAssign, cst.AugAssign)):
+                        targets = [statement.target]
+                    for target in targets:
+                        if (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
+                                and target.value.value == "self"):
+                            counts[target.attr.value] = counts.get(target.attr.value, 0) + 1
+                return {name: layer for name, layer in self._init_layers(ancestor).items() if counts.get(name) == 1}
+        return None
 
     # -- models from calls -------------------------------------------------------
     def _call_model(self, call: cst.Call) -> Optional[Model]:
@@ -491,6 +535,10 @@ class ModelFacts:
                 return [_Op(kind.kind, kind.category)]
             return []
         if isinstance(func, cst.Attribute) and func.attr.value in L.TENSOR_METHODS:
+            if attributes is not None and isinstance(func.value, cst.Name) and func.value.value == "self":
+                # a layer attribute __init__ does not make plainly (``self.relu = nn.ReLU() if a else
+                # nn.Identity()``): its name says nothing about what it computes
+                return []
             kind = L.TENSOR_METHODS[func.attr.value]
             return [_Op(kind.kind, kind.category)]
         if isinstance(func, (cst.Name, cst.Attribute)) and depth < _MAX_DEPTH:
@@ -543,7 +591,8 @@ class ModelFacts:
         qualname = facts.names.qualname(func)
         if qualname in _WRAPPERS:
             return self._model_of(argument(expr, 0, "module" if "Parallel" in qualname else "model"), depth + 1)
-        for model in self.models:
+        known = self._partial_models if self._partial_models is not None else self.models
+        for model in known:
             if model.node is expr:
                 return model.summary
         if qualname is None:
@@ -651,16 +700,24 @@ class ModelFacts:
     def _self_assignment(self, expr: cst.Attribute) -> Optional[cst.BaseExpression]:
         for ancestor in self._facts.ancestors(expr):
             if isinstance(ancestor, cst.ClassDef):
-                found: list[cst.BaseExpression] = []
-                for statement in self._facts.walk(ancestor.body):
-                    if isinstance(statement, cst.Assign):
-                        for target in statement.targets:
-                            t = target.target
-                            if (isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name)
-                                    and t.value.value == "self" and t.attr.value == expr.attr.value):
-                                found.append(statement.value)
+                found = self._self_assignments(ancestor).get(expr.attr.value, ())
                 return found[0] if len(found) == 1 else None
         return None
+
+    def _self_assignments(self, owner: cst.ClassDef) -> dict[str, list[cst.BaseExpression]]:
+        """``self.<attr> = value`` in a class body, attr -> values; once per class (it is asked per call)."""
+        memo = self.__dict__.setdefault("_self_assignment_memo", {})
+        table = memo.get(owner)
+        if table is None:
+            table = {}
+            for statement in self._facts.walk(owner.body):
+                if isinstance(statement, cst.Assign):
+                    for target in statement.targets:
+                        t = target.target
+                        if isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == "self":
+                            table.setdefault(t.attr.value, []).append(statement.value)
+            memo[owner] = table
+        return table
 
     def _compile_site(self, call: cst.Call) -> Optional[LossSite]:
         loss = keyword(call, "loss")

@@ -177,10 +177,11 @@ class Names:
         else:
             # Reuse an existing traversal (FileFacts keeps one) instead of walking again.
             for node in nodes:
-                if isinstance(node, cst.Import):
-                    collector.visit_Import(node)
-                elif isinstance(node, cst.ImportFrom):
-                    collector.visit_ImportFrom(node)
+                kind = type(node)  # exact classes: cheaper than isinstance on libcst's ABC nodes
+                if kind is cst.Import:
+                    collector.visit_Import(node)  # type: ignore[arg-type]
+                elif kind is cst.ImportFrom:
+                    collector.visit_ImportFrom(node)  # type: ignore[arg-type]
             _collect_top_level_definitions(module.body, collector)
         self.module_name = module_name
         self.bindings: Mapping[str, str] = collector.bindings
@@ -236,7 +237,7 @@ def keyword(call: cst.Call, name: str) -> Optional[cst.BaseExpression]:
 
 def positional(call: cst.Call, index: int) -> Optional[cst.BaseExpression]:
     pos = [a for a in call.args if a.keyword is None and not a.star]
-    return pos[index].value if index < len(pos) else None
+    return pos[index].value if 0 <= index < len(pos) else None  # a negative index is no position
 
 
 def argument(call: cst.Call, index: int, name: str) -> Optional[cst.BaseExpression]:

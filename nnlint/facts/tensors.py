@@ -242,23 +242,8 @@ class TensorOps:
                 break
         if owner is None:
             return None
-        values: list[cst.BaseExpression] = []
-        for node in self._facts.walk(owner.body):
-            targets: list[cst.BaseExpression] = []
-            value: Optional[cst.BaseExpression] = None
-            if isinstance(node, cst.Assign):
-                targets, value = [t.target for t in node.targets], node.value
-            elif isinstance(node, cst.AnnAssign) and node.value is not None:
-                targets, value = [node.target], node.value
-            elif isinstance(node, cst.AugAssign):
-                targets = [node.target]
-            for target in targets:
-                if (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
-                        and target.value.value == "self" and target.attr.value == attribute.attr.value):
-                    if value is None:
-                        return None
-                    values.append(value)
-        return values[0] if len(values) == 1 else None
+        values = _self_assignments(self._facts, owner).get(attribute.attr.value)
+        return values[0] if values is not None and len(values) == 1 else None
 
     def _is_namespace(self, receiver: cst.BaseExpression) -> bool:
         """Is ``receiver`` an imported module/object (``math``, ``np``, ``logging``) rather than a value?"""
@@ -266,6 +251,41 @@ class TensorOps:
             return False
         return self._facts.names.qualname(receiver) is not None
 
+
+
+def _self_assignments(facts: "FileFacts", owner: cst.ClassDef) -> dict[str, Optional[list[cst.BaseExpression]]]:
+    """``self.<attr>`` assignments in a class body: attr -> values (``None``: also assigned otherwise).
+
+    Computed once per class and kept on the file's facts: every ``self.<attr>`` call in
+    the class asks, and walking the class body for each was quadratic.
+    """
+    memo: dict[cst.ClassDef, dict[str, Optional[list[cst.BaseExpression]]]] = facts.__dict__.setdefault(
+        "_self_assignments", {}
+    )
+    found = memo.get(owner)
+    if found is not None:
+        return found
+    table: dict[str, Optional[list[cst.BaseExpression]]] = {}
+    for node in facts.walk(owner.body):
+        targets: list[cst.BaseExpression] = []
+        value: Optional[cst.BaseExpression] = None
+        if isinstance(node, cst.Assign):
+            targets, value = [t.target for t in node.targets], node.value
+        elif isinstance(node, cst.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        elif isinstance(node, cst.AugAssign):
+            targets = [node.target]
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
+                name = target.attr.value
+                if value is None:
+                    table[name] = None  # an augmented assignment: the value is not one expression
+                elif name not in table or table[name] is not None:
+                    table.setdefault(name, []).append(value)  # type: ignore[union-attr]
+    memo[owner] = table
+    return table
 
 
 def _is_self(receiver: cst.BaseExpression) -> bool:

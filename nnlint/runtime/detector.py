@@ -53,6 +53,9 @@ class StepStats:
     act_rms: dict[str, float] = field(default_factory=dict)  # per site: rms of the output
     input_finite: dict[str, bool] = field(default_factory=dict)  # per site
     saturated: dict[str, float] = field(default_factory=dict)  # per sigmoid/tanh site: fraction
+    # per layer: gradients of an iteration whose optimizer step did not run (a GradScaler
+    # skip or a gradient-accumulation micro-step), still scaled if a GradScaler scaled them
+    unapplied_grad_norm: dict[str, float] = field(default_factory=dict)
     clipped: bool = False  # the monitor clipped this step's gradients (fix mode)
     skipped: bool = False  # the monitor skipped this step's update (fix mode)
 

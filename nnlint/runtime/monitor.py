@@ -69,6 +69,12 @@ class LoggingSink:
         elif seen in (1, 10, 100, 1000):
             self.log.info("%s%s seen %d times", finding.code, f" [{finding.module}]", seen + 1)
 
+    def flush(self) -> None:
+        """At the end of the run: one line per (code, module) that repeated, with its count."""
+        for (code, module), count in self.counts.items():
+            if count > 1:
+                self.log.info("%s [%s]: %d occurrences in total", code, module or "<model>", count)
+
 
 def _load_settings() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """``[tool.nnlint.monitor]`` and the ``[tool.nnlint.NRxxx]`` option tables, if any."""
@@ -213,7 +219,7 @@ class Monitor:
             fix_skip="NR301" in self.fix_codes,
             fix_clip="NR101" in self.fix_codes,
             clip_factor=float(self._option("NR101", "clip_factor", 5.0)),
-            clip_warmup=int(self._option("NR101", "warmup_steps", 20)),
+            clip_warmup=int(self._option("NR101", "warmup_steps", 5)),
         )
         self._collector.after_commit = self._check_due
         if self._state_to_load is not None:
@@ -237,6 +243,10 @@ class Monitor:
         except TrainingError:
             if raise_errors:
                 raise
+        finally:
+            flush = getattr(self.sink, "flush", None)
+            if callable(flush):
+                flush()
 
     # -- public API -----------------------------------------------------------------
 
@@ -277,6 +287,22 @@ class Monitor:
             return
         from nnlint.report import write_report
 
+        if format == "json":
+            # The static side's document, plus what only a run has: the remedies applied
+            # and every non-finite event (a NaN is never hidden, even one that a fix skipped).
+            import io
+            import json
+
+            buffer = io.StringIO()
+            write_report(self._findings, format, buffer)
+            document = json.loads(buffer.getvalue())
+            document["runtime"] = {
+                "steps": self.step + 1,
+                "fixes": [vars(fix).copy() for fix in self._fixes],
+                "nonfinite_events": self.nonfinite_events,
+            }
+            stream.write(json.dumps(document, indent=2, default=str) + "\n")
+            return
         write_report(self._findings, format, stream)
 
     def state_dict(self) -> dict[str, Any]:
@@ -361,6 +387,10 @@ class Monitor:
         from nnlint.runtime import remedies
 
         params = dict(request.params)
+        # A host-side remedy is applied now, at the check, which may be up to
+        # check_every steps after the finding it answers: record when it took effect.
+        applied_at = max(self.step, request.step)
+        request = RemedyRequest(request.code, request.action, request.module, applied_at, request.params)
         if request.action == "reinit-layers":
             done = remedies.reinit_layers(self.model, self.optimizer, params.get("layers", ()),
                                           params.get("nonlinearity", "relu"))

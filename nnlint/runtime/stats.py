@@ -26,7 +26,17 @@ CONV_TYPES: tuple[type, ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspos
 SATURATION_EPS = 0.01  # a sigmoid output within 0.01 of 0 or 1 (tanh: of +-1) is saturated
 
 # Kinds of statistics in a row (the row's columns are assigned lazily, first come first served).
-OUT, INP, SAT, GRAD, WEIGHT, UPDATE, CLIP, SKIP = range(8)
+# HELD: gradient norms of an iteration whose optimizer step did not run (GradScaler skipped
+# it, or a gradient-accumulation micro-step), read from the grads the backward produced.
+OUT, INP, SAT, GRAD, WEIGHT, UPDATE, CLIP, SKIP, HELD = range(9)
+
+
+def _float_tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value] if value.is_floating_point() else []
+    if isinstance(value, (tuple, list)):
+        return [v for v in value if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    return []
 
 
 def _first_tensor(value: Any) -> Optional[torch.Tensor]:
@@ -126,6 +136,7 @@ class Collector:
                 self.params.append(param)
                 self.param_layer.append(name)
                 self.layer_modules.setdefault(name, module)
+        self.param_index: dict[int, int] = {id(p): i for i, p in enumerate(self.params)}
         self.layer_order: dict[str, int] = {}  # forward order of layers (first call)
 
         self.sites: list[_Site] = []
@@ -155,11 +166,18 @@ class Collector:
         self._loss_seen = False
         self._update_snapshot: Optional[list[torch.Tensor]] = None
         self._update_index: list[int] = []
+        # One persistent copy of the parameters for the update norms, reused at every
+        # sample: a fresh clone every sample_every steps made the CPU allocator return and
+        # re-fault pages, which cost more than the statistics themselves.
+        self._snapshot_store: dict[int, torch.Tensor] = {}
         self._skip_flag: Optional[torch.Tensor] = None
         self._fix_snapshot: Optional[list[torch.Tensor]] = None
         self._clip_level: Optional[torch.Tensor] = None  # running mean of log total grad norm
         self._clip_seen: Optional[torch.Tensor] = None
         self.backward_seen = 0
+        # Grads produced by this iteration's backward, held (no copy, no compute) until the
+        # optimizer step: if it never runs, their norms are taken at commit time.
+        self._held: list[tuple[int, torch.Tensor]] = []
         self.after_commit: Optional[Any] = None  # called when the buffer is full (the monitor reads)
         self._restore_masks: dict[str, torch.Tensor] = {}
 
@@ -194,7 +212,9 @@ class Collector:
         self._last_out = None
         self._last_norm = None
         self._update_snapshot = None
+        self._snapshot_store = {}
         self._fix_snapshot = None
+        self._held = []
 
     def hook_module(self, module: nn.Module) -> None:
         """Hook a module added after attach (the LeakyReLU swap remedy)."""
@@ -295,12 +315,15 @@ class Collector:
             self._last_param_module = name
         out = out.detach()
         out_norm = torch.linalg.vector_norm(out, dtype=torch.float32)
-        first_input = _first_tensor(inputs)
-        if first_input is not None and first_input.is_floating_point():
-            if first_input is self._last_out and self._last_norm is not None:
-                in_norm = self._last_norm
+        in_norm: Optional[torch.Tensor] = None
+        for tensor in _float_tensors(inputs):  # every input: attention takes q, k and v
+            if tensor is self._last_out and self._last_norm is not None:
+                norm = self._last_norm  # in-place ReLU: its input is already overwritten
             else:
-                in_norm = torch.linalg.vector_norm(first_input.detach(), dtype=torch.float32)
+                norm = torch.linalg.vector_norm(tensor.detach(), dtype=torch.float32)
+            # A sum is finite exactly when every term is: one column says "inputs finite".
+            in_norm = norm if in_norm is None else in_norm + norm
+        if in_norm is not None:
             self._put(INP, slot, in_norm)
         self._put(OUT, slot, out_norm)
         self._numel[slot] = out.numel()
@@ -336,11 +359,14 @@ class Collector:
 
     def _on_grad(self, param: torch.Tensor) -> None:
         self.backward_seen += 1
+        if self.active and param.grad is not None and not param.grad.is_sparse:
+            self._held.append((self.param_index[id(param)], param.grad))
 
     def _on_pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if not self.active:
             return
         self._stepped = True
+        self._held = []
         grads: list[torch.Tensor] = []
         index: list[int] = []
         for i, param in enumerate(self.params):
@@ -357,7 +383,17 @@ class Collector:
             self._fix_gradients(grads, norms)
         if self.step % self.sample_every == 0:
             self._update_index = index
-            self._update_snapshot = [self.params[i].detach().clone() for i in index]
+            snapshot = []
+            for i in index:
+                param = self.params[i].detach()
+                stored = self._snapshot_store.get(i)
+                if stored is None or stored.shape != param.shape or stored.dtype != param.dtype \
+                        or stored.device != param.device:
+                    stored = torch.empty_like(param)
+                    self._snapshot_store[i] = stored
+                snapshot.append(stored)
+            torch._foreach_copy_(snapshot, [self.params[i].detach() for i in index])
+            self._update_snapshot = snapshot
 
     def _fix_gradients(self, grads: list[torch.Tensor], norms: list[torch.Tensor]) -> None:
         stacked = torch.stack([n.to(grads[0].device) for n in norms]) if len(
@@ -411,7 +447,8 @@ class Collector:
             self._skip_flag = None
         if self._update_snapshot is not None:
             current = [self.params[i].detach() for i in self._update_index]
-            updates = torch._foreach_sub(current, self._update_snapshot)
+            updates = self._update_snapshot
+            torch._foreach_sub_(updates, current)  # in place: before - after, same norm
             for i, norm in zip(self._update_index, torch._foreach_norm(updates, 2, dtype=torch.float32)):
                 self._put(UPDATE, i, norm)
             for i, norm in zip(self._update_index, torch._foreach_norm(current, 2, dtype=torch.float32)):
@@ -441,6 +478,17 @@ class Collector:
         if self.step < 0 or not self.active:
             return
         self.active = False
+        if self._held and not self._stepped:
+            # The backward ran but no optimizer step followed (GradScaler found inf and
+            # skipped it, or gradient accumulation): keep the norms so an overflow is counted.
+            # Without an optimizer there are no step hooks: these are the step's gradients.
+            kind = HELD if self.optimizer is not None else GRAD
+            index = [i for i, _ in self._held]
+            norms = torch._foreach_norm([g for _, g in self._held], 2, dtype=torch.float32)
+            for i, norm in zip(index, norms):
+                self._put(kind, i, norm)
+            self._stepped = self.optimizer is None
+        self._held = []
         if not self._pend_vals and not self._loss_seen:
             return
         columns = tuple(self._pend_cols)
@@ -526,6 +574,7 @@ class Collector:
         grad_sq: dict[str, float] = {}
         weight_sq: dict[str, float] = {}
         update_sq: dict[str, float] = {}
+        held_sq: dict[str, float] = {}
         for column in row.columns:
             kind, index = self.column_keys[column]
             value = values[column]
@@ -539,8 +588,8 @@ class Collector:
                 site = self.sites[index]
                 numel = row.numel.get(index, site.numel) or 1
                 stats.saturated[site.info.name] = value / numel
-            elif kind in (GRAD, WEIGHT, UPDATE):
-                target = grad_sq if kind == GRAD else weight_sq if kind == WEIGHT else update_sq
+            elif kind in (GRAD, WEIGHT, UPDATE, HELD):
+                target = {GRAD: grad_sq, WEIGHT: weight_sq, UPDATE: update_sq, HELD: held_sq}[kind]
                 layer = self.param_layer[index]
                 target[layer] = target.get(layer, 0.0) + value * value
             elif kind == CLIP:
@@ -550,6 +599,7 @@ class Collector:
         stats.grad_norm = {k: math.sqrt(v) for k, v in grad_sq.items()}
         stats.weight_norm = {k: math.sqrt(v) for k, v in weight_sq.items()}
         stats.update_norm = {k: math.sqrt(v) for k, v in update_sq.items()}
+        stats.unapplied_grad_norm = {k: math.sqrt(v) for k, v in held_sq.items()}
         return stats
 
     # -- layout for detectors ---------------------------------------------------

@@ -30,7 +30,8 @@ def write_table(mon: "Monitor", stream: TextIO) -> None:
         for column in ("kind", "module", "first step", "last step", "steps"):
             nf.add_column(column)
         for event in events:
-            nf.add_row(event["kind"], event["module"] or "-", str(event["first_step"]),
+            kind = event["kind"] + (f" ({event['note']})" if event.get("note") else "")
+            nf.add_row(kind, event["module"] or "-", str(event["first_step"]),
                        str(event["last_step"]), str(event["count"]))
         console.print(nf)
     if mon.fixes:

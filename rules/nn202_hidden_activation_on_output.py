@@ -1,0 +1,193 @@
+'''
+## What it does
+Reports a ReLU-family activation as the last layer of a model whose output is fed to a loss.
+
+Hidden-layer activations are the ReLU family:
+`ReLU`, `ReLU6`, `LeakyReLU`, `PReLU`, `RReLU`, `ELU`, `SELU`, `CELU`, `GELU`, `SiLU`/swish,
+`Mish`, `Hardswish`; reported only when that output is what a loss is computed on.
+
+Recognised outputs: an `nn.Sequential` ending in `nn.ReLU()`, an `nn.Module` whose `forward`
+returns `F.relu(self.fc(x))` / `self.act(self.fc(x))` / `x.relu()`, a Keras model whose
+last layer has `activation="relu"` (or is a `ReLU()`/`Activation("relu")` layer), also in
+the functional API and in `model.add(...)` style, and the activation applied right before
+the loss (`criterion(F.relu(out), y)`). The model may be defined in another file than the
+loss. Recognised losses: `CrossEntropyLoss`, `NLLLoss`, `BCELoss`, `BCEWithLogitsLoss`,
+`MultiLabelSoftMarginLoss`, `KLDivLoss`, `MSELoss`, `L1Loss`, `SmoothL1Loss`, `HuberLoss`
+(classes and `F.` functions) and the Keras cross-entropy / `mse` / `mae` / `huber` losses
+given to `compile` or called directly.
+
+Not reported: a backbone, encoder or feature extractor ending in ReLU whose output goes
+through another layer before the loss (or to no loss at all); a loss whose target is
+itself computed by a network (feature matching, perceptual and distillation losses, where
+both sides are activations); a regression loss on a bare `F.relu(...)` of a tensor that is
+not a layer's output (a penalty such as `F.mse_loss(F.relu(margin - d), zeros)`); `Softplus`
+outputs; an activation attribute chosen at run time (`nn.ReLU() if a else nn.Identity()`);
+and losses nnlint cannot identify or that are meant for non-negative predictions
+(`PoissonNLLLoss(log_input=False)`, custom losses).
+
+## Why is this bad?
+The output layer has to be able to produce every value the loss needs. A ReLU clamps the
+logits or regression outputs to `>= 0` (ReLU6 to `[0, 6]`; GELU, SiLU, ELU to roughly
+`> -1`): `BCEWithLogitsLoss` can then never predict a probability below 0.5, a regressor
+can never output a negative value, and every output unit whose pre-activation goes
+negative gets zero gradient and stops learning (a dead output). The mistake is easy to
+make when all layers are built by one helper that appends the activation, and the model
+still trains to a worse loss without any error.
+
+## Example
+```python
+import torch.nn as nn
+from tensorflow import keras
+
+
+def block(n_in, n_out):
+    return [nn.Linear(n_in, n_out), nn.ReLU()]
+
+
+model = nn.Sequential(*block(784, 128), nn.Linear(128, 10), nn.ReLU())
+criterion = nn.CrossEntropyLoss()
+
+
+def train_step(x, y):
+    loss = criterion(model(x), y)  # NN202
+    loss.backward()
+
+
+regressor = keras.Sequential([
+    keras.layers.Dense(64, activation="relu"),
+    keras.layers.Dense(1, activation="relu"),
+])
+regressor.compile(optimizer="adam", loss="mse")  # NN202
+```
+
+## Use instead
+```python
+import torch.nn as nn
+from tensorflow import keras
+
+
+def block(n_in, n_out):
+    return [nn.Linear(n_in, n_out), nn.ReLU()]
+
+
+model = nn.Sequential(*block(784, 128), nn.Linear(128, 10))  # logits: no activation
+criterion = nn.CrossEntropyLoss()
+
+
+def train_step(x, y):
+    loss = criterion(model(x), y)
+    loss.backward()
+
+
+regressor = keras.Sequential([
+    keras.layers.Dense(64, activation="relu"),
+    keras.layers.Dense(1),  # linear output
+])
+regressor.compile(optimizer="adam", loss="mse")
+```
+If the predictions must be positive, use an activation made for outputs (`Softplus`,
+`exp` of a log-rate with `PoissonNLLLoss(log_input=True)`) rather than a hidden-layer one.
+
+## Source
+Seed 001_05b9fd847e40edfb.txt, "不要在输出层使用激活函数" (do not use an activation function
+on the output layer): "这应该是显而易见的道理,但如果使用共享函数构建每个层,那就很容易犯这样的错误"
+(obvious, but easy to get wrong when every layer is built by one shared function), right
+after recommending ReLU as the default non-linearity for the hidden layers.
+Seed 003_1540c0685162747f.txt computes the cross-entropy loss from the classifier's raw
+scores ("多类别Softmax分类器对应交叉熵损失"), which a ReLU would clamp.
+'''
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from nnlint.facts import layers as L
+from nnlint.facts.models import LossSite, ModelFacts, Step
+from nnlint.facts.names import argument
+from nnlint.rule import Context, Rule
+
+#: ModelSummary.output_activation names of hidden-layer activations (Softplus is an output activation)
+_HIDDEN = frozenset(L.ACTIVATION_FUNCTIONS[k] for k in L.HIDDEN_ACTIVATIONS - {"Softplus"})
+
+#: loss kind -> how its prediction is described in the message; other kinds (unknown, or
+#: made for non-negative predictions) stay quiet
+_LOSSES: dict[str, str] = {
+    "cross_entropy": "logits",
+    "bce_with_logits": "logits",
+    "multilabel_soft_margin": "logits",
+    "nll": "log-probabilities",
+    "kl_div": "log-probabilities",
+    "bce": "probabilities",
+    "categorical_crossentropy": "probabilities",
+    "sparse_categorical_crossentropy": "probabilities",
+    "binary_crossentropy": "probabilities",
+    "mse": "regression output",
+    "l1": "regression output",
+    "smooth_l1": "regression output",
+    "huber": "regression output",
+}
+#: categories of steps that compute something (a reshape or dropout of the labels does not)
+_COMPUTING = frozenset({L.ACTIVATION, L.DENSE, L.CONV, L.NORM, L.MODEL, L.CONTAINER, L.RECURRENT,
+                        L.ATTENTION, L.EMBEDDING, L.POOL})
+
+
+class HiddenActivationOnOutput(Rule):
+    code = "NN202"
+    name = "hidden-activation-on-output"
+    severity = "warning"
+    default = True
+    fixable = False
+    options = {}
+
+    def check(self, ctx: Context) -> None:
+        models = ctx.facts.models
+        for site in models.losses:
+            described = _LOSSES.get(site.kind)
+            if described is None:
+                continue
+            if site.prediction is not None:
+                activation, by_a_layer = _last_activation(models.steps(site.prediction))
+                if described == "regression output" and not by_a_layer:
+                    continue  # ``mse(F.relu(margin - d), zeros)``: a penalty, not a model's output layer
+            elif site.model is not None:
+                activation = site.model.output_activation
+            else:
+                continue
+            if activation not in _HIDDEN:
+                continue
+            if _target_is_computed(ctx, models, site):
+                continue  # feature matching / distillation: both sides are activations
+            ctx.report(site.node, f"the output fed to this loss ends in {activation}, a hidden-layer activation: "
+                                  f"its {described} are clamped; remove the activation from the output layer")
+
+
+def _last_activation(steps: tuple[Step, ...]) -> tuple[Optional[str], bool]:
+    """The activation a traced prediction ends in, and whether it is applied to a layer's or model's output."""
+    meaningful = [step for step in steps if step.category not in (L.SHAPE, L.DROPOUT)]
+    if not meaningful:
+        return None, False
+    first = meaningful[0]
+    if first.category == L.ACTIVATION:
+        by_a_layer = len(meaningful) > 1 and meaningful[1].category in _COMPUTING - {L.ACTIVATION}
+        return L.ACTIVATION_FUNCTIONS.get(first.kind, first.kind.lower()), by_a_layer
+    if first.category in (L.MODEL, L.CONTAINER):
+        return first.output_activation, True
+    return None, False
+
+
+def _target_is_computed(ctx: Context, models: ModelFacts, site: LossSite) -> bool:
+    """Is the loss's target produced by a network or an activation (``mse(vgg(x), vgg(y))``)?"""
+    if site.prediction is None:
+        return False  # Keras compile: the targets are data
+    if site.framework == "torch":
+        target = argument(site.node, 1, "target")
+    else:
+        target = argument(site.node, 0, "y_true")
+    if target is None:
+        return False
+    resolved: Optional[cst.BaseExpression] = ctx.facts.dataflow.resolve(target, 8) or target
+    for node in ctx.facts.walk(resolved):
+        if isinstance(node, cst.Call) and any(step.category in _COMPUTING for step in models.steps(node)):
+            return True
+    return False

@@ -1,0 +1,300 @@
+"""Precision edge cases found by linting well-known, correct training code.
+
+Each snippet is written for this file in the style of the code that produced a false positive
+(the third-party code itself is not copied). Where it matters, the buggy variant is checked too,
+so that the fix only removes the false positive.
+"""
+from __future__ import annotations
+
+import textwrap
+
+import nnlint
+
+
+def lines(source: str, code: str, path: str = "train.py") -> list[int]:
+    return [f.line for f in nnlint.lint_source(textwrap.dedent(source), path=path, select=[code]) if f.code == code]
+
+
+# -- NN309: helper of a helper that is only reached under inference_mode -------------------
+
+FEATURE_HELPER = '''
+import torch
+
+
+class FeatureScore:
+    def __init__(self, backbone):
+        self.backbone = backbone
+
+    def features(self, images):
+        self.backbone.eval()
+        return self.backbone(images).flatten(1)
+
+    def dataset_statistics(self, loader):
+        return torch.cat([self.features(batch) for batch in loader]).mean(0)
+
+    @torch.inference_mode()
+    def score(self, loader, generated):
+        reference = self.dataset_statistics(loader)
+        return (self.features(generated).mean(0) - reference).norm()
+'''
+
+
+def test_nn309_quiet_when_every_caller_chain_disables_grad() -> None:
+    assert lines(FEATURE_HELPER, "NN309") == []
+
+
+def test_nn309_still_fires_when_one_caller_chain_keeps_grad() -> None:
+    leaky = FEATURE_HELPER + '''
+    def debug(self, images):
+        return self.features(images)
+'''
+    assert lines(leaky, "NN309") == [11]
+
+
+# -- NN309: a project's own inference-mode decorator ---------------------------------------
+
+def test_nn309_quiet_under_project_inference_decorator() -> None:
+    source = '''
+    from utils.torch_utils import smart_inference_mode
+
+
+    @smart_inference_mode()
+    def run(model, loader):
+        model.eval()
+        return [model(images) for images, _ in loader]
+    '''
+    assert lines(source, "NN309") == []
+
+
+# -- NN309: unit tests that check a forward pass --------------------------------------------
+
+PARITY_TEST = '''
+import {framework}
+import torch
+
+from mypkg import TinyNet
+
+
+def test_forward_shape():
+    net = TinyNet()
+    net.eval()
+    out = net(torch.zeros(2, 3, 32, 32))
+    assert out.shape == (2, 10)
+'''
+
+
+def test_nn309_quiet_in_pytest_file() -> None:
+    assert lines(PARITY_TEST.format(framework="pytest"), "NN309", path="tests/test_tiny.py") == []
+
+
+def test_nn309_quiet_in_unittest_case() -> None:
+    source = '''
+    import unittest
+
+    import torch
+
+
+    class ParityCheck(unittest.TestCase):
+        def test_logits_match(self):
+            model = build()
+            model.eval()
+            logits = model(torch.zeros(1, 4, dtype=torch.long))
+            self.assertEqual(logits.shape[0], 1)
+    '''
+    assert lines(source, "NN309", path="parity.py") == []
+
+
+def test_nn309_still_fires_in_an_evaluation_script_named_like_a_test() -> None:
+    # `test_net.py` with a `test_model()` function is an evaluation script, not a test suite
+    source = '''
+    import torch
+
+
+    def test_model(model, loader):
+        model.eval()
+        correct = 0
+        for images, labels in loader:
+            correct += (model(images).argmax(1) == labels).sum().item()
+        return correct
+    '''
+    assert lines(source, "NN309", path="test_net.py") == [9]
+
+
+# -- NN304: optimizer.step(closure) ---------------------------------------------------------
+
+def test_nn304_quiet_for_step_with_closure() -> None:
+    source = '''
+    import torch
+
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=1.0)
+    for batch in loader:
+        def closure():
+            optimizer.zero_grad()
+            loss = criterion(model(batch), batch)
+            loss.backward()
+            return loss
+
+        for warmup in range(3):
+            closure()
+        optimizer.step(closure)
+    '''
+    assert lines(source, "NN304") == []
+    assert lines(source, "NN303") == []
+
+
+def test_nn304_still_fires_for_accumulation_loop_without_closure() -> None:
+    source = '''
+    import torch
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for chunks in loader:
+        for chunk in chunks:
+            optimizer.zero_grad()
+            criterion(model(chunk), chunk).backward()
+        optimizer.step()
+    '''
+    assert lines(source, "NN304") == [7]
+
+
+# -- NN103: a weight scaled where it is used; random weights in a unit test ------------------
+
+def test_nn103_quiet_when_scaled_at_every_use() -> None:
+    source = '''
+    import torch
+    import torch.nn as nn
+
+
+    class AdditiveAttention(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.scale = dim ** -0.5
+            self.w_a = nn.Parameter(torch.randn(dim, 1))
+
+        def forward(self, q):
+            return torch.softmax(q @ self.w_a * self.scale, dim=1)
+    '''
+    assert lines(source, "NN103") == []
+
+
+def test_nn103_still_fires_when_one_use_is_unscaled() -> None:
+    source = '''
+    import torch
+    import torch.nn as nn
+
+
+    class AdditiveAttention(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.scale = dim ** -0.5
+            self.w_a = nn.Parameter(torch.randn(dim, 1))
+
+        def forward(self, q):
+            return q @ self.w_a + (q @ self.w_a) * self.scale
+    '''
+    assert lines(source, "NN103") == [10]
+
+
+def test_nn103_quiet_in_pytest_file() -> None:
+    source = '''
+    import pytest
+    import torch
+    import torch.nn as nn
+
+
+    def test_projection_runs():
+        class Projection(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.weight = nn.Parameter(torch.randn(8, 12))
+
+            def forward(self, x):
+                return x @ self.weight.t()
+
+        assert Projection()(torch.zeros(2, 12)).shape == (2, 8)
+    '''
+    assert lines(source, "NN103", path="tests/test_projection.py") == []
+    assert lines(source, "NN103", path="projection.py") == [11]
+
+
+# -- NN302: best.pt + last.pt weight exports ------------------------------------------------
+
+LAST_EXPORT = '''
+import torch
+
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+best = float("inf")
+for epoch in range(epochs):
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        criterion(model(inputs), targets).backward()
+        optimizer.step()
+    val_loss = evaluate(model, val_loader)
+    if val_loss < best:
+        best = val_loss
+        torch.save(model.state_dict(), out_dir + "best.pt")
+    torch.save(model.state_dict(), out_dir + "{name}")
+'''
+
+
+def test_nn302_quiet_for_last_weights_export() -> None:
+    assert lines(LAST_EXPORT.format(name="last.pt"), "NN302") == []
+    assert lines(LAST_EXPORT.format(name="model_final.pth"), "NN302") == []
+
+
+def test_nn302_still_fires_for_a_last_checkpoint() -> None:
+    assert lines(LAST_EXPORT.format(name="last_checkpoint.pt"), "NN302") == [15]
+    assert lines(LAST_EXPORT.format(name="epoch_{epoch}.pt"), "NN302") == [15]
+
+
+# -- NN306: the fp16/fp32 switch written as a conditional expression (nanoGPT-style loop) -----
+
+AMP_SWITCH_LOOP = '''
+import torch
+
+scaler = torch.cuda.amp.GradScaler(enabled=use_fp16) if use_fp16 else None
+optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4)
+for step in range(max_steps):
+    for micro in range(accumulation):
+        loss = model(*next_batch()) / accumulation
+        scaler.scale(loss).backward() if scaler else loss.backward()
+    if clip > 0:
+{unscale}        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+'''
+
+
+def test_nn306_sees_the_scaled_branch_of_a_conditional_backward() -> None:
+    assert lines(AMP_SWITCH_LOOP.format(unscale=""), "NN306") == [11]
+
+
+def test_nn306_quiet_when_the_conditional_unscale_comes_first() -> None:
+    unscale = "        scaler.unscale_(optimizer) if scaler else None\n"
+    assert lines(AMP_SWITCH_LOOP.format(unscale=unscale), "NN306") == []
+
+
+# -- NN904 (off by default): image-to-image pipelines ---------------------------------------
+
+UPSCALE_DATA = '''
+from torchvision.transforms import CenterCrop, Compose, Resize, ToTensor
+
+
+def low_res_transform(size, factor):
+    return Compose([CenterCrop(size), Resize(size // factor), ToTensor()])
+
+
+def {name}(size):
+    return Compose([CenterCrop(size), ToTensor()])
+'''
+
+
+def test_nn904_quiet_when_targets_are_images_too() -> None:
+    assert lines(UPSCALE_DATA.format(name="target_transform"), "NN904") == []
+
+
+def test_nn904_still_fires_next_to_a_mask_pipeline() -> None:
+    assert lines(UPSCALE_DATA.format(name="mask_transform"), "NN904") == [6]
