@@ -123,7 +123,7 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Callabl
 
 
 def measure(name: str, build: Callable[[], nn.Module], batch: Callable, device: str, amp: Optional[torch.dtype],
-            block: int, rounds: int, check_every: Optional[int]) -> float:
+            block: int, rounds: int, check_every: Optional[int], activation_every: int = 1) -> float:
     torch.manual_seed(0)
     plain_model = build().to(device)
     watched_model = copy.deepcopy(plain_model)
@@ -135,43 +135,54 @@ def measure(name: str, build: Callable[[], nn.Module], batch: Callable, device: 
     kwargs = {"use_config": False, "sink": lambda f: None}
     if check_every:
         kwargs["check_every"] = check_every
+    kwargs["activation_every"] = activation_every
     plain_times, watched_times = [], []
+    plain_cpu, watched_cpu = [], []  # process CPU time: blind to time lost to other jobs
     with nnlint.monitor(watched_model, watched_opt, **kwargs) as mon:
         for _ in range(3):  # warm-up (allocator, kernels, the monitor's buffers)
             plain(None)
             watched(mon)
         sync()
         for _ in range(rounds):
-            for fn, arg, times in ((plain, None, plain_times), (watched, mon, watched_times)):
+            for fn, arg, times, cpu in ((plain, None, plain_times, plain_cpu),
+                                        (watched, mon, watched_times, watched_cpu)):
                 sync()
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 for _ in range(block):
                     fn(arg)
                 sync()
                 times.append((time.perf_counter() - start) / block)
+                cpu.append((time.process_time() - start_cpu) / block)
     p, w = statistics.median(plain_times), statistics.median(watched_times)
     # Each round times a plain block and then a monitored one: the ratio within a round
     # cancels most of the drift in the machine's speed (other jobs on a shared box).
     paired = statistics.median(b / a for a, b in zip(plain_times, watched_times))
+    cpu_text = ""
+    if device == "cpu":
+        cpu_ratio = statistics.median(b / a for a, b in zip(plain_cpu, watched_cpu))
+        cpu_text = f", CPU-time ratio {cpu_ratio:.3f}x"
     print(f"{name:34} plain {p * 1e3:8.2f} ms/step   monitored {w * 1e3:8.2f} ms/step   "
-          f"ratio {paired:.3f}x (of medians {w / p:.3f}x)   ({len(mon.findings)} findings)")
+          f"ratio {paired:.3f}x (of medians {w / p:.3f}x{cpu_text})   ({len(mon.findings)} findings)")
     return paired
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check-every", type=int, default=None)
+    parser.add_argument("--activation-every", type=int, default=1,
+                        help="module-output statistics every k steps (default 1: every step)")
     parser.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1)")
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"torch {torch.__version__}, {args.threads} CPU thread(s), check_every="
-          f"{args.check_every or 'default'}; statistics collected every step; load average {load} "
+          f"{args.check_every or 'default'}, activation_every={args.activation_every}; statistics collected every step; load average {load} "
           f"on {os.cpu_count()} CPUs (a loaded machine makes the ratio noisy: run it several times)")
     measure("CPU MLP 784-1024x3-10, batch 256", cpu_mlp,
             lambda: (torch.randn(256, 784), torch.randint(0, 10, (256,))), "cpu", None,
-            block=50, rounds=args.rounds, check_every=args.check_every)
+            block=50, rounds=args.rounds, check_every=args.check_every,
+            activation_every=args.activation_every)
     if not torch.cuda.is_available():
         print("CUDA is not available: skipping the GPU models (GPT-2 small bf16 8x1024, ResNet-50 bf16 64)")
         return
@@ -180,10 +191,12 @@ def main() -> None:
     measure("GPU GPT-2 small (124M) bf16 8x1024", GPT,
             lambda: (torch.randint(0, 50304, (8, 1024), device="cuda"),
                      torch.randint(0, 50304, (8, 1024), device="cuda")),
-            "cuda", torch.bfloat16, block=50, rounds=args.rounds, check_every=args.check_every)
+            "cuda", torch.bfloat16, block=50, rounds=args.rounds, check_every=args.check_every,
+            activation_every=args.activation_every)
     measure("GPU ResNet-50 bf16 batch 64", resnet50,
             lambda: (torch.randn(64, 3, 224, 224, device="cuda"), torch.randint(0, 1000, (64,), device="cuda")),
-            "cuda", torch.bfloat16, block=50, rounds=args.rounds, check_every=args.check_every)
+            "cuda", torch.bfloat16, block=50, rounds=args.rounds, check_every=args.check_every,
+            activation_every=args.activation_every)
 
 
 if __name__ == "__main__":

@@ -130,11 +130,15 @@ def nnlint_command() -> list[str]:
     return [sys.executable, "-m", "nnlint"]
 
 
+#: the environment of every timed tool (see --keep-bytecode-setting)
+CHILD_ENV: dict[str, str] = dict(os.environ)
+
+
 def timed(command: Sequence[str], cwd: Optional[Path] = None, timeout: Optional[float] = None) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
     done = subprocess.run(
         list(command), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        errors="replace", timeout=timeout,
+        errors="replace", timeout=timeout, env=CHILD_ENV,
     )
     return time.perf_counter() - start, done
 
@@ -310,7 +314,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--startup-runs", type=int, default=7, help="runs per start-up case, median reported (0: skip)")
     parser.add_argument("--quick", action="store_true", help="smoke mode: no TorchFix, no ruff, 1 start-up run")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--keep-bytecode-setting", action="store_true",
+        help="keep PYTHONDONTWRITEBYTECODE for the tools (default: unset it, as on a user's machine; "
+        "with it set, every start recompiles the modules that have no .pyc yet)",
+    )
     args = parser.parse_args(argv)
+    if not args.keep_bytecode_setting:
+        CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
     if args.quick:
         args.no_torchfix, args.no_ruff, args.startup_runs = True, True, min(args.startup_runs, 1)
     report = run(args)

@@ -66,12 +66,14 @@ class _Parsed:
 @dataclass
 class FileChecker:
     plan: CheckPlan
-    catalogue: Catalogue = field(init=False)
+    #: the engine's catalogue when it has one (reading every rule file again costs start-up time)
+    catalogue: Optional[Catalogue] = None
     _parsed: dict[str, _Parsed] = field(default_factory=dict, init=False)
     _rules: Optional[list[tuple[RuleInfo, Any]]] = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.catalogue = load_catalogue(Path(self.plan.catalogue_dir))
+        if self.catalogue is None or str(self.catalogue.directory) != self.plan.catalogue_dir:
+            self.catalogue = load_catalogue(Path(self.plan.catalogue_dir))
 
     # -- phase one ----------------------------------------------------------
     def summarize(self, source: SourceFile, data: Optional[bytes] = None) -> PhaseOne:

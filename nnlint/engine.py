@@ -101,7 +101,7 @@ def lint_source(
     data = source.encode("utf-8") if isinstance(source, str) else source
     if not may_contain_dl_code(data):
         return []
-    checker = FileChecker(_plan(settings, catalogue))
+    checker = FileChecker(_plan(settings, catalogue), catalogue)
     file = SourceFile(display=path, absolute=os.path.abspath(path) if path != "<string>" else path)
     first = checker.summarize(file, data)
     index = ProjectIndex([first.summary] if first.summary else [])
@@ -199,14 +199,14 @@ class _Run:
                 from nnlint.workers import WorkerPool, balance
 
                 workers = min(self.jobs, len(to_parse))
-                pool = WorkerPool(self.plan, workers)
+                pool = WorkerPool(self.plan, workers, self.catalogue)
                 groups = balance([len(candidates[p][2]) for p in to_parse], workers)
                 assignment = [[to_parse[i] for i in group] for group in groups]
                 replies = pool.summarize([[candidates[p][1] for p in group] for group in assignment])
                 for group, reply in zip(assignment, replies):
                     phase_one.update(zip(group, reply))
             else:
-                checker = FileChecker(self.plan)
+                checker = FileChecker(self.plan, self.catalogue)
                 for position in to_parse:
                     _, source, data, _ = candidates[position]
                     phase_one[position] = checker.summarize(source, data)
@@ -250,7 +250,7 @@ class _Run:
                 for group, reply2 in zip(per_worker, replies2):
                     results.update(zip(group, reply2))
             else:
-                checker = checker or FileChecker(self.plan)
+                checker = checker or FileChecker(self.plan, self.catalogue)
                 for position in pending:
                     results[position] = checker.check(candidates[position][1], index, phase_one[position].findings)
         finally:
@@ -299,7 +299,7 @@ class _Run:
     ) -> int:
         from nnlint.fixes import fixed_text
 
-        checker = FileChecker(self.plan)
+        checker = FileChecker(self.plan, self.catalogue)
         total = 0
         for position, (order, source, data, digest) in enumerate(candidates):
             result = results[position]

@@ -11,14 +11,15 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any, Optional, Sequence, Tuple
 
+from nnlint.catalogue import Catalogue
 from nnlint.checker import CheckPlan, FileChecker, PhaseOne, PhaseTwo, python_can_fork
 from nnlint.facts.index import ProjectIndex
 from nnlint.files import SourceFile
 from nnlint.findings import Finding
 
 
-def _serve(conn: Connection, plan: CheckPlan) -> None:
-    checker = FileChecker(plan)
+def _serve(conn: Connection, plan: CheckPlan, catalogue: Optional["Catalogue"] = None) -> None:
+    checker = FileChecker(plan, catalogue)
     while True:
         try:
             request = conn.recv()
@@ -41,14 +42,16 @@ def _serve(conn: Connection, plan: CheckPlan) -> None:
 class WorkerPool:
     """``jobs`` worker processes; worker ``i`` handles ``assignment[i]`` in both phases."""
 
-    def __init__(self, plan: CheckPlan, jobs: int) -> None:
+    def __init__(self, plan: CheckPlan, jobs: int, catalogue: Optional["Catalogue"] = None) -> None:
         method = "fork" if python_can_fork() else "spawn"
+        # a forked worker inherits the catalogue for free; a spawned one reads the rules itself
+        inherited = catalogue if method == "fork" else None
         context = multiprocessing.get_context(method)
         self._connections: list[Connection] = []
         self._processes: list[Any] = []
         for _ in range(jobs):
             parent, child = context.Pipe()
-            process = context.Process(target=_serve, args=(child, plan), daemon=True)
+            process = context.Process(target=_serve, args=(child, plan, inherited), daemon=True)
             process.start()
             child.close()
             self._connections.append(parent)

@@ -13,7 +13,9 @@ Not reported:
   embeddings: transformer projections and LM heads without bias (nanoGPT, LLaMA, Hugging Face
   models) are a deliberate design, the pre-norm residual stream is normalised;
 * the model's last layer and any layer whose output the rule cannot follow (it may feed a loss,
-  a functional normalisation or another module).
+  a functional normalisation or another module, or `forward` also uses it outside a layer call,
+  as squeeze-and-excitation and residual blocks do);
+* models in unit tests (a pytest/unittest `test_*.py` file).
 
 ## Why is this bad?
 A unit without a bias computes `w·x`: its decision boundary is forced through the origin and
@@ -84,6 +86,7 @@ import libcst as cst
 from nnlint.facts import layers as L
 from nnlint.facts.models import Layer, Model
 from nnlint.facts.names import keyword, literal
+from nnlint.facts.testcode import in_test_code
 from nnlint.rule import Context, Rule
 
 #: positional index of ``bias`` in PyTorch layer constructors
@@ -105,6 +108,7 @@ _TRANSFORMER_FUNCTIONS = frozenset({
 })
 _PASS_THROUGH = frozenset({L.ACTIVATION, L.DROPOUT, L.POOL, L.SHAPE})
 _PARAMETRIC = frozenset({L.DENSE, L.CONV})
+_METADATA = frozenset({"size", "shape", "dim", "ndim", "numel", "device", "dtype"})
 
 
 class BiasDisabledWithoutNorm(Rule):
@@ -119,8 +123,8 @@ class BiasDisabledWithoutNorm(Rule):
         models = ctx.facts.models.models
         candidates = [(model, layer) for model in models for layer in model.layers
                       if layer.category in _PARAMETRIC and bias_enabled(layer) is False]
-        if not candidates:
-            return
+        if not candidates or in_test_code(ctx.facts, ctx.facts.module):
+            return  # a unit test's throw-away model is not an architecture choice
         transformer_style = _transformer_style(ctx, models)
         for model in models:
             layers = [layer for owner, layer in candidates if owner is model]
@@ -129,10 +133,11 @@ class BiasDisabledWithoutNorm(Rule):
             followers = layer_followers(ctx, model)
             if followers is None:
                 continue
+            escaping = _escaping_outputs(ctx, model)
             for layer in layers:
                 if layer.category == L.DENSE and transformer_style:
                     continue
-                if _unnormalised(layer, followers):
+                if id(layer) not in escaping and _unnormalised(layer, followers):
                     word = "use_bias" if _is_keras(layer) else "bias"
                     ctx.report(layer.node, f"{layer.kind} with {word}=False and no normalisation after it: "
                                            "the layer cannot shift its outputs; keep the bias")
@@ -159,6 +164,62 @@ def _unnormalised(layer: Layer, followers: dict[int, list[Follower]]) -> bool:
         else:
             return False  # a sub-model, container or recurrent layer: unknown inside
     return reached_parametric
+
+
+def _escaping_outputs(ctx: Context, model: Model) -> set[int]:
+    """Layers (by ``id``) whose output ``forward`` also uses outside a layer call: ``out * w``, a residual
+    sum, a return. Squeeze-and-excitation pools a conv's output into a small conv *and* rescales the
+    output itself; the path through the rescaling leaves the block, so it is not known to lack a norm."""
+    if not isinstance(model.node, cst.ClassDef):
+        return set()
+    method = _method(model.node, "forward") or _method(model.node, "call")
+    if method is None:
+        return set()
+    by_attribute = {layer.attribute: layer for layer in model.layers if layer.attribute}
+    loads = [n for n in ctx.facts.walk(method) if isinstance(n, cst.Name) and not _is_binding(ctx, n)]
+    escaping: set[int] = set()
+    for call in ctx.facts.calls(method):
+        producer = _self_layer(call, by_attribute)
+        if producer is not None and _escapes(ctx, call, by_attribute, loads, 0):
+            escaping.add(id(producer))
+    return escaping
+
+
+def _escapes(ctx: Context, expr: cst.CSTNode, by_attribute: dict[str, Layer], loads: list[cst.Name],
+             depth: int) -> bool:
+    if depth > 8:
+        return True
+    names = ctx.facts.names
+    node, parent = expr, ctx.facts.parent(expr)
+    while True:
+        if isinstance(parent, cst.Arg):
+            call = ctx.facts.parent(parent)
+            if not isinstance(call, cst.Call) or not call.args or call.args[0] is not parent:
+                return True
+            if _self_layer(call, by_attribute) is not None:
+                return False  # consumed by a layer: a follower
+            if L.function_kind(names.qualname(call.func)) is None:
+                return True
+            node, parent = call, ctx.facts.parent(call)
+        elif isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in _METADATA:
+            return False  # `x.size(0)`, `x.shape`: reads the shape, not the values
+        elif isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in L.TENSOR_METHODS:
+            call = ctx.facts.parent(parent)
+            if not isinstance(call, cst.Call):
+                return True
+            node, parent = call, ctx.facts.parent(call)
+        elif isinstance(parent, cst.Assign) and parent.value is node:
+            uses = [n for n in loads if any(d.value is node for d in ctx.facts.dataflow.definitions(n))]
+            return any(_escapes(ctx, use, by_attribute, loads, depth + 1) for use in uses)
+        else:
+            return True
+
+
+def _is_binding(ctx: Context, name: cst.Name) -> bool:
+    parent = ctx.facts.parent(name)
+    return isinstance(parent, (cst.AssignTarget, cst.Param, cst.Attribute, cst.Arg)) and not (
+        isinstance(parent, cst.Arg) and parent.value is name) and not (
+        isinstance(parent, cst.Attribute) and parent.value is name)
 
 
 def _transformer_style(ctx: Context, models: tuple[Model, ...]) -> bool:

@@ -9,7 +9,9 @@ It recognises:
   not multiplied or divided by a scale, not re-initialised by an `nn.init` call, not scaled
   wherever it is used as in `x @ self.w * self.scale`, and not in a unit test);
 * TensorFlow `tf.random_normal_initializer()` (its default `stddev` is 1.0),
-  `tf.Variable(tf.random.normal([n_in, n_out]))` and Keras
+  `tf.Variable(tf.random.normal([n_in, n_out]))` (unless the literal shape's fan-in is so small,
+  as in a `[3, 1]` linear regression, that the draw is within a factor 2 of He's
+  `sqrt(2 / fan_in)`) and Keras
   `RandomNormal(stddev=s)` with `s >= max-std`.
 
 Embeddings, positional/class tokens, queries and biases are not reported: N(0, 1) is the
@@ -126,6 +128,8 @@ _TF_UNIT_INITIALIZERS = frozenset({"tensorflow.random_normal_initializer", "tens
 _KERAS_NORMAL_INITIALIZERS = frozenset({
     "keras.initializers.RandomNormal", "keras.initializers.random_normal", "keras.initializers.normal",
 })
+#: std**2 * fan_in at or below this is within a factor 2 of He's std sqrt(2 / fan_in): 8 = (2 * sqrt(2))**2
+_SMALL_FAN_IN_VARIANCE = 8.0
 _TF_NORMAL = frozenset({"tensorflow.random.normal", "tensorflow.random_normal"})
 _TF_VARIABLE = frozenset({"tensorflow.Variable", "tensorflow.get_variable"})
 #: names of tensors for which N(0, 1) is the convention or harmless
@@ -217,6 +221,9 @@ class StandardNormalWeightInit(Rule):
         std = _std_value(argument(initial, 2, "stddev"), 1.0)
         if std is None or std < max_std:
             return
+        fan_in = _product(shape[:-1])
+        if fan_in is not None and std * std * fan_in <= _SMALL_FAN_IN_VARIANCE:
+            return  # `[3, 1]` of a linear regression: N(0, 1) is within 2x of He's sqrt(2 / fan_in)
         target = _assigned_name(ctx, call)
         name_hint = target or _string_argument(call, "name") or ""
         if _NOT_A_WEIGHT.search(name_hint):
@@ -226,6 +233,15 @@ class StandardNormalWeightInit(Rule):
 
 
 # -- helpers ------------------------------------------------------------------------
+def _product(dims: tuple[object, ...]) -> Optional[int]:
+    total = 1
+    for dim in dims:
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
+            return None
+        total *= dim
+    return total
+
+
 def _number(value: object, default: float) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)

@@ -7,7 +7,8 @@ stateful optimizer.
 Stateful optimizers are the Adam family (Adam, AdamW, Adamax, NAdam, RAdam, SparseAdam),
 RMSprop, Adagrad, Adadelta, and SGD with a non-zero `momentum`. A weights-only export after
 the loop, a best-model snapshot (saved under a comparison with a "best" value, or to a path
-containing "best"), the final weights saved to a "last"/"final" file next to it (`last.pt`,
+containing "best"), the optimizer's state saved to a file of its own in the same iteration,
+the final weights saved to a "last"/"final" file next to it (`last.pt`,
 `model_final.pth`, unless the name says checkpoint), and a checkpoint dict with an optimizer
 entry are not reported.
 
@@ -92,13 +93,14 @@ class CheckpointWithoutOptimizerState(Rule):
         reported: set[cst.CSTNode] = set()
         candidates = [t.node for t in loops.training_loops] + list(loops.outer_loops)
         for loop in candidates:
-            for event in loops.iteration(loop):
-                if event.kind != "save" or event.node in reported or not isinstance(event.node, cst.Call):
+            saves = [(event, _contents(ctx, argument(event.node, 0, "obj"), event, 0))
+                     for event in loops.iteration(loop) if event.kind == "save" and isinstance(event.node, cst.Call)]
+            # the optimizer's state saved to its own file in the same iteration: `opt{step}.pt`
+            if any(optimizer_state for _, (_, optimizer_state) in saves):
+                continue
+            for event, (model_state, optimizer_state) in saves:
+                if event.node in reported or _best_model_export(ctx, event.node):
                     continue
-                if _best_model_export(ctx, event.node):
-                    continue
-                payload = argument(event.node, 0, "obj")
-                model_state, optimizer_state = _contents(ctx, payload, event, 0)
                 if model_state and not optimizer_state:
                     reported.add(event.node)
                     ctx.report(event.node, f"checkpoint in the training loop saves the model but not the "

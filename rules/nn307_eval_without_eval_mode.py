@@ -11,7 +11,9 @@ a model call under `torch.no_grad()`/`inference_mode()` outside the training loo
 code that never calls `backward()`. The model must be known to contain dropout or batch
 normalisation (a model class or `nn.Sequential` of this project, or a torchvision
 constructor); `model.eval()` ... `model.train()` around the evaluation (nanoGPT's
-`estimate_loss`) is correct.
+`estimate_loss`) is correct, and so is a shape smoke test that feeds the model made-up
+tensors (`net(torch.randn(1, 3, 32, 32))` in a `test()` helper of a model file), as are unit
+tests (a pytest/unittest `test_*.py` file or a `unittest.TestCase` method).
 
 ## Why is this bad?
 In training mode dropout zeroes random units and batch normalisation normalises with the
@@ -94,6 +96,7 @@ import libcst as cst
 
 from nnlint.facts.loops import is_eval_function_name, mode_switch, scope_calls
 from nnlint.facts.names import dotted_name
+from nnlint.facts.testcode import in_test_code
 from nnlint.rule import Context, Rule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,6 +130,8 @@ class EvalWithoutEvalMode(Rule):
             key = (id(scope), model)
             if key in reported or not _in_evaluation(ctx, call, scope, training_nodes, backward_scopes):
                 continue
+            if _synthetic_input(ctx, call) or in_test_code(facts, call):
+                continue
             summary = _model_summary(ctx, model_expr, scope, 0)
             if summary is None or not (summary.has_dropout or summary.has_batchnorm):
                 continue
@@ -136,6 +141,23 @@ class EvalWithoutEvalMode(Rule):
             layers = " and ".join(k for k, on in (("dropout", summary.has_dropout),
                                                   ("batch norm", summary.has_batchnorm)) if on)
             ctx.report(call, f"{model} has {layers} but is evaluated in training mode: call {model}.eval() first")
+
+
+_SYNTHETIC = frozenset({"torch.randn", "torch.rand", "torch.randint", "torch.zeros", "torch.ones",
+                        "torch.empty", "torch.full", "torch.randn_like", "torch.rand_like"})
+
+
+def _synthetic_input(ctx: Context, call: cst.Call) -> bool:
+    """``net(torch.randn(1, 3, 32, 32))``: a shape smoke test on made-up data, not an evaluation."""
+    inputs = [arg.value for arg in call.args if not arg.star]
+    if not inputs:
+        return False
+    for value in inputs:
+        if isinstance(value, cst.Name):
+            value = ctx.facts.dataflow.value_of(value) or value
+        if not (isinstance(value, cst.Call) and ctx.facts.names.qualname(value.func) in _SYNTHETIC):
+            return False
+    return True
 
 
 def _in_evaluation(ctx: Context, call: cst.Call, scope: Optional[cst.FunctionDef],

@@ -5,7 +5,10 @@ It names where it came from: the first module, in forward order, whose output is
 non-finite while its input was finite (or the code between two modules in a parent's
 `forward` when a module's *input* was already non-finite), with the step it happened at.
 Every non-finite event is also counted per tensor kind (loss, activation, gradient,
-weight, input) and module in `mon.nonfinite_events`.
+weight, input) and module in `mon.nonfinite_events`. An infinity that the rest of the
+step turns finite again (a `-inf` mask before a softmax: the last output, the loss, the
+gradients and the weights all finite, and no NaN anywhere) is counted there with the
+note `contained` but not reported.
 
 ## Why is this bad?
 One NaN poisons every weight it touches through the next optimizer step, and from then
@@ -198,12 +201,29 @@ class NonFiniteValue(Detector):
             previous = site
         return None
 
+    @staticmethod
+    def _contained(stats: StepStats, sites: list[SiteInfo]) -> bool:
+        """Only infinities (no NaN) in activations, and the last output, the loss and
+        every gradient and weight of the step finite."""
+        values = [stats.act_rms[s.name] for s in sites if s.name in stats.act_rms]
+        if not values or not math.isfinite(values[-1]) or any(math.isnan(v) for v in values):
+            return False
+        if stats.loss is not None and not math.isfinite(stats.loss):
+            return False
+        numbers = [*stats.grad_norm.values(), *stats.unapplied_grad_norm.values(), *stats.weight_norm.values()]
+        return all(math.isfinite(v) for v in numbers)
+
     def check(self, window: Window, ctx: DetectorContext) -> None:
         sites = sorted(window.sites, key=lambda s: s.order)
         for stats in window.steps:
             self._skipped_overflow(stats, ctx)
             kinds: list[str] = []
             origin = self.origin(stats, sites)
+            if origin is not None and self._contained(stats, sites):
+                # An infinity that later modules turn finite again (a -inf mask before a
+                # softmax, a clamp): counted, never hidden, but not a finding.
+                self._event(origin[0], origin[1], stats.step, note="contained: later outputs finite")
+                origin = None
             if origin is not None:
                 self._event(origin[0], origin[1], stats.step)
                 kinds.append("activations")
@@ -226,18 +246,32 @@ class NonFiniteValue(Detector):
             if not kinds:
                 self.state["in_episode"] = False
                 continue
+            unchecked = not stats.act_rms and bool(sites)  # activation_every > 1 skipped this step
             if self.state["in_episode"]:
+                if origin is not None and not self.state.get("episode_named", True):
+                    # The episode began on an unchecked step: name the module at the first
+                    # checked one.
+                    self.state["episode_named"] = True
+                    ctx.report(f"non-finite value: {origin[2]} (non-finite since step "
+                               f"{self.state.get('episode_start')})", module=origin[1], step=stats.step)
                 continue
             self.state["in_episode"] = True
+            self.state["episode_start"] = stats.step
+            self.state["episode_named"] = origin is not None or not unchecked
             if origin is not None:
                 kind, module, description = origin
                 message = f"non-finite value: {description}"
             elif bad_grads:
                 module = bad_grads[0]
-                message = f"non-finite gradient in {module!r} (activations and loss were finite)"
+                why = "module outputs not checked on this step" if unchecked else "activations and loss were finite"
+                message = f"non-finite gradient in {module!r} ({why})"
             elif bad_weights:
                 module = bad_weights[0]
                 message = f"non-finite weights in {module!r}"
+            elif not stats.act_rms:
+                module = None
+                message = ("non-finite loss (module outputs were not checked on this step, "
+                           "activation_every > 1: the module that made it is named at the next checked step)")
             else:
                 module = None
                 message = "non-finite loss (every module output was finite: the loss function made it)"

@@ -298,3 +298,174 @@ def test_nn904_quiet_when_targets_are_images_too() -> None:
 
 def test_nn904_still_fires_next_to_a_mask_pipeline() -> None:
     assert lines(UPSCALE_DATA.format(name="mask_transform"), "NN904") == [6]
+
+
+# -- NN302: a checkpoint helper method that only takes `self` (crashed with an IndexError) ----
+
+TRAINER_SAVE = '''
+import torch
+
+
+class Trainer:
+    def __init__(self, model, data):
+        self.model = model
+        self.data = data
+        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def run_loop(self):
+        for step, batch in enumerate(self.data):
+            self.opt.zero_grad()
+            self.model(batch).mean().backward()
+            self.opt.step()
+            if step % 1000 == 0:
+                self.save()
+
+    def save(self):
+        torch.save(self.model.state_dict(), f"model{{step:06d}}.pt")
+{extra}'''
+
+
+def test_nn302_helper_with_only_self_does_not_crash() -> None:
+    assert lines(TRAINER_SAVE.format(extra=""), "NN302") == [20]
+    with_opt = '        torch.save(self.opt.state_dict(), "opt.pt")\n'
+    assert lines(TRAINER_SAVE.format(extra=with_opt), "NN302") == []
+
+
+# -- NN303: the gradients are cleared by a project helper imported from another file ---------
+
+def test_nn303_quiet_with_imported_zero_grad_helper() -> None:
+    source = '''
+    import torch
+
+    from .fp16_util import zero_grad
+
+
+    class Trainer:
+        def __init__(self, model):
+            self.model = model
+            self.params = list(model.parameters())
+            self.opt = torch.optim.AdamW(self.params, lr=1e-4)
+
+        def run_loop(self, data):
+            for batch in data:
+                zero_grad(self.params)
+                self.model(batch).mean().backward()
+                self.opt.step()
+    '''
+    assert lines(source, "NN303") == []
+    assert lines(source.replace("zero_grad(self.params)", "pass"), "NN303") == [17]
+
+
+# -- NN101: squeeze-and-excitation rescales the conv output it pools ------------------------
+
+SE_BLOCK = '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class SqueezeExciteBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels)
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.reduce = nn.Conv2d(channels, channels // 8, 1)
+        self.expand = nn.Conv2d(channels // 8, channels, 1)
+
+    def forward(self, x):
+        out = self.conv(F.relu(self.bn(x)))
+        gate = F.adaptive_avg_pool2d(out, 1)
+        gate = F.relu(self.reduce(gate))
+        gate = self.expand(gate).sigmoid()
+        return {result}
+'''
+
+
+def test_nn101_quiet_when_the_conv_output_also_leaves_the_block() -> None:
+    assert lines(SE_BLOCK.format(result="out * gate + x"), "NN101") == []
+
+
+def test_nn101_still_fires_when_the_only_path_is_an_unnormalised_conv() -> None:
+    assert lines(SE_BLOCK.format(result="gate"), "NN101") == [10]
+
+
+# -- NN307: a shape smoke test at the bottom of a model file --------------------------------
+
+SMOKE_TEST = '''
+import torch
+import torch.nn as nn
+
+
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+
+    def forward(self, x):
+        return self.features(x).mean((2, 3))
+
+
+def test(images=None):
+    net = TinyNet()
+    x = {data}
+    print(net(x).shape)
+'''
+
+
+def test_nn307_quiet_for_a_smoke_test_on_random_input() -> None:
+    assert lines(SMOKE_TEST.format(data="torch.randn(2, 3, 32, 32)"), "NN307") == []
+
+
+def test_nn307_still_fires_on_real_images() -> None:
+    assert lines(SMOKE_TEST.format(data="images"), "NN307") == [18]
+
+
+# -- NN103: a TF1 regression whose fan-in is tiny -------------------------------------------
+
+REGRESSION_TF1 = '''
+import tensorflow as tf
+
+x = tf.placeholder(tf.float32, [None, {n_in}])
+y = tf.placeholder(tf.float32, [None, 1])
+W = tf.Variable(tf.random_normal([{n_in}, 1]), name="weight")
+b = tf.Variable(tf.random_normal([1]), name="bias")
+cost = tf.reduce_mean(tf.square(tf.matmul(x, W) + b - y))
+'''
+
+
+def test_nn103_quiet_for_a_tiny_fan_in() -> None:
+    assert lines(REGRESSION_TF1.format(n_in=3), "NN103") == []
+
+
+def test_nn103_still_fires_for_a_wide_fan_in() -> None:
+    assert lines(REGRESSION_TF1.format(n_in=784), "NN103") == [6]
+
+
+# -- NN101 / NN307: throw-away models in a pytest file --------------------------------------
+
+def test_nn101_and_nn307_quiet_in_pytest_file() -> None:
+    source = '''
+    import pytest
+    import torch
+    import torch.nn as nn
+
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 4, bias=False)
+            self.b = nn.Linear(4, 2, bias=False)
+            self.bn = nn.BatchNorm1d(2)
+
+        def forward(self, x):
+            return self.bn(self.b(self.a(x)))
+
+
+    def test_hooks_keep_dtype(batch):
+        probe = Probe()
+        with torch.no_grad():
+            assert probe(batch).dtype == batch.dtype
+    '''
+    assert lines(source, "NN101", path="tests/test_hooks.py") == []
+    assert lines(source, "NN307", path="tests/test_hooks.py") == []
+    assert lines(source, "NN101", path="hooks.py") == [10]
+    assert lines(source, "NN307", path="hooks.py") == [21]

@@ -71,10 +71,15 @@ class ProjectIndex:
 
     def __init__(self, summaries: Iterable[ModuleSummary]) -> None:
         self._by_module: dict[str, list[ModuleSummary]] = {}
+        #: id(summary) -> its fingerprint / the project modules it imports (both asked per importer)
+        self._fingerprints: dict[int, str] = {}
+        self._imports: dict[int, list[ModuleSummary]] = {}
         digest = hashlib.sha256()
         for summary in sorted(summaries, key=lambda s: s.path):
             self._by_module.setdefault(summary.module, []).append(summary)
-            digest.update(summary.path.encode() + b"\0" + summary.fingerprint().encode())
+            fingerprint = summary.fingerprint()
+            self._fingerprints[id(summary)] = fingerprint
+            digest.update(summary.path.encode() + b"\0" + fingerprint.encode())
         self.fingerprint = digest.hexdigest()
 
     def __len__(self) -> int:
@@ -118,18 +123,39 @@ class ProjectIndex:
         for _ in range(max_depth):
             next_frontier: list[ModuleSummary] = []
             for current in frontier:
-                for target in sorted(set(current.bindings.values())):
-                    parts = target.split(".")
-                    for end in range(len(parts), 0, -1):
-                        found = self.module(".".join(parts[:end]), current.path)
-                        if found is not None:
-                            if found.path not in seen:
-                                seen.add(found.path)
-                                digest.update(found.path.encode() + found.fingerprint().encode())
-                                next_frontier.append(found)
-                            break
+                for found in self._imported(current):
+                    if found.path not in seen:
+                        seen.add(found.path)
+                        digest.update(found.path.encode() + self._fingerprint_of(found).encode())
+                        next_frontier.append(found)
             frontier = next_frontier
         return digest.hexdigest()
+
+    def _imported(self, current: ModuleSummary) -> list[ModuleSummary]:
+        """The project modules ``current``'s imports resolve to, in binding order (memoised)."""
+        cached = self._imports.get(id(current))
+        if cached is not None and self._holds(current):
+            return cached
+        out: list[ModuleSummary] = []
+        for target in sorted(set(current.bindings.values())):
+            parts = target.split(".")
+            for end in range(len(parts), 0, -1):
+                found = self.module(".".join(parts[:end]), current.path)
+                if found is not None:
+                    out.append(found)
+                    break
+        if self._holds(current):
+            self._imports[id(current)] = out  # only summaries the index holds: their ids stay valid
+        return out
+
+    def _fingerprint_of(self, summary: ModuleSummary) -> str:
+        found = self._fingerprints.get(id(summary))
+        if found is not None and self._holds(summary):
+            return found
+        return summary.fingerprint()
+
+    def _holds(self, summary: ModuleSummary) -> bool:
+        return any(s is summary for s in self._by_module.get(summary.module, ()))
 
     def model(self, qualname: str, near: Optional[str] = None) -> Optional["ModelSummary"]:
         found = self.resolve(qualname, near)

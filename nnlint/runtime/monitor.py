@@ -26,7 +26,8 @@ from nnlint.runtime.detector import Detector, DetectorContext, RemedyRequest, Wi
 MODES = ("warn", "fix", "raise")
 DEFAULT_CHECK_EVERY = 25
 DEFAULT_SAMPLE_EVERY = 10
-SETTING_KEYS = ("mode", "check-every", "sample-every", "fix", "stop-on", "select", "ignore", "log-level")
+SETTING_KEYS = ("mode", "check-every", "sample-every", "activation-every", "fix", "stop-on", "select", "ignore",
+                "log-level")
 
 logger = logging.getLogger("nnlint.runtime")
 
@@ -98,6 +99,19 @@ def _load_settings() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     return monitor, options
 
 
+def _runtime_rules() -> list[Any]:
+    """The NR rules' metadata, read from their files only: a static rule being edited
+    (or broken) must not stop a training run from being monitored."""
+    from nnlint.catalogue import read_rule_file, rules_directory
+
+    infos = []
+    for path in sorted(rules_directory().glob("nr*.py")):
+        info = read_rule_file(path)
+        if info is not None and info.kind == "runtime":
+            infos.append(info)
+    return sorted(infos, key=lambda info: info.code)
+
+
 def _codes(value: Any) -> Optional[tuple[str, ...]]:
     if value is None:
         return None
@@ -123,6 +137,7 @@ class Monitor:
         stop_on: Optional[Iterable[str]] = None,
         check_every: Optional[int] = None,
         sample_every: Optional[int] = None,
+        activation_every: Optional[int] = None,
         select: Optional[Iterable[str]] = None,
         ignore: Optional[Iterable[str]] = None,
         options: Optional[Mapping[str, Mapping[str, Any]]] = None,
@@ -138,8 +153,9 @@ class Monitor:
         self.optimizer = optimizer
         self.check_every = int(check_every or file_settings.get("check-every", DEFAULT_CHECK_EVERY))
         self.sample_every = int(sample_every or file_settings.get("sample-every", DEFAULT_SAMPLE_EVERY))
-        if self.check_every < 1 or self.sample_every < 1:
-            raise ValueError("check_every and sample_every must be >= 1")
+        self.activation_every = int(activation_every or file_settings.get("activation-every", 1))
+        if self.check_every < 1 or self.sample_every < 1 or self.activation_every < 1:
+            raise ValueError("check_every, sample_every and activation_every must be >= 1")
         selectors = _codes(select if select is not None else file_settings.get("select"))
         ignored = _codes(ignore if ignore is not None else file_settings.get("ignore")) or ()
         fix_codes = _codes(fix if fix is not None else file_settings.get("fix"))
@@ -171,10 +187,10 @@ class Monitor:
         ignored: Sequence[str],
         options: Mapping[str, Mapping[str, Any]],
     ) -> list[Detector]:
-        from nnlint.catalogue import load_catalogue, load_rule_class
+        from nnlint.catalogue import load_rule_class
 
         detectors: list[Detector] = []
-        for info in load_catalogue().runtime_rules:
+        for info in _runtime_rules():
             if not (_selected(info.code, selectors) if selectors is not None else info.default):
                 continue
             if any(info.code.startswith(s) for s in ignored):
@@ -215,6 +231,8 @@ class Monitor:
             self.optimizer,
             check_every=self.check_every,
             sample_every=self.sample_every,
+            activation_every=self.activation_every,
+            activation_warmup=int(self._option("NR203", "steps", 5)) + 3,
             relu_window=relu_window,
             fix_skip="NR301" in self.fix_codes,
             fix_clip="NR101" in self.fix_codes,
@@ -433,7 +451,9 @@ def monitor(
     ``mode``: ``"warn"`` (default) reports only; ``"fix"`` applies every remedy;
     ``"raise"`` raises :class:`TrainingError` at the first error. Keywords: ``fix=[codes]``,
     ``stop_on=[codes]``, ``check_every`` (steps between reads, default 25),
-    ``sample_every`` (steps between weight/update-norm samples, default 10), ``select``,
+    ``sample_every`` (steps between weight/update-norm samples, default 10),
+    ``activation_every`` (steps between module-output statistics, default 1: every step;
+    a larger value trades NR201/NR202/NR301 attribution latency for speed), ``select``,
     ``ignore``, ``options={"NR101": {...}}``, ``sink=callable``, ``use_config``.
     Unset values come from ``[tool.nnlint.monitor]``.
     """

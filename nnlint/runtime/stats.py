@@ -99,6 +99,8 @@ class Collector:
         *,
         check_every: int,
         sample_every: int,
+        activation_every: int = 1,
+        activation_warmup: int = 8,
         relu_window: int,
         fix_skip: bool,
         fix_clip: bool,
@@ -109,6 +111,13 @@ class Collector:
         self.optimizer = optimizer
         self.capacity = max(1, int(check_every))
         self.sample_every = max(1, int(sample_every))
+        # Module-output statistics cost one read of every activation: on a GPU that is the
+        # monitor's largest cost. activation_every > 1 takes them every k-th step only
+        # (always during the first activation_warmup steps, which NR203 judges); loss,
+        # gradient and weight checks stay on every step.
+        self.activation_every = max(1, int(activation_every))
+        self.activation_warmup = max(0, int(activation_warmup))
+        self._act_step = True
         self.relu_window = max(1, int(relu_window))
         self.fix_skip = fix_skip
         self.fix_clip = fix_clip
@@ -289,6 +298,7 @@ class Collector:
             self.after_commit()
         self.step += 1
         self.active = True
+        self._act_step = self.step < self.activation_warmup or self.step % self.activation_every == 0
         self._calls.clear()
         self._stepped = False
         self._loss_seen = False
@@ -296,7 +306,7 @@ class Collector:
         self._last_norm = None
 
     def _on_forward(self, module: nn.Module, inputs: Any, output: Any) -> None:
-        if not self.active:
+        if not (self.active and self._act_step):
             return
         out = _first_tensor(output)
         if out is None or not out.is_floating_point():

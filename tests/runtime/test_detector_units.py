@@ -163,3 +163,20 @@ def test_nr301_names_the_module_whose_output_went_bad_first() -> None:
     assert len(recorder.found) == 1
     message, module, step = recorder.found[0]
     assert module == "2" and step == 3 and "Inf" in message
+
+
+def test_nr301_an_infinity_the_model_turns_finite_again_is_counted_not_reported() -> None:
+    stats = StepStats(2, loss=0.5, stepped=True, grad_norm={"0": 1.0, "2": 1.0, "4": 1.0})
+    stats.act_rms = {"0": 1.0, "2": math.inf, "4": 0.7}  # "2" is a -inf mask, "4" a softmax
+    stats.input_finite = {"0": True, "2": True, "4": False}
+    detector, recorder = NonFiniteValue(), Recorder("NR301")
+    detector.check(_window([stats]), recorder.ctx)
+    assert recorder.found == []
+    assert detector.state["events"][0]["note"].startswith("contained")
+    # A NaN, or an infinity that reaches the loss, is reported.
+    for act, loss in (({"0": 1.0, "2": math.nan, "4": 0.7}, 0.5), ({"0": 1.0, "2": math.inf, "4": 0.7}, math.inf)):
+        bad = StepStats(2, loss=loss, stepped=True, grad_norm={"0": 1.0})
+        bad.act_rms, bad.input_finite = act, {"0": True, "2": True, "4": False}
+        recorder = Recorder("NR301")
+        NonFiniteValue().check(_window([bad]), recorder.ctx)
+        assert len(recorder.found) == 1 and recorder.found[0][1] == "2"

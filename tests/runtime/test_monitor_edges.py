@@ -269,3 +269,103 @@ def test_without_an_optimizer_the_backward_gradients_are_watched() -> None:
     found = [f for f in mon.findings if f.code == "NR301"]
     assert len(found) == 1 and found[0].step == 3
     assert any(e["kind"] == "gradient" and not e.get("note") for e in mon.nonfinite_events)
+
+
+def test_a_broken_static_rule_file_does_not_stop_the_monitor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import nnlint.catalogue as catalogue
+
+    source = catalogue.rules_directory()
+    for path in source.glob("nr*.py"):
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "nn999_being_edited.py").write_text("class Broken(:\n")  # another author mid-edit
+    monkeypatch.setattr(catalogue, "rules_directory", lambda: tmp_path)
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with nnlint.monitor(model, optimizer, check_every=5, use_config=False) as mon:
+        train(model, optimizer, 5, mon=mon)
+    assert len(mon.detectors) == 9
+
+
+@pytest.mark.parametrize("mode", ["warn", "fix"])
+def test_no_host_sync_between_reads(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU, .item()/.tolist()/bool()/.cpu() wait for the device: nnlint's hooks never
+    call them between two read-backs (the CPU stands in for the device here)."""
+    calls: list[str] = []
+
+    def spy(name):
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if "nnlint" in caller or "/rules/" in caller:
+                calls.append(f"{name} from {caller}")
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.Sigmoid(), nn.Linear(32, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    with nnlint.monitor(model, optimizer, mode=mode, check_every=1000, sample_every=3, use_config=False) as mon:
+        train(model, optimizer, 2, mon=mon)  # sites and buffers are set up
+        for name in ("item", "tolist", "__bool__", "cpu", "numpy", "__float__", "__int__"):
+            monkeypatch.setattr(torch.Tensor, name, spy(name))
+        train(model, optimizer, 20, mon=mon)
+        monkeypatch.undo()
+    assert calls == []
+    assert mon.step == 21
+
+
+def test_a_minus_inf_mask_module_is_not_a_finding() -> None:
+    class Mask(nn.Module):
+        def forward(self, scores):
+            keep = torch.ones_like(scores, dtype=torch.bool).triu()
+            return scores.masked_fill(~keep, float("-inf"))
+
+    model = nn.Sequential(nn.Linear(16, 16), Mask(), nn.Softmax(dim=-1), nn.Linear(16, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with nnlint.monitor(model, optimizer, check_every=5, use_config=False) as mon:
+        train(model, optimizer, 10, lambda: (torch.randn(16, 16), torch.randn(16, 1)), mon)
+    assert mon.findings == []
+    assert [e["note"] for e in mon.nonfinite_events] == ["contained: later outputs finite"]
+
+
+def test_activation_every_names_the_module_at_the_next_checked_step() -> None:
+    class Blowup(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.scale, self.out = nn.Linear(16, 8), nn.Linear(8, 8), nn.Linear(8, 1)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls == 10:  # step 9: not a checked step with activation_every=4
+                with torch.no_grad():
+                    self.scale.weight.fill_(float("inf"))
+            return self.out(self.scale(self.fc(x)))
+
+    torch.manual_seed(0)
+    model = Blowup()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    # fix=["NR301"]: skipped steps keep the other weights finite, so "scale" stays the origin.
+    with nnlint.monitor(model, optimizer, check_every=20, activation_every=4, fix=["NR301"],
+                        use_config=False) as mon:
+        train(model, optimizer, 16, mon=mon)
+    found = [f for f in mon.findings if f.code == "NR301"]
+    assert [f.step for f in found] == [9, 12]
+    assert "not checked" in found[0].message
+    assert found[1].module == "scale" and "since step 9" in found[1].message
+
+
+def test_activation_every_keeps_warn_mode_bit_identical_and_finds_dead_units() -> None:
+    torch.manual_seed(0)
+    hidden = nn.Linear(16, 64)
+    nn.init.constant_(hidden.bias, -10.0)
+    model = nn.Sequential(hidden, nn.ReLU(), nn.Linear(64, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with nnlint.monitor(model, optimizer, check_every=10, activation_every=5,
+                        options={"NR201": {"window": 20}}, use_config=False) as mon:
+        train(model, optimizer, 20, mon=mon)
+    assert [f.code for f in mon.findings] == ["NR201"]
