@@ -95,6 +95,7 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
+from nnlint.facts.layerflow import Follower, layer_followers
 from nnlint.facts.models import Layer, Model
 from nnlint.facts.names import argument, keyword, literal, positional
 from nnlint.rule import Context, Rule
@@ -196,7 +197,7 @@ class InitActivationMismatch(Rule):
         if model is None:
             return []
         layer = next((l for l in model.layers if l.attribute == attribute), None)
-        followers = layer_followers(ctx, model)
+        followers = layer_followers(ctx.facts, model)
         if layer is None or followers is None:
             return []
         found = _next_activations(layer, followers)
@@ -404,81 +405,4 @@ def _next_sequential_activation(ctx: Context, call: cst.Call) -> Optional[str]:
                     if nxt.category in _PASS_THROUGH:
                         continue
                     return nxt.kind if nxt.category == L.ACTIVATION else None
-    return None
-
-
-# -- what follows each layer in a model's data flow (shared shape with NN101/NN104) ------------
-Follower = tuple[tuple[tuple[str, str], ...], Optional[Layer]]
-
-
-def layer_followers(ctx: Context, model: Model) -> Optional[dict[int, list[Follower]]]:
-    """For each layer (by ``id``), what its output flows into: ``(ops in between, next layer)``.
-
-    ``ops in between`` are ``(kind, category)`` of functional ops (``F.relu``, ``x.view``) and a
-    Keras layer's fused activation. ``None`` when the model's flow is not known.
-    """
-    followers: dict[int, list[Follower]] = {id(layer): [] for layer in model.layers}
-    fused = {id(layer): ((layer.activation, L.ACTIVATION),) if layer.activation else () for layer in model.layers}
-    if not isinstance(model.node, cst.ClassDef):
-        for current, nxt in zip(model.layers, model.layers[1:]):
-            followers[id(current)].append((fused[id(current)], nxt))
-        return followers
-    method = _method(model.node, "forward") or _method(model.node, "call")
-    if method is None:
-        return None
-    by_attribute = {layer.attribute: layer for layer in model.layers if layer.attribute}
-    for call in ctx.facts.calls(method):
-        consumer = _self_layer(call, by_attribute)
-        if consumer is None or not call.args:
-            continue
-        source = _source_layer(ctx, call.args[0].value, by_attribute)
-        if source is not None:
-            producer, between = source
-            followers[id(producer)].append((fused[id(producer)] + between, consumer))
-    return followers
-
-
-def _method(node: cst.ClassDef, name: str) -> Optional[cst.FunctionDef]:
-    if isinstance(node.body, cst.IndentedBlock):
-        for statement in node.body.body:
-            if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
-                return statement
-    return None
-
-
-def _self_layer(call: cst.Call, by_attribute: dict[str, Layer]) -> Optional[Layer]:
-    func = call.func
-    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
-        return by_attribute.get(func.attr.value)
-    return None
-
-
-def _source_layer(ctx: Context, expr: cst.BaseExpression,
-                  by_attribute: dict[str, Layer]) -> Optional[tuple[Layer, tuple[tuple[str, str], ...]]]:
-    """The layer whose output ``expr`` is, through local names and functional ops."""
-    between: list[tuple[str, str]] = []
-    names = ctx.facts.names
-    current: Optional[cst.BaseExpression] = expr
-    for _ in range(16):
-        if isinstance(current, cst.Name):
-            current = ctx.facts.dataflow.value_of(current)
-            continue
-        if not isinstance(current, cst.Call):
-            return None
-        producer = _self_layer(current, by_attribute)
-        if producer is not None:
-            return producer, tuple(between)
-        qualname = names.qualname(current.func)
-        kind = L.function_kind(qualname) if qualname is not None else None
-        if kind is not None:
-            between.insert(0, (kind.kind, kind.category))
-            current = current.args[0].value if current.args else None
-            continue
-        if qualname is None and isinstance(current.func, cst.Attribute) \
-                and current.func.attr.value in L.TENSOR_METHODS:
-            method_kind = L.TENSOR_METHODS[current.func.attr.value]
-            between.insert(0, (method_kind.kind, method_kind.category))
-            current = current.func.value
-            continue
-        return None
     return None

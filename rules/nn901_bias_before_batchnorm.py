@@ -79,21 +79,11 @@ from typing import Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.models import Layer, Model
-from nnlint.facts.names import keyword, literal
+from nnlint.facts.layerflow import TORCH_BIAS_INDEX, bias_enabled, is_keras_layer, layer_followers
+from nnlint.facts.models import Layer
 from nnlint.rule import Context, Rule
 
 #: positional index of ``bias`` in PyTorch layer constructors
-_TORCH_BIAS_INDEX = {
-    "Linear": 2, "LazyLinear": 1,
-    "Conv1d": 7, "Conv2d": 7, "Conv3d": 7,
-    "ConvTranspose1d": 7, "ConvTranspose2d": 7, "ConvTranspose3d": 7,
-    "LazyConv1d": 6, "LazyConv2d": 6, "LazyConv3d": 6,
-}
-_KERAS_BIASED = frozenset({"Dense", "Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D",
-                           "Convolution3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"})
-
-
 class BiasBeforeBatchnorm(Rule):
     code = "NN901"
     name = "bias-before-batchnorm"
@@ -104,7 +94,7 @@ class BiasBeforeBatchnorm(Rule):
 
     def check(self, ctx: Context) -> None:
         for model in ctx.facts.models.models:
-            followers = layer_followers(ctx, model)
+            followers = layer_followers(ctx.facts, model)
             if followers is None:
                 continue
             for layer in model.layers:
@@ -115,7 +105,7 @@ class BiasBeforeBatchnorm(Rule):
                     self._report(ctx, layer)
 
     def _report(self, ctx: Context, layer: Layer) -> None:
-        word = "use_bias" if _is_keras(layer) else "bias"
+        word = "use_bias" if is_keras_layer(layer) else "bias"
         ctx.report(
             layer.node,
             f"{layer.kind} bias is redundant before BatchNorm (its shift replaces it): set {word}=False",
@@ -131,33 +121,6 @@ def _is_batchnorm_next(between: tuple[tuple[str, str], ...], nxt: Optional[Layer
     return nxt.category == L.NORM and "Batch" in nxt.kind
 
 
-def _is_keras(layer: Layer) -> bool:
-    return (layer.qualname or "").startswith("keras.")
-
-
-def bias_enabled(layer: Layer) -> Optional[bool]:
-    """``True``/``False`` for a literal or default bias setting of a dense/conv layer, ``None`` if unknown."""
-    call = layer.node
-    if any(arg.star for arg in call.args):
-        return None
-    positional_count = sum(1 for arg in call.args if arg.keyword is None)
-    if _is_keras(layer):
-        if layer.kind not in _KERAS_BIASED or positional_count > 7:
-            return None
-        value = keyword(call, "use_bias")
-    else:
-        if not (layer.qualname or "").startswith("torch.") or layer.kind not in _TORCH_BIAS_INDEX:
-            return None
-        index = _TORCH_BIAS_INDEX[layer.kind]
-        value = keyword(call, "bias")
-        if value is None and positional_count > index:
-            value = [arg for arg in call.args if arg.keyword is None][index].value
-    if value is None:
-        return True
-    found = literal(value, None)
-    return found if isinstance(found, bool) else None
-
-
 def _without_bias(call: cst.Call, word: str) -> cst.Call:
     args = list(call.args)
     for index, arg in enumerate(args):
@@ -165,7 +128,7 @@ def _without_bias(call: cst.Call, word: str) -> cst.Call:
             args[index] = arg.with_changes(value=cst.Name("False"))
             return call.with_changes(args=args)
     for index, arg in enumerate(args):
-        if arg.keyword is None and index == _TORCH_BIAS_INDEX.get(_callee_name(call), -1):
+        if arg.keyword is None and index == TORCH_BIAS_INDEX.get(_callee_name(call), -1):
             args[index] = arg.with_changes(value=cst.Name("False"))
             return call.with_changes(args=args)
     new_arg = cst.Arg(value=cst.Name("False"), keyword=cst.Name(word),
@@ -186,80 +149,3 @@ def _callee_name(call: cst.Call) -> str:
     if isinstance(func, cst.Attribute):
         return func.attr.value
     return func.value if isinstance(func, cst.Name) else ""
-
-
-# -- what follows each layer in a model's data flow (shared shape with NN101/NN104) ------------
-Follower = tuple[tuple[tuple[str, str], ...], Optional[Layer]]
-
-
-def layer_followers(ctx: Context, model: Model) -> Optional[dict[int, list[Follower]]]:
-    """For each layer (by ``id``), what its output flows into: ``(ops in between, next layer)``.
-
-    ``ops in between`` are ``(kind, category)`` of functional ops (``F.relu``, ``x.view``) and a
-    Keras layer's fused activation. ``None`` when the model's flow is not known.
-    """
-    followers: dict[int, list[Follower]] = {id(layer): [] for layer in model.layers}
-    fused = {id(layer): ((layer.activation, L.ACTIVATION),) if layer.activation else () for layer in model.layers}
-    if not isinstance(model.node, cst.ClassDef):
-        for current, nxt in zip(model.layers, model.layers[1:]):
-            followers[id(current)].append((fused[id(current)], nxt))
-        return followers
-    method = _method(model.node, "forward") or _method(model.node, "call")
-    if method is None:
-        return None
-    by_attribute = {layer.attribute: layer for layer in model.layers if layer.attribute}
-    for call in ctx.facts.calls(method):
-        consumer = _self_layer(call, by_attribute)
-        if consumer is None or not call.args:
-            continue
-        source = _source_layer(ctx, call.args[0].value, by_attribute)
-        if source is not None:
-            producer, between = source
-            followers[id(producer)].append((fused[id(producer)] + between, consumer))
-    return followers
-
-
-def _method(node: cst.ClassDef, name: str) -> Optional[cst.FunctionDef]:
-    if isinstance(node.body, cst.IndentedBlock):
-        for statement in node.body.body:
-            if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
-                return statement
-    return None
-
-
-def _self_layer(call: cst.Call, by_attribute: dict[str, Layer]) -> Optional[Layer]:
-    func = call.func
-    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
-        return by_attribute.get(func.attr.value)
-    return None
-
-
-def _source_layer(ctx: Context, expr: cst.BaseExpression,
-                  by_attribute: dict[str, Layer]) -> Optional[tuple[Layer, tuple[tuple[str, str], ...]]]:
-    """The layer whose output ``expr`` is, through local names and functional ops."""
-    between: list[tuple[str, str]] = []
-    names = ctx.facts.names
-    current: Optional[cst.BaseExpression] = expr
-    for _ in range(16):
-        if isinstance(current, cst.Name):
-            current = ctx.facts.dataflow.value_of(current)
-            continue
-        if not isinstance(current, cst.Call):
-            return None
-        producer = _self_layer(current, by_attribute)
-        if producer is not None:
-            return producer, tuple(between)
-        qualname = names.qualname(current.func)
-        kind = L.function_kind(qualname) if qualname is not None else None
-        if kind is not None:
-            between.insert(0, (kind.kind, kind.category))
-            current = current.args[0].value if current.args else None
-            continue
-        if qualname is None and isinstance(current.func, cst.Attribute) \
-                and current.func.attr.value in L.TENSOR_METHODS:
-            method_kind = L.TENSOR_METHODS[current.func.attr.value]
-            between.insert(0, (method_kind.kind, method_kind.category))
-            current = current.func.value
-            continue
-        return None
-    return None
