@@ -74,6 +74,7 @@ class ProjectIndex:
         #: id(summary) -> its fingerprint / the project modules it imports (both asked per importer)
         self._fingerprints: dict[int, str] = {}
         self._imports: dict[int, list[ModuleSummary]] = {}
+        self._entries: dict[int, bytes] = {}
         digest = hashlib.sha256()
         for summary in sorted(summaries, key=lambda s: s.path):
             self._by_module.setdefault(summary.module, []).append(summary)
@@ -126,15 +127,16 @@ class ProjectIndex:
                 for found in self._imported(current):
                     if found.path not in seen:
                         seen.add(found.path)
-                        digest.update(found.path.encode() + self._fingerprint_of(found).encode())
+                        digest.update(self._entry_of(found))
                         next_frontier.append(found)
             frontier = next_frontier
         return digest.hexdigest()
 
     def _imported(self, current: ModuleSummary) -> list[ModuleSummary]:
         """The project modules ``current``'s imports resolve to, in binding order (memoised)."""
-        cached = self._imports.get(id(current))
-        if cached is not None and self._holds(current):
+        held = id(current) in self._fingerprints  # ids of summaries the index holds stay unique
+        cached = self._imports.get(id(current)) if held else None
+        if cached is not None:
             return cached
         out: list[ModuleSummary] = []
         for target in sorted(set(current.bindings.values())):
@@ -144,18 +146,19 @@ class ProjectIndex:
                 if found is not None:
                     out.append(found)
                     break
-        if self._holds(current):
-            self._imports[id(current)] = out  # only summaries the index holds: their ids stay valid
+        if held:
+            self._imports[id(current)] = out
         return out
 
-    def _fingerprint_of(self, summary: ModuleSummary) -> str:
-        found = self._fingerprints.get(id(summary))
-        if found is not None and self._holds(summary):
-            return found
-        return summary.fingerprint()
-
-    def _holds(self, summary: ModuleSummary) -> bool:
-        return any(s is summary for s in self._by_module.get(summary.module, ()))
+    def _entry_of(self, summary: ModuleSummary) -> bytes:
+        """``path + fingerprint`` as hashed for a dependency; memoised for held summaries."""
+        found = self._entries.get(id(summary))  # held summaries only (see _imported)
+        if found is None:
+            fingerprint = self._fingerprints.get(id(summary)) or summary.fingerprint()
+            found = summary.path.encode() + fingerprint.encode()
+            if id(summary) in self._fingerprints:
+                self._entries[id(summary)] = found
+        return found
 
     def model(self, qualname: str, near: Optional[str] = None) -> Optional["ModelSummary"]:
         found = self.resolve(qualname, near)
