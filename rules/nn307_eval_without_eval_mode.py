@@ -183,8 +183,8 @@ def _calls_backward(ctx: Context, scope: cst.CSTNode, cache: dict[cst.CSTNode, b
 
 
 def _walk_calls_backward(ctx: Context, scope: cst.CSTNode) -> bool:
-    return any(isinstance(n, cst.Attribute) and n.attr.value in ("backward", "grad", "requires_grad_", "requires_grad")
-               for n in ctx.facts.walk(scope))
+    return any(n.attr.value in ("backward", "grad", "requires_grad_", "requires_grad")  # type: ignore[attr-defined]
+               for n in ctx.facts.nodes_of(cst.Attribute, within=scope))
 
 
 def _model_summary(ctx: Context, expr: cst.BaseExpression, scope: Optional[cst.FunctionDef],

@@ -87,7 +87,7 @@ class EvalWithoutNoGrad(Rule):
     def check(self, ctx: Context) -> None:
         facts = ctx.facts
         scopes: list[cst.CSTNode] = [facts.module]
-        scopes.extend(n for n in facts.walk() if isinstance(n, cst.FunctionDef))
+        scopes.extend(facts.nodes_of(cst.FunctionDef))
         for scope in scopes:
             if isinstance(scope, cst.FunctionDef) and (scope.name.value.endswith("_step")
                                                         or facts.loops.decorated_no_grad(scope)):

@@ -87,7 +87,7 @@ class LossAccumulatedWithGraph(Rule):
 
     def check(self, ctx: Context) -> None:
         facts = ctx.facts
-        for node in facts.walk():
+        for node in facts.nodes_of(cst.AugAssign):
             if not (isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign)
                     and isinstance(node.target, cst.Name)):
                 continue

@@ -83,7 +83,7 @@ class UnstableManualSoftmax(Rule):
 
     def check(self, ctx: Context) -> None:
         ops = TensorOps(ctx.facts)
-        for node in ctx.facts.walk():
+        for node in ctx.facts.nodes_of(cst.BinaryOperation, cst.AugAssign, cst.Call):
             pair = _division(ctx, node)
             if pair is None:
                 continue

@@ -103,7 +103,8 @@ class ReshapeUsedAsTranspose(Rule):
     options = {}
 
     def check(self, ctx: Context) -> None:
-        unpackings = [found for node in ctx.facts.walk() if (found := _shape_unpacking(ctx, node)) is not None]
+        unpackings = [found for node in ctx.facts.nodes_of(cst.Assign)
+                      if (found := _shape_unpacking(ctx, node)) is not None]
         if not unpackings:
             return
         for call in ctx.facts.calls():

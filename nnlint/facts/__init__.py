@@ -17,6 +17,7 @@ and a new kind of understanding is added here, not in the engine.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Optional
 
@@ -125,12 +126,41 @@ class FileFacts:
             return iter(())
         return iter(tree.nodes[start : tree.end[start]])
 
+    def nodes_of(self, *types: type, within: Optional[cst.CSTNode] = None) -> list[cst.CSTNode]:
+        """Nodes of exactly these classes (below ``within``, default the module), in source order.
+
+        Cheaper than filtering :meth:`walk` with ``isinstance``: libcst's node classes are ABCs,
+        whose instance checks cost ~10x a type lookup, and a file has 10^4-10^5 nodes.
+        """
+        tree = self._tree
+        by_type = self._nodes_by_type
+        indices: list[int] = []
+        for node_type in types:
+            indices.extend(by_type.get(node_type, ()))
+        if len(types) > 1:
+            indices.sort()
+        if within is not None:
+            start = tree.position.get(within)
+            if start is None:
+                return []
+            end = tree.end[start]
+            indices = indices[bisect_left(indices, start):bisect_left(indices, end)]
+        nodes = tree.nodes
+        return [nodes[index] for index in indices]
+
+    @cached_property
+    def _nodes_by_type(self) -> dict[type, list[int]]:
+        by_type: dict[type, list[int]] = {}
+        for index, node in enumerate(self._tree.nodes):
+            by_type.setdefault(type(node), []).append(index)
+        return by_type
+
     def calls(self, node: Optional[cst.CSTNode] = None) -> Iterator[cst.Call]:
         if node is None:
             return iter(self._tree.calls)
         import libcst as cst
 
-        return (child for child in self.walk(node) if isinstance(child, cst.Call))
+        return iter(self.nodes_of(cst.Call, within=node))  # type: ignore[arg-type]
 
     def summary(self) -> ModuleSummary:
         """What other files may import from this one (see :mod:`nnlint.facts.index`)."""

@@ -25,8 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Scope = Union[cst.Module, cst.FunctionDef, cst.ClassDef, cst.Lambda]
 _SCOPES = (cst.Module, cst.FunctionDef, cst.ClassDef, cst.Lambda)
+_SCOPE_TYPES = frozenset(_SCOPES)
 _LOOPS = (cst.For, cst.While)
 _COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
+_SCOPE_OR_COMPREHENSION = frozenset(_SCOPES + _COMPREHENSIONS)
 # Exact node classes (libcst's are final; ``type(x) in`` avoids the slow ABC isinstance).
 _NESTED_SCOPES = frozenset({cst.FunctionDef, cst.ClassDef})
 _OPAQUE = frozenset({cst.Lambda, *_COMPREHENSIONS})
@@ -90,6 +92,9 @@ class Dataflow:
         """The function, class body or module whose namespace ``node`` is evaluated in."""
         child: cst.CSTNode = node
         for ancestor in self._facts.ancestors(node):
+            if type(ancestor) not in _SCOPE_TYPES:
+                child = ancestor
+                continue
             if isinstance(ancestor, cst.FunctionDef):
                 # decorators, defaults and annotations belong to the enclosing scope
                 if child is ancestor.body:
@@ -261,6 +266,8 @@ class Dataflow:
 
     def _in_comprehension_target(self, name: cst.Name) -> bool:
         for ancestor in self._facts.ancestors(name):
+            if type(ancestor) not in _SCOPE_OR_COMPREHENSION:
+                continue
             if isinstance(ancestor, _COMPREHENSIONS):
                 comp_for: Optional[cst.CompFor] = ancestor.for_in
                 while comp_for is not None:

@@ -642,14 +642,24 @@ class ModelFacts:
     def _self_attribute(self, expr: cst.Attribute, depth: int) -> Optional[ModelSummary]:
         for ancestor in self._facts.ancestors(expr):
             if isinstance(ancestor, cst.ClassDef):
-                for statement in self._facts.walk(ancestor.body):
-                    if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
-                        target = statement.targets[0].target
-                        if (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
-                                and target.value.value == "self" and target.attr.value == expr.attr.value):
-                            return self._model_of(statement.value, depth + 1)
-                return None
+                value = self._first_self_assignments(ancestor).get(expr.attr.value)
+                return self._model_of(value, depth + 1) if value is not None else None
         return None
+
+    def _first_self_assignments(self, owner: cst.ClassDef) -> dict[str, cst.BaseExpression]:
+        """The first plain ``self.<attr> = value`` of each attribute in a class body; once per class."""
+        memo = self.__dict__.setdefault("_first_self_assignment_memo", {})
+        table = memo.get(owner)
+        if table is None:
+            table = {}
+            for statement in self._facts.nodes_of(cst.Assign, within=owner.body):
+                if len(statement.targets) == 1:  # type: ignore[attr-defined]
+                    target = statement.targets[0].target  # type: ignore[attr-defined]
+                    if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) \
+                            and target.value.value == "self":
+                        table.setdefault(target.attr.value, statement.value)  # type: ignore[attr-defined]
+            memo[owner] = table
+        return table
 
     # -- losses ------------------------------------------------------------------
     def _loss_site(self, call: cst.Call) -> Optional[LossSite]:
@@ -710,7 +720,7 @@ class ModelFacts:
         table = memo.get(owner)
         if table is None:
             table = {}
-            for statement in self._facts.walk(owner.body):
+            for statement in self._facts.nodes_of(cst.Assign, within=owner.body):
                 if isinstance(statement, cst.Assign):
                     for target in statement.targets:
                         t = target.target

@@ -63,10 +63,11 @@ def canonical(qualname: str) -> str:
 def dotted_name(expr: cst.BaseExpression) -> Optional[str]:
     """``a.b.c`` for a Name/Attribute chain, else ``None``."""
     parts: list[str] = []
-    while isinstance(expr, cst.Attribute):
-        parts.append(expr.attr.value)
-        expr = expr.value
-    if isinstance(expr, cst.Name):
+    # Name and Attribute have no subclasses: exact type tests are cheaper than ABC isinstance
+    while type(expr) is cst.Attribute:
+        parts.append(expr.attr.value)  # type: ignore[attr-defined]
+        expr = expr.value  # type: ignore[attr-defined]
+    if type(expr) is cst.Name:
         parts.append(expr.value)
         return ".".join(reversed(parts))
     return None

@@ -266,7 +266,7 @@ def _self_assignments(facts: "FileFacts", owner: cst.ClassDef) -> dict[str, Opti
     if found is not None:
         return found
     table: dict[str, Optional[list[cst.BaseExpression]]] = {}
-    for node in facts.walk(owner.body):
+    for node in facts.nodes_of(cst.Assign, cst.AnnAssign, cst.AugAssign, within=owner.body):
         targets: list[cst.BaseExpression] = []
         value: Optional[cst.BaseExpression] = None
         if isinstance(node, cst.Assign):
