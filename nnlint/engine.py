@@ -17,7 +17,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Tuple, Union
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 from nnlint import __version__
 from nnlint.cache import CacheEntry, ResultCache, content_hash
@@ -32,7 +32,7 @@ from nnlint.config import (
     rule_options,
     settings_fingerprint,
 )
-from nnlint.facts.index import ModuleSummary, ProjectIndex
+from nnlint.facts.index import ProjectIndex
 from nnlint.files import SourceFile, decode_source, discover, encode_source, may_contain_dl_code, read_bytes, write_atomically
 from nnlint.findings import Finding
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Sequence
 
-from nnlint.findings import Edit, Finding, Fix
+from nnlint.findings import Finding, Fix
 
 
 def _offsets(text: str) -> list[int]:

@@ -1,7 +1,6 @@
 """ModelFacts: models as layer sequences, their outputs, losses and model_of (also across files)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import libcst as cst
 import pytest

@@ -182,7 +182,7 @@ def test_fix_mode_halves_lr_on_divergence() -> None:
 
     with nnlint.monitor(model, optimizer, fix=["NR401", "NR101", "NR301"], check_every=1,
                         use_config=False) as mon:
-        losses = train(model, optimizer, 60, batch, mon)
+        train(model, optimizer, 60, batch, mon)
     assert any(f.action == "halve-lr" for f in mon.fixes)
     assert optimizer.param_groups[0]["lr"] < 0.05
     assert all(torch.isfinite(p).all() for p in model.parameters())
