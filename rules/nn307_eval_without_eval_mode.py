@@ -94,7 +94,7 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
-from nnlint.facts.loops import is_eval_function_name, mode_switch, scope_calls
+from nnlint.facts.loops import is_eval_function_name, mode_switch, rename, scope_calls
 from nnlint.facts.names import dotted_name
 from nnlint.facts.testcode import in_test_code
 from nnlint.rule import Context, Rule
@@ -237,7 +237,7 @@ def _mode_at(ctx: Context, node: cst.CSTNode, scope: Optional[cst.FunctionDef], 
         return "unknown"
     results: set[str] = set()
     for site in sites:
-        renamed = _rename(model, loops.renames(scope, site))
+        renamed = rename(model, loops.renames(scope, site))
         if renamed is None:
             return "unknown"
         results.add(_mode_at(ctx, site, loops.function_of(site), renamed, depth + 1))
@@ -258,13 +258,3 @@ def _covers(receiver: Optional[str], model: str) -> bool:
     if receiver is None:
         return False
     return receiver == model or model.startswith(receiver + ".")
-
-
-def _rename(model: str, renames: dict[str, Optional[str]]) -> Optional[str]:
-    head, dot, rest = model.partition(".")
-    if head not in renames:
-        return model
-    replacement = renames[head]
-    if replacement is None:
-        return None
-    return replacement + dot + rest if rest else replacement

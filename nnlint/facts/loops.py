@@ -526,7 +526,7 @@ class _Walker:
         if function is None or function in state.stack or len(state.stack) >= _MAX_INLINE_DEPTH:
             return
         renames = {
-            name: (_rename(text, state.renames) if text is not None else None)
+            name: (rename(text, state.renames) if text is not None else None)
             for name, text in self.loops.renames(function, call).items()
         }
         inner = _State(
@@ -549,7 +549,7 @@ class _Walker:
         text = self.loops.receiver_text(expr) if not state.via else dotted_name(expr)
         if text is None:
             return None
-        return _rename(text, state.renames) if state.via else text
+        return rename(text, state.renames) if state.via else text
 
     def _params_owner(self, params: cst.BaseExpression) -> Optional[str]:
         owners = self.loops._parameter_owners(params)
@@ -560,7 +560,8 @@ def _with_guard(state: _State, guard: Guard) -> _State:
     return _State(state.guards + (guard,), state.via, state.grad_disabled, state.renames, state.stack)
 
 
-def _rename(text: str, renames: Mapping[str, Optional[str]]) -> Optional[str]:
+def rename(text: str, renames: Mapping[str, Optional[str]]) -> Optional[str]:
+    """``text`` seen from a caller: its head replaced per ``renames`` (``None``: the caller has no name for it)."""
     head, dot, rest = text.partition(".")
     if head not in renames:
         return text
