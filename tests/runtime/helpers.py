@@ -17,6 +17,16 @@ def mlp(width: int = 32, depth: int = 3, inputs: int = 16, outputs: int = 1) -> 
     return nn.Sequential(*layers)
 
 
+def standard_normal_relu_net(depth: int = 6, width: int = 64) -> nn.Module:
+    """A ReLU MLP with N(0, 1) weights: activations grow layer after layer (the bad-init fault)."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        linear = nn.Linear(width, width)
+        nn.init.normal_(linear.weight, std=1.0)
+        layers += [linear, nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(width, 1))
+
+
 def regression_batch(batch: int = 32, inputs: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.randn(batch, inputs)
     return x, x[:, :1] * 0.5 + x[:, 1:2].sin()

@@ -16,7 +16,7 @@ import nnlint  # noqa: E402
 from nnlint.runtime import TrainingError  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import mlp, regression_batch, train  # noqa: E402
+from helpers import mlp, regression_batch, standard_normal_relu_net, train  # noqa: E402
 
 
 def _amp_run(model, optimizer, steps, init_scale, backoff=0.5, mon=None):
@@ -172,12 +172,7 @@ def test_fix_only_selected_codes() -> None:
 
 def test_host_side_remedies_are_dated_when_applied() -> None:
     torch.manual_seed(0)
-    layers = []
-    for _ in range(6):
-        linear = nn.Linear(64, 64)
-        nn.init.normal_(linear.weight, std=1.0)
-        layers += [linear, nn.ReLU()]
-    model = nn.Sequential(*layers, nn.Linear(64, 1))
+    model = standard_normal_relu_net()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
     with nnlint.monitor(model, optimizer, mode="fix", check_every=5, use_config=False) as mon:
         train(model, optimizer, 10, lambda: regression_batch(32, 64), mon)
