@@ -23,6 +23,7 @@ from nnlint import __version__
 from nnlint.cache import CacheEntry, ResultCache, content_hash
 from nnlint.catalogue import Catalogue, load_catalogue
 from nnlint.checker import CheckPlan, FileChecker, PhaseOne, PhaseTwo
+from nnlint.collector import collector_paused
 from nnlint.config import (
     ConfigError,
     Settings,
@@ -103,11 +104,12 @@ def lint_source(
         return []
     checker = FileChecker(_plan(settings, catalogue), catalogue)
     file = SourceFile(display=path, absolute=os.path.abspath(path) if path != "<string>" else path)
-    first = checker.summarize(file, data)
-    index = ProjectIndex([first.summary] if first.summary else [])
-    if first.summary is None and not first.findings:
-        return []
-    return list(checker.check(file, index, first.findings).findings)
+    with collector_paused():
+        first = checker.summarize(file, data)
+        index = ProjectIndex([first.summary] if first.summary else [])
+        if first.summary is None and not first.findings:
+            return []
+        return list(checker.check(file, index, first.findings).findings)
 
 
 def lint_paths(
@@ -171,6 +173,10 @@ class _Run:
         return cache
 
     def run(self, files: list[SourceFile]) -> LintResult:
+        with collector_paused():
+            return self._run(files)
+
+    def _run(self, files: list[SourceFile]) -> LintResult:
         candidates: list[tuple[int, SourceFile, bytes, str]] = []
         errors: list[str] = []
         for order, source in enumerate(files):

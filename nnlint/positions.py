@@ -48,11 +48,11 @@ class Positions:
     # -- implementation ----------------------------------------------------------
     def _statement_index(self, node: "cst.CSTNode") -> Optional[int]:
         module = self._module
-        parents = self._facts._tree.parents
+        tree = self._facts._tree
         top = node
-        parent = parents.get(top)
+        parent = tree.parent(top)
         while parent is not None and parent is not module:
-            top, parent = parent, parents.get(parent)
+            top, parent = parent, tree.parent(parent)
         if parent is None:
             return None
         if self._index is None:

@@ -13,13 +13,20 @@ from typing import Any, Optional, Sequence, Tuple
 
 from nnlint.catalogue import Catalogue
 from nnlint.checker import CheckPlan, FileChecker, PhaseOne, PhaseTwo, python_can_fork
+from nnlint.collector import collector_paused
 from nnlint.facts.index import ProjectIndex
 from nnlint.files import SourceFile
 from nnlint.findings import Finding
 
 
 def _serve(conn: Connection, plan: CheckPlan, catalogue: Optional["Catalogue"] = None) -> None:
-    checker = FileChecker(plan, catalogue)
+    # A worker lives for one run and keeps its files' trees until phase two: the cyclic
+    # collector's passes over them would free nothing (see nnlint.collector).
+    with collector_paused():
+        _serve_requests(conn, FileChecker(plan, catalogue))
+
+
+def _serve_requests(conn: Connection, checker: FileChecker) -> None:
     while True:
         try:
             request = conn.recv()

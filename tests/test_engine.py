@@ -270,3 +270,34 @@ def test_exclude_setting(tmp_path: Path, catalogue) -> None:
     write(tree, "src/m.py", SOFTMAX_FILE)
     settings = Settings(root=tree, extend_exclude=("generated",))
     assert lint([tree], catalogue, settings=settings, use_cache=False).files_seen == 1
+
+
+def test_collector_is_paused_during_a_run_and_restored_after(tmp_path: Path, catalogue) -> None:
+    import gc
+
+    from nnlint.collector import collector_paused
+
+    states: list[bool] = []
+    with collector_paused():
+        states.append(gc.isenabled())
+        with collector_paused():
+            states.append(gc.isenabled())
+        states.append(gc.isenabled())
+    assert states == [False, False, False] and gc.isenabled()
+
+    with pytest.raises(RuntimeError):
+        with collector_paused():
+            raise RuntimeError("boom")
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled(), "a collector the caller disabled stays disabled"
+    finally:
+        gc.enable()
+
+    (tmp_path / "m.py").write_text("import torch.nn as nn\nnn.Softmax(dim=1)\n")
+    result = lint_paths([str(tmp_path)], Settings(), jobs=1, use_cache=False, catalogue=catalogue)
+    assert [f.code for f in result.findings] == ["NN801"] and gc.isenabled()

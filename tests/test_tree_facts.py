@@ -65,3 +65,60 @@ def test_nodes_of_within_a_subtree() -> None:
     assert [type(node).__name__ for node in divisions] == ["BinaryOperation", "AugAssign"]
     assert list(file_facts.calls(forward)) == [n for n in file_facts.walk(forward) if isinstance(n, cst.Call)]
     assert file_facts.nodes_of(cst.Call, within=cst.Name("not_in_this_module")) == []
+
+
+def _reference_walk(module: cst.Module) -> tuple[dict[int, cst.CSTNode], dict[int, tuple[int, int]]]:
+    """Parents and (enter, exit) steps from libcst's own visitor, layout nodes skipped."""
+    parents: dict[int, cst.CSTNode] = {}
+    order: dict[int, list[int]] = {}
+    stack: list[cst.CSTNode] = []
+    step = [0]
+
+    class Reference(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if type(node) in TRIVIA:
+                return False
+            if stack:
+                parents[id(node)] = stack[-1]
+            stack.append(node)
+            order[id(node)] = [step[0], -1]
+            step[0] += 1
+            return True
+
+        def on_leave(self, original_node: cst.CSTNode) -> None:
+            if type(original_node) in TRIVIA:
+                return
+            stack.pop()
+            order[id(original_node)][1] = step[0]
+            step[0] += 1
+
+    module.visit(Reference())
+    return parents, {key: (enter, exit_) for key, (enter, exit_) in order.items()}
+
+
+def test_parents_ancestors_and_order_match_libcsts_visitor() -> None:
+    file_facts = facts()
+    tree = file_facts._tree
+    parents, order = _reference_walk(file_facts.module)
+    for node in file_facts.walk():
+        assert file_facts.parent(node) is parents.get(id(node))
+        assert tree.order(node) == order[id(node)]
+        expected_ancestors = []
+        current = parents.get(id(node))
+        while current is not None:
+            expected_ancestors.append(current)
+            current = parents.get(id(current))
+        assert list(file_facts.ancestors(node)) == expected_ancestors
+        start = tree.index(node)
+        assert start is not None and tree.nodes[start] is node
+        assert tree.nodes[start:tree.end[start]] == list(file_facts.walk(node))
+
+
+def test_a_node_of_another_module_is_unknown_not_an_error() -> None:
+    file_facts = facts()
+    stranger = cst.parse_expression("nn.Linear(4, 2)")
+    tree = file_facts._tree
+    assert tree.index(stranger) is None and tree.order(stranger) is None
+    assert file_facts.parent(stranger) is None and list(file_facts.ancestors(stranger)) == []
+    assert list(file_facts.walk(stranger)) == []
+    assert file_facts.dataflow.definitions(cst.Name("x")) == ()

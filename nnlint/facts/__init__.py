@@ -104,14 +104,10 @@ class FileFacts:
         return TreeIndex.build(self.module)
 
     def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
-        return self._tree.parents.get(node)
+        return self._tree.parent(node)
 
     def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-        parents = self._tree.parents
-        current = parents.get(node)
-        while current is not None:
-            yield current
-            current = parents.get(current)
+        return self._tree.ancestors(node)
 
     def walk(self, node: Optional[cst.CSTNode] = None) -> Iterator[cst.CSTNode]:
         """Every node below ``node`` (default: the module), parents before children, in source order.
@@ -121,7 +117,7 @@ class FileFacts:
         tree = self._tree
         if node is None:
             return iter(tree.nodes)
-        start = tree.position.get(node)
+        start = tree.index(node)
         if start is None:  # a node that is not part of this module (e.g. built by a rule)
             return iter(())
         return iter(tree.nodes[start : tree.end[start]])
@@ -140,7 +136,7 @@ class FileFacts:
         if len(types) > 1:
             indices.sort()
         if within is not None:
-            start = tree.position.get(within)
+            start = tree.index(within)
             if start is None:
                 return []
             end = tree.end[start]

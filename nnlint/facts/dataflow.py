@@ -65,7 +65,7 @@ class Dataflow:
 
     def definitions(self, name: cst.Name) -> tuple[Definition, ...]:
         """Every binding of ``name`` that may reach this use, newest first (empty: unknown/global)."""
-        if name not in self._order:
+        if self._facts._tree.index(name) is None:
             return ()
         scope = self.scope_of(name)
         if scope is None or self._in_comprehension_target(name):
@@ -115,10 +115,12 @@ class Dataflow:
         return tuple(self._scope_defs(scope).get(name, ()))
 
     # -- implementation ----------------------------------------------------------
-    @cached_property
-    def _order(self) -> dict[cst.CSTNode, tuple[int, int]]:
-        """Pre-order enter index and exit index of every node (from the file's one traversal)."""
-        return self._facts._tree.order
+    def _order(self, node: cst.CSTNode) -> tuple[int, int]:
+        """Enter and exit step of a node of this module (from the file's one traversal)."""
+        order = self._facts._tree.order(node)
+        if order is None:
+            raise KeyError(f"{type(node).__name__} is not part of this module")
+        return order
 
     def _scope_defs(self, scope: cst.CSTNode) -> dict[str, list[Definition]]:
         cached = self._defs_by_scope.get(scope)
@@ -129,17 +131,19 @@ class Dataflow:
         def add(name: str, value: Optional[cst.BaseExpression], statement: cst.CSTNode, point: int) -> None:
             defs.setdefault(name, []).append(Definition(name, value, statement, point))
 
-        order = self._order
+        tree = self._facts._tree
         if isinstance(scope, (cst.FunctionDef, cst.Lambda)):
-            start = order[scope.body][0] if scope.body in order else 0
+            body_order = tree.order(scope.body)
+            start = body_order[0] if body_order is not None else 0
             for param in _parameters(scope.params):
                 add(param.name.value, None, param, start)
         for node in self._scope_nodes(scope):
             if type(node) not in _BINDING_TYPES:  # most nodes; skips the isinstance chain below
                 continue
-            if node not in order:
+            node_order = tree.order(node)
+            if node_order is None:
                 continue
-            end = order[node][1]
+            end = node_order[1]
             if isinstance(node, cst.Assign):
                 for target in node.targets:
                     _bind_target(target.target, node.value, node, end, add)
@@ -151,13 +155,13 @@ class Dataflow:
             elif isinstance(node, cst.NamedExpr):
                 _bind_target(node.target, node.value, node, end, add)
             elif isinstance(node, cst.For):
-                _bind_target(node.target, None, node, order[node.target][1], add)
+                _bind_target(node.target, None, node, self._order(node.target)[1], add)
             elif isinstance(node, cst.WithItem) and node.asname is not None:
                 _bind_target(node.asname.name, None, node, end, add)
             elif isinstance(node, cst.ExceptHandler) and node.name is not None:
-                _bind_target(node.name.name, None, node, order[node.name][1], add)
+                _bind_target(node.name.name, None, node, self._order(node.name)[1], add)
             elif isinstance(node, (cst.FunctionDef, cst.ClassDef)) and node is not scope:
-                add(node.name.value, None, node, order[node][0])
+                add(node.name.value, None, node, node_order[0])
             elif isinstance(node, (cst.Import, cst.ImportFrom)) and not isinstance(node.names, cst.ImportStar):
                 for alias in node.names:
                     bound = alias.asname.name if alias.asname is not None else alias.name
@@ -177,8 +181,8 @@ class Dataflow:
     def _scope_nodes(self, scope: cst.CSTNode) -> Iterator[cst.CSTNode]:
         """:func:`_walk_scope` over the file's one pre-order traversal (no child lists rebuilt)."""
         tree = self._facts._tree
-        start = tree.position.get(scope)
-        if start is None or tree.nodes[start] is not scope:
+        start = tree.index(scope)
+        if start is None:
             yield from _walk_scope(scope)
             return
         nodes, end = tree.nodes, tree.end
@@ -205,7 +209,7 @@ class Dataflow:
         candidates = self._scope_defs(scope).get(use.value, [])
         if not candidates:
             return []
-        use_enter = self._order[use][0]
+        use_enter = self._order(use)[0]
         use_ancestors = set(self._ancestors_in(scope, use))
         found: list[Definition] = []
         for definition in reversed(candidates):
@@ -224,7 +228,7 @@ class Dataflow:
                 break
         # a use inside a loop also sees bindings later in the loop body (previous iteration)
         for loop in (a for a in self._ancestors_in(scope, use) if isinstance(a, _LOOPS)):
-            loop_enter, loop_exit = self._order[loop]
+            loop_enter, loop_exit = self._order(loop)
             for definition in candidates:
                 if use_enter < definition.point <= loop_exit and definition not in found:
                     if not isinstance(definition.statement, cst.For) or definition.statement is not loop:

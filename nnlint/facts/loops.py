@@ -654,8 +654,8 @@ def scope_calls(facts: "FileFacts", scope: cst.CSTNode) -> Iterator[cst.Call]:
     """Calls that run in ``scope`` itself (not in nested functions, lambdas or classes), in source order."""
     first: cst.CSTNode = scope.body if isinstance(scope, cst.FunctionDef) else scope
     tree = facts._tree
-    start = tree.position.get(first)
-    if start is not None and tree.nodes[start] is first:
+    start = tree.index(first)
+    if start is not None:
         # over the file's one pre-order traversal: skip a nested scope by jumping past it
         nodes, end, call = tree.nodes, tree.end, cst.Call
         index, stop = start, end[start]

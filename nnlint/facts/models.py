@@ -503,10 +503,10 @@ class ModelFacts:
         return flow
 
     def _statement_index(self, node: cst.CSTNode, method: cst.FunctionDef) -> int:
-        positions = self._facts._tree.position  # one traversal shared by all facts
+        tree = self._facts._tree  # one traversal shared by all facts
         for ancestor in [node, *self._facts.ancestors(node)]:
             if isinstance(ancestor, cst.BaseStatement) or isinstance(ancestor, cst.BaseSmallStatement):
-                return positions.get(ancestor, 0)
+                return tree.index(ancestor) or 0
         return 0
 
     # -- tracing data flow -------------------------------------------------------

@@ -9,7 +9,7 @@ class reveals once through a recording probe (see :func:`_field_order`).
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import libcst as cst
 
@@ -138,30 +138,66 @@ class TreeIndex:
 
     Layout-only nodes (:data:`TRIVIA`) are not part of the index.
 
-    ``order`` maps each node to its (enter, exit) step in a walk that counts both
-    entering and leaving nodes (the numbering :mod:`nnlint.facts.dataflow` uses).
+    Per-node data lives in lists by pre-order index, found through ``id(node)``:
+    libcst nodes hash in Python (``CSTNode.__hash__``), and a module has 10^4-10^5
+    of them, so node-keyed dicts cost more than the traversal itself. The ids stay
+    unique because ``nodes`` keeps every indexed node alive.
     """
 
     def __init__(self) -> None:
         self.nodes: list[cst.CSTNode] = []
-        self.position: dict[cst.CSTNode, int] = {}
-        self.end: dict[int, int] = {}
-        self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
+        #: by pre-order index: the index just past the node's subtree
+        self.end: list[int] = []
         self.calls: list[cst.Call] = []
-        self.order: dict[cst.CSTNode, tuple[int, int]] = {}
+        self._index: dict[int, int] = {}
+        self._parent: list[int] = []  # by pre-order index; -1 for the module
+        # (enter, exit) steps of a walk that counts both entering and leaving nodes
+        self._enter: list[int] = []
+        self._exit: list[int] = []
+
+    def index(self, node: cst.CSTNode) -> Optional[int]:
+        """``node``'s pre-order index, or None if it is not part of this module."""
+        return self._index.get(id(node))
+
+    def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+        index = self._index.get(id(node))
+        if index is None:
+            return None
+        parent = self._parent[index]
+        return self.nodes[parent] if parent >= 0 else None
+
+    def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+        """Parent, grandparent, ... up to the module (nothing for a node not in the module)."""
+        index = self._index.get(id(node))
+        if index is None:
+            return
+        parents, nodes = self._parent, self.nodes
+        index = parents[index]
+        while index >= 0:
+            yield nodes[index]
+            index = parents[index]
+
+    def order(self, node: cst.CSTNode) -> Optional[tuple[int, int]]:
+        """(enter, exit) step of ``node`` (the numbering :mod:`nnlint.facts.dataflow` uses)."""
+        index = self._index.get(id(node))
+        if index is None:
+            return None
+        return self._enter[index], self._exit[index]
 
     @classmethod
     def build(cls, module: cst.CSTNode) -> "TreeIndex":
         tree = cls()
-        nodes, position, end, parents, calls, order = (
-            tree.nodes, tree.position, tree.end, tree.parents, tree.calls, tree.order
-        )
-        enter: list[int] = []  # by pre-order index
+        nodes, end, calls, positions = tree.nodes, tree.end, tree.calls, tree._index
+        parents, enter, exit_ = tree._parent, tree._enter, tree._exit
+        append_node, append_end, append_parent = nodes.append, end.append, parents.append
+        append_enter, append_exit = enter.append, exit_.append
         getters = _GETTERS
         kinds = _KIND
         call_type = cst.Call
         trivia = TRIVIA
         step = 0
+        # indices of the nodes entered and not yet left: the last one is the next node's parent
+        open_nodes: list[int] = []
         # Items are nodes to enter, or (as ints) the pre-order index of a node to leave.
         stack: list[Any] = [module]
         pop, push, extend = stack.pop, stack.append, stack.extend
@@ -169,13 +205,18 @@ class TreeIndex:
             item = pop()
             if type(item) is int:
                 end[item] = len(nodes)
-                order[nodes[item]] = (enter[item], step)
+                exit_[item] = step
                 step += 1
+                open_nodes.pop()
                 continue
             index = len(nodes)
-            position[item] = index
-            nodes.append(item)
-            enter.append(step)
+            positions[id(item)] = index
+            append_node(item)
+            append_end(0)
+            append_enter(step)
+            append_exit(0)
+            append_parent(open_nodes[-1] if open_nodes else -1)
+            open_nodes.append(index)
             step += 1
             node_type = type(item)
             if node_type is call_type:
@@ -196,8 +237,6 @@ class TreeIndex:
                         kids.extend(value)
             if kids:
                 kids = [kid for kid in kids if type(kid) not in trivia]
-                for kid in kids:
-                    parents[kid] = item
                 kids.reverse()
                 extend(kids)
         return tree
