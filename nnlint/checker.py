@@ -85,7 +85,15 @@ class FileChecker:
         if isinstance(parsed_or_error, Finding):
             return PhaseOne(None, (parsed_or_error,))
         self._parsed[source.absolute] = parsed_or_error
-        facts = self._facts(source, parsed_or_error, None)
+        from nnlint.facts import FileFacts
+        from nnlint.facts.index import RecordingIndex
+
+        # the questions phase one asks the (still empty) project index are recorded, so that
+        # phase two can keep these facts when the full index answers them alike
+        facts = FileFacts(
+            source.display, parsed_or_error.module, parsed_or_error.module_name, parsed_or_error.is_package,
+            RecordingIndex(),
+        )
         parsed_or_error.facts = facts
         try:
             summary = facts.summary()
@@ -207,12 +215,12 @@ class FileChecker:
         parsed = self._parsed.get(source.absolute)
         return parsed.decoded if parsed else None
 
-    def _facts(self, source: SourceFile, parsed: _Parsed, index: Optional[ProjectIndex]) -> Any:
+    def _facts(self, source: SourceFile, parsed: _Parsed, index: ProjectIndex) -> Any:
+        if parsed.facts is not None and parsed.facts.path == source.display:
+            return parsed.facts.with_project(index)
         from nnlint.facts import FileFacts
 
-        return FileFacts(
-            source.display, parsed.module, parsed.module_name, parsed.is_package, index, earlier=parsed.facts
-        )
+        return FileFacts(source.display, parsed.module, parsed.module_name, parsed.is_package, index)
 
     def _loaded_rules(self) -> list[tuple[RuleInfo, Any]]:
         if self._rules is None:

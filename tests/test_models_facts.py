@@ -253,3 +253,46 @@ def test_summaries_are_picklable() -> None:
 
 def test_modelfacts_is_the_facts_attribute() -> None:
     assert isinstance(facts_of("").models, ModelFacts)
+
+
+SUBCLASSED_NET = '''
+import torch.nn as nn
+from model import Net
+
+class Wrapped(Net):
+    pass
+
+class Local(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+'''
+
+
+def test_phase_one_facts_are_kept_when_the_project_answers_alike() -> None:
+    from nnlint.facts.index import RecordingIndex
+
+    first = FileFacts("train.py", cst.parse_module(SUBCLASSED_NET), module_name="train", project=RecordingIndex())
+    first.summary()
+    # an index without `model.Net` answers the recorded question exactly as the empty one did
+    unrelated = ProjectIndex([ModuleSummary("other", "other.py")])
+    assert first.with_project(unrelated) is first
+    assert first.project is unrelated
+
+
+def test_phase_one_facts_are_rebuilt_when_an_answer_changes() -> None:
+    from nnlint.facts.index import RecordingIndex
+
+    first = FileFacts("train.py", cst.parse_module(SUBCLASSED_NET), module_name="train", project=RecordingIndex())
+    before = first.summary()
+    assert "Wrapped" not in before.models  # Net is unknown in phase one
+    exported = _exports(facts_of(TORCH_NET, module="model", path="model.py"))
+    project = ProjectIndex([exported])
+    second = first.with_project(project)
+    assert second is not first
+    assert second._tree is first._tree and second.names is first.names  # the index-independent part
+    assert second.models.exported_summaries()["Wrapped"].framework == "torch"  # a model now
+    assert second.summary().models["Local"] == before.models["Local"]

@@ -21,7 +21,7 @@ from bisect import bisect_left
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Optional
 
-from nnlint.facts.index import EMPTY_INDEX, ModuleSummary, ProjectIndex
+from nnlint.facts.index import EMPTY_INDEX, ModuleSummary, ProjectIndex, RecordingIndex
 
 if TYPE_CHECKING:  # pragma: no cover
     import libcst as cst
@@ -46,7 +46,7 @@ class FileFacts:
         module: cst.Module,
         module_name: str = "",
         is_package: bool = False,
-        project: Optional[ProjectIndex] = None,
+        project: "ProjectIndex | RecordingIndex | None" = None,
         earlier: Optional["FileFacts"] = None,
     ) -> None:
         if earlier is not None and earlier.module is module:
@@ -60,6 +60,20 @@ class FileFacts:
         self.module_name = module_name
         self.is_package = is_package
         self.project = project if project is not None else EMPTY_INDEX
+
+    def with_project(self, project: ProjectIndex) -> "FileFacts":
+        """These facts, seen with the full project index (phase two).
+
+        If they were computed with a :class:`RecordingIndex` and ``project`` answers
+        every question asked so far the same way, everything computed so far is what
+        ``project`` would give: the same object is kept and asks ``project`` from now on.
+        Otherwise new facts, which keep only what does not depend on the project.
+        """
+        asked = self.project
+        if isinstance(asked, RecordingIndex) and asked.answers_alike(project):
+            self.project = project
+            return self
+        return FileFacts(self.path, self.module, self.module_name, self.is_package, project, earlier=self)
 
     @cached_property
     def names(self) -> "Names":

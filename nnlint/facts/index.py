@@ -181,3 +181,37 @@ def _common_depth(a: Path, b: Path) -> int:
 
 
 EMPTY_INDEX = ProjectIndex(())
+
+
+class RecordingIndex:
+    """A project index that remembers every question asked of it and the answer it gave.
+
+    Phase one computes a file's facts without the project (nothing is known yet). If
+    the full index of phase two answers each recorded question the same way, the facts
+    computed so far are exactly what phase two would compute, so they can be kept
+    (:meth:`nnlint.facts.FileFacts.with_project`) instead of being built a second time.
+    """
+
+    def __init__(self, inner: ProjectIndex = EMPTY_INDEX) -> None:
+        self._inner = inner
+        self._asked: list[tuple[str, tuple[Any, ...], Any]] = []
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    def model(self, qualname: str, near: Optional[str] = None) -> Optional[ModelSummary]:
+        answer = self._inner.model(qualname, near)
+        self._asked.append(("model", (qualname, near), answer))
+        return answer
+
+    def constant(self, qualname: str, near: Optional[str] = None, default: Any = None) -> Any:
+        answer = self._inner.constant(qualname, near, default)
+        self._asked.append(("constant", (qualname, near, default), answer))
+        return answer
+
+    def answers_alike(self, index: ProjectIndex) -> bool:
+        """Does ``index`` answer every question asked so far as this index did?"""
+        for method, arguments, answer in self._asked:
+            if getattr(index, method)(*arguments) != answer:
+                return False
+        return True
