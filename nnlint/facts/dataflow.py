@@ -13,7 +13,6 @@ targets and parameters make the value unknown, which keeps rules quiet.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 import libcst as cst
