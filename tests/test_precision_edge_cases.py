@@ -216,6 +216,29 @@ def test_nn103_quiet_in_pytest_file() -> None:
     assert lines(source, "NN103", path="projection.py") == [11]
 
 
+def test_nn103_positional_names_are_exempt_but_post_is_not_positional() -> None:
+    source = '''
+    import torch
+    import torch.nn as nn
+
+
+    class TalkingHeads(nn.Module):
+        def __init__(self, heads, length):
+            super().__init__()
+            self.pos_bias = nn.Parameter(torch.randn(length, length))
+            self.position_table = nn.Parameter(torch.randn(length, heads))
+            self.posEmb = nn.Parameter(torch.randn(length, heads))
+            self.mix_pre = nn.Parameter(torch.randn(heads, heads))
+            self.mix_post = nn.Parameter(torch.randn(heads, heads))
+
+        def forward(self, attn):
+            attn = attn + self.pos_bias + (self.position_table @ self.posEmb.t())
+            attn = torch.einsum("bhij,hg->bgij", attn, self.mix_pre)
+            return torch.einsum("bhij,hg->bgij", attn.softmax(-1), self.mix_post)
+    '''
+    assert lines(source, "NN103") == [12, 13]
+
+
 # -- NN302: best.pt + last.pt weight exports ------------------------------------------------
 
 LAST_EXPORT = '''
