@@ -296,3 +296,43 @@ def test_phase_one_facts_are_rebuilt_when_an_answer_changes() -> None:
     assert second._tree is first._tree and second.names is first.names  # the index-independent part
     assert second.models.exported_summaries()["Wrapped"].framework == "torch"  # a model now
     assert second.summary().models["Local"] == before.models["Local"]
+
+
+BRANCHED_FORWARD = '''
+import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
+
+class Discriminator(nn.Module):
+    def __init__(self, ngpu):
+        super().__init__()
+        self.ngpu = ngpu
+        self.main = nn.Sequential(nn.Linear(8, 1), nn.Sigmoid())
+        self.other = nn.Sequential(nn.Linear(8, 1), nn.Tanh())
+
+    def forward(self, x):
+        if x.is_cuda and self.ngpu > 1:
+            out = nn.parallel.data_parallel(self.main, x, range(self.ngpu))
+        elif self.training:
+            out = checkpoint(self.main, x, use_reentrant=False)
+        else:
+            out = self.main(x)
+        return out.view(-1, 1).squeeze(1)
+
+class Mixed(Discriminator):
+    def forward(self, x):
+        if self.ngpu:
+            out = self.main(x)
+        else:
+            out = self.other(x)
+        return out
+'''
+
+
+def test_branches_that_agree_give_the_output_activation() -> None:
+    found = summaries(BRANCHED_FORWARD)
+    assert found["Discriminator"].output_activation == "sigmoid"
+    assert found["Discriminator"].output_units == 1
+
+
+def test_branches_that_disagree_leave_the_output_unknown() -> None:
+    assert summaries(BRANCHED_FORWARD)["Mixed"].output_activation is None

@@ -554,6 +554,36 @@ errD2 = bce_logits(netD2(real), label)
     assert lines(source, "NN202") == []
 
 
+def test_gan_loop_reusing_one_output_variable() -> None:
+    # pytorch/examples dcgan: the discriminator's forward picks data_parallel or a plain call,
+    # and the loop rebinds `output` before every loss
+    source = '''
+import torch.nn as nn
+
+class D(nn.Module):
+    def __init__(self, ngpu):
+        super().__init__()
+        self.ngpu = ngpu
+        self.main = nn.Sequential(nn.Conv2d(3, 1, 4, 1, 0), nn.Sigmoid())
+
+    def forward(self, input):
+        if input.is_cuda and self.ngpu > 1:
+            output = nn.parallel.data_parallel(self.main, input, range(self.ngpu))
+        else:
+            output = self.main(input)
+        return output.view(-1, 1).squeeze(1)
+
+netD = D(1)
+criterion = nn.BCELoss()
+for real, fake in loader:
+    output = netD(real)
+    errD_real = criterion(output, ones)
+    output = netD(fake.detach())
+    errD_fake = criterion(output, zeros)
+'''
+    assert lines(source, "NN204") == [21, 23]
+
+
 def test_keras_sigmoid_with_binary_crossentropy_is_quiet() -> None:
     source = '''from tensorflow import keras
 model = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])

@@ -4,7 +4,8 @@ A small, flow-approximate reaching-definitions analysis per scope (module, class
 function). For a use of ``x`` it walks the assignments of ``x`` that come before the use
 in source order, newest first, skipping assignments in an ``if`` branch the use cannot be
 in, and stopping at the first assignment that always runs before the use. Uses inside a
-loop also see assignments later in the same loop (the previous iteration's value).
+loop also see assignments later in the same loop (the previous iteration's value), unless
+an assignment inside the loop always runs before the use.
 
 ``value_of`` answers only when exactly one assignment reaches the use and it is a plain
 ``x = <expr>``: an ``if`` that may or may not reassign ``x``, augmented assignments, loop
@@ -211,6 +212,8 @@ class Dataflow:
         use_enter = self._order(use)[0]
         use_ancestors = set(self._ancestors_in(scope, use))
         found: list[Definition] = []
+        #: the newest binding that always runs before the use (older ones cannot reach it)
+        dominating: Optional[Definition] = None
         for definition in reversed(candidates):
             if definition.point >= use_enter:
                 continue
@@ -224,10 +227,14 @@ class Dataflow:
                 continue
             found.append(definition)
             if all(guard in use_ancestors for guard in guards):
+                dominating = definition
                 break
-        # a use inside a loop also sees bindings later in the loop body (previous iteration)
+        # a use inside a loop also sees bindings later in the loop body (previous iteration),
+        # unless a binding inside that loop always runs before the use in every iteration
         for loop in (a for a in self._ancestors_in(scope, use) if isinstance(a, _LOOPS)):
             loop_enter, loop_exit = self._order(loop)
+            if dominating is not None and dominating.point > loop_enter:
+                continue
             for definition in candidates:
                 if use_enter < definition.point <= loop_exit and definition not in found:
                     if not isinstance(definition.statement, cst.For) or definition.statement is not loop:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
 
 _MAX_DEPTH = 12
+#: bindings of one name traced separately at most (each is followed to its own depth limit)
+_MAX_BRANCHES = 4
 
 
 # Defined next to ModuleSummary so that cached summaries unpickle without importing libcst.
@@ -113,6 +115,8 @@ _PASS_THROUGH_METHODS = frozenset({"to", "cuda", "cpu", "train", "eval", "double
                                    "requires_grad_", "share_memory"})
 _WRAPPERS = frozenset({"torch.nn.DataParallel", "torch.nn.parallel.DistributedDataParallel",
                        "torch.nn.parallel.DataParallel", "torch.compile", "torch.jit.script"})
+#: functions that call their first argument on the rest: ``data_parallel(self.main, x, ids)`` is ``self.main(x)``
+_APPLY_FUNCTIONS = frozenset({"torch.nn.parallel.data_parallel", "torch.utils.checkpoint.checkpoint"})
 
 
 def _activation_name(kind: Optional[str]) -> Optional[str]:
@@ -555,10 +559,23 @@ class ModelFacts:
         while expr is not None and steps < 64 and depth < _MAX_DEPTH:
             steps += 1
             if isinstance(expr, cst.Name):
-                value = self._facts.dataflow.value_of(expr)
+                definitions = self._facts.dataflow.definitions(expr)
+                if 1 < len(definitions) <= _MAX_BRANCHES and all(d.value is not None for d in definitions):
+                    # ``if ...: out = a(x) else: out = b(x)``: known only if every branch agrees
+                    branches = [self._trace(d.value, attributes, depth + 1) for d in definitions]
+                    if all(branch == branches[0] for branch in branches[1:]):
+                        ops.extend(branches[0])
+                    break
+                value = definitions[0].value if len(definitions) == 1 else None
                 if value is None:
                     break
                 expr = value
+                continue
+            if isinstance(expr, cst.Call) and self._facts.names.qualname(expr.func) in _APPLY_FUNCTIONS:
+                callee = positional(expr, 0)
+                if callee is None:
+                    break
+                expr = cst.Call(func=callee, args=expr.args[1:])  # data_parallel(m, x, ids) -> m(x, ids)
                 continue
             if isinstance(expr, cst.Call):
                 found = self._op_of_call(expr, attributes, depth)

@@ -1,0 +1,83 @@
+"""Dataflow: which bindings of a name reach a use (branches, loops, the previous iteration)."""
+from __future__ import annotations
+
+import textwrap
+
+import libcst as cst
+
+from nnlint.facts import FileFacts
+
+
+def reaching(source: str, marker: str = "use") -> list[str]:
+    """Source text of every binding that reaches the name passed to ``use(...)``, newest first."""
+    facts = FileFacts("m.py", cst.parse_module(textwrap.dedent(source)), module_name="m")
+    (call,) = [c for c in facts.calls() if isinstance(c.func, cst.Name) and c.func.value == marker]
+    name = call.args[0].value
+    assert isinstance(name, cst.Name)
+    module = facts.module
+    return [module.code_for_node(d.value) if d.value is not None else type(d.statement).__name__
+            for d in facts.dataflow.definitions(name)]
+
+
+def test_the_newest_unconditional_binding_hides_older_ones() -> None:
+    assert reaching("x = a()\nx = b()\nuse(x)\n") == ["b()"]
+
+
+def test_both_branches_of_an_if_reach() -> None:
+    assert reaching("if c:\n    x = a()\nelse:\n    x = b()\nuse(x)\n") == ["b()", "a()"]
+
+
+def test_a_later_binding_in_the_loop_reaches_through_the_previous_iteration() -> None:
+    source = """
+    x = a()
+    for item in items:
+        use(x)
+        x = b(x)
+    """
+    assert reaching(source) == ["a()", "b(x)"]
+
+
+def test_a_binding_that_runs_first_in_every_iteration_hides_the_later_ones() -> None:
+    source = """
+    for images in loader:
+        out = D(images)
+        use(out)
+        out = D(G(z))
+        loss = criterion(out, y)
+    """
+    assert reaching(source) == ["D(images)"]
+
+
+def test_a_conditional_binding_in_the_loop_does_not_hide_the_previous_iteration() -> None:
+    source = """
+    out = start()
+    while running:
+        if c:
+            out = a()
+        use(out)
+        out = b()
+    """
+    assert reaching(source) == ["a()", "start()", "b()"]
+
+
+def test_the_loop_target_is_rebound_every_iteration() -> None:
+    source = """
+    for x in xs:
+        use(x)
+        x = twice(x)
+    """
+    assert reaching(source) == ["For"]
+
+
+def test_nested_loops_see_only_the_iterations_not_covered() -> None:
+    source = """
+    for epoch in epochs:
+        h = init()
+        for step in steps:
+            use(h)
+            h = update(h)
+        h = finish(h)
+    """
+    # h = init() runs first in every outer iteration: finish(h) never reaches the use,
+    # update(h) from the previous inner iteration does
+    assert reaching(source) == ["init()", "update(h)"]
