@@ -336,3 +336,56 @@ def test_branches_that_agree_give_the_output_activation() -> None:
 
 def test_branches_that_disagree_leave_the_output_unknown() -> None:
     assert summaries(BRANCHED_FORWARD)["Mixed"].output_activation is None
+
+
+SIGMOID_NET = '''
+import torch.nn as nn
+
+class Scorer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 1)
+        self.out = nn.Sigmoid()
+
+    def forward(self, a, b):
+        return self.out(self.fc(a - b))
+
+class Plain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 1)
+
+    def forward(self, a, b):
+        return self.fc(a - b)
+
+def train(args, model, loader, *, epochs=1):
+    for a, b, y in loader:
+        scores = model(a, b).squeeze()
+'''
+
+
+def _parameter_model(source: str) -> ModelSummary | None:
+    facts = facts_of(source)
+    (use,) = [n for n in facts.walk() if isinstance(n, cst.Call) and isinstance(n.func, cst.Name)
+              and n.func.value == "model"]
+    return facts.models.model_of(use.func)
+
+
+@pytest.mark.parametrize("calls, expected", [
+    ("def main():\n    model = Scorer().to('cuda')\n    train(args, model, loader)\n", "Scorer"),
+    ("train(args, Scorer(), loader)\ntrain(args, model=Scorer(), loader=loader)\n", "Scorer"),
+    ("train(args, Scorer(), loader)\ntrain(args, Plain(), loader)\n", None),  # the calls disagree
+    ("", None),  # never called here
+    ("train(*everything)\n", None),
+    ("train = wrap(train)\ntrain(args, Scorer(), loader)\n", None),  # another binding of the name
+])
+def test_model_of_a_parameter_follows_the_calls_in_this_file(calls: str, expected: str | None) -> None:
+    summary = _parameter_model(SIGMOID_NET + calls)
+    assert (summary.name if summary is not None else None) == expected
+
+
+def test_a_parameter_traced_to_what_the_call_passes() -> None:
+    facts = facts_of(SIGMOID_NET + "train(args, Scorer(), loader)\n")
+    (scores,) = [n for n in facts.walk() if isinstance(n, cst.Name) and n.value == "scores"]
+    value = facts.dataflow.value_of(scores)
+    assert facts.models.activation_of(value) == "sigmoid"

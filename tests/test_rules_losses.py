@@ -584,6 +584,41 @@ for real, fake in loader:
     assert lines(source, "NN204") == [21, 23]
 
 
+def test_model_and_prediction_reaching_the_loss_as_parameters() -> None:
+    # pytorch/examples siamese_network: the model is a parameter of train(); a loss helper
+    # receives the prediction as a parameter
+    source = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Siamese(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 1)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, a, b):
+        return self.sigmoid(self.fc(a - b))
+
+def train(model, loader):
+    criterion = nn.BCELoss()
+    for a, b, y in loader:
+        loss = criterion(model(a, b).squeeze(), y)
+
+def bce(pred, target):
+    return F.binary_cross_entropy(pred, target)
+
+def main():
+    model = Siamese().to("cuda")
+    train(model, loader)
+    bce(torch.sigmoid(logits), target)
+    bce(probabilities, target)
+'''
+    assert lines(source, "NN204") == [18]
+    assert lines(source.replace("    bce(probabilities, target)\n", ""), "NN204") == [18, 21]
+
+
 def test_keras_sigmoid_with_binary_crossentropy_is_quiet() -> None:
     source = '''from tensorflow import keras
 model = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
 
 _MAX_DEPTH = 12
+_UNSET = object()
 #: bindings of one name traced separately at most (each is followed to its own depth limit)
 _MAX_BRANCHES = 4
 
@@ -139,6 +140,8 @@ class ModelFacts:
     def __init__(self, facts: "FileFacts") -> None:
         self._facts = facts
         self._class_cache: dict[str, Optional[Model]] = {}
+        #: id(parameter) -> what the calls in this file pass for it (see _call_site_arguments)
+        self._arguments_cache: dict[int, Optional[list[cst.BaseExpression]]] = {}
         self._building: set[str] = set()
         #: the models found so far while ``models`` is being computed (a functional model's
         #: output may run through a Sequential defined above it: no re-entry into ``models``)
@@ -566,8 +569,16 @@ class ModelFacts:
                     if all(branch == branches[0] for branch in branches[1:]):
                         ops.extend(branches[0])
                     break
-                value = definitions[0].value if len(definitions) == 1 else None
+                if len(definitions) != 1:
+                    break
+                value = definitions[0].value
                 if value is None:
+                    # a parameter: what every call of the function in this file passes for it
+                    arguments = self._call_site_arguments(definitions[0].statement)
+                    if arguments:
+                        branches = [self._trace(a, None, depth + 1) for a in arguments]
+                        if all(branch == branches[0] for branch in branches[1:]):
+                            ops.extend(branches[0])
                     break
                 expr = value
                 continue
@@ -587,14 +598,64 @@ class ModelFacts:
             break
         return ops
 
+    def _call_site_arguments(self, binding: cst.CSTNode) -> Optional[list[cst.BaseExpression]]:
+        """What each call in this file passes for a parameter of a module-level function.
+
+        ``None`` when the binding is not such a parameter, the function is never called here,
+        or a call leaves the argument to its default or to ``*args``/``**kwargs``.
+        """
+        if not isinstance(binding, cst.Param):
+            return None
+        cached = self._arguments_cache.get(id(binding), _UNSET)
+        if cached is not _UNSET:
+            return cached  # type: ignore[return-value]
+        found = self._find_call_site_arguments(binding)
+        self._arguments_cache[id(binding)] = found
+        return found
+
+    def _find_call_site_arguments(self, param: cst.Param) -> Optional[list[cst.BaseExpression]]:
+        facts = self._facts
+        function = facts.parent(facts.parent(param))  # Param -> Parameters -> FunctionDef
+        if not isinstance(function, cst.FunctionDef) or facts.names.functions.get(function.name.value) is not function:
+            return None
+        positional_params = [*function.params.posonly_params, *function.params.params]
+        index = next((i for i, p in enumerate(positional_params) if p is param), None)
+        if index is None and param not in function.params.kwonly_params:
+            return None  # *args / **kwargs
+        name = param.name.value
+        found: list[cst.BaseExpression] = []
+        for call in facts.calls():
+            func = call.func
+            if not (isinstance(func, cst.Name) and func.value == function.name.value):
+                continue
+            if [d.statement for d in facts.dataflow.definitions(func)] != [function]:
+                continue  # another binding of the name
+            if any(arg.star for arg in call.args):
+                return None
+            by_keyword = keyword(call, name)
+            value = by_keyword if by_keyword is not None else (
+                positional(call, index) if index is not None else None)
+            if value is None:
+                return None
+            found.append(value)
+        return found or None
+
     # -- model_of --------------------------------------------------------------
     def _model_of(self, expr: Optional[cst.BaseExpression], depth: int) -> Optional[ModelSummary]:
         if expr is None or depth > _MAX_DEPTH:
             return None
         facts = self._facts
         if isinstance(expr, cst.Name):
-            value = facts.dataflow.value_of(expr)
-            return self._model_of(value, depth + 1) if value is not None else None
+            definitions = facts.dataflow.definitions(expr)
+            if len(definitions) != 1:
+                return None
+            if definitions[0].value is not None:
+                return self._model_of(definitions[0].value, depth + 1)
+            arguments = self._call_site_arguments(definitions[0].statement)
+            if not arguments:
+                return None
+            found = [self._model_of(argument_value, depth + 1) for argument_value in arguments]
+            return found[0] if found[0] is not None and all(f == found[0] for f in found[1:]) else None
         if isinstance(expr, cst.Attribute):
             if isinstance(expr.value, cst.Name) and expr.value.value == "self":
                 return self._self_attribute(expr, depth)
