@@ -94,10 +94,22 @@ class TrainingWithoutRandomSeed(Rule):
             return
         first = next(node for node in ctx.facts.walk() if node in anchors)
         what = "training loop" if isinstance(first, (cst.For, cst.While)) else "training"
-        ctx.report(first, f"{what} in a script that never seeds its random generators: call torch.manual_seed / "
-                          "np.random.seed / random.seed (or tf.random.set_seed) for reproducible runs",
+        ctx.report(first, f"{what} in a script that never seeds its random generators: call "
+                          f"{_seeding_call(ctx, first)} for reproducible runs",
                    end_node=first.iter if isinstance(first, cst.For) else first.test if isinstance(first, cst.While)
                    else None)
+
+
+def _seeding_call(ctx: Context, anchor: cst.CSTNode) -> str:
+    """The seeding call this script's framework offers (the message names one that fits)."""
+    if isinstance(anchor, cst.Call) and isinstance(anchor.func, cst.Attribute):
+        constructor = _constructor(ctx, anchor.func.value)
+        if constructor is not None and constructor.startswith(_LIGHTNING):
+            return "seed_everything(...)"
+    names = ctx.facts.names
+    if names.imports_any(("torch",)):
+        return "torch.manual_seed / np.random.seed / random.seed"
+    return "keras.utils.set_random_seed (or tf.random.set_seed with np.random.seed and random.seed)"
 
 
 def _fit_calls(ctx: Context) -> Iterator[cst.Call]:

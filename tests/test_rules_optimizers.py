@@ -567,9 +567,10 @@ def test_nn903_reachability_from_module_code() -> None:
 
 
 def test_nn903_keras_and_lightning_fit() -> None:
-    check(KERAS_MLP + "model.compile(optimizer='adam', loss='mse')\nmodel.fit(x, y, epochs=3)  # !\n", "NN903")
+    (keras_finding,) = check(
+        KERAS_MLP + "model.compile(optimizer='adam', loss='mse')\nmodel.fit(x, y, epochs=3)  # !\n", "NN903")
     check(KERAS_MLP + "keras.utils.set_random_seed(0)\nmodel.fit(x, y, epochs=3)\n", "NN903")
-    check(
+    (lightning_finding,) = check(
         """
         import pytorch_lightning as pl
         trainer = pl.Trainer(max_epochs=3)
@@ -577,6 +578,11 @@ def test_nn903_keras_and_lightning_fit() -> None:
         """,
         "NN903",
     )
+    (torch_finding,) = check("import torch\nimport torch.nn.functional as F\n" + LOOP, "NN903")
+    # the message names the seeding call of the script's framework
+    assert "keras.utils.set_random_seed" in keras_finding.message and "torch" not in keras_finding.message
+    assert "seed_everything" in lightning_finding.message
+    assert "torch.manual_seed" in torch_finding.message
     check(
         """
         from sklearn.linear_model import LogisticRegression
