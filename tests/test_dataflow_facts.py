@@ -81,3 +81,20 @@ def test_nested_loops_see_only_the_iterations_not_covered() -> None:
     # h = init() runs first in every outer iteration: finish(h) never reaches the use,
     # update(h) from the previous inner iteration does
     assert reaching(source) == ["init()", "update(h)"]
+
+
+def test_unpacking_a_call_records_which_element_each_name_is() -> None:
+    source = "recon, mu, logvar = model(x)\nuse(mu)\n"
+    facts = FileFacts("m.py", cst.parse_module(source), module_name="m")
+    (call,) = [c for c in facts.calls() if isinstance(c.func, cst.Name) and c.func.value == "use"]
+    (definition,) = facts.dataflow.definitions(call.args[0].value)  # type: ignore[arg-type]
+    assert definition.value is None and definition.element == 1
+    assert facts.module.code_for_node(definition.unpacked) == "model(x)"  # type: ignore[arg-type]
+
+
+def test_unpacking_with_a_star_or_a_literal_tuple_is_not_an_element() -> None:
+    for source in ("first, *rest = model(x)\nuse(first)\n", "a, b = f(x), g(x)\nuse(a)\n"):
+        facts = FileFacts("m.py", cst.parse_module(source), module_name="m")
+        (call,) = [c for c in facts.calls() if isinstance(c.func, cst.Name) and c.func.value == "use"]
+        (definition,) = facts.dataflow.definitions(call.args[0].value)  # type: ignore[arg-type]
+        assert definition.element is None

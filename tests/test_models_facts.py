@@ -389,3 +389,68 @@ def test_a_parameter_traced_to_what_the_call_passes() -> None:
     (scores,) = [n for n in facts.walk() if isinstance(n, cst.Name) and n.value == "scores"]
     value = facts.dataflow.value_of(scores)
     assert facts.models.activation_of(value) == "sigmoid"
+
+
+VAE = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class VAE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 400)
+        self.mu = nn.Linear(400, 20)
+        self.fc3 = nn.Linear(20, 784)
+        self.head = nn.Sequential(nn.Linear(400, 10), nn.Softmax(dim=1))
+
+    def encode(self, x):
+        return self.mu(F.relu(self.fc1(x)))
+
+    def decode(self, z, temperature=1.0):
+        return torch.sigmoid(self.fc3(z) / temperature)
+
+    def classify(self, x):
+        return self.head(F.relu(self.fc1(x)))
+
+    def forward(self, x):
+        mu = self.encode(x)
+        return self.decode(mu), mu, self.classify(x)
+
+class Recursive(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def step(self, x):
+        return self.step(torch.tanh(self.fc(x)))
+
+    def forward(self, x):
+        return self.step(x)
+'''
+
+
+def test_tuple_output_elements_through_helper_methods() -> None:
+    summary = summaries(VAE)["VAE"]
+    assert summary.output_activation is None  # a tuple is not one output
+    assert summary.output_elements == ("sigmoid", None, "softmax")
+
+
+def test_unpacked_element_of_a_model_call() -> None:
+    facts = facts_of(VAE + "model = VAE()\nrecon, mu, probs = model(x)\nF.binary_cross_entropy(recon, x)\n"
+                     "F.mse_loss(mu, t)\nF.cross_entropy(probs, y)\n")
+    by_kind = {site.kind: facts.models.activation_of(site.prediction) for site in facts.models.losses}
+    assert by_kind == {"bce": "sigmoid", "mse": None, "cross_entropy": "softmax"}
+
+
+def test_recursive_helper_method_terminates_unknown() -> None:
+    assert summaries(VAE)["Recursive"].output_activation is None
+
+
+def test_unpacked_element_of_a_model_from_another_file() -> None:
+    exported = _exports(facts_of(VAE, module="vae", path="vae.py"))
+    facts = facts_of("from vae import VAE\nimport torch.nn.functional as F\nmodel = VAE()\n"
+                     "recon, mu, probs = model(x)\nF.binary_cross_entropy(recon, x)\n",
+                     module="train", project=ProjectIndex([exported]), path="train.py")
+    (site,) = facts.models.losses
+    assert facts.models.activation_of(site.prediction) == "sigmoid"

@@ -619,6 +619,59 @@ def main():
     assert lines(source.replace("    bce(probabilities, target)\n", ""), "NN204") == [18, 21]
 
 
+AUXILIARY_GAN = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Discriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(784, 128), nn.LeakyReLU(0.2))
+        self.adv_layer = nn.Sequential(nn.Linear(128, 1), nn.Sigmoid())
+        self.aux_layer = nn.Sequential(nn.Linear(128, 10), nn.Softmax())
+
+    def forward(self, img):
+        out = self.body(img.view(img.shape[0], -1))
+        return self.adv_layer(out), self.aux_layer(out)
+
+class VAE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Linear(784, 20)
+        self.dec = nn.Linear(20, 784)
+
+    def decode(self, z):
+        return torch.sigmoid(self.dec(z))
+
+    def forward(self, x):
+        mu = self.enc(x)
+        return self.decode(mu), mu
+
+def vae_loss(recon_x, x, mu):
+    return F.binary_cross_entropy(recon_x, x, reduction="sum") + mu.pow(2).sum()
+
+discriminator = Discriminator()
+adversarial_loss = nn.BCELoss()
+auxiliary_loss = nn.CrossEntropyLoss()
+model = VAE()
+for imgs, labels in loader:
+    real_pred, real_aux = discriminator(imgs)
+    d_loss = adversarial_loss(real_pred, valid) + auxiliary_loss(real_aux, labels)
+    recon, mu = model(imgs)
+    loss = vae_loss(recon, imgs, mu)
+'''
+
+
+def test_elements_of_a_tuple_output_reach_their_losses() -> None:
+    # PyTorch-GAN acgan/sgan: sigmoid validity and softmax class head returned together;
+    # pytorch/examples vae: the reconstruction is element 0 and the loss helper's parameter
+    assert lines(AUXILIARY_GAN, "NN204") == [31, 39]
+    assert lines(AUXILIARY_GAN, "NN201") == [39]
+    # a logits head on the class output is fine
+    assert lines(AUXILIARY_GAN.replace(", nn.Softmax())", ")"), "NN201") == []
+
+
 def test_keras_sigmoid_with_binary_crossentropy_is_quiet() -> None:
     source = '''from tensorflow import keras
 model = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])

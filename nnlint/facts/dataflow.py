@@ -48,6 +48,9 @@ class Definition:
     statement: cst.CSTNode
     #: position in the walk after which the binding holds
     point: int
+    #: ``a, b = source``: the unpacked expression and this name's position in the target tuple
+    unpacked: Optional[cst.BaseExpression] = None
+    element: Optional[int] = None
 
 
 class Dataflow:
@@ -128,8 +131,9 @@ class Dataflow:
             return cached
         defs: dict[str, list[Definition]] = {}
 
-        def add(name: str, value: Optional[cst.BaseExpression], statement: cst.CSTNode, point: int) -> None:
-            defs.setdefault(name, []).append(Definition(name, value, statement, point))
+        def add(name: str, value: Optional[cst.BaseExpression], statement: cst.CSTNode, point: int,
+                unpacked: Optional[cst.BaseExpression] = None, element: Optional[int] = None) -> None:
+            defs.setdefault(name, []).append(Definition(name, value, statement, point, unpacked, element))
 
         tree = self._facts._tree
         if isinstance(scope, (cst.FunctionDef, cst.Lambda)):
@@ -336,8 +340,13 @@ def _bind_target(target: cst.BaseExpression, value: Optional[cst.BaseExpression]
             isinstance(e, cst.StarredElement) for e in list(value.elements) + list(target.elements)
         ):
             values = [e.value for e in value.elements]
+        flat = value is not None and not any(isinstance(e, cst.StarredElement) for e in target.elements)
         for index, element in enumerate(target.elements):
             inner = element.value
+            if values is None and flat and isinstance(inner, cst.Name):
+                # a, b = f(x): the value is unknown, but which element of f(x) it is is not
+                add(inner.value, None, statement, point, value, index)
+                continue
             _bind_target(inner, values[index] if values is not None else None, statement, point, add)
         return
     if isinstance(target, cst.StarredElement):

@@ -42,6 +42,9 @@ class ModelSummary:
     output_units: Optional[int]
     has_dropout: bool
     has_batchnorm: bool
+    #: when every ``return`` of forward is a tuple literal (``return self.decode(z), mu, logvar``):
+    #: each element's output activation; empty otherwise
+    output_elements: tuple[Optional[str], ...] = ()
 
 
 @dataclass(frozen=True)

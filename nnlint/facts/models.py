@@ -13,6 +13,7 @@ trace cannot follow (several differing returns, a value set in an ``if``) leaves
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Optional
@@ -24,6 +25,7 @@ from nnlint.facts.names import argument, keyword, literal, positional
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
+    from nnlint.facts.dataflow import Definition
 
 _MAX_DEPTH = 12
 _UNSET = object()
@@ -477,7 +479,25 @@ class ModelFacts:
         summary = self._summarise(name, framework, traces[0] if traces else [], layers, flow=flow)
         summary = _with_output(summary, activations.pop() if len(activations) == 1 else None,
                                units.pop() if len(units) == 1 else None)
+        elements = self._tuple_elements(returns, attributes)
+        if elements:
+            summary = dataclasses.replace(summary, output_elements=elements)
         return Model(name, node, framework, layers, summary)
+
+    def _tuple_elements(self, returns: list[Optional[cst.BaseExpression]],
+                        attributes: dict[str, Layer]) -> tuple[Optional[str], ...]:
+        """Each element's output activation when every return is a tuple literal of one length."""
+        if not returns or not all(isinstance(value, cst.Tuple) for value in returns):
+            return ()
+        tuples = [value.elements for value in returns]  # type: ignore[union-attr]
+        if len({len(elements) for elements in tuples}) != 1 or any(
+                isinstance(e, cst.StarredElement) for elements in tuples for e in elements):
+            return ()
+        found: list[Optional[str]] = []
+        for position in range(len(tuples[0])):
+            kinds = {_output_activation(self._trace(elements[position].value, attributes, 0)) for elements in tuples}
+            found.append(kinds.pop() if len(kinds) == 1 else None)
+        return tuple(found) if any(kind is not None for kind in found) else ()
 
     def _init_layers(self, node: cst.ClassDef) -> dict[str, Layer]:
         found: dict[str, Layer] = {}
@@ -555,8 +575,11 @@ class ModelFacts:
         return []
 
     def _trace(self, expr: Optional[cst.BaseExpression], attributes: Optional[dict[str, Layer]],
-               depth: int) -> list[_Op]:
-        """Ops applied to ``expr``, output first, following main inputs and local assignments."""
+               depth: int, bound: Optional[dict[int, cst.BaseExpression]] = None) -> list[_Op]:
+        """Ops applied to ``expr``, output first, following main inputs and local assignments.
+
+        ``bound`` maps id(parameter) of the helper methods being traced through to what the call passed.
+        """
         ops: list[_Op] = []
         steps = 0
         while expr is not None and steps < 64 and depth < _MAX_DEPTH:
@@ -565,13 +588,20 @@ class ModelFacts:
                 definitions = self._facts.dataflow.definitions(expr)
                 if 1 < len(definitions) <= _MAX_BRANCHES and all(d.value is not None for d in definitions):
                     # ``if ...: out = a(x) else: out = b(x)``: known only if every branch agrees
-                    branches = [self._trace(d.value, attributes, depth + 1) for d in definitions]
+                    branches = [self._trace(d.value, attributes, depth + 1, bound) for d in definitions]
                     if all(branch == branches[0] for branch in branches[1:]):
                         ops.extend(branches[0])
                     break
                 if len(definitions) != 1:
                     break
                 value = definitions[0].value
+                if value is None and bound is not None and id(definitions[0].statement) in bound:
+                    expr = bound[id(definitions[0].statement)]  # a helper method's parameter
+                    continue
+                if value is None and definitions[0].element is not None:
+                    # ``recon, mu, logvar = model(x)``: that element of the model's tuple output
+                    ops.extend(self._tuple_element(definitions[0], attributes, depth))
+                    break
                 if value is None:
                     # a parameter: what every call of the function in this file passes for it
                     arguments = self._call_site_arguments(definitions[0].statement)
@@ -591,12 +621,61 @@ class ModelFacts:
             if isinstance(expr, cst.Call):
                 found = self._op_of_call(expr, attributes, depth)
                 if not found:
+                    inlined = self._through_helper_method(expr, attributes, depth, bound)
+                    if inlined is not None:
+                        ops.extend(inlined)
                     break
                 ops.extend(reversed(found))
                 expr = self._main_input(expr)
                 continue
             break
         return ops
+
+    def _tuple_element(self, definition: "Definition", attributes: Optional[dict[str, Layer]],
+                       depth: int) -> list[_Op]:
+        source, element = definition.unpacked, definition.element
+        if not isinstance(source, cst.Call) or element is None:
+            return []
+        found = self._op_of_call(source, attributes, depth)
+        if len(found) != 1 or found[0].inner is None:
+            return []
+        model = found[0].inner
+        if element >= len(model.output_elements):
+            return []
+        inner = dataclasses.replace(model, output_activation=model.output_elements[element], output_units=None,
+                                    output_elements=())
+        return [_Op(model.name, L.MODEL, None, inner)]
+
+    def _through_helper_method(self, call: cst.Call, attributes: Optional[dict[str, Layer]], depth: int,
+                               bound: Optional[dict[int, cst.BaseExpression]]) -> Optional[list[_Op]]:
+        """``self.decode(z)`` inside a model class: the ops of what ``decode`` returns, its
+        parameters bound to the call's arguments (``None`` when that is not known)."""
+        func = call.func
+        if attributes is None or not (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
+                                      and func.value.value == "self") or func.attr.value in attributes:
+            return None
+        owner = next((a for a in self._facts.ancestors(func) if isinstance(a, cst.ClassDef)), None)
+        method = _method(owner, func.attr.value) if owner is not None else None
+        if method is None or any(a is method for a in self._facts.ancestors(func)):
+            return None  # not a method of this class, or a recursive call
+        parameters = [*method.params.posonly_params, *method.params.params][1:]  # without self
+        if any(arg.star for arg in call.args) or len(call.args) > len(parameters):
+            return None
+        binding = dict(bound or {})
+        for index, parameter in enumerate(parameters):
+            value = keyword(call, parameter.name.value)
+            if value is None:
+                value = positional(call, index)
+            if value is not None:
+                binding[id(parameter)] = value
+        returns = [r.value for r in self._facts.nodes_of(cst.Return, within=method.body)
+                   if self._facts.dataflow.scope_of(r) is method]
+        if not returns or any(value is None for value in returns) or len(returns) > _MAX_BRANCHES:
+            return None
+        traces = [self._trace(value, attributes, depth + 1, binding) for value in returns]
+        if all(trace == traces[0] for trace in traces[1:]):
+            return traces[0]
+        return None
 
     def _call_site_arguments(self, binding: cst.CSTNode) -> Optional[list[cst.BaseExpression]]:
         """What each call in this file passes for a parameter of a module-level function.
@@ -897,8 +976,7 @@ def _output_units(ops_out_first: list[_Op]) -> Optional[int]:
 
 
 def _with_output(summary: ModelSummary, activation: Optional[str], units: Optional[int]) -> ModelSummary:
-    return ModelSummary(summary.name, summary.qualname, summary.framework, summary.layers, activation, units,
-                        summary.has_dropout, summary.has_batchnorm)
+    return dataclasses.replace(summary, output_activation=activation, output_units=units)
 
 
 def _torchvision(qualname: str) -> Optional[ModelSummary]:
