@@ -98,6 +98,7 @@ class FileChecker:
         try:
             summary = facts.summary()
         except Exception as error:  # a fact extractor bug must not stop the run
+            parsed_or_error.facts = None  # half-computed facts: phase two starts afresh
             return PhaseOne(
                 ModuleSummary(parsed_or_error.module_name, source.display, parsed_or_error.is_package),
                 errors=(_internal_error("summarising", source.display, error),),

@@ -134,7 +134,7 @@ _TF_NORMAL = frozenset({"tensorflow.random.normal", "tensorflow.random_normal"})
 _TF_VARIABLE = frozenset({"tensorflow.Variable", "tensorflow.get_variable"})
 #: names of tensors for which N(0, 1) is the convention or harmless
 _NOT_A_WEIGHT = re.compile(
-    r"emb|token|tok_|wte|wpe|pos(?:$|[_\d]|it|enc)|cls|query|queries|bias|prompt|mask|latent|codebook|vocab|noise|register|"
+    r"emb|token|tok_|wte|wpe|(?:(?<![a-z])pos|(?-i:Pos))(?:$|[_\d]|(?-i:[A-Z])|ition|enc)|cls|query|queries|bias|prompt|mask|latent|codebook|vocab|noise|register|"
     r"gamma|beta|alpha|scale|temperature|logit_scale|proto|anchor|center|centroid",
     re.IGNORECASE,
 )

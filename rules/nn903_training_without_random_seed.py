@@ -101,15 +101,16 @@ class TrainingWithoutRandomSeed(Rule):
 
 
 def _seeding_call(ctx: Context, anchor: cst.CSTNode) -> str:
-    """The seeding call this script's framework offers (the message names one that fits)."""
+    """The seeding call of the framework that trains here (the message names one that fits)."""
+    keras = "keras.utils.set_random_seed (or tf.random.set_seed with np.random.seed and random.seed)"
     if isinstance(anchor, cst.Call) and isinstance(anchor.func, cst.Attribute):
         constructor = _constructor(ctx, anchor.func.value)
         if constructor is not None and constructor.startswith(_LIGHTNING):
             return "seed_everything(...)"
-    names = ctx.facts.names
-    if names.imports_any(("torch",)):
+        return keras  # a Keras fit(), whatever else the file imports
+    if ctx.facts.names.imports_any(("torch",)):
         return "torch.manual_seed / np.random.seed / random.seed"
-    return "keras.utils.set_random_seed (or tf.random.set_seed with np.random.seed and random.seed)"
+    return keras
 
 
 def _fit_calls(ctx: Context) -> Iterator[cst.Call]:

@@ -98,3 +98,27 @@ def test_unpacking_with_a_star_or_a_literal_tuple_is_not_an_element() -> None:
         (call,) = [c for c in facts.calls() if isinstance(c.func, cst.Name) and c.func.value == "use"]
         (definition,) = facts.dataflow.definitions(call.args[0].value)  # type: ignore[arg-type]
         assert definition.element is None
+
+
+def test_a_for_iterable_reads_the_binding_before_the_loop() -> None:
+    source = """
+    x = data()
+    for x in g(use(x)):
+        x = h(x)
+    """
+    assert reaching(source) == ["data()"]
+
+
+def test_after_a_for_loop_the_older_binding_may_still_hold() -> None:
+    # an empty iterable leaves x as it was, in the else branch and after the loop
+    assert reaching("x = 0\nfor x in xs:\n    pass\nuse(x)\n") == ["For", "0"]
+    assert reaching("x = 0\nfor x in xs:\n    pass\nelse:\n    use(x)\n") == ["For", "0"]
+
+
+def test_a_while_test_runs_every_iteration() -> None:
+    source = """
+    x = first()
+    while use(x):
+        x = step(x)
+    """
+    assert reaching(source) == ["first()", "step(x)"]

@@ -378,6 +378,9 @@ def _parameter_model(source: str) -> ModelSummary | None:
     ("", None),  # never called here
     ("train(*everything)\n", None),
     ("train = wrap(train)\ntrain(args, Scorer(), loader)\n", None),  # another binding of the name
+    ("train(args, Scorer(), loader)\ntrain = wrap(train)\ntrain(args, Plain(), loader)\n", None),
+    ("train(args, Scorer(), loader)\nThread(target=train, args=(args, Plain(), loader))\n", None),
+    ("train(args, Scorer(), loader)\nrunner.train(args, Plain())\nf(train=1)\n", "Scorer"),  # other names
 ])
 def test_model_of_a_parameter_follows_the_calls_in_this_file(calls: str, expected: str | None) -> None:
     summary = _parameter_model(SIGMOID_NET + calls)
@@ -454,3 +457,31 @@ def test_unpacked_element_of_a_model_from_another_file() -> None:
                      module="train", project=ProjectIndex([exported]), path="train.py")
     (site,) = facts.models.losses
     assert facts.models.activation_of(site.prediction) == "sigmoid"
+
+
+def test_recording_index_refuses_reuse_after_an_unrecorded_question() -> None:
+    from nnlint.facts.index import RecordingIndex
+
+    recording = RecordingIndex()
+    assert recording.model("x.Net", "x.py") is None
+    assert recording.answers_alike(ProjectIndex([]))
+    recording.resolve("x.Net")  # answered, but not recorded
+    assert not recording.answers_alike(ProjectIndex([]))
+
+
+def test_branching_traces_stay_linear() -> None:
+    import time
+
+    chain = "".join(
+        f"    if a:\n        {out} = torch.relu({inp})\n    elif b:\n        {out} = torch.tanh({inp})\n"
+        f"    elif c:\n        {out} = torch.sigmoid({inp})\n    else:\n        {out} = torch.exp({inp})\n"
+        for out, inp in [("y", "x"), ("x", "y")] * 4)
+    recursive = ("def train(model):\n    for x in data:\n        loss = F.cross_entropy(model(x), y)\n"
+                 "    if c:\n        train(model)\n    if d:\n        train(model)\n    train(model)\ntrain(net)\n")
+    source = ("import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\ncriterion = nn.CrossEntropyLoss()\n"
+              "for i in range(10):\n" + chain + "    loss = criterion(x, t)\n" + recursive)
+    facts = facts_of(source)
+    started = time.perf_counter()
+    activations = [facts.models.activation_of(site.prediction) for site in facts.models.losses]
+    assert activations == [None, None]  # the branches disagree; the recursive parameter is unknown
+    assert time.perf_counter() - started < 5.0  # exponential in the branches before memoisation

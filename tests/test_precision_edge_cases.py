@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 import nnlint
 
 
@@ -237,6 +239,27 @@ def test_nn103_positional_names_are_exempt_but_post_is_not_positional() -> None:
             return torch.einsum("bhij,hg->bgij", attn.softmax(-1), self.mix_post)
     '''
     assert lines(source, "NN103") == [12, 13]
+
+
+@pytest.mark.parametrize("name, exempt", [
+    ("posTable", True), ("posW", True), ("token_pos", True), ("tokenPos", True), ("pos_enc", True),
+    ("post_proj", False), ("decomposition_w", False), ("composite_w", False),
+])
+def test_nn103_positional_name_boundaries(name: str, exempt: bool) -> None:
+    source = f'''
+    import torch
+    import torch.nn as nn
+
+
+    class Mixer(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.{name} = nn.Parameter(torch.randn(n, n))
+
+        def forward(self, x):
+            return x @ self.{name}
+    '''
+    assert lines(source, "NN103") == ([] if exempt else [9])
 
 
 # -- NN302: best.pt + last.pt weight exports ------------------------------------------------

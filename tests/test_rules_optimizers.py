@@ -583,6 +583,9 @@ def test_nn903_keras_and_lightning_fit() -> None:
     assert "keras.utils.set_random_seed" in keras_finding.message and "torch" not in keras_finding.message
     assert "seed_everything" in lightning_finding.message
     assert "torch.manual_seed" in torch_finding.message
+    # Keras 3 on the torch backend: a fit() is still seeded the Keras way
+    (keras3_finding,) = check("import torch\n" + KERAS_MLP + "model.fit(x, y, epochs=3)  # !\n", "NN903")
+    assert "keras.utils.set_random_seed" in keras3_finding.message
     check(
         """
         from sklearn.linear_model import LogisticRegression

@@ -159,7 +159,8 @@ class Dataflow:
             elif isinstance(node, cst.NamedExpr):
                 _bind_target(node.target, node.value, node, end, add)
             elif isinstance(node, cst.For):
-                _bind_target(node.target, None, node, self._order(node.target)[1], add)
+                # bound after the iterable is evaluated: ``for x in g(x)`` reads the older x
+                _bind_target(node.target, None, node, self._order(node.body)[0], add)
             elif isinstance(node, cst.WithItem) and node.asname is not None:
                 _bind_target(node.asname.name, None, node, end, add)
             elif isinstance(node, cst.ExceptHandler) and node.name is not None:
@@ -230,12 +231,16 @@ class Dataflow:
             if self._exclusive(guards, use_ancestors):
                 continue
             found.append(definition)
+            if isinstance(definition.statement, cst.For) and definition.statement.body not in use_ancestors:
+                continue  # after the loop or in its else: the loop may not have run at all
             if all(guard in use_ancestors for guard in guards):
                 dominating = definition
                 break
         # a use inside a loop also sees bindings later in the loop body (previous iteration),
         # unless a binding inside that loop always runs before the use in every iteration
         for loop in (a for a in self._ancestors_in(scope, use) if isinstance(a, _LOOPS)):
+            if not _repeats(loop, use, use_ancestors):
+                continue
             loop_enter, loop_exit = self._order(loop)
             if dominating is not None and dominating.point > loop_enter:
                 continue
@@ -291,6 +296,14 @@ class Dataflow:
             if isinstance(ancestor, _SCOPES):
                 return False
         return False
+
+
+def _repeats(loop: cst.CSTNode, use: cst.CSTNode, use_ancestors: set[cst.CSTNode]) -> bool:
+    """Does ``use`` run once per iteration: in the body (or a while loop's test), not in a
+    for loop's iterable or either loop's else?"""
+    if loop.body in use_ancestors:  # type: ignore[attr-defined]
+        return True
+    return isinstance(loop, cst.While) and (loop.test is use or loop.test in use_ancestors)
 
 
 def _parameters(params: cst.Parameters) -> Iterator[cst.Param]:

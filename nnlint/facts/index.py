@@ -197,24 +197,40 @@ class RecordingIndex:
 
     def __init__(self, inner: ProjectIndex = EMPTY_INDEX) -> None:
         self._inner = inner
-        self._asked: list[tuple[str, tuple[Any, ...], Any]] = []
+        self._asked: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        #: something was asked that is not recorded: the answers cannot be compared
+        self._unrecorded = False
 
     def __len__(self) -> int:
+        self._unrecorded = True
         return len(self._inner)
+
+    def __getattr__(self, name: str) -> Any:
+        # any other question (resolve, module, ...) is answered but makes the facts unreusable
+        if name.startswith("_"):
+            raise AttributeError(name)
+        self._unrecorded = True
+        return getattr(self._inner, name)
 
     def model(self, qualname: str, near: Optional[str] = None) -> Optional[ModelSummary]:
         answer = self._inner.model(qualname, near)
-        self._asked.append(("model", (qualname, near), answer))
+        self._asked[("model", (qualname, near))] = answer
         return answer
 
     def constant(self, qualname: str, near: Optional[str] = None, default: Any = None) -> Any:
-        answer = self._inner.constant(qualname, near, default)
-        self._asked.append(("constant", (qualname, near, default), answer))
+        try:
+            self._asked[("constant", (qualname, near, default))] = answer = self._inner.constant(
+                qualname, near, default)
+        except TypeError:  # an unhashable default: not recordable
+            self._unrecorded = True
+            return self._inner.constant(qualname, near, default)
         return answer
 
     def answers_alike(self, index: ProjectIndex) -> bool:
         """Does ``index`` answer every question asked so far as this index did?"""
-        for method, arguments, answer in self._asked:
+        if self._unrecorded:
+            return False
+        for (method, arguments), answer in self._asked.items():
             if getattr(index, method)(*arguments) != answer:
                 return False
         return True

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import libcst as cst
 
@@ -144,6 +144,10 @@ class ModelFacts:
         self._class_cache: dict[str, Optional[Model]] = {}
         #: id(parameter) -> what the calls in this file pass for it (see _call_site_arguments)
         self._arguments_cache: dict[int, Optional[list[cst.BaseExpression]]] = {}
+        #: id(parameter) -> the model every call passes for it (None also while being resolved)
+        self._parameter_models: dict[int, Optional[ModelSummary]] = {}
+        #: sub-traces of the query being answered (see _trace)
+        self._trace_memo: Optional[dict[tuple[Any, ...], tuple[Any, ...]]] = None
         self._building: set[str] = set()
         #: the models found so far while ``models`` is being computed (a functional model's
         #: output may run through a Sequential defined above it: no re-entry into ``models``)
@@ -580,6 +584,30 @@ class ModelFacts:
 
         ``bound`` maps id(parameter) of the helper methods being traced through to what the call passed.
         """
+        # Branches, call sites and helper methods fan out, and one sub-expression can be reached
+        # along many paths (if/elif chains in a loop): within one query each is traced once, and
+        # one reached again while it is being traced (a cycle) is unknown.
+        outermost = self._trace_memo is None
+        if outermost:
+            self._trace_memo = {}
+        memo = self._trace_memo
+        assert memo is not None
+        key = (id(expr), id(attributes), tuple(sorted((k, id(v)) for k, v in bound.items())) if bound else ())
+        try:
+            held = memo.get(key)
+            if held is not None:
+                return list(held[0]) if held[0] is not None else []
+            # the entry also holds the keyed objects, so their ids stay unique while it exists
+            memo[key] = (None, expr, attributes, bound)
+            ops = self._trace_steps(expr, attributes, depth, bound)
+            memo[key] = (tuple(ops), expr, attributes, bound)
+            return ops
+        finally:
+            if outermost:
+                self._trace_memo = None
+
+    def _trace_steps(self, expr: Optional[cst.BaseExpression], attributes: Optional[dict[str, Layer]],
+                     depth: int, bound: Optional[dict[int, cst.BaseExpression]]) -> list[_Op]:
         ops: list[_Op] = []
         steps = 0
         while expr is not None and steps < 64 and depth < _MAX_DEPTH:
@@ -677,6 +705,23 @@ class ModelFacts:
             return traces[0]
         return None
 
+    def _parameter_model(self, binding: cst.CSTNode, depth: int) -> Optional[ModelSummary]:
+        """The model every call in this file passes for a parameter (see :meth:`_call_site_arguments`)."""
+        arguments = self._call_site_arguments(binding)
+        if not arguments:
+            return None
+        key = id(binding)
+        if key in self._parameter_models:
+            return self._parameter_models[key]  # None while it is being resolved: a recursive call
+        self._parameter_models[key] = None
+        found = [self._model_of(value, depth + 1) for value in arguments]
+        model = found[0] if found[0] is not None and all(f == found[0] for f in found[1:]) else None
+        if self._partial_models is None:
+            self._parameter_models[key] = model
+        else:  # while `models` is computed a later model may not be known yet: do not remember
+            del self._parameter_models[key]
+        return model
+
     def _call_site_arguments(self, binding: cst.CSTNode) -> Optional[list[cst.BaseExpression]]:
         """What each call in this file passes for a parameter of a module-level function.
 
@@ -703,12 +748,14 @@ class ModelFacts:
             return None  # *args / **kwargs
         name = param.name.value
         found: list[cst.BaseExpression] = []
+        callers: set[int] = set()
         for call in facts.calls():
             func = call.func
             if not (isinstance(func, cst.Name) and func.value == function.name.value):
                 continue
             if [d.statement for d in facts.dataflow.definitions(func)] != [function]:
-                continue  # another binding of the name
+                return None  # another binding of the name (``run = torch.compile(run)``) may be called
+            callers.add(id(func))
             if any(arg.star for arg in call.args):
                 return None
             by_keyword = keyword(call, name)
@@ -717,6 +764,14 @@ class ModelFacts:
             if value is None:
                 return None
             found.append(value)
+        for use in facts.nodes_of(cst.Name):
+            if use.value != function.name.value or id(use) in callers or use is function.name:
+                continue
+            parent = facts.parent(use)
+            if (isinstance(parent, cst.Attribute) and parent.attr is use) or (
+                    isinstance(parent, cst.Arg) and parent.keyword is use):
+                continue  # ``obj.run`` / ``f(run=...)``: another name
+            return None  # passed on as a value (``map(run, xs)``, ``Thread(target=run)``): unseen calls
         return found or None
 
     # -- model_of --------------------------------------------------------------
@@ -730,11 +785,7 @@ class ModelFacts:
                 return None
             if definitions[0].value is not None:
                 return self._model_of(definitions[0].value, depth + 1)
-            arguments = self._call_site_arguments(definitions[0].statement)
-            if not arguments:
-                return None
-            found = [self._model_of(argument_value, depth + 1) for argument_value in arguments]
-            return found[0] if found[0] is not None and all(f == found[0] for f in found[1:]) else None
+            return self._parameter_model(definitions[0].statement, depth)
         if isinstance(expr, cst.Attribute):
             if isinstance(expr.value, cst.Name) and expr.value.value == "self":
                 return self._self_attribute(expr, depth)
