@@ -7,9 +7,12 @@ a Keras functional ``Model(inputs, outputs)``. Each model gets a picklable
 :class:`ModelSummary` so other files can ask about it through the project index.
 
 The output of a model is found by tracing the returned expression backwards through its
-main input (first positional argument, or the receiver of a tensor method). Anything the
-trace cannot follow (several differing returns, a value set in an ``if``) leaves
-``output_activation`` as ``None``, which keeps rules quiet.
+main input (first positional argument, or the receiver of a tensor method). The trace also
+follows ``if``/``else`` bindings that agree, helper methods (``self.decode(z)``),
+``data_parallel``/``checkpoint`` calls, the elements of a tuple output
+(``recon, mu, logvar = model(x)``) and a function's parameter to what every call in the file
+passes for it. Anything it cannot follow (branches or returns that differ, a function also
+passed around as a value) leaves ``output_activation`` as ``None``, which keeps rules quiet.
 """
 from __future__ import annotations
 
