@@ -228,7 +228,7 @@ class InitActivationMismatch(Rule):
         scheme = _tf_scheme(ctx, initializer)
         if scheme is None:
             return
-        activation = _tf_activation(ctx, keyword(call, activation_keyword))
+        activation = ctx.facts.models.keras_activation(keyword(call, activation_keyword))
         if activation is None:
             activation = _next_sequential_activation(ctx, call)
         if activation is not None and activation in _MISMATCH[scheme]:
@@ -384,15 +384,6 @@ def _tf_scheme(ctx: Context, initializer: cst.BaseExpression) -> Optional[str]:
 def _has_scale_arguments(call: cst.Call) -> bool:
     """An initializer call with arguments other than a seed may change its scale: leave it alone."""
     return any(arg.keyword is None or arg.keyword.value not in ("seed", "dtype", "uniform") for arg in call.args)
-
-
-def _tf_activation(ctx: Context, expr: Optional[cst.BaseExpression]) -> Optional[str]:
-    if expr is None:
-        return None
-    text = literal(expr, None)
-    if isinstance(text, str):
-        return L.activation_from_identifier(text)
-    return L.ACTIVATION_CALLABLES.get(ctx.facts.names.qualname(expr) or "")
 
 
 def _next_sequential_activation(ctx: Context, call: cst.Call) -> Optional[str]:

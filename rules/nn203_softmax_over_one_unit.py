@@ -153,7 +153,7 @@ class SoftmaxOverOneUnit(Rule):
             qualname = names.qualname(call.func) or ""
             if kind is None or kind.kind != "Dense" or not qualname.startswith("keras."):
                 continue
-            activation = _keras_activation(ctx, argument(call, 1, "activation"))
+            activation = ctx.facts.models.keras_activation(argument(call, 1, "activation"))
             if activation in _SOFTMAX_KINDS and _int(ctx, argument(call, 0, "units")) == 1:
                 yield call, _name(activation)
 
@@ -218,16 +218,6 @@ def _int(ctx: Context, expr: Optional[cst.BaseExpression]) -> Optional[int]:
     if value is None and isinstance(expr, cst.Name):
         value = ctx.facts.constants.value(expr)  # UNITS = 1; Dense(UNITS, ...)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _keras_activation(ctx: Context, expr: Optional[cst.BaseExpression]) -> Optional[str]:
-    if expr is None:
-        return None
-    value = literal(expr, None)
-    if isinstance(value, str):
-        return L.activation_from_identifier(value)
-    qualname = ctx.facts.names.qualname(expr)
-    return L.ACTIVATION_CALLABLES.get(qualname) if qualname is not None else None
 
 
 def _last_axis(ctx: Context, dim: Optional[cst.BaseExpression], framework: str, call: cst.Call) -> bool:

@@ -377,13 +377,13 @@ class ModelFacts:
         kind = L.layer_kind(qualname)
         if kind is not None:
             if kind.kind == "Activation":  # Keras Activation("softmax")
-                act = self._keras_activation(argument(expr, 0, "activation"))
+                act = self.keras_activation(argument(expr, 0, "activation"))
                 if act is None:
                     return None
                 return Layer(act, L.ACTIVATION, qualname, expr, attribute)
             activation = None
             if qualname.startswith("keras."):
-                activation = self._keras_activation(keyword(expr, "activation"))
+                activation = self.keras_activation(keyword(expr, "activation"))
                 if kind.kind == "Softmax":
                     activation = None
             return Layer(kind.kind, kind.category, qualname, expr, attribute, activation, _units(qualname, expr))
@@ -392,7 +392,8 @@ class ModelFacts:
             return Layer(summary.name, L.MODEL, qualname, expr, attribute, inner=summary)
         return None
 
-    def _keras_activation(self, expr: Optional[cst.BaseExpression]) -> Optional[str]:
+    def keras_activation(self, expr: Optional[cst.BaseExpression]) -> Optional[str]:
+        """The activation an ``activation=`` argument names: ``"softmax"``, ``tf.nn.relu``, ``keras.activations.tanh``."""
         if expr is None:
             return None
         value = literal(expr, None)
