@@ -127,6 +127,28 @@ class Context:
         """This rule's options (defaults merged with ``[tool.nnlint.<code>]``)."""
         return self._options
 
+    def int_option(self, name: str, minimum: Optional[int] = None) -> int:
+        """An integer option (a bool is not one) of at least ``minimum``, else the rule's default.
+
+        ``[tool.nnlint]`` values are type-checked when the configuration loads; this also
+        covers settings built in code and values out of range.
+        """
+        value = self._options.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and (minimum is None or value >= minimum):
+            return value
+        return self._default_option(name)
+
+    def number_option(self, name: str, above: Optional[float] = None) -> float:
+        """A numeric option (a bool is not one) greater than ``above``, else the rule's default."""
+        value = self._options.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and (above is None or value > above):
+            return float(value)
+        return float(self._default_option(name))
+
+    def _default_option(self, name: str) -> Any:
+        assert self._rule is not None, "options are read while a rule runs"
+        return self._rule.options[name]
+
     def report(
         self,
         node: "cst.CSTNode",

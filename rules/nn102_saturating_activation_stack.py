@@ -89,9 +89,7 @@ class SaturatingActivationStack(Rule):
     options = {"max-depth": 3}
 
     def check(self, ctx: Context) -> None:
-        max_depth = ctx.option.get("max-depth", 3)
-        if not isinstance(max_depth, int) or isinstance(max_depth, bool):
-            max_depth = 3
+        max_depth = ctx.int_option("max-depth")
         for model in ctx.facts.models.models:
             depth = max((_longest_run(path) for path in _paths(ctx, model)), default=0)
             if depth > max_depth:

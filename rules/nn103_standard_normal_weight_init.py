@@ -152,7 +152,7 @@ class StandardNormalWeightInit(Rule):
     options = {"max-std": 0.5}
 
     def check(self, ctx: Context) -> None:
-        max_std = _number(ctx.option.get("max-std", 0.5), 0.5)
+        max_std = ctx.number_option("max-std")
         names = ctx.facts.names
         for call in ctx.facts.calls():
             qualname = names.qualname(call.func)
@@ -240,12 +240,6 @@ def _product(dims: tuple[object, ...]) -> Optional[int]:
             return None
         total *= dim
     return total
-
-
-def _number(value: object, default: float) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return default
 
 
 def _std_value(expr: Optional[cst.BaseExpression], default: float) -> Optional[float]:

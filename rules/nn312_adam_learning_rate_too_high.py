@@ -92,12 +92,8 @@ class AdamLearningRateTooHigh(Rule):
     options = {"max-lr": 0.01, "max-shallow-depth": 3}
 
     def check(self, ctx: Context) -> None:
-        threshold = ctx.option.get("max-lr", 0.01)
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold <= 0:
-            threshold = 0.01
-        shallow = ctx.option.get("max-shallow-depth", 3)
-        if not isinstance(shallow, int) or isinstance(shallow, bool):
-            shallow = 3
+        threshold = ctx.number_option("max-lr", above=0)
+        shallow = ctx.int_option("max-shallow-depth")
         optimizers = ctx.facts.optimizers
         for site in optimizers.sites:
             if site.family != "adam":

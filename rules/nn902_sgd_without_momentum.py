@@ -72,9 +72,7 @@ class SgdWithoutMomentum(Rule):
     options = {"min-depth": 3}
 
     def check(self, ctx: Context) -> None:
-        min_depth = ctx.option.get("min-depth", 3)
-        if not isinstance(min_depth, int) or isinstance(min_depth, bool) or min_depth < 1:
-            min_depth = 3
+        min_depth = ctx.int_option("min-depth", minimum=1)
         optimizers = ctx.facts.optimizers
         for site in optimizers.sites:
             if site.family != "sgd" or optimizers.momentum(site) != 0:

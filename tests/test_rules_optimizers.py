@@ -172,6 +172,19 @@ def test_nn311_min_depth_option() -> None:
     source = MLP + "opt = optim.Adagrad(model.parameters())\n"
     assert lint(source, "NN311", {"min-depth": 4}) == []
     assert len(lint(source, "NN311", {"min-depth": 2})) == 1
+    # options set in code bypass the configuration's checks: an unusable value is the default (3)
+    for unusable in (True, 0, "4", None):
+        assert len(lint(source, "NN311", {"min-depth": unusable})) == 1
+    assert lint(source.replace("nn.Linear(256, 128), nn.ReLU(),", ""), "NN311", {"min-depth": True}) == []
+
+
+def test_nn312_unusable_max_lr_is_the_default() -> None:
+    deeper = MLP.replace("nn.Linear(128, 10),", "nn.Linear(128, 64), nn.ReLU(),\n    nn.Linear(64, 10),")
+    source = deeper + "opt = optim.Adam(model.parameters(), lr=0.02)\n"
+    assert len(lint(source, "NN312", {"max-lr": 0.01})) == 1
+    assert lint(source, "NN312", {"max-lr": 0.05}) == []
+    for unusable in (-1.0, 0, False, "high"):
+        assert len(lint(source, "NN312", {"max-lr": unusable})) == 1
 
 
 def test_nn311_model_from_another_file_and_torchvision() -> None:
