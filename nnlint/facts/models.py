@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional, TypeVar
 
 import libcst as cst
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts.dataflow import Definition
 
 _MAX_DEPTH = 12
+_T = TypeVar("_T")
 _UNSET = object()
 #: bindings of one name traced separately at most (each is followed to its own depth limit)
 _MAX_BRANCHES = 4
@@ -145,8 +146,8 @@ class ModelFacts:
     def __init__(self, facts: "FileFacts") -> None:
         self._facts = facts
         self._class_cache: dict[str, Optional[Model]] = {}
-        #: id(parameter) -> what the calls in this file pass for it (see _call_site_arguments)
-        self._arguments_cache: dict[int, Optional[list[cst.BaseExpression]]] = {}
+        #: id(module-level function) -> its calls in this file, None if it may be called unseen
+        self._calls_cache: dict[int, Optional[list[cst.Call]]] = {}
         #: id(parameter) -> the model every call passes for it (None also while being resolved)
         self._parameter_models: dict[int, Optional[ModelSummary]] = {}
         #: sub-traces of the query being answered (see _trace)
@@ -479,14 +480,11 @@ class ModelFacts:
             summary = _with_output(summary, None, None)
             return Model(name, node, framework, layers, summary)
         flow = self._forward_flow(method, attributes)
-        returns = [r.value for r in self._facts.walk(method.body) if isinstance(r, cst.Return)
-                   and self._facts.dataflow.scope_of(r) is method]
+        returns = self._returns(method)
         traces = [self._trace(value, attributes, 0) for value in returns]
-        activations = {_output_activation(t) for t in traces}
-        units = {_output_units(t) for t in traces}
         summary = self._summarise(name, framework, traces[0] if traces else [], layers, flow=flow)
-        summary = _with_output(summary, activations.pop() if len(activations) == 1 else None,
-                               units.pop() if len(units) == 1 else None)
+        summary = _with_output(summary, _agreed([_output_activation(t) for t in traces]),
+                               _agreed([_output_units(t) for t in traces]))
         elements = self._tuple_elements(returns, attributes)
         if elements:
             summary = dataclasses.replace(summary, output_elements=elements)
@@ -501,11 +499,10 @@ class ModelFacts:
         if len({len(elements) for elements in tuples}) != 1 or any(
                 isinstance(e, cst.StarredElement) for elements in tuples for e in elements):
             return ()
-        found: list[Optional[str]] = []
-        for position in range(len(tuples[0])):
-            kinds = {_output_activation(self._trace(elements[position].value, attributes, 0)) for elements in tuples}
-            found.append(kinds.pop() if len(kinds) == 1 else None)
-        return tuple(found) if any(kind is not None for kind in found) else ()
+        found = tuple(
+            _agreed([_output_activation(self._trace(elements[position].value, attributes, 0)) for elements in tuples])
+            for position in range(len(tuples[0])))
+        return found if any(kind is not None for kind in found) else ()
 
     def _init_layers(self, node: cst.ClassDef) -> dict[str, Layer]:
         found: dict[str, Layer] = {}
@@ -620,9 +617,8 @@ class ModelFacts:
                 definitions = self._facts.dataflow.definitions(expr)
                 if 1 < len(definitions) <= _MAX_BRANCHES and all(d.value is not None for d in definitions):
                     # ``if ...: out = a(x) else: out = b(x)``: known only if every branch agrees
-                    branches = [self._trace(d.value, attributes, depth + 1, bound) for d in definitions]
-                    if all(branch == branches[0] for branch in branches[1:]):
-                        ops.extend(branches[0])
+                    ops.extend(_agreed([self._trace(d.value, attributes, depth + 1, bound) for d in definitions])
+                               or [])
                     break
                 if len(definitions) != 1:
                     break
@@ -636,11 +632,8 @@ class ModelFacts:
                     break
                 if value is None:
                     # a parameter: what every call of the function in this file passes for it
-                    arguments = self._call_site_arguments(definitions[0].statement)
-                    if arguments:
-                        branches = [self._trace(a, None, depth + 1) for a in arguments]
-                        if all(branch == branches[0] for branch in branches[1:]):
-                            ops.extend(branches[0])
+                    arguments = self._call_site_arguments(definitions[0].statement) or []
+                    ops.extend(_agreed([self._trace(a, None, depth + 1) for a in arguments]) or [])
                     break
                 expr = value
                 continue
@@ -700,14 +693,15 @@ class ModelFacts:
                 value = positional(call, index)
             if value is not None:
                 binding[id(parameter)] = value
-        returns = [r.value for r in self._facts.nodes_of(cst.Return, within=method.body)
-                   if self._facts.dataflow.scope_of(r) is method]
+        returns = self._returns(method)
         if not returns or any(value is None for value in returns) or len(returns) > _MAX_BRANCHES:
             return None
-        traces = [self._trace(value, attributes, depth + 1, binding) for value in returns]
-        if all(trace == traces[0] for trace in traces[1:]):
-            return traces[0]
-        return None
+        return _agreed([self._trace(value, attributes, depth + 1, binding) for value in returns])
+
+    def _returns(self, method: cst.FunctionDef) -> list[Optional[cst.BaseExpression]]:
+        """What each ``return`` of ``method`` itself (not of a nested function) returns."""
+        return [r.value for r in self._facts.nodes_of(cst.Return, within=method.body)  # type: ignore[attr-defined]
+                if self._facts.dataflow.scope_of(r) is method]
 
     def _parameter_model(self, binding: cst.CSTNode, depth: int) -> Optional[ModelSummary]:
         """The model every call in this file passes for a parameter (see :meth:`_call_site_arguments`)."""
@@ -719,7 +713,7 @@ class ModelFacts:
             return self._parameter_models[key]  # None while it is being resolved: a recursive call
         self._parameter_models[key] = None
         found = [self._model_of(value, depth + 1) for value in arguments]
-        model = found[0] if found[0] is not None and all(f == found[0] for f in found[1:]) else None
+        model = _agreed(found)
         if self._partial_models is None:
             self._parameter_models[key] = model
         else:  # while `models` is computed a later model may not be known yet: do not remember
@@ -734,49 +728,61 @@ class ModelFacts:
         """
         if not isinstance(binding, cst.Param):
             return None
-        cached = self._arguments_cache.get(id(binding), _UNSET)
-        if cached is not _UNSET:
-            return cached  # type: ignore[return-value]
-        found = self._find_call_site_arguments(binding)
-        self._arguments_cache[id(binding)] = found
-        return found
-
-    def _find_call_site_arguments(self, param: cst.Param) -> Optional[list[cst.BaseExpression]]:
         facts = self._facts
-        function = facts.parent(facts.parent(param))  # Param -> Parameters -> FunctionDef
-        if not isinstance(function, cst.FunctionDef) or facts.names.functions.get(function.name.value) is not function:
+        function = facts.parent(facts.parent(binding))  # Param -> Parameters -> FunctionDef
+        if not isinstance(function, cst.FunctionDef):
+            return None
+        calls = self._calls_of(function)
+        if not calls:
             return None
         positional_params = [*function.params.posonly_params, *function.params.params]
-        index = next((i for i, p in enumerate(positional_params) if p is param), None)
-        if index is None and param not in function.params.kwonly_params:
+        index = next((i for i, p in enumerate(positional_params) if p is binding), None)
+        if index is None and binding not in function.params.kwonly_params:
             return None  # *args / **kwargs
-        name = param.name.value
         found: list[cst.BaseExpression] = []
-        callers: set[int] = set()
-        for call in facts.calls():
-            func = call.func
-            if not (isinstance(func, cst.Name) and func.value == function.name.value):
-                continue
-            if [d.statement for d in facts.dataflow.definitions(func)] != [function]:
-                return None  # another binding of the name (``run = torch.compile(run)``) may be called
-            callers.add(id(func))
-            if any(arg.star for arg in call.args):
-                return None
-            by_keyword = keyword(call, name)
-            value = by_keyword if by_keyword is not None else (
-                positional(call, index) if index is not None else None)
+        for call in calls:
+            value = keyword(call, binding.name.value)
+            if value is None and index is not None:
+                value = positional(call, index)
             if value is None:
                 return None
             found.append(value)
+        return found
+
+    def _calls_of(self, function: cst.FunctionDef) -> Optional[list[cst.Call]]:
+        """Every call of a module-level function in this file, if those are all its uses (memoised)."""
+        cached = self._calls_cache.get(id(function), _UNSET)
+        if cached is _UNSET:
+            cached = self._find_calls_of(function)
+            self._calls_cache[id(function)] = cached
+        return cached  # type: ignore[return-value]
+
+    def _find_calls_of(self, function: cst.FunctionDef) -> Optional[list[cst.Call]]:
+        facts = self._facts
+        name = function.name.value
+        if facts.names.functions.get(name) is not function:
+            return None
+        calls: list[cst.Call] = []
+        callers: set[int] = set()
+        for call in facts.calls():
+            func = call.func
+            if not (isinstance(func, cst.Name) and func.value == name):
+                continue
+            if [d.statement for d in facts.dataflow.definitions(func)] != [function]:
+                return None  # another binding of the name (``run = torch.compile(run)``) may be called
+            if any(arg.star for arg in call.args):
+                return None
+            callers.add(id(func))
+            calls.append(call)
         for use in facts.nodes_of(cst.Name):
-            if use.value != function.name.value or id(use) in callers or use is function.name:
+            if use.value != name or id(use) in callers or use is function.name:
                 continue
             parent = facts.parent(use)
             if (isinstance(parent, cst.Attribute) and parent.attr is use) or (
                     isinstance(parent, cst.Arg) and parent.keyword is use):
                 continue  # ``obj.run`` / ``f(run=...)``: another name
             return None  # passed on as a value (``map(run, xs)``, ``Thread(target=run)``): unseen calls
-        return found or None
+        return calls
 
     # -- model_of --------------------------------------------------------------
     def _model_of(self, expr: Optional[cst.BaseExpression], depth: int) -> Optional[ModelSummary]:
@@ -1027,6 +1033,13 @@ def _output_units(ops_out_first: list[_Op]) -> Optional[int]:
         if op.category in (L.SHAPE, L.DROPOUT, L.ACTIVATION):
             continue
         return op.units
+    return None
+
+
+def _agreed(results: list[_T]) -> Optional[_T]:
+    """The result every branch, return or call site gave; ``None`` when they differ or there are none."""
+    if results and all(result == results[0] for result in results[1:]):
+        return results[0]
     return None
 
 
