@@ -69,13 +69,6 @@ from nnlint.facts import layers as L
 from nnlint.facts.models import Layer, Model
 from nnlint.rule import Context, Rule
 
-#: layer/op kind -> category, for kinds as they appear in ``ModelSummary.layers``
-_CATEGORY: dict[str, str] = {}
-for _table in (L.TORCH_LAYERS, L.KERAS_LAYERS, L.TORCH_FUNCTIONS, L.TENSOR_METHODS):
-    for _kind in _table.values():
-        _CATEGORY.setdefault(_kind.kind, _kind.category)
-for _activation in L.ACTIVATION_FUNCTIONS:
-    _CATEGORY[_activation] = L.ACTIVATION
 _TRANSPARENT = frozenset({L.SHAPE, L.DROPOUT})
 _MAX_STEPS = 64
 
@@ -160,13 +153,13 @@ def _chain(ctx: Context, expr: Optional[cst.BaseExpression], by_attribute: dict[
 def _longest_run(kinds: list[str]) -> int:
     """Saturating hidden activations in a row with no normalisation between them."""
     hidden = list(kinds)
-    while hidden and _CATEGORY.get(hidden[-1]) in _TRANSPARENT:
+    while hidden and L.KIND_CATEGORIES.get(hidden[-1]) in _TRANSPARENT:
         hidden.pop()
-    if hidden and _CATEGORY.get(hidden[-1]) == L.ACTIVATION:
+    if hidden and L.KIND_CATEGORIES.get(hidden[-1]) == L.ACTIVATION:
         hidden.pop()  # the output activation
     longest = current = 0
     for kind in hidden:
-        if _CATEGORY.get(kind) == L.NORM or "Norm" in kind:
+        if L.KIND_CATEGORIES.get(kind) == L.NORM or "Norm" in kind:
             current = 0
         elif kind in L.SATURATING_ACTIVATIONS:
             current += 1

@@ -135,14 +135,6 @@ _ADVICE = {XAVIER: "use Kaiming/He initialisation for ReLU layers",
 _PASS_THROUGH = frozenset({L.SHAPE, L.DROPOUT, L.POOL})
 NORM_SEEN = "norm"
 
-#: layer/op kind -> category, for kinds as they appear in ``ModelSummary.layers``
-_CATEGORY: dict[str, str] = {}
-for _table in (L.TORCH_LAYERS, L.KERAS_LAYERS, L.TORCH_FUNCTIONS, L.TENSOR_METHODS):
-    for _kind in _table.values():
-        _CATEGORY.setdefault(_kind.kind, _kind.category)
-for _activation in L.ACTIVATION_FUNCTIONS:
-    _CATEGORY[_activation] = L.ACTIVATION
-
 
 class InitActivationMismatch(Rule):
     code = "NN104"
@@ -277,7 +269,7 @@ def _next_activations(layer: Layer, followers: dict[int, list[Follower]]) -> Opt
         between, nxt = pending.pop()
         ops = [kind for kind, category in between if category not in _PASS_THROUGH]
         if ops:
-            if _CATEGORY.get(ops[0]) != L.ACTIVATION:
+            if L.KIND_CATEGORIES.get(ops[0]) != L.ACTIVATION:
                 return None
             found.append(ops[0])
             continue
@@ -358,8 +350,8 @@ def _hidden_activations(layers: tuple[str, ...], kinds: frozenset[str]) -> Optio
     found: list[str] = []
     positions = [i for i, kind in enumerate(layers) if kind in kinds]
     for position in positions[:-1]:  # the last one is usually the output layer
-        following = [k for k in layers[position + 1:] if _CATEGORY.get(k) not in _PASS_THROUGH]
-        if not following or _CATEGORY.get(following[0]) != L.ACTIVATION:
+        following = [k for k in layers[position + 1:] if L.KIND_CATEGORIES.get(k) not in _PASS_THROUGH]
+        if not following or L.KIND_CATEGORIES.get(following[0]) != L.ACTIVATION:
             return None
         found.append(following[0])
     return found

@@ -258,6 +258,14 @@ for _qual, _k in TORCH_FUNCTIONS.items():
     if _k.category == ACTIVATION:
         ACTIVATION_CALLABLES[_qual] = _k.kind
 
+#: layer/op kind as it appears in ``ModelSummary.layers`` -> its category
+KIND_CATEGORIES: dict[str, str] = {}
+for _kinds in (TORCH_LAYERS, KERAS_LAYERS, TORCH_FUNCTIONS, TENSOR_METHODS):
+    for _k in _kinds.values():
+        KIND_CATEGORIES.setdefault(_k.kind, _k.category)
+for _activation in ACTIVATION_FUNCTIONS:
+    KIND_CATEGORIES.setdefault(_activation, ACTIVATION)
+
 KERAS_MODEL_CLASSES = frozenset({"keras.Model", "keras.models.Model", "keras.Sequential", "keras.models.Sequential"})
 KERAS_SEQUENTIAL = frozenset({"keras.Sequential", "keras.models.Sequential"})
 KERAS_FUNCTIONAL = frozenset({"keras.Model", "keras.models.Model"})

@@ -112,13 +112,6 @@ DECAY_ONLY_SCHEDULERS = frozenset({
 })
 #: gradient-carrying layer categories that make a network deep
 WEIGHT_CATEGORIES = frozenset({L.DENSE, L.CONV, L.RECURRENT, L.ATTENTION})
-#: kind as it appears in ``ModelSummary.layers`` -> category
-_CATEGORY: dict[str, str] = {}
-for _table in (L.TORCH_LAYERS, L.KERAS_LAYERS, L.TORCH_FUNCTIONS, L.TENSOR_METHODS):
-    for _kind in _table.values():
-        _CATEGORY.setdefault(_kind.kind, _kind.category)
-for _activation in L.ACTIVATION_FUNCTIONS:
-    _CATEGORY.setdefault(_activation, L.ACTIVATION)
 #: torchvision architectures are deep; the number in the name is their depth (resnet50)
 _TORCHVISION_DEPTH = re.compile(r"[a-z_]*?(\d+)")
 _TORCHVISION_MIN_DEPTH = 8
@@ -188,11 +181,11 @@ def weight_layers(summary: "ModelSummary") -> int:
     if not summary.layers and summary.qualname.startswith("torchvision.models."):
         match = _TORCHVISION_DEPTH.match(summary.name)
         return max(int(match.group(1)), _TORCHVISION_MIN_DEPTH) if match else _TORCHVISION_MIN_DEPTH
-    return sum(1 for kind in summary.layers if _CATEGORY.get(kind) in WEIGHT_CATEGORIES)
+    return sum(1 for kind in summary.layers if L.KIND_CATEGORIES.get(kind) in WEIGHT_CATEGORIES)
 
 
 def has_embedding(summary: "ModelSummary") -> bool:
-    return any(_CATEGORY.get(kind) == L.EMBEDDING for kind in summary.layers)
+    return any(L.KIND_CATEGORIES.get(kind) == L.EMBEDDING for kind in summary.layers)
 
 
 class OptimizerFacts:
