@@ -5,6 +5,8 @@ focused module and is computed lazily, once, the first time a rule asks:
 
 * :mod:`nnlint.facts.names` - import resolution (which torch/keras/tf object a name is)
 * :mod:`nnlint.facts.dataflow` - which expression a local variable holds at a use
+* :mod:`nnlint.facts.values` - what an expression may hold (through parameters, ``self``
+  attributes, wrappers, factories, containers) and the file's call graph
 * :mod:`nnlint.facts.constants` - literal values of module constants and argparse defaults
 * :mod:`nnlint.facts.models` - models as layer sequences (``nn.Sequential``, ``nn.Module``
   subclasses, Keras ``Sequential``/functional), and what reaches each loss
@@ -33,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts.loops import LoopFacts
     from nnlint.facts.models import ModelFacts
     from nnlint.facts.optimizers import OptimizerFacts
+    from nnlint.facts.values import Values
 
 
 #: cached facts that are a function of the module alone (not of the project index)
@@ -98,6 +101,12 @@ class FileFacts:
         from nnlint.facts.dataflow import Dataflow
 
         return Dataflow(self)
+
+    @cached_property
+    def values(self) -> "Values":
+        from nnlint.facts.values import Values
+
+        return Values(self)
 
     @cached_property
     def loops(self) -> "LoopFacts":

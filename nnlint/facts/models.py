@@ -118,10 +118,6 @@ _TORCHVISION: tuple[tuple[str, bool, bool], ...] = (
     ("inception", True, True),
 )
 
-_PASS_THROUGH_METHODS = frozenset({"to", "cuda", "cpu", "train", "eval", "double", "float", "half", "bfloat16",
-                                   "requires_grad_", "share_memory"})
-_WRAPPERS = frozenset({"torch.nn.DataParallel", "torch.nn.parallel.DistributedDataParallel",
-                       "torch.nn.parallel.DataParallel", "torch.compile", "torch.jit.script"})
 #: functions that call their first argument on the rest: ``data_parallel(self.main, x, ids)`` is ``self.main(x)``
 _APPLY_FUNCTIONS = frozenset({"torch.nn.parallel.data_parallel", "torch.utils.checkpoint.checkpoint"})
 
@@ -146,10 +142,6 @@ class ModelFacts:
     def __init__(self, facts: "FileFacts") -> None:
         self._facts = facts
         self._class_cache: dict[str, Optional[Model]] = {}
-        #: id(module-level function) -> its calls in this file, None if it may be called unseen
-        self._calls_cache: dict[int, Optional[list[cst.Call]]] = {}
-        #: id(parameter) -> the model every call passes for it (None also while being resolved)
-        self._parameter_models: dict[int, Optional[ModelSummary]] = {}
         #: sub-traces of the query being answered (see _trace)
         self._trace_memo: Optional[dict[tuple[Any, ...], tuple[Any, ...]]] = None
         self._building: set[str] = set()
@@ -307,7 +299,15 @@ class ModelFacts:
         if depth > _MAX_DEPTH:
             return
         for arg in call.args:
-            if arg.keyword is not None or arg.star:
+            if arg.keyword is not None:
+                continue
+            if arg.star:  # ``nn.Sequential(*layers)``: the list's layers, in order
+                items = self._facts.values.list_items(arg.value) if arg.star == "*" else None
+                if items is None:
+                    yield Layer("Unknown", L.OTHER, None, call)
+                    continue
+                for item in items:
+                    yield self._layer(item, None, depth) or Layer("Unknown", L.OTHER, None, call)
                 continue
             value = arg.value
             if isinstance(value, cst.Call) and self._facts.names.qualname(value.func) in (
@@ -331,9 +331,8 @@ class ModelFacts:
                         if layer is not None:
                             yield layer
                 continue
-            layer = self._layer(value, None, depth)
-            if layer is not None:
-                yield layer
+            # an element nnlint does not know (``conv_bn(...)``, ``MyHead()``) still occupies its place
+            yield self._layer(value, None, depth) or Layer("Unknown", L.OTHER, None, call)
 
     def _keras_list_layers(self, call: cst.Call) -> Iterator[Layer]:
         items = argument(call, 0, "layers")
@@ -433,6 +432,10 @@ class ModelFacts:
         if name in self._class_cache:
             return self._class_cache[name]
         if name in self._building:  # recursive definitions
+            return None
+        if len(self._building) > _MAX_DEPTH:
+            # a class whose layer is a class whose layer is ... (1000 deep): unknown, not a RecursionError;
+            # not cached, so that asked at a shallower depth it is still known
             return None
         self._building.add(name)
         try:
@@ -573,6 +576,8 @@ class ModelFacts:
                 return []
             kind = L.TENSOR_METHODS[func.attr.value]
             return [_Op(kind.kind, kind.category)]
+        if isinstance(func, cst.Attribute) and func.attr.value in ("forward", "__call__"):
+            func = func.value  # ``model.forward(x)`` / ``self.forward(x)``: the model applied
         if isinstance(func, (cst.Name, cst.Attribute)) and depth < _MAX_DEPTH:
             summary = self._model_of(func, depth + 1)
             if summary is not None:
@@ -703,119 +708,55 @@ class ModelFacts:
         return [r.value for r in self._facts.nodes_of(cst.Return, within=method.body)  # type: ignore[attr-defined]
                 if self._facts.dataflow.scope_of(r) is method]
 
-    def _parameter_model(self, binding: cst.CSTNode, depth: int) -> Optional[ModelSummary]:
-        """The model every call in this file passes for a parameter (see :meth:`_call_site_arguments`)."""
-        arguments = self._call_site_arguments(binding)
-        if not arguments:
-            return None
-        key = id(binding)
-        if key in self._parameter_models:
-            return self._parameter_models[key]  # None while it is being resolved: a recursive call
-        self._parameter_models[key] = None
-        found = [self._model_of(value, depth + 1) for value in arguments]
-        model = _agreed(found)
-        if self._partial_models is None:
-            self._parameter_models[key] = model
-        else:  # while `models` is computed a later model may not be known yet: do not remember
-            del self._parameter_models[key]
-        return model
-
     def _call_site_arguments(self, binding: cst.CSTNode) -> Optional[list[cst.BaseExpression]]:
-        """What each call in this file passes for a parameter of a module-level function.
-
-        ``None`` when the binding is not such a parameter, the function is never called here,
-        or a call leaves the argument to its default or to ``*args``/``**kwargs``.
-        """
+        """What each call in this file passes for a parameter (its default where a call leaves it
+        out); ``None`` when the binding is not a parameter or its callers are not all known."""
+        facts = self._facts
         if not isinstance(binding, cst.Param):
             return None
-        facts = self._facts
         function = facts.parent(facts.parent(binding))  # Param -> Parameters -> FunctionDef
         if not isinstance(function, cst.FunctionDef):
             return None
-        calls = self._calls_of(function)
-        if not calls:
+        arguments = facts.values.arguments_for(function, binding)
+        if not arguments:
             return None
-        positional_params = [*function.params.posonly_params, *function.params.params]
-        index = next((i for i, p in enumerate(positional_params) if p is binding), None)
-        if index is None and binding not in function.params.kwonly_params:
-            return None  # *args / **kwargs
-        found: list[cst.BaseExpression] = []
-        for call in calls:
-            value = keyword(call, binding.name.value)
-            if value is None and index is not None:
-                value = positional(call, index)
-            if value is None:
+        if any(value is None for value in arguments):
+            if binding.default is None:
                 return None
-            found.append(value)
-        return found
-
-    def _calls_of(self, function: cst.FunctionDef) -> Optional[list[cst.Call]]:
-        """Every call of a module-level function in this file, if those are all its uses (memoised)."""
-        cached = self._calls_cache.get(id(function), _UNSET)
-        if cached is _UNSET:
-            cached = self._find_calls_of(function)
-            self._calls_cache[id(function)] = cached
-        return cached  # type: ignore[return-value]
-
-    def _find_calls_of(self, function: cst.FunctionDef) -> Optional[list[cst.Call]]:
-        facts = self._facts
-        name = function.name.value
-        if facts.names.functions.get(name) is not function:
-            return None
-        calls: list[cst.Call] = []
-        callers: set[int] = set()
-        for call in facts.calls():
-            func = call.func
-            if not (isinstance(func, cst.Name) and func.value == name):
-                continue
-            if [d.statement for d in facts.dataflow.definitions(func)] != [function]:
-                return None  # another binding of the name (``run = torch.compile(run)``) may be called
-            if any(arg.star for arg in call.args):
-                return None
-            callers.add(id(func))
-            calls.append(call)
-        for use in facts.nodes_of(cst.Name):
-            if use.value != name or id(use) in callers or use is function.name:
-                continue
-            parent = facts.parent(use)
-            if (isinstance(parent, cst.Attribute) and parent.attr is use) or (
-                    isinstance(parent, cst.Arg) and parent.keyword is use):
-                continue  # ``obj.run`` / ``f(run=...)``: another name
-            return None  # passed on as a value (``map(run, xs)``, ``Thread(target=run)``): unseen calls
-        return calls
+            return [binding.default if value is None else value for value in arguments]
+        return [value for value in arguments if value is not None]
 
     # -- model_of --------------------------------------------------------------
     def _model_of(self, expr: Optional[cst.BaseExpression], depth: int) -> Optional[ModelSummary]:
         if expr is None or depth > _MAX_DEPTH:
             return None
         facts = self._facts
-        if isinstance(expr, cst.Name):
-            definitions = facts.dataflow.definitions(expr)
-            if len(definitions) != 1:
-                return None
-            if definitions[0].value is not None:
-                return self._model_of(definitions[0].value, depth + 1)
-            return self._parameter_model(definitions[0].statement, depth)
-        if isinstance(expr, cst.Attribute):
-            if isinstance(expr.value, cst.Name) and expr.value.value == "self":
-                return self._self_attribute(expr, depth)
+        if isinstance(expr, cst.Call):
+            known = self._partial_models if self._partial_models is not None else self.models
+            for model in known:
+                if model.node is expr:
+                    return model.summary
+        origins = facts.values.origins(expr)
+        if not origins:
             return None
-        if not isinstance(expr, cst.Call):
+        return _agreed([self._origin_model(origin, depth) for origin in origins])
+
+    def _origin_model(self, origin: cst.CSTNode, depth: int) -> Optional[ModelSummary]:
+        """The model an origin of :meth:`Values.origins` creates (``Net()``, ``self`` in ``Net``)."""
+        if isinstance(origin, cst.ClassDef):
+            model = self._class_model(origin.name.value) if self._facts.names.classes.get(
+                origin.name.value) is origin else None
+            return model.summary if model is not None else None
+        if not isinstance(origin, cst.Call):
             return None
-        func = expr.func
-        if isinstance(func, cst.Attribute) and func.attr.value in _PASS_THROUGH_METHODS \
-                and facts.names.qualname(func) is None:
-            return self._model_of(func.value, depth + 1)
-        qualname = facts.names.qualname(func)
-        if qualname in _WRAPPERS:
-            return self._model_of(argument(expr, 0, "module" if "Parallel" in qualname else "model"), depth + 1)
         known = self._partial_models if self._partial_models is not None else self.models
         for model in known:
-            if model.node is expr:
+            if model.node is origin:
                 return model.summary
+        qualname = self._facts.names.qualname(origin.func)
         if qualname is None:
             return None
-        return self._model_for_class(qualname, depth) or _torchvision(qualname)
+        return self._model_for_class(qualname, depth + 1) or _torchvision(qualname)
 
     def _model_for_class(self, qualname: str, depth: int) -> Optional[ModelSummary]:
         module = self._facts.module_name
@@ -857,28 +798,6 @@ class ModelFacts:
                 return ancestor if isinstance(ancestor, cst.FunctionDef) else None
         return None
 
-    def _self_attribute(self, expr: cst.Attribute, depth: int) -> Optional[ModelSummary]:
-        for ancestor in self._facts.ancestors(expr):
-            if isinstance(ancestor, cst.ClassDef):
-                value = self._first_self_assignments(ancestor).get(expr.attr.value)
-                return self._model_of(value, depth + 1) if value is not None else None
-        return None
-
-    def _first_self_assignments(self, owner: cst.ClassDef) -> dict[str, cst.BaseExpression]:
-        """The first plain ``self.<attr> = value`` of each attribute in a class body; once per class."""
-        memo = self.__dict__.setdefault("_first_self_assignment_memo", {})
-        table = memo.get(owner)
-        if table is None:
-            table = {}
-            for statement in self._facts.nodes_of(cst.Assign, within=owner.body):
-                if len(statement.targets) == 1:  # type: ignore[attr-defined]
-                    target = statement.targets[0].target  # type: ignore[attr-defined]
-                    if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) \
-                            and target.value.value == "self":
-                        table.setdefault(target.attr.value, statement.value)  # type: ignore[attr-defined]
-            memo[owner] = table
-        return table
-
     # -- losses ------------------------------------------------------------------
     def _loss_site(self, call: cst.Call) -> Optional[LossSite]:
         names = self._facts.names
@@ -897,10 +816,15 @@ class ModelFacts:
                 from_logits = literal(keyword(call, "from_logits"), False) is True
                 return LossSite(call, keras_kind, "logits" if from_logits else _keras_expects(keras_kind),
                                 "keras", argument(call, 1, "y_pred"))
-        constructor = self._loss_constructor(call.func)
-        if constructor is None:
+        found = self._loss_constructor(call.func)
+        if found is None:
             return None
-        ctor_name = names.qualname(constructor.func)
+        constructor, ctor_name = found
+        if constructor is None:  # ``loss_fn(out, y)`` with ``loss_fn=F.cross_entropy`` passed in
+            if ctor_name in L.TORCH_LOSS_FUNCTIONS:
+                kind = L.TORCH_LOSS_FUNCTIONS[ctor_name]
+                return LossSite(call, kind.kind, kind.expects, "torch", argument(call, 0, "input"))
+            return None
         if ctor_name in L.TORCH_LOSS_CLASSES:
             kind = L.TORCH_LOSS_CLASSES[ctor_name]
             return LossSite(call, kind.kind, kind.expects, "torch", argument(call, 0, "input"), constructor)
@@ -911,41 +835,40 @@ class ModelFacts:
                             argument(call, 1, "y_pred"), constructor)
         return None
 
-    def _loss_constructor(self, func: cst.BaseExpression) -> Optional[cst.Call]:
-        """The constructor behind ``criterion`` / ``self.criterion`` / ``nn.CrossEntropyLoss()``."""
-        value: Optional[cst.BaseExpression] = func
-        for _ in range(4):
-            if isinstance(value, cst.Call):
-                return value
-            if isinstance(value, cst.Name):
-                value = self._facts.dataflow.value_of(value)
-            elif isinstance(value, cst.Attribute) and isinstance(value.value, cst.Name) and value.value.value == "self":
-                value = self._self_assignment(value)
+    def _loss_constructor(self, func: cst.BaseExpression) -> Optional[tuple[Optional[cst.Call], Optional[str]]]:
+        """What a called loss object is: ``(constructor call, class qualname)`` for ``criterion`` /
+        ``self.criterion`` / ``nn.CrossEntropyLoss()`` (also through parameters, attributes and
+        ``loss_fn.forward``), or ``(None, function qualname)`` for a loss function passed as a value.
+        ``None`` when unknown, or when the possible values are not all the same loss."""
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            func = func.value
+        if not isinstance(func, (cst.Name, cst.Attribute, cst.Subscript, cst.Call)):
+            return None
+        names = self._facts.names
+        if isinstance(func, cst.Call):
+            origins: Optional[tuple[cst.CSTNode, ...]] = (func,)
+        else:
+            origins = self._facts.values.origins(func)
+        if not origins:
+            return None
+        found: list[tuple[Optional[cst.Call], Optional[str], Any]] = []
+        for origin in origins:
+            if isinstance(origin, cst.Call):
+                qualname = names.qualname(origin.func)
+                if qualname is None and isinstance(origin.func, (cst.Name, cst.Attribute)):
+                    # ``loss_cls = nn.BCEWithLogitsLoss; criterion = loss_cls()``
+                    classes = self._facts.values.origins(origin.func)
+                    qualnames = {names.qualname(c) for c in classes or () if isinstance(c, (cst.Name, cst.Attribute))}
+                    qualname = qualnames.pop() if len(qualnames) == 1 and len(classes or ()) >= 1 else None
+                found.append((origin, qualname, literal(keyword(origin, "from_logits"), False)))
+            elif isinstance(origin, (cst.Name, cst.Attribute)):
+                found.append((None, names.qualname(origin), None))
             else:
                 return None
-        return None
-
-    def _self_assignment(self, expr: cst.Attribute) -> Optional[cst.BaseExpression]:
-        for ancestor in self._facts.ancestors(expr):
-            if isinstance(ancestor, cst.ClassDef):
-                found = self._self_assignments(ancestor).get(expr.attr.value, ())
-                return found[0] if len(found) == 1 else None
-        return None
-
-    def _self_assignments(self, owner: cst.ClassDef) -> dict[str, list[cst.BaseExpression]]:
-        """``self.<attr> = value`` in a class body, attr -> values; once per class (it is asked per call)."""
-        memo = self.__dict__.setdefault("_self_assignment_memo", {})
-        table = memo.get(owner)
-        if table is None:
-            table = {}
-            for statement in self._facts.nodes_of(cst.Assign, within=owner.body):
-                if isinstance(statement, cst.Assign):
-                    for target in statement.targets:
-                        t = target.target
-                        if isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == "self":
-                            table.setdefault(t.attr.value, []).append(statement.value)
-            memo[owner] = table
-        return table
+        first = found[0]
+        if first[1] is None or any((f[1], f[2]) != (first[1], first[2]) for f in found[1:]):
+            return None
+        return first[0], first[1]
 
     def _compile_site(self, call: cst.Call) -> Optional[LossSite]:
         loss = keyword(call, "loss")
