@@ -10,7 +10,8 @@ Recognised outputs: an `nn.Sequential` ending in `nn.ReLU()`, an `nn.Module` who
 returns `F.relu(self.fc(x))` / `self.act(self.fc(x))` / `x.relu()`, a Keras model whose
 last layer has `activation="relu"` (or is a `ReLU()`/`Activation("relu")` layer), also in
 the functional API and in `model.add(...)` style, and the activation applied right before
-the loss (`criterion(F.relu(out), y)`). The model may be defined in another file than the
+the loss (`criterion(F.relu(out), y)`), also below the loss's own normaliser
+(`F.nll_loss(F.log_softmax(F.relu(logits)), y)`). The model may be defined in another file than the
 loss. Recognised losses: `CrossEntropyLoss`, `NLLLoss`, `BCELoss`, `BCEWithLogitsLoss`,
 `MultiLabelSoftMarginLoss`, `KLDivLoss`, `MSELoss`, `L1Loss`, `SmoothL1Loss`, `HuberLoss`
 (classes and `F.` functions) and the Keras cross-entropy / `mse` / `mae` / `huber` losses
@@ -37,6 +38,7 @@ still trains to a worse loss without any error.
 ## Example
 ```python
 import torch.nn as nn
+import torch.nn.functional as F
 from tensorflow import keras
 
 
@@ -58,6 +60,22 @@ regressor = keras.Sequential([
     keras.layers.Dense(1, activation="relu"),
 ])
 regressor.compile(optimizer="adam", loss="mse")  # NN202
+
+
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return F.relu(self.fc(x))
+
+
+classifier = Classifier()
+
+
+def nll_step(x, y):
+    return F.nll_loss(F.log_softmax(classifier(x), dim=1), y)  # NN202
 ```
 
 ## Use instead
@@ -147,7 +165,8 @@ class HiddenActivationOnOutput(Rule):
             if described is None:
                 continue
             if site.prediction is not None:
-                activation, by_a_layer = _last_activation(models.steps(site.prediction))
+                steps = models.steps(site.prediction)
+                activation, by_a_layer = _last_activation(_below_normaliser(steps, described))
                 if described == "regression output" and not by_a_layer:
                     continue  # ``mse(F.relu(margin - d), zeros)``: a penalty, not a model's output layer
             elif site.model is not None:
@@ -160,6 +179,17 @@ class HiddenActivationOnOutput(Rule):
                 continue  # feature matching / distillation: both sides are activations
             ctx.report(site.node, f"the output fed to this loss ends in {activation}, a hidden-layer activation: "
                                   f"its {described} are clamped; remove the activation from the output layer")
+
+
+def _below_normaliser(steps: tuple[Step, ...], described: str) -> tuple[Step, ...]:
+    """``nll_loss(log_softmax(relu(logits)))``: the steps below the loss's own normaliser, whose
+    input are the logits (a ReLU there clamps them just the same)."""
+    meaningful = [step for step in steps if step.category not in (L.SHAPE, L.DROPOUT)]
+    if len(meaningful) > 1 and meaningful[0].category == L.ACTIVATION and (
+            (meaningful[0].kind in ("LogSoftmax", "Softmax") and described != "regression output")
+            or (meaningful[0].kind == "Sigmoid" and described == "probabilities")):
+        return tuple(meaningful[1:])
+    return steps
 
 
 def _last_activation(steps: tuple[Step, ...]) -> tuple[Optional[str], bool]:

@@ -642,6 +642,21 @@ class ModelFacts:
                     break
                 expr = value
                 continue
+            if isinstance(expr, cst.Attribute) and expr.attr.value == "data":
+                expr = expr.value  # ``out.data``: the same values
+                continue
+            if isinstance(expr, cst.Subscript):
+                element = self._subscript_element(expr, attributes, depth)
+                if element is not None:
+                    ops.extend(element)
+                    break
+                expr = expr.value  # ``out[:, :n]``, ``out[mask]``: a selection keeps what the values mean
+                continue
+            if isinstance(expr, cst.Call):
+                joined = self._joined(expr, attributes, depth, bound)
+                if joined is not None:
+                    ops.extend(joined)
+                    break
             if isinstance(expr, cst.Call) and self._facts.names.qualname(expr.func) in _APPLY_FUNCTIONS:
                 callee = positional(expr, 0)
                 if callee is None:
@@ -660,6 +675,50 @@ class ModelFacts:
                 continue
             break
         return ops
+
+    def _subscript_element(self, expr: cst.Subscript, attributes: Optional[dict[str, Layer]],
+                           depth: int) -> Optional[list[_Op]]:
+        """``model(x)[0]`` where the model returns a tuple: that element's ops (``None`` otherwise)."""
+        if len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index) \
+                or not isinstance(expr.value, cst.Call):
+            return None
+        index = literal(expr.slice[0].slice.value, None)
+        found = self._op_of_call(expr.value, attributes, depth)
+        if not isinstance(index, int) or len(found) != 1 or found[0].inner is None \
+                or not found[0].inner.output_elements:
+            return None
+        model = found[0].inner
+        if not 0 <= index < len(model.output_elements):
+            return []
+        inner = dataclasses.replace(model, output_activation=model.output_elements[index], output_units=None,
+                                    output_elements=())
+        return [_Op(model.name, L.MODEL, None, inner)]
+
+    def _joined(self, call: cst.Call, attributes: Optional[dict[str, Layer]], depth: int,
+                bound: Optional[dict[int, cst.BaseExpression]]) -> Optional[list[_Op]]:
+        """Calls that keep what their inputs' values mean: ``torch.cat([a, b])`` (when the parts
+        agree), ``Variable(out)``, and ``exp`` of a log-softmax/log-sigmoid (a softmax/sigmoid)."""
+        names = self._facts.names
+        qualname = names.qualname(call.func)
+        if qualname in ("torch.cat", "torch.stack", "torch.concat", "torch.concatenate"):
+            parts = argument(call, 0, "tensors")
+            if not isinstance(parts, (cst.List, cst.Tuple)) or not parts.elements \
+                    or any(isinstance(e, cst.StarredElement) for e in parts.elements):
+                return []
+            return _agreed([self._trace(e.value, attributes, depth + 1, bound) for e in parts.elements]) or []
+        if qualname == "torch.autograd.Variable":
+            inner = positional(call, 0)
+            return self._trace(inner, attributes, depth + 1, bound) if inner is not None else []
+        is_exp = qualname == "torch.exp" or (qualname is None and isinstance(call.func, cst.Attribute)
+                                             and call.func.attr.value == "exp" and not call.args)
+        if is_exp:
+            inner = positional(call, 0) if qualname == "torch.exp" else call.func.value  # type: ignore[union-attr]
+            below = self._trace(inner, attributes, depth + 1, bound)
+            if below and below[0].category == L.ACTIVATION and below[0].kind in ("LogSoftmax", "LogSigmoid"):
+                kind = "Softmax" if below[0].kind == "LogSoftmax" else "Sigmoid"
+                return [_Op(kind, L.ACTIVATION)] + below[1:]
+            return []
+        return None
 
     def _tuple_element(self, definition: "Definition", attributes: Optional[dict[str, Layer]],
                        depth: int) -> list[_Op]:

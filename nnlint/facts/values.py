@@ -264,6 +264,12 @@ class Values:
         """
         if isinstance(expr, (cst.List, cst.Tuple)):
             return self._literal_items(expr)
+        if isinstance(expr, cst.Call):  # ``*block(64, 128)``, ``*make_layers(cfg)``: what the helper returns
+            function = self.callee(expr)
+            returns = self.returns(function) if function is not None and not self._is_method(function) else []
+            if len(returns) == 1 and isinstance(returns[0], (cst.List, cst.Tuple, cst.Name)):
+                return self.list_items(returns[0])
+            return None
         if not isinstance(expr, cst.Name):
             return None
         facts = self._facts
@@ -292,12 +298,9 @@ class Values:
             added = self._addition(use)
             if added is None:
                 return None
-            statement = next((a for a in facts.ancestors(use) if isinstance(a, cst.BaseSmallStatement)), None)
             if any(isinstance(a, (cst.If, cst.Try, cst.IfExp)) for a in self._between(scope, use)):
-                return None
+                return None  # added only sometimes
             items.extend(added)
-            if statement is None:
-                return None
         return items
 
     def _addition(self, use: cst.Name) -> Optional[list[cst.BaseExpression]]:

@@ -1,0 +1,326 @@
+"""How real programs are put together: each case is a small project written for this suite, in
+the shape of a real bug (a model through a parameter, a trainer class, Lightning's ``self(x)``,
+tensor ops between the activation and the loss ...). A line ending in ``# NN201`` must get
+exactly that finding; no other finding of the selected codes may appear."""
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import nnlint
+
+_MARK = re.compile(r"#\s*((?:NN\d{3}[ ,]*)+)\s*$")
+
+MODEL_SOFTMAX = '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(10, 20)
+        self.fc2 = nn.Linear(20, 3)
+
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        return F.softmax(self.fc2(x), dim=1)
+'''
+
+CASES: dict[str, dict[str, str]] = {
+    # train() gets model and criterion as parameters from main() in the same file; Net from another file
+    "parameters-across-files": {
+        "model.py": MODEL_SOFTMAX,
+        "train.py": '''
+import torch
+import torch.nn as nn
+from model import Net
+
+def train(model, loader, criterion, optimizer):
+    model.train()
+    for x, y in loader:
+        optimizer.zero_grad()
+        out = model(x)
+        loss = criterion(out, y)  # NN201
+        loss.backward()
+        optimizer.step()
+
+def main():
+    model = Net().cuda()
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    train(model, [], criterion, optimizer)
+''',
+    },
+    # LightningModule: self(x) is the module's own forward
+    "lightning-self-call": {
+        "lit.py": '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import pytorch_lightning as pl
+
+class LitModel(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer1 = nn.Linear(784, 128)
+        self.layer2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.layer1(x))
+        return F.softmax(self.layer2(x), dim=1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        return F.cross_entropy(logits, y)  # NN201
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+''',
+    },
+    # a trainer class stores model/criterion/optimizer from its constructor
+    "trainer-class": {
+        "trainer.py": '''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 3), nn.Softmax(dim=1))
+
+    def forward(self, x):
+        return self.net(x)
+
+class Trainer:
+    def __init__(self, model, criterion, optimizer):
+        self.model = model
+        self.criterion = criterion
+        self.optimizer = optimizer
+
+    def train_epoch(self, loader):
+        self.model.train()
+        for x, y in loader:
+            self.optimizer.zero_grad()
+            loss = self.criterion(self.model(x), y)  # NN201
+            loss.backward()
+            self.optimizer.step()
+
+model = Net()
+trainer = Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1))
+trainer.train_epoch([])
+''',
+    },
+    # self.forward(x), a Sequential built from a list, the loss stored on self
+    "self-forward-and-list-sequential": {
+        "net.py": '''
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self, n_classes):
+        super().__init__()
+        layers = [nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, n_classes), nn.Softmax(dim=-1)]
+        self.layers = nn.Sequential(*layers)
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def forward(self, x):
+        return self.layers(x)
+
+    def loss(self, x, y):
+        return self.loss_fn(self.forward(x), y)  # NN201
+''',
+    },
+    # wrappers that keep the model, and .module
+    "wrappers": {
+        "ddp.py": '''
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 3)
+
+    def forward(self, x):
+        return torch.softmax(self.fc(x), dim=1)
+
+model = Net().to("cuda")
+model = DDP(model, device_ids=[0])
+criterion = nn.CrossEntropyLoss()
+loss = criterion(model.module(x), y)  # NN201
+''',
+    },
+    # a helper that appends a ReLU after every layer, the last one included
+    "helper-built-layers": {
+        "mlp.py": '''
+import torch.nn as nn
+
+def make_layers(sizes):
+    layers = []
+    for a, b in zip(sizes, sizes[1:]):
+        layers.append(nn.Linear(a, b))
+        layers.append(nn.ReLU(inplace=True))
+    return layers
+
+def make_head(sizes):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return layers
+
+model = nn.Sequential(*make_layers([4, 8, 3]))
+fine = nn.Sequential(*make_head([4, 8, 3]))
+criterion = nn.CrossEntropyLoss()
+bad = criterion(model(x), y)  # NN202
+good = criterion(fine(x), y)
+''',
+    },
+    # ReLU on the logits, then the loss's own log_softmax
+    "relu-before-log-softmax": {
+        "relu.py": '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 3)
+
+    def forward(self, x):
+        return F.relu(self.fc(x))
+
+model = Net()
+loss = F.nll_loss(F.log_softmax(model(x), dim=1), y)  # NN202
+''',
+    },
+    # tensor ops between the activation and the loss
+    "tensor-ops": {
+        "model.py": MODEL_SOFTMAX,
+        "ops.py": '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.autograd import Variable
+from model import Net
+
+model = Net()
+criterion = nn.CrossEntropyLoss()
+a = criterion(model(x)[:, :3], y)  # NN201
+b = criterion(torch.cat([model(x1), model(x2)]), y)  # NN201
+c = criterion(Variable(model(x)), y)  # NN201
+d = criterion(model(x).data.view(-1, 3), y)  # NN201
+e = criterion(torch.exp(F.log_softmax(z, dim=1)), y)  # NN201
+f = criterion(torch.cat([model(x1), z]), y)
+''',
+    },
+    # a loss passed as a default argument and as a function value
+    "loss-defaults-and-values": {
+        "fit.py": '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.fc(x))
+
+def fit(model, x, y, loss_fn=nn.BCEWithLogitsLoss()):
+    return loss_fn(model(x), y)  # NN201
+
+def fit2(model, x, y, loss_fn):
+    return loss_fn(model(x), y)  # NN201
+
+net = Net()
+fit(net, x, y)
+fit2(net, x, y, F.binary_cross_entropy_with_logits)
+''',
+    },
+    # where the values disagree, nothing is reported
+    "disagreeing-values": {
+        "mixed.py": '''
+import torch.nn as nn
+
+class Probs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 3)
+
+    def forward(self, x):
+        return self.fc(x).softmax(-1)
+
+class Logits(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 3)
+
+    def forward(self, x):
+        return self.fc(x)
+
+def step(model, x, y):
+    return nn.CrossEntropyLoss()(model(x), y)
+
+def pick(name):
+    if name == "a":
+        return Probs()
+    return Logits()
+
+step(Probs(), x, y)
+step(Logits(), x, y)
+net = pick("a")
+nn.CrossEntropyLoss()(net(x), y)
+''',
+    },
+    # a parameter whose function is also handed around as a value: unseen callers, unknown
+    "unseen-callers": {
+        "unseen.py": '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 3)
+
+    def forward(self, x):
+        return F.softmax(self.fc(x), dim=1)
+
+def step(model, x, y):
+    return F.cross_entropy(model(x), y)
+
+step(Net(), x, y)
+hooks = [step]
+''',
+    },
+}
+
+
+def _expected(files: dict[str, str]) -> set[tuple[str, int, str]]:
+    found: set[tuple[str, int, str]] = set()
+    for name, text in files.items():
+        for number, line in enumerate(textwrap.dedent(text).splitlines(), start=1):
+            match = _MARK.search(line)
+            if match:
+                for code in re.findall(r"NN\d{3}", match.group(1)):
+                    found.add((name, number, code))
+    return found
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_program_shape(case: str, tmp_path: Path) -> None:
+    files = CASES[case]
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    result = nnlint.lint_paths([str(tmp_path)], select=["NN2"], use_cache=False, jobs=1)
+    assert not result.errors
+    got = {(Path(f.path).name, f.line, f.code) for f in result.findings}
+    assert got == _expected(files)
