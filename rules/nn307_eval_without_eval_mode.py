@@ -90,6 +90,7 @@ nothing. In PyTorch that switch is `model.eval()`.
 '''
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
@@ -124,25 +125,40 @@ class EvalWithoutEvalMode(Rule):
             if model is None:
                 continue
             model_expr = call.func
-            if model.endswith(".forward") and isinstance(call.func, cst.Attribute):
-                model, model_expr = model[: -len(".forward")], call.func.value
+            for method in _INFERENCE_METHODS:
+                if model.endswith(method) and isinstance(call.func, cst.Attribute):
+                    model, model_expr = model[: -len(method)], call.func.value
+                    break
             scope = loops.function_of(call)
             key = (id(scope), model)
             if key in reported or not _in_evaluation(ctx, call, scope, training_nodes, backward_scopes):
                 continue
             if _synthetic_input(ctx, call) or in_test_code(facts, call):
                 continue
-            summary = _model_summary(ctx, model_expr, scope, 0)
-            if summary is None or not (summary.has_dropout or summary.has_batchnorm):
-                continue
-            if _mode_at(ctx, call, scope, model, 0) not in ("train", "none"):
-                continue
+            summaries = _model_summaries(ctx, model_expr, scope, 0)
+            mode = _mode_at(ctx, call, scope, model, 0)
+            if summaries is None:
+                # A model nnlint cannot see (a library model, one built in another file): the
+                # evidence is the program itself, which puts this model in training mode
+                # (``model.train()``) on the way here and never back in eval mode.
+                if mode != "train" or not _put_in_training_mode(ctx, model):
+                    continue
+                message = f"{model} was put in training mode and is evaluated without {model}.eval()"
+            else:
+                if not all(s.has_dropout or s.has_batchnorm for s in summaries) or mode not in ("train", "none"):
+                    continue
+                layers = " and ".join(k for k, on in (
+                    ("dropout", all(s.has_dropout for s in summaries)),
+                    ("batch norm", all(s.has_batchnorm for s in summaries))) if on) or "dropout or batch norm"
+                message = f"{model} has {layers} but is evaluated in training mode: call {model}.eval() first"
             reported.add(key)
-            layers = " and ".join(k for k, on in (("dropout", summary.has_dropout),
-                                                  ("batch norm", summary.has_batchnorm)) if on)
-            ctx.report(call, f"{model} has {layers} but is evaluated in training mode: call {model}.eval() first")
+            ctx.report(call, message)
 
 
+#: ``model.generate(x)`` and ``model.forward(x)`` run the model ``model``
+_INFERENCE_METHODS = (".forward", ".generate")
+#: names of evaluation data: ``test_loader``, ``val_dl``, ``loaders["valid"]``, ``dev_set``
+_EVALUATION_DATA = re.compile(r"(^|[\s_'\"])(test|val|valid|validation|eval|dev)(_|[\s'\"]|loader|set|data|$)", re.I)
 _SYNTHETIC = frozenset({"torch.randn", "torch.rand", "torch.randint", "torch.zeros", "torch.ones",
                         "torch.empty", "torch.full", "torch.randn_like", "torch.rand_like"})
 
@@ -165,15 +181,37 @@ def _in_evaluation(ctx: Context, call: cst.Call, scope: Optional[cst.FunctionDef
     loops = ctx.facts.loops
     if scope is not None:
         name = scope.name.value
-        if name.endswith("_step") or name == "forward" or _calls_backward(ctx, scope, backward_scopes):
+        if name.endswith("_step") or name == "forward":
+            return False
+        if _over_evaluation_data(ctx, call, training_nodes, backward_scopes):
+            return True  # ``for x, y in test_loader: model(x)`` after the training loop
+        if _calls_backward(ctx, scope, backward_scopes):
             return False
         if is_eval_function_name(name) and not name.startswith("test_"):
             return True
+    elif _over_evaluation_data(ctx, call, training_nodes, backward_scopes):
+        return True
     elif _calls_backward(ctx, ctx.facts.module, backward_scopes):
         return False
     if not loops.grad_disabled(call):
         return False
     return not any(ancestor in training_nodes for ancestor in ctx.facts.ancestors(call))
+
+
+def _over_evaluation_data(ctx: Context, call: cst.Call, training_nodes: set[cst.CSTNode],
+                          backward_scopes: dict[cst.CSTNode, bool]) -> bool:
+    """Is ``call`` in a loop over evaluation data (``test_loader``, ``loaders["val"]``) that trains nothing?"""
+    for ancestor in ctx.facts.ancestors(call):
+        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            return False
+        if isinstance(ancestor, cst.For):
+            if ancestor in training_nodes or _calls_backward(ctx, ancestor, backward_scopes):
+                return False
+            words = ctx.facts.nodes_of(cst.Name, cst.SimpleString, within=ancestor.iter)
+            text = " ".join(word.value for word in words)  # type: ignore[attr-defined]
+            if _EVALUATION_DATA.search(text):
+                return True
+    return False
 
 
 def _calls_backward(ctx: Context, scope: cst.CSTNode, cache: dict[cst.CSTNode, bool]) -> bool:
@@ -187,12 +225,12 @@ def _walk_calls_backward(ctx: Context, scope: cst.CSTNode) -> bool:
                for n in ctx.facts.nodes_of(cst.Attribute, within=scope))
 
 
-def _model_summary(ctx: Context, expr: cst.BaseExpression, scope: Optional[cst.FunctionDef],
-                   depth: int) -> Optional["ModelSummary"]:
-    """The model behind ``expr``; a parameter is followed to the arguments of the function's calls."""
-    summary = ctx.facts.models.model_of(expr)
-    if summary is not None or depth >= _MAX_DEPTH or scope is None or not isinstance(expr, cst.Name):
-        return summary
+def _model_summaries(ctx: Context, expr: cst.BaseExpression, scope: Optional[cst.FunctionDef],
+                     depth: int) -> Optional[tuple["ModelSummary", ...]]:
+    """The models ``expr`` may be; a parameter is followed to the arguments of the function's calls."""
+    found = ctx.facts.models.candidates(expr)
+    if found is not None or depth >= _MAX_DEPTH or scope is None or not isinstance(expr, cst.Name):
+        return found
     loops = ctx.facts.loops
     for site in loops.call_sites(scope):
         argument_text = loops.renames(scope, site).get(expr.value)
@@ -201,10 +239,22 @@ def _model_summary(ctx: Context, expr: cst.BaseExpression, scope: Optional[cst.F
         argument_expr = _argument_expression(site, argument_text)
         if argument_expr is None:
             continue
-        found = _model_summary(ctx, argument_expr, loops.function_of(site), depth + 1)
-        if found is not None and (found.has_dropout or found.has_batchnorm):
+        found = _model_summaries(ctx, argument_expr, loops.function_of(site), depth + 1)
+        if found is not None and all(s.has_dropout or s.has_batchnorm for s in found):
             return found
     return None
+
+
+def _put_in_training_mode(ctx: Context, model: str) -> bool:
+    """Does the file call ``<model>.train()`` (spelled ``model``, ``self.model`` or ``net.model``)?"""
+    facts = ctx.facts
+    last = model.rsplit(".", 1)[-1]
+    for call in facts.calls():
+        switch = mode_switch(call, facts)
+        if switch is not None and switch.mode == "train" and switch.receiver \
+                and switch.receiver.rsplit(".", 1)[-1] == last:
+            return True
+    return False
 
 
 def _argument_expression(site: cst.Call, text: str) -> Optional[cst.BaseExpression]:

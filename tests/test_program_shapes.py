@@ -301,6 +301,96 @@ step(Net(), x, y)
 hooks = [step]
 ''',
     },
+    # evaluation over a test loader after the training loop, in the function that trains
+    "evaluation-after-training-loop": {
+        "__select__": "NN307",
+        "main.py": '''
+import torch
+import torch.nn as nn
+
+def main(train_loader, test_loader):
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.Linear(16, 4))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for epoch in range(10):
+        model.train()
+        for x, y in train_loader:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        errors = 0
+        for x, y in test_loader:
+            out = model(x)  # NN307
+            errors += (out.argmax(1) != y).sum().item()
+        model.eval()
+        for x, y in test_loader:
+            errors += (model(x).argmax(1) != y).sum().item()
+''',
+    },
+    # a model nnlint cannot see, put in training mode by the same program and never back
+    "unknown-model-put-in-training-mode": {
+        "__select__": "NN307",
+        "scripts.py": '''
+import torch
+
+def predict(model, loader):
+    outputs = []
+    with torch.no_grad():
+        for batch in loader:
+            outputs.append(model.generate(batch))  # NN307
+    return outputs
+
+def checked(model, loader):
+    model.eval()
+    with torch.no_grad():
+        return [model(batch) for batch in loader]
+
+def train(model, loader, optimizer):
+    for epoch in range(3):
+        model.train()
+        for batch in loader:
+            optimizer.zero_grad()
+            model(**batch).loss.backward()
+            optimizer.step()
+        predict(model, loader)
+        checked(model, loader)
+''',
+        # no training mode anywhere: an unknown model is not reported
+        "infer.py": '''
+import torch
+
+def evaluate(model, loader):
+    with torch.no_grad():
+        return [model(batch) for batch in loader]
+
+evaluate(torch.hub.load("repo", "net"), [])
+''',
+    },
+    # a factory returning one of several models, all with dropout or batch norm
+    "factory-of-models": {
+        "__select__": "NN307",
+        "models.py": '''
+import torch
+import torch.nn as nn
+
+class A(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+
+    def forward(self, x):
+        return self.body(x)
+
+def get_model(name):
+    if name == "a":
+        return A()
+    return nn.Sequential(nn.Linear(4, 2), nn.BatchNorm1d(2))
+
+def validate(loader):
+    net = get_model("b")
+    with torch.no_grad():
+        return [net(x) for x, _ in loader]  # NN307
+''',
+    },
 }
 
 
@@ -317,10 +407,11 @@ def _expected(files: dict[str, str]) -> set[tuple[str, int, str]]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_program_shape(case: str, tmp_path: Path) -> None:
-    files = CASES[case]
+    files = dict(CASES[case])
+    select = files.pop("__select__", "NN2")
     for name, text in files.items():
         (tmp_path / name).write_text(textwrap.dedent(text))
-    result = nnlint.lint_paths([str(tmp_path)], select=["NN2"], use_cache=False, jobs=1)
+    result = nnlint.lint_paths([str(tmp_path)], select=[select], use_cache=False, jobs=1)
     assert not result.errors
     got = {(Path(f.path).name, f.line, f.code) for f in result.findings}
     assert got == _expected(files)

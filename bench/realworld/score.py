@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import io
 from collections import defaultdict
 from dataclasses import dataclass
@@ -74,37 +73,54 @@ def read_cases(path: Path) -> list[Case]:
 
 
 def git_dir(mirrors: Path, repo: str) -> Optional[Path]:
-    candidate = mirrors / repo.replace("/", "+") / "repo"
-    return candidate if candidate.is_dir() else None
+    base = mirrors / repo.replace("/", "+") / "repo"
+    for candidate in (base / ".git", base):  # a snapshot is either a bare git directory or a clone
+        if (candidate / "objects").is_dir():
+            return candidate
+    return None
 
 
 def export_tree(git: Path, commit: str, destination: Path) -> bool:
-    """Write the Python files of ``commit`` under ``destination`` (once; reused afterwards)."""
+    """Write the Python files of ``commit`` under ``destination`` (once; reused afterwards).
+
+    Blob by blob rather than ``git archive``: a snapshot may lack its largest files, and a
+    missing data file must not stop the code from being exported.
+    """
     done = destination / ".exported"
     if done.exists():
         return True
-    archive = subprocess.run(
-        ["git", f"--git-dir={git}", "archive", "--format=tar", commit],
-        capture_output=True,
+    listing = subprocess.run(
+        ["git", f"--git-dir={git}", "ls-tree", "-r", "-z", commit], capture_output=True
     )
-    if archive.returncode != 0:
+    if listing.returncode != 0:
         return False
+    wanted: list[tuple[str, str]] = []
+    for entry in listing.stdout.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, raw_path = entry.partition(b"\t")
+        parts = meta.split()
+        path = raw_path.decode("utf-8", "surrogateescape")
+        if len(parts) == 3 and parts[1] == b"blob" and path.endswith((".py", ".pyi", ".cfg")) \
+                and not path.startswith("/") and ".." not in Path(path).parts:
+            wanted.append((parts[2].decode(), path))
     destination.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        members = [
-            m for m in tar.getmembers()
-            if m.isfile() and m.name.endswith((".py", ".pyi", ".toml", ".cfg"))
-            and not m.name.startswith(("/", "..")) and ".." not in Path(m.name).parts
-        ]
-        for member in members:
-            target = destination / member.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            extracted = tar.extractfile(member)
-            if extracted is not None:
-                target.write_bytes(extracted.read())
-    # A project's own [tool.nnlint] settings would change what "ALL" means: lint as a new user would.
-    for config in destination.rglob("pyproject.toml"):
-        config.unlink()
+    batch = subprocess.run(
+        ["git", f"--git-dir={git}", "cat-file", "--batch"],
+        input="".join(f"{sha}\n" for sha, _ in wanted).encode(), capture_output=True,
+    )
+    stream = io.BytesIO(batch.stdout)
+    for sha, path in wanted:
+        header = stream.readline().split()
+        if len(header) != 3:  # "<sha> missing": absent from the snapshot
+            continue
+        data = stream.read(int(header[2]))
+        stream.read(1)
+        target = destination / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    # A project's own [tool.nnlint] settings would change what "ALL" means: pyproject.toml is
+    # not exported, so every tree is linted as a new user would.
     done.write_text(commit)
     return True
 

@@ -160,9 +160,11 @@ class ModelFacts:
                 if model is not None:
                     found.append(model)
             seen: set[cst.CSTNode] = set()
-            model_classes = {m.node for m in found}
+            # the calls inside model classes, from one walk of each (not every call's ancestors: a
+            # 1000-call chain would cost a million steps)
+            in_model_classes = {node for m in found for node in self._facts.walk(m.node) if type(node) is cst.Call}
             for call in self._facts.calls():
-                if call in seen or any(a in model_classes for a in self._facts.ancestors(call)):
+                if call in seen or call in in_model_classes:
                     continue  # nested containers and a model class's own layers belong to that model
                 model = self._call_model(call)
                 if model is not None:
@@ -198,6 +200,32 @@ class ModelFacts:
     def model_of(self, expr: Optional[cst.BaseExpression]) -> Optional[ModelSummary]:
         """Which model ``expr`` refers to, ``None`` if unknown."""
         return self._model_of(expr, 0)
+
+    def candidates(self, expr: Optional[cst.BaseExpression]) -> Optional[tuple[ModelSummary, ...]]:
+        """Every model ``expr`` may be (``get_model(name)`` returning one of several classes);
+        ``None`` when any of them is unknown."""
+        if expr is None:
+            return None
+        single = self._model_of(expr, 0)
+        if single is not None:
+            return (single,)
+        origins = self._facts.values.origins(expr)
+        if not origins:
+            return None
+        found: list[ModelSummary] = []
+        for origin in origins:
+            summary = self._origin_model(origin, 0)
+            if summary is None and isinstance(origin, cst.Call):
+                function = self._facts.values.callee(origin)
+                returns = self._facts.values.returns(function) if function is not None else []
+                options = [self.candidates(value) for value in returns if value is not None]
+                if options and len(options) == len(returns) and all(options):
+                    found.extend(m for option in options for m in option or ())
+                    continue
+            if summary is None:
+                return None
+            found.append(summary)
+        return tuple(found) or None
 
     def activation_of(self, expr: Optional[cst.BaseExpression]) -> Optional[str]:
         """The last activation applied to a tensor expression (``F.softmax(x)``, ``model(x)``), else ``None``."""
