@@ -148,7 +148,7 @@ def nnlint_config(directory: Path, cache: Optional[Path]) -> Path:
     config = directory / "pyproject.toml"
     lines = ["[tool.nnlint]"]
     if cache is not None:
-        lines.append(f"cache-dir = {json.dumps(str(cache))}")
+        lines.append(f"cache-dir = {json.dumps(os.path.relpath(cache, directory))}")
     config.write_text("\n".join(lines) + "\n")
     return config
 

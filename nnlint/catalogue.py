@@ -38,6 +38,8 @@ class RuleInfo:
     path: Path
     class_name: str
     kind: str  # "static" (NN) or "runtime" (NR)
+    #: option name -> bounds its values must keep ("minimum", "maximum", "above", "below")
+    option_ranges: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def module_name(self) -> str:
@@ -150,8 +152,15 @@ def read_rule_file(path: Path) -> Optional[RuleInfo]:
             path=path,
             class_name=node.name,
             kind="runtime" if code.startswith("NR") else "static",
+            option_ranges=_option_ranges(attrs.get("option_ranges")),
         )
     return None
+
+
+def _option_ranges(value: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(name): dict(bounds) for name, bounds in value.items() if isinstance(bounds, dict)}
 
 
 def _first_sentence(text: str) -> str:

@@ -6,21 +6,44 @@ each parsed module between the phases so no file is parsed twice.
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tokenize
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple
 
 from nnlint.catalogue import Catalogue, RuleInfo, load_catalogue, load_rule_class
 from nnlint.config import Settings, ignored_for_path
 from nnlint.facts.index import ModuleSummary, ProjectIndex, module_identity
-from nnlint.files import DecodedSource, DecodeFailure, SourceFile, decode_source, read_bytes
+from nnlint.files import (
+    MAX_FILE_BYTES,
+    DecodedSource,
+    DecodeFailure,
+    ReadProblem,
+    SourceFile,
+    decode_source,
+    read_bytes,
+    read_source,
+)
 from nnlint.findings import Finding
 from nnlint.suppression import parse_suppressions
 
 PARSE_ERROR_CODE = "NN001"
 #: Larger files are generated code in practice; parsing one would cost about a minute.
-MAX_PARSE_BYTES = 2_000_000
+MAX_PARSE_BYTES = MAX_FILE_BYTES
+#: libcst's parser stops at this many implicitly concatenated strings in a row (CPython has no limit).
+CST_MAX_CONCATENATED_STRINGS = 3000
+#: libcst nests each string of such a run one level deeper: from about this many, walking
+#: the tree recursively can hit Python's recursion limit
+STRING_RUN_TOO_DEEP = 100
+
+
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+#: token types of Python 3.12+ f-strings (-1: never matches on older versions)
+FSTRING_START = getattr(tokenize, "FSTRING_START", -1)
+FSTRING_END = getattr(tokenize, "FSTRING_END", -1)
 
 
 class Skipped(str):
@@ -108,9 +131,11 @@ class FileChecker:
     def _load(self, source: SourceFile, data: Optional[bytes] = None) -> "_Parsed | Finding | str":
         """The parsed file, an NN001 finding, or an error message if it cannot be read."""
         if data is None:
-            data = read_bytes(source.absolute)
-        if data is None:
-            return f"{source.display}: cannot read file"
+            read = read_source(source.absolute, MAX_PARSE_BYTES)
+            if isinstance(read, ReadProblem):
+                message = f"{source.display}: {read.message}"
+                return Skipped(message) if read.skipped else message
+            data = read
         if len(data) > MAX_PARSE_BYTES:
             return Skipped(
                 f"{source.display}: skipped: {len(data) / 1e6:.1f} MB is over the "
@@ -122,7 +147,7 @@ class FileChecker:
             return self._parse_error(source, failure.message, failure.line, failure.column)
         return self._parse(source, decoded)
 
-    def _parse(self, source: SourceFile, decoded: DecodedSource) -> "_Parsed | Finding":
+    def _parse(self, source: SourceFile, decoded: DecodedSource) -> "_Parsed | Finding | Skipped":
         import libcst as cst
 
         module_name, is_package = module_identity(Path(source.absolute))
@@ -133,7 +158,7 @@ class FileChecker:
             message, line, column = python_error
             return self._parse_error(source, message, line, column)
         try:
-            module = cst.parse_module(decoded.text)
+            module = parse_cst(decoded.text)
         except cst.ParserSyntaxError as error:
             return self._syntax_error(source, decoded.text, error)
         except RecursionError:
@@ -142,8 +167,15 @@ class FileChecker:
             return self._parse_error(source, f"cannot parse: {error}".splitlines()[0], 1, 1)
         return _Parsed(decoded, module, module_name, is_package)
 
-    def _syntax_error(self, source: SourceFile, text: str, error: Any) -> Finding:
-        """The CST parser failed on code CPython accepts (syntax newer than libcst knows)."""
+    def _syntax_error(self, source: SourceFile, text: str, error: Any) -> "Finding | Skipped":
+        """The CST parser failed on code CPython accepts (syntax newer than libcst knows, or a parser limit)."""
+        count, line = _longest_string_run(text)
+        if count > CST_MAX_CONCATENATED_STRINGS:
+            # valid code that the parser cannot hold: not the file's fault, so not a finding
+            return Skipped(
+                f"{source.display}: skipped: too deeply nested to analyse ({count} implicitly concatenated "
+                f"strings from line {line}; the CST parser takes at most {CST_MAX_CONCATENATED_STRINGS})"
+            )
         return self._parse_error(
             source,
             "syntax not supported by the CST parser (a newer Python version?)",
@@ -183,6 +215,7 @@ class FileChecker:
                 parsed = loaded
         findings: list[Finding] = [f for f in early if f.code in self.plan.codes]
         errors: list[str] = []
+        warnings: list[str] = []
         text = ""
         if parsed is not None:
             text = parsed.decoded.text
@@ -190,17 +223,24 @@ class FileChecker:
 
             facts = self._facts(source, parsed, index)
             ctx = Context(source.display, text, facts)
+            too_deep: list[str] = []
             for info, rule in self._loaded_rules():
                 try:
                     ctx.run(rule, self.plan.options.get(info.code, {}))
-                except RecursionError:
-                    errors.append(f"{source.display}: {info.code} skipped: code too deeply nested")
                 except Exception as error:
-                    errors.append(_internal_error(f"running {info.code}", source.display, error))
+                    if _from_recursion(error):
+                        too_deep.append(info.code)
+                    else:
+                        errors.append(_internal_error(f"running {info.code}", source.display, error))
             try:
                 findings.extend(ctx.findings())
             except Exception as error:
-                errors.append(_internal_error("locating findings", source.display, error))
+                if _from_recursion(error):
+                    too_deep.append("locating findings")
+                else:
+                    errors.append(_internal_error("locating findings", source.display, error))
+            if too_deep:
+                self._too_deep(source, text, too_deep, errors, warnings)
         elif early:
             data = read_bytes(source.absolute) or b""
             text = data.decode("utf-8", errors="replace")
@@ -210,7 +250,22 @@ class FileChecker:
             if ignored:
                 findings = [f for f in findings if f.code not in ignored]
         findings.sort(key=lambda f: f.sort_key)
-        return PhaseTwo(tuple(_dedupe(findings)), tuple(errors))
+        return PhaseTwo(tuple(_dedupe(findings)), tuple(errors), tuple(warnings))
+
+    @staticmethod
+    def _too_deep(source: SourceFile, text: str, what: list[str], errors: list[str], warnings: list[str]) -> None:
+        """Rules that hit Python's recursion limit on this file: a warning when valid code is the cause.
+
+        libcst nests implicitly concatenated strings one level per string, so a long table of
+        them (generated code) is too deep to walk although nothing is wrong with it.
+        """
+        message = f"{source.display}: {', '.join(what)} skipped: too deeply nested to analyse"
+        count, line = _longest_string_run(text)  # only on this rare path: tokenizing costs time
+        if count >= STRING_RUN_TOO_DEEP:
+            message = f"{message} ({count} implicitly concatenated strings from line {line})"
+        # valid code nested past what can be walked (generated tables, long operator chains) is
+        # skipped and said so, like an oversized file: not an error of nnlint's
+        warnings.append(message)
 
     def source_of(self, source: SourceFile) -> Optional[DecodedSource]:
         parsed = self._parsed.get(source.absolute)
@@ -233,6 +288,68 @@ class FileChecker:
                 rules.append((info, load_rule_class(info)()))
             self._rules = rules
         return self._rules
+
+
+class ParserCrash(Exception):
+    """libcst's native parser panicked (a Rust panic is not an ``Exception``)."""
+
+
+def cst_text(text: str) -> str:
+    """``text`` with one kind of line break throughout, as libcst's parser needs.
+
+    CPython reads ``\\r\\n``, ``\\r`` and ``\\n`` alike, also mixed in one file; libcst rejects a
+    mix (and panics on some). Each break is replaced by the file's first one, so every
+    line and column stays where it was: positions libcst gives hold for the original text.
+    """
+    cr = text.count("\r")
+    if not cr:
+        return text
+    crlf = text.count("\r\n")
+    lf = text.count("\n")
+    if (crlf == 0 and lf == 0) or (cr == crlf == lf):  # only \r, or only \r\n
+        return text
+    first = _LINE_BREAK.search(text)
+    assert first is not None
+    return _LINE_BREAK.sub(first.group(), text)
+
+
+def parse_cst(text: str) -> Any:
+    """``libcst.parse_module`` of ``text`` (see :func:`cst_text`); a parser panic becomes :class:`ParserCrash`."""
+    import libcst as cst
+
+    try:
+        return cst.parse_module(cst_text(text))
+    except Exception:
+        raise
+    except BaseException as error:
+        if type(error).__name__ != "PanicException":  # KeyboardInterrupt, SystemExit
+            raise
+        raise ParserCrash(f"the CST parser failed: {str(error).splitlines()[0] if str(error) else ''}") from None
+
+
+def _longest_string_run(text: str) -> tuple[int, int]:
+    """(length, first line) of the longest run of implicitly concatenated string literals."""
+    best, best_line, count, line, depth = 0, 0, 0, 0, 0
+    try:
+        for token in tokenize.generate_tokens(StringIO(text).readline):
+            kind = token.type
+            if depth:  # inside an f-string (Python 3.12+ tokenizes its parts)
+                depth += (kind == FSTRING_START) - (kind == FSTRING_END)
+                continue
+            if kind in (tokenize.NL, tokenize.COMMENT):
+                continue
+            if kind == tokenize.STRING or kind == FSTRING_START:
+                depth = 1 if kind == FSTRING_START else 0
+                if not count:
+                    line = token.start[0]
+                count += 1
+                if count > best:
+                    best, best_line = count, line
+            else:
+                count = 0
+    except (tokenize.TokenError, SyntaxError, RecursionError, ValueError):
+        pass
+    return best, best_line
 
 
 def _python_syntax_error(text: str) -> Optional[tuple[str, int, int]]:
@@ -261,6 +378,18 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
     return out
 
 
+def _from_recursion(error: BaseException) -> bool:
+    """Is ``error`` a RecursionError, or raised while one was handled (libcst turns some into KeyError)?"""
+    seen: set[int] = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, RecursionError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _internal_error(what: str, path: str, error: BaseException) -> str:
     where = ""
     tb = error.__traceback__
@@ -268,7 +397,11 @@ def _internal_error(what: str, path: str, error: BaseException) -> str:
         tb = tb.tb_next
     if tb is not None:
         where = f" ({os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno})"
-    detail = str(error).splitlines()[0] if str(error) else ""
+    try:  # str() of an error can fail itself: a KeyError's repr of a deeply nested CST node recurses
+        text = str(error)
+    except Exception:
+        text = ""
+    detail = text.splitlines()[0][:200] if text else ""
     return f"{path}: internal error while {what}: {type(error).__name__}: {detail}{where}".rstrip()
 
 

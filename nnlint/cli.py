@@ -3,6 +3,7 @@
     nnlint [check] [PATH ...] [options]     lint (default: the current directory)
     nnlint explain CODE                     a rule's documentation
     nnlint rules [--format json]            every rule: code, name, default, fixable
+    nnlint clean [PATH]                     remove the project's result cache
 
 Exit status: 0 no findings, 1 findings, 2 usage, configuration or internal error.
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.config import Settings
     from nnlint.findings import Finding
 
-SUBCOMMANDS = ("check", "explain", "rules")
+SUBCOMMANDS = ("check", "explain", "rules", "clean")
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
@@ -44,7 +45,8 @@ def _check_parser(prog: str) -> argparse.ArgumentParser:
         prog=prog,
         description="Lint neural-network code (PyTorch, Keras, TensorFlow).",
         epilog="Other commands: 'nnlint explain CODE' shows a rule's documentation; "
-        "'nnlint rules' lists every rule. Exit status: 0 clean, 1 findings, 2 error.",
+        "'nnlint rules' lists every rule; 'nnlint clean' removes the result cache. "
+        "Exit status: 0 clean, 1 findings, 2 error.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: .)")
     parser.add_argument(
@@ -61,6 +63,7 @@ def _check_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--fix", action="store_true", help="apply safe fixes in place")
     parser.add_argument("--unsafe-fixes", action="store_true", help="with --fix, apply unsafe fixes too")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    parser.add_argument("--cache-dir", metavar="DIR", help="result cache directory (default: 'cache-dir' from the configuration, else .nnlint_cache)")
     parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: CPU count)")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     parser.add_argument("--statistics", action="store_true", help="print the number of findings per code instead of the findings")
@@ -81,6 +84,17 @@ def _explain_parser() -> argparse.ArgumentParser:
 def _rules_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnlint rules", description="List every rule (static NN and runtime NR).")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    return parser
+
+
+def _clean_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nnlint clean",
+        description="Remove the result cache of the project PATH belongs to (only a directory nnlint created).",
+    )
+    parser.add_argument("path", nargs="?", default=".", metavar="PATH", help="a file or directory of the project (default: .)")
+    parser.add_argument("--config", metavar="PATH", help="pyproject.toml to read instead of the nearest one")
+    parser.add_argument("--cache-dir", metavar="DIR", help="the cache directory to remove instead of the configured one")
     return parser
 
 
@@ -126,6 +140,8 @@ def _dispatch(args: list[str]) -> int:
         return _explain(_explain_parser().parse_args(args[1:]))
     if args and args[0] == "rules":
         return _rules(_rules_parser().parse_args(args[1:]))
+    if args and args[0] == "clean":
+        return _clean(_clean_parser().parse_args(args[1:]))
     if args and args[0] == "check":
         return _check(_check_parser("nnlint check").parse_args(args[1:]))
     return _check(_check_parser("nnlint").parse_args(args))
@@ -233,6 +249,8 @@ def _check(args: argparse.Namespace) -> int:
     paths = _unique(args.paths) or ["."]
     catalogue = load_catalogue()
     settings = _discover_settings(paths, args.config, catalogue)
+    if args.cache_dir is not None:
+        settings = settings.with_overrides(cache_dir=_cache_dir_flag(args.cache_dir))
     result = _lint(args, paths, settings, catalogue)
     fmt = args.format or settings.output_format or ("full" if _isatty(sys.stdout) else "concise")
     color = {"always": True, "never": False}.get(args.color)
@@ -279,6 +297,40 @@ def _unique(paths: Sequence[str]) -> list[str]:
             seen.add(key)
             out.append(path)
     return out
+
+
+def _cache_dir_flag(value: str) -> str:
+    """``--cache-dir`` is the user's own choice: any directory, made absolute (which marks it as trusted)."""
+    if not value or "\0" in value:
+        raise ConfigError(f"--cache-dir: not a directory name: {value!r}")
+    return os.path.abspath(os.path.expanduser(value))
+
+
+# -- clean -----------------------------------------------------------------------
+
+def _clean(args: argparse.Namespace) -> int:
+    import shutil
+
+    from nnlint.cache import cache_directory, is_nnlint_cache
+    from nnlint.catalogue import load_catalogue
+
+    settings = _discover_settings([args.path], args.config, load_catalogue())
+    if args.cache_dir is not None:
+        settings = settings.with_overrides(cache_dir=_cache_dir_flag(args.cache_dir))
+    directory = cache_directory(settings)
+    if directory is None:
+        raise ConfigError("the configured cache directory is outside the project; nothing removed")
+    if not os.path.lexists(directory):
+        print(f"No cache to remove at {directory}")
+        return EXIT_OK
+    if os.path.islink(directory) or not directory.is_dir() or not is_nnlint_cache(directory):
+        raise ConfigError(f"{directory}: not removed: not a cache directory created by nnlint (no CACHEDIR.TAG)")
+    try:
+        shutil.rmtree(directory)
+    except OSError as error:
+        raise ConfigError(f"{directory}: cannot remove: {error.strerror or error}") from None
+    print(f"Removed {directory}")
+    return EXIT_OK
 
 
 # -- explain / rules -----------------------------------------------------------

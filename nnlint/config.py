@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import math
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -172,6 +173,8 @@ def _match_forms(path: str, root: Optional[Path]) -> list[str]:
 
 
 def _glob_match(path: str, pattern: str) -> bool:
+    if not pattern.strip("/"):  # "" or "/": loading rejects them; settings built in code match nothing
+        return False
     if fnmatch.fnmatchcase(path, pattern):
         return True
     # "dir/" or "dir" style patterns match everything below that directory.
@@ -205,7 +208,11 @@ def find_config(start: Path) -> Optional[Path]:
     directory = start if start.is_dir() else start.parent
     for candidate_dir in (directory, *directory.parents):
         candidate = candidate_dir / "pyproject.toml"
-        if candidate.is_file():
+        try:
+            found = candidate.is_file()
+        except OSError:  # a directory that cannot be searched: linting it reports that
+            continue
+        if found:
             try:
                 data = _load_toml(candidate)
             except ConfigError:
@@ -222,6 +229,15 @@ def _string_list(value: Any, path: Path, key: str) -> Tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{path}: [tool.nnlint] {key} must be a list of strings")
     return tuple(value)
+
+
+def _pattern_list(value: Any, path: Path, key: str) -> Tuple[str, ...]:
+    """File patterns: strings that can name a path (not empty, no NUL)."""
+    patterns = _string_list(value, path, key)
+    for pattern in patterns:
+        if not pattern.strip("/") or "\0" in pattern:
+            raise ConfigError(f"{path}: [tool.nnlint] {key}: {pattern!r} is not a file pattern")
+    return patterns
 
 
 def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings:
@@ -249,11 +265,14 @@ def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings
             choices = list(TOP_LEVEL_KEYS) + [i.code for i in catalogue.rules] + list(by_name)
             raise ConfigError(f"{config_path}: unknown key {key!r} in [tool.nnlint]{_suggest(key, choices)}")
         attr = key.replace("-", "_")
-        if key in ("select", "ignore", "extend-select", "exclude", "extend-exclude"):
+        if key in ("select", "ignore", "extend-select"):
             settings[attr] = _string_list(value, config_path, key)
+        elif key in ("exclude", "extend-exclude"):
+            settings[attr] = _pattern_list(value, config_path, key)
         elif key == "per-file-ignores":
             if not isinstance(value, dict):
                 raise ConfigError(f"{config_path}: [tool.nnlint] per-file-ignores must be a table")
+            _pattern_list(list(value), config_path, "per-file-ignores")
             settings[attr] = tuple(
                 (pattern, _string_list(codes, config_path, f"per-file-ignores.{pattern}"))
                 for pattern, codes in value.items()
@@ -268,7 +287,7 @@ def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings
         elif key == "cache-dir":
             if not isinstance(value, str):
                 raise ConfigError(f"{config_path}: [tool.nnlint] cache-dir must be a string")
-            settings[attr] = value
+            settings[attr] = _project_cache_dir(value, config_path)
         elif key == "monitor":
             if not isinstance(value, dict):
                 raise ConfigError(f"{config_path}: [tool.nnlint.monitor] must be a table")
@@ -288,6 +307,30 @@ def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings
             _expand(selector, catalogue, f"{config_path}: [tool.nnlint] per-file-ignores {pattern!r}")
     enabled_codes(result, catalogue)
     return result
+
+
+def _project_cache_dir(value: str, config_path: Path) -> str:
+    """``cache-dir`` from a project's file: a directory strictly inside the project.
+
+    A repository's configuration is not trusted: it must not make nnlint write (the cache,
+    a ``.gitignore`` of ``*``) outside the project or over the project root itself.
+    ``--cache-dir`` on the command line may point anywhere.
+    """
+    normal = os.path.normpath(value) if value and "\0" not in value else ""
+    parts = PurePosixPath(normal.replace("\\", "/")).parts
+    if (
+        not normal
+        or os.path.isabs(value)
+        or os.path.splitdrive(value)[0]
+        or value.startswith(("/", "\\", "~"))
+        or normal == "."
+        or ".." in parts
+    ):
+        raise ConfigError(
+            f"{config_path}: [tool.nnlint] cache-dir must be a relative path to a directory inside the "
+            f"project (below {config_path.parent}), got {value!r}; use --cache-dir for one elsewhere"
+        )
+    return value
 
 
 def _validate_options(
@@ -311,8 +354,34 @@ def _validate_options(
             raise ConfigError(
                 f"{path}: option {option!r} of {code} must be {type(default).__name__}, got {value!r}"
             )
+        problem = _out_of_range(value, info.option_ranges.get(option, {}))
+        if problem:
+            raise ConfigError(f"{path}: option {option!r} of {code} must be {problem}, got {value!r}")
         out[option] = value
     return out
+
+
+def _out_of_range(value: Any, bounds: Mapping[str, Any]) -> str:
+    """What ``value`` should be if it breaks ``bounds`` (a rule's ``option_ranges`` entry), else "".
+
+    Every number must be finite (TOML has ``nan`` and ``inf``); ``bounds`` may add
+    ``minimum``/``maximum`` (inclusive) and ``above``/``below`` (exclusive).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    if not math.isfinite(value):
+        return "a finite number"
+    checks = (
+        ("minimum", ">=", lambda limit: value >= limit),
+        ("maximum", "<=", lambda limit: value <= limit),
+        ("above", ">", lambda limit: value > limit),
+        ("below", "<", lambda limit: value < limit),
+    )
+    for name, sign, holds in checks:
+        limit = bounds.get(name)
+        if limit is not None and not holds(limit):
+            return f"{sign} {limit}"
+    return ""
 
 
 def rule_options(code: str, settings: Settings, catalogue: Catalogue) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Tuple, Union
 
 from nnlint import __version__
-from nnlint.cache import CacheEntry, ResultCache, content_hash
+from nnlint.cache import CacheEntry, ResultCache, cache_directory, code_fingerprint, content_hash, load_key
 from nnlint.catalogue import Catalogue, load_catalogue
 from nnlint.checker import CheckPlan, FileChecker, PhaseOne, PhaseTwo
 from nnlint.collector import collector_paused
@@ -33,13 +33,27 @@ from nnlint.config import (
     rule_options,
     settings_fingerprint,
 )
-from nnlint.facts.index import ProjectIndex
-from nnlint.files import SourceFile, decode_source, discover, encode_source, may_contain_dl_code, read_bytes, write_atomically
+from nnlint.facts.index import ProjectIndex, module_identity
+from nnlint.files import (
+    ReadProblem,
+    SourceFile,
+    decode_source,
+    encode_source,
+    find_sources,
+    inside,
+    may_contain_dl_code,
+    read_source,
+    write_atomically,
+)
 from nnlint.findings import Finding
 
 #: Below this many files to parse, worker start-up costs more than it saves.
 PARALLEL_THRESHOLD = 6
 MAX_FIX_ROUNDS = 10
+#: how many levels of imports of the linted files are summarised for the index
+_IMPORT_DEPTH = 4
+#: a project larger than this is not searched for the modules the linted files import
+_MAX_PROJECT_FILES = 20000
 
 
 @dataclass(frozen=True)
@@ -134,8 +148,10 @@ def lint_paths(
         select=_tuple(select), ignore=_tuple(ignore), extend_select=_tuple(extend_select)
     )
     plan = _plan(settings, catalogue)
-    files = discover(paths, settings)
-    return _Run(plan, catalogue, settings, jobs, use_cache, fix, unsafe_fixes).run(files)
+    found = find_sources(paths, settings)
+    return _Run(plan, catalogue, settings, jobs, use_cache, fix, unsafe_fixes).run(
+        list(found.files), roots=found.roots, warnings=found.warnings, errors=found.errors
+    )
 
 
 class _Run:
@@ -156,43 +172,98 @@ class _Run:
         self.fix = fix
         self.unsafe_fixes = unsafe_fixes
         self.cache: Optional[ResultCache] = None
+        #: real paths that --fix may write below (set per run)
+        self.roots: Tuple[str, ...] = ()
         if use_cache and not fix:
             self.cache = self._open_cache()
 
-    def _open_cache(self) -> ResultCache:
-        root = self.settings.root or Path.cwd()
-        directory = Path(self.settings.cache_dir) if self.settings.cache_dir else root / ".nnlint_cache"
-        if not directory.is_absolute():
-            directory = root / directory
+    def _open_cache(self) -> Optional[ResultCache]:
+        """The result cache, or ``None`` when its directory or this user's key cannot be used."""
+        directory = cache_directory(self.settings)
+        if directory is None:
+            return None
+        secret = load_key()
+        if secret is None:
+            return None
+        # Everything a result depends on besides a file's content, identity and imports:
+        # nnlint's version and code, the rules, their options, and per-file-ignores (matched
+        # against paths relative to the configuration and the working directory).
+        code = code_fingerprint(dict.fromkeys((Path(__file__).parent, Path(self.catalogue.directory))))
+        per_file = self.settings.per_file_ignores
+        where = f"{self.settings.root}\0{os.getcwd()}" if per_file else ""
         key = hashlib.sha256(
-            f"{__version__}\0{settings_fingerprint(self.settings, self.plan.codes, self.catalogue)}\0"
-            f"{self.plan.settings.per_file_ignores!r}".encode()
+            f"{__version__}\0{code}\0{settings_fingerprint(self.settings, self.plan.codes, self.catalogue)}\0"
+            f"{per_file!r}\0{where}".encode()
         ).hexdigest()
-        cache = ResultCache(directory / __version__, key)
+        cache = ResultCache(directory, key, secret)
         cache.load()
         return cache
 
-    def run(self, files: list[SourceFile]) -> LintResult:
-        with collector_paused():
-            return self._run(files)
+    def _identity(self, source: SourceFile, packages: dict[str, str]) -> str:
+        """What decides a file's results besides its content: the module it is (``pkg/__init__.py``
+        appearing makes ``pkg/m.py`` module ``pkg.m``) and, for per-file-ignores, its path as given.
 
-    def _run(self, files: list[SourceFile]) -> LintResult:
+        ``packages`` memoises each directory's package name (``module_identity`` of its
+        ``__init__.py``), so a directory's ``__init__.py`` chain is looked up once per run.
+        """
+        directory, name = os.path.split(source.absolute)
+        package = packages.get(directory)
+        if package is None:
+            package = packages[directory] = module_identity(Path(directory, "__init__.py"))[0]
+        shown = source.display if self.settings.per_file_ignores else ""
+        return f"{package}\0{name}\0{shown}"
+
+    def run(
+        self,
+        files: list[SourceFile],
+        roots: Optional[Sequence[str]] = None,
+        warnings: Sequence[str] = (),
+        errors: Sequence[str] = (),
+    ) -> LintResult:
+        """Lint ``files``; ``--fix`` writes only below ``roots`` (by default, the files' own paths)."""
+        with collector_paused():
+            return self._run(files, tuple(roots) if roots is not None else None, warnings, errors)
+
+    def _run(
+        self,
+        files: list[SourceFile],
+        roots: Optional[Tuple[str, ...]] = None,
+        found_warnings: Sequence[str] = (),
+        found_errors: Sequence[str] = (),
+    ) -> LintResult:
+        self.roots = roots if roots is not None else tuple(source.absolute for source in files)
         candidates: list[tuple[int, SourceFile, bytes, str]] = []
-        errors: list[str] = []
+        errors: list[str] = list(found_errors)
+        skipped: dict[str, None] = dict.fromkeys(found_warnings)
         for order, source in enumerate(files):
-            data = read_bytes(source.absolute)
-            if data is None:
-                errors.append(f"{source.display}: cannot read file")
+            # the size limit is checked before reading: a huge file is never read whole
+            data = read_source(source.absolute)
+            if isinstance(data, ReadProblem):
+                if data.skipped:
+                    skipped[f"{source.display}: {data.message}"] = None
+                else:
+                    errors.append(f"{source.display}: {data.message}")
                 continue
             if may_contain_dl_code(data):
                 candidates.append((order, source, data, content_hash(data)))
 
         phase_one: dict[int, PhaseOne] = {}
         to_parse: list[int] = []
+        identities: dict[int, str] = {}
+        packages: dict[str, str] = {}
         for position, (_, source, _, digest) in enumerate(candidates):
-            entry = self.cache.get(source.absolute, digest) if self.cache else None
+            entry = None
+            if self.cache is not None:
+                identities[position] = self._identity(source, packages)
+                entry = self.cache.get(source.absolute, digest, identities[position])
             if entry is not None:
-                phase_one[position] = PhaseOne(entry.summary, entry.early)
+                # The cache is keyed by real path; summaries and findings name the file as spelled this run.
+                summary = entry.summary
+                if summary is not None and summary.path != source.display:
+                    summary = dataclasses.replace(summary, path=source.display)
+                early = tuple(f if f.path == source.display else dataclasses.replace(f, path=source.display)
+                              for f in entry.early)
+                phase_one[position] = PhaseOne(summary, early)
             else:
                 to_parse.append(position)
 
@@ -217,6 +288,10 @@ class _Run:
                     _, source, data, _ = candidates[position]
                     phase_one[position] = checker.summarize(source, data)
 
+            # pre-commit passes only the changed files: the project modules they import are
+            # summarised too (from the cache when unchanged), so the answer for a file is the one
+            # ``nnlint .`` gives. They are indexed, never reported.
+            context = self._add_imported_modules(candidates, phase_one, identities, packages)
             summaries = [p.summary for p in phase_one.values() if p.summary is not None]
             index = ProjectIndex(summaries)
 
@@ -224,16 +299,19 @@ class _Run:
             pending: list[int] = []
             dependencies: dict[int, str] = {}
             for position, (_, source, _, digest) in enumerate(candidates):
+                if position in context:
+                    continue
                 first = phase_one[position]
                 errors.extend(first.errors)
                 dependencies[position] = (
                     index.dependencies_fingerprint(first.summary) if first.summary else ""
                 )
-                entry = self.cache.get(source.absolute, digest) if self.cache else None
+                entry = self.cache.get(source.absolute, digest, identities[position]) if self.cache else None
                 if entry is not None and entry.findings is not None and entry.dependencies == dependencies[position]:
                     # The cache is keyed by real path; report the path as spelled in this run.
                     results[position] = PhaseTwo(
-                        tuple(dataclasses.replace(f, path=source.display) for f in entry.findings)
+                        tuple(f if f.path == source.display else dataclasses.replace(f, path=source.display)
+                              for f in entry.findings)
                     )
                 else:
                     pending.append(position)
@@ -265,12 +343,19 @@ class _Run:
 
         fixed = 0
         if self.fix:
-            fixed = self._apply_fixes(candidates, results, index)
+            fixed = self._apply_fixes(candidates, results, index, errors)
 
         findings: list[Finding] = []
         sources: list[tuple[str, str]] = []
-        warnings: dict[str, None] = {}
+        warnings: dict[str, None] = skipped
         for position, (order, source, data, digest) in enumerate(candidates):
+            if position in context:
+                first = phase_one[position]
+                if self.cache is not None and not first.errors and not first.warnings \
+                        and self.cache.get(source.absolute, digest, identities[position]) is None:
+                    self.cache.put(source.absolute, CacheEntry(digest, first.summary, first.findings,
+                                                               None, None, identities[position]))
+                continue
             result = results[position]
             errors.extend(result.errors)
             warnings.update(dict.fromkeys(phase_one[position].warnings + result.warnings))
@@ -279,7 +364,8 @@ class _Run:
                 first = phase_one[position]
                 self.cache.put(
                     source.absolute,
-                    CacheEntry(digest, first.summary, first.findings, dependencies[position], result.findings),
+                    CacheEntry(digest, first.summary, first.findings, dependencies[position], result.findings,
+                               identities[position]),
                 )
             if result.findings:
                 sources.append((source.display, _text(source, data)))
@@ -290,49 +376,177 @@ class _Run:
         return LintResult(
             findings=tuple(findings),
             files_seen=len(files),
-            files_checked=len(candidates),
+            files_checked=len(candidates) - len(context),
             fixed=fixed,
             errors=tuple(errors),
             warnings=tuple(warnings),
             sources=tuple(sources),
         )
 
+    def _add_imported_modules(
+        self,
+        candidates: list[tuple[int, SourceFile, bytes, str]],
+        phase_one: dict[int, PhaseOne],
+        identities: dict[int, str],
+        packages: dict[str, str],
+    ) -> set[int]:
+        """Summarise the project modules the linted files import (transitively, a few levels),
+        appending them to ``candidates``; returns their positions."""
+        modules = self._project_modules()
+        if not modules:
+            return set()
+        present = {source.absolute for _, source, _, _ in candidates}
+        added: set[int] = set()
+        checker: Optional[FileChecker] = None
+        frontier = list(range(len(candidates)))
+        for _ in range(_IMPORT_DEPTH):
+            wanted: dict[str, SourceFile] = {}
+            for position in frontier:
+                summary = phase_one[position].summary
+                for target in sorted(set(summary.bindings.values())) if summary is not None else ():
+                    for source in _module_files(modules, target):
+                        if source.absolute not in present:
+                            wanted.setdefault(source.absolute, source)
+            frontier = []
+            for source in wanted.values():
+                present.add(source.absolute)
+                data = read_source(source.absolute)
+                if isinstance(data, ReadProblem) or not may_contain_dl_code(data):
+                    continue
+                position = len(candidates)
+                digest = content_hash(data)
+                candidates.append((position, source, data, digest))
+                entry = None
+                if self.cache is not None:
+                    identities[position] = self._identity(source, packages)
+                    entry = self.cache.get(source.absolute, digest, identities[position])
+                if entry is not None:
+                    summary = entry.summary
+                    if summary is not None and summary.path != source.display:
+                        summary = dataclasses.replace(summary, path=source.display)
+                    phase_one[position] = PhaseOne(summary, entry.early)
+                else:
+                    checker = checker or FileChecker(self.plan, self.catalogue)
+                    phase_one[position] = checker.summarize(source, data)
+                added.add(position)
+                frontier.append(position)
+            if not frontier:
+                break
+        return added
+
+    def _project_modules(self) -> dict[str, list[SourceFile]]:
+        """Dotted module name -> the project's files of that name (``{}`` outside a project).
+
+        The project is the folder of the configuration, else the git work tree around the
+        first path; a file is named by its packages (``__init__.py`` up the tree) and by its
+        path from the project folder or its ``src/`` (namespace packages, src layout)."""
+        root = self.settings.root or _git_root(self.roots[0] if self.roots else os.getcwd())
+        if root is None:
+            return {}
+        root = Path(root).resolve()
+        try:
+            found = find_sources([str(root)], self.settings)
+        except (ConfigError, OSError):
+            return {}
+        if len(found.files) > _MAX_PROJECT_FILES:
+            return {}
+        modules: dict[str, list[SourceFile]] = {}
+        for source in found.files:
+            path = Path(source.absolute)
+            names = {module_identity(path)[0]}
+            for base in (root, root / "src"):
+                try:
+                    relative = path.relative_to(base)
+                except ValueError:
+                    continue
+                parts = list(relative.with_suffix("").parts)
+                if parts and parts[-1] == "__init__":
+                    parts.pop()
+                if parts and all(part.isidentifier() for part in parts):
+                    names.add(".".join(parts))
+            for name in names:
+                if name:
+                    modules.setdefault(name, []).append(source)
+        return modules
+
     def _apply_fixes(
         self,
         candidates: list[tuple[int, SourceFile, bytes, str]],
         results: dict[int, PhaseTwo],
         index: ProjectIndex,
+        errors: list[str],
     ) -> int:
-        from nnlint.fixes import fixed_text
-
+        """Fix each file in turn; a file that cannot be fixed is reported and the others still are."""
         checker = FileChecker(self.plan, self.catalogue)
         total = 0
-        for position, (order, source, data, digest) in enumerate(candidates):
-            result = results[position]
-            if not any(f.fix for f in result.findings):
+        for position, (order, source, data, _) in enumerate(candidates):
+            result = results.get(position)  # imported project modules are indexed, not checked
+            if result is None or not any(f.fix for f in result.findings):
                 continue
             try:
-                decoded = decode_source(data)
-            except Exception:
+                fixed = self._fix_file(checker, source, data, result, index)
+            except Exception as error:
+                detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+                errors.append(f"{source.display}: not fixed: {detail}")
                 continue
-            text = decoded.text
-            changed = False
-            for _ in range(MAX_FIX_ROUNDS):
-                outcome = fixed_text(text, result.findings, self.unsafe_fixes)
-                if outcome is None:
-                    break
-                text, count = outcome
-                total += count
-                changed = True
-                new_data = encode_source(text, decoded)
-                first = checker.summarize(source, new_data)
-                result = checker.check(source, index, first.findings)
-            if changed:
-                new_data = encode_source(text, decoded)
-                write_atomically(source.absolute, new_data)
+            if fixed is not None:
+                new_data, new_result, count = fixed
                 candidates[position] = (order, source, new_data, content_hash(new_data))
-                results[position] = result
+                results[position] = new_result
+                total += count
         return total
+
+    def _fix_file(
+        self, checker: FileChecker, source: SourceFile, data: bytes, result: PhaseTwo, index: ProjectIndex
+    ) -> Optional[tuple[bytes, PhaseTwo, int]]:
+        """(new content, its results, fixes applied) once written, or ``None`` if nothing applied."""
+        from nnlint.fixes import fixed_text
+
+        try:
+            decoded = decode_source(data)
+        except Exception:
+            return None
+        text = decoded.text
+        applied = 0
+        for _ in range(MAX_FIX_ROUNDS):
+            outcome = fixed_text(text, result.findings, self.unsafe_fixes)
+            if outcome is None:
+                break
+            text, count = outcome
+            applied += count
+            first = checker.summarize(source, encode_source(text, decoded))
+            result = checker.check(source, index, first.findings)
+        if not applied:
+            return None
+        # The file was found below the paths given, but the tree may have changed since:
+        # never write through a link or outside those paths.
+        if not inside(source.absolute, self.roots) or os.path.realpath(source.absolute) != source.absolute:
+            raise OSError("the file is no longer inside the linted paths")
+        new_data = encode_source(text, decoded)
+        write_atomically(source.absolute, new_data)
+        return new_data, result, applied
+
+
+def _module_files(modules: dict[str, list[SourceFile]], target: str) -> list[SourceFile]:
+    """The files of the longest module prefix of ``target`` (``model.Net`` -> ``model.py``)."""
+    parts = target.split(".")
+    for end in range(len(parts), 0, -1):
+        found = modules.get(".".join(parts[:end]))
+        if found:
+            return found
+    return []
+
+
+def _git_root(start: str) -> Optional[Path]:
+    """The git work tree around ``start``, if any."""
+    try:
+        path = Path(start).resolve()
+        for directory in (path, *path.parents):
+            if os.path.lexists(directory / ".git"):
+                return directory
+    except (OSError, RuntimeError):  # an unreadable folder or a link loop: no project to search
+        return None
+    return None
 
 
 def _text(source: SourceFile, data: bytes) -> str:

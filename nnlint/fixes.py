@@ -1,21 +1,30 @@
 """Applying fixes: non-overlapping text edits, kept only if the result still parses."""
 from __future__ import annotations
 
+import re
 from typing import Iterable, Optional, Sequence
 
 from nnlint.findings import Finding, Fix
 
+#: Line breaks as libcst counts them for positions (and CPython reads them): not str.splitlines(),
+#: which also breaks at form feeds and other characters that are not line breaks in Python.
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+
 
 def _offsets(text: str) -> list[int]:
-    starts = [0]
-    for index, char in enumerate(text):
-        if char == "\n":
-            starts.append(index + 1)
-    return starts
+    """Where each line starts, lines ending at ``\\r\\n``, ``\\r`` or ``\\n`` like the parser's positions."""
+    return [0] + [match.end() for match in _LINE_BREAK.finditer(text)]
 
 
-def _offset(starts: Sequence[int], line: int, column: int) -> int:
-    return starts[line - 1] + column - 1
+def _offset(starts: Sequence[int], text: str, line: int, column: int) -> Optional[int]:
+    """The string index of 1-based (line, column), or ``None`` if it is not in ``text``."""
+    if not 1 <= line <= len(starts) or column < 1:
+        return None
+    start = starts[line - 1]
+    end = starts[line] if line < len(starts) else len(text)
+    offset = start + column - 1
+    # a column may point just past the line's last character (an end position), not into the next line
+    return offset if offset <= end else None
 
 
 def applicable(findings: Iterable[Finding], unsafe: bool) -> list[Fix]:
@@ -35,10 +44,13 @@ def apply_fixes(text: str, fixes: Sequence[Fix]) -> tuple[str, int]:
     accepted: list[tuple[int, int, str]] = []
     applied = 0
     for fix in sorted(fixes, key=lambda f: min((e.line, e.column) for e in f.edits)):
-        spans = [
-            (_offset(starts, e.line, e.column), _offset(starts, e.end_line, e.end_column), e.content)
+        located = [
+            (_offset(starts, text, e.line, e.column), _offset(starts, text, e.end_line, e.end_column), e.content)
             for e in fix.edits
         ]
+        spans = [(a, b, content) for a, b, content in located if a is not None and b is not None]
+        if len(spans) != len(located):  # an edit outside the text: positions from another version of it
+            continue
         if any(a < y and x < b for a, b, _ in spans for x, y, _ in accepted):
             continue
         if any(a > b or b > len(text) for a, b, _ in spans):
@@ -51,10 +63,11 @@ def apply_fixes(text: str, fixes: Sequence[Fix]) -> tuple[str, int]:
 
 
 def parses(text: str) -> bool:
-    import libcst as cst
+    """Does libcst parse ``text`` the way the checker does (line breaks alike, no panic)?"""
+    from nnlint.checker import parse_cst
 
     try:
-        cst.parse_module(text)
+        parse_cst(text)
     except Exception:
         return False
     return True

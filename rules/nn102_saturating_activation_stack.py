@@ -80,6 +80,7 @@ class SaturatingActivationStack(Rule):
     default = True
     fixable = False
     options = {"max-depth": 3}
+    option_ranges = {"max-depth": {"minimum": 1}}
 
     def check(self, ctx: Context) -> None:
         max_depth = ctx.int_option("max-depth")

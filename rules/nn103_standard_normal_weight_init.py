@@ -19,7 +19,11 @@ conventional initialisation of an embedding table, so `nn.init.normal_(self.embe
 on an `nn.Embedding` (or inside an `isinstance(m, nn.Embedding)` branch) is fine. Small standard
 deviations (GPT's `normal_(w, mean=0.0, std=0.02)`, DCGAN's `normal_(w, 0.0, 0.02)`, Keras'
 default `RandomNormal()` with `stddev=0.05`) and scaled draws (`torch.randn(n, m) * 0.02`,
-`torch.randn(n, m) / math.sqrt(n)`) are fine.
+`torch.randn(n, m) / math.sqrt(n)`) are fine. So is a square mixing matrix between attention
+heads (`nn.Parameter(torch.randn(heads, heads))`) whose product is normalised right away by
+a `LayerNorm`/`BatchNorm`/`GroupNorm`/`F.normalize`: the normalisation divides out the scale
+the draw adds, and nothing grows layer by layer. A softmax is not such a normalisation: it is
+not scale-invariant, and N(0, 1) mixing before it sharpens the attention by `sqrt(heads)`.
 
 ## Why is this bad?
 A unit of a layer with `n` inputs sums `n` products: with N(0, 1) weights the variance of that
@@ -86,6 +90,17 @@ class Scorer(nn.Module):
 
     def forward(self, x):
         return x @ self.W
+
+
+class HeadMixing(nn.Module):
+    def __init__(self, heads):
+        super().__init__()
+        self.mix_weight = nn.Parameter(torch.randn(heads, heads))
+        self.norm = nn.LayerNorm(heads)
+
+    def forward(self, attn):
+        mixed = torch.einsum("bhij,hg->bijg", attn, self.mix_weight)
+        return self.norm(mixed)
 ```
 
 ```python
@@ -150,6 +165,7 @@ class StandardNormalWeightInit(Rule):
     default = True
     fixable = False
     options = {"max-std": 0.5}
+    option_ranges = {"max-std": {"above": 0}}
 
     def check(self, ctx: Context) -> None:
         max_std = ctx.number_option("max-std")
@@ -203,6 +219,8 @@ class StandardNormalWeightInit(Rule):
         if not (_WEIGHT_NAME.search(target) or _used_in_matmul(ctx, scope, target)):
             return
         if _scaled_at_use(ctx, scope, target) or in_test_code(ctx.facts, call):
+            return
+        if _square_mixing(data) and _normalised_at_use(ctx, scope, target):
             return
         ctx.report(call, f"`{target}` is drawn from N(0, 1) without scaling: divide by sqrt(fan_in) "
                          "or initialise it with nn.init.xavier_/kaiming_")
@@ -454,6 +472,102 @@ def _is_scale(ctx: Context, expr: cst.BaseExpression) -> bool:
         return True
     text = (dotted_name(expr) or "").rsplit(".", 1)[-1].lower()
     return "scale" in text or "temperature" in text
+
+
+def _randn_dims(randn: cst.Call) -> list[cst.BaseExpression]:
+    size = keyword(randn, "size")
+    if size is None:
+        first = positional(randn, 0)
+        size = first if isinstance(first, (cst.Tuple, cst.List)) else None
+    if isinstance(size, (cst.Tuple, cst.List)):
+        return [e.value for e in size.elements]
+    return [a.value for a in randn.args if a.keyword is None and not a.star]
+
+
+def _square_mixing(randn: cst.Call) -> bool:
+    """``torch.randn(heads, heads)``: a square matrix that mixes ``n`` channels into ``n``."""
+    dims = _randn_dims(randn)
+    if len(dims) != 2:
+        return False
+    a, b = (literal(d, None) for d in dims)
+    if a is not None or b is not None:
+        return a == b and isinstance(a, int)
+    return dotted_name(dims[0]) is not None and dotted_name(dims[0]) == dotted_name(dims[1])
+
+
+def _normalised_at_use(ctx: Context, scope: cst.CSTNode, attribute: str) -> bool:
+    """Every product with ``self.<attribute>`` is normalised at once by a scale-invariant norm:
+    ``norm(x @ w)``, or ``y = einsum(..., w)`` followed by ``y = self.norm(y)``."""
+    uses = 0
+    for node in ctx.facts.walk(scope):
+        if not isinstance(node, cst.Attribute) or _attribute_chain(node) != ["self", attribute]:
+            continue
+        parent = ctx.facts.parent(node)
+        if isinstance(parent, cst.AssignTarget) or (isinstance(parent, cst.AnnAssign) and parent.target is node):
+            continue
+        uses += 1
+        if not _normalised(ctx, node):
+            return False
+    return uses > 0
+
+
+def _normalised(ctx: Context, node: cst.CSTNode) -> bool:
+    assigned: Optional[str] = None
+    statement: Optional[cst.CSTNode] = None
+    for ancestor in ctx.facts.ancestors(node):
+        if isinstance(ancestor, cst.Call) and _is_normalisation(ctx, ancestor):
+            return True
+        if isinstance(ancestor, cst.Assign) and len(ancestor.targets) == 1 \
+                and isinstance(ancestor.targets[0].target, cst.Name):
+            assigned = ancestor.targets[0].target.value
+        if isinstance(ancestor, cst.SimpleStatementLine):
+            statement = ancestor
+            break
+    if assigned is None or statement is None:
+        return False
+    block = ctx.facts.parent(statement)
+    body = list(getattr(block, "body", ()))
+    if statement not in body:
+        return False
+    for later in body[body.index(statement) + 1:]:
+        reads = [n for n in ctx.facts.walk(later) if isinstance(n, cst.Name) and n.value == assigned]
+        if reads:  # the first statement that reads the product must normalise it
+            return all(_normalised(ctx, read) for read in reads
+                       if not isinstance(ctx.facts.parent(read), cst.AssignTarget))
+    return False
+
+
+def _is_normalisation(ctx: Context, call: cst.Call) -> bool:
+    func = call.func
+    qualname = ctx.facts.names.qualname(func)
+    kind = L.function_kind(qualname) or L.layer_kind(qualname)
+    if kind is not None:
+        return kind.category == L.NORM
+    if qualname == "torch.nn.functional.normalize":
+        return True
+    return (qualname is None and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
+            and func.value.value == "self" and _self_norm_layer(ctx, call, func.attr.value))
+
+
+def _self_norm_layer(ctx: Context, node: cst.CSTNode, attribute: str) -> bool:
+    """``self.<attribute>`` is a normalisation layer (also inside an ``nn.Sequential`` of reshapes)."""
+    owner = _enclosing_class(ctx, node)
+    if owner is None:
+        return False
+    names = ctx.facts.names
+    for statement in ctx.facts.walk(owner):
+        if not (isinstance(statement, cst.Assign) and isinstance(statement.value, cst.Call)):
+            continue
+        if not any(_attribute_chain(t.target) == ["self", attribute] for t in statement.targets):
+            continue
+        value = statement.value
+        calls = [a.value for a in value.args if isinstance(a.value, cst.Call)] \
+            if names.qualname(value.func) == "torch.nn.Sequential" else [value]
+        for layer in calls:
+            kind = L.layer_kind(names.qualname(layer.func))
+            if (kind is not None and kind.category == L.NORM) or "Norm" in (dotted_name(layer.func) or ""):
+                return True
+    return False
 
 
 def _embedding_context(ctx: Context, call: cst.Call) -> bool:

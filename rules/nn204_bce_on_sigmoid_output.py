@@ -13,12 +13,23 @@ a sigmoid output trained with another loss (an autoencoder with a `Sigmoid` outp
 `MSELoss`), probabilities that are not a plain sigmoid (clamped, averaged, multiplied by a
 mask) and a model output that nnlint cannot trace.
 
+The message says which case it is. Under CUDA autocast (`with torch.autocast("cuda")`,
+`torch.cuda.amp.autocast()`, `accelerator.autocast()`, an `@autocast` helper, or Lightning's
+`Trainer(precision="16-mixed")` around a `training_step`) the loss is a crash: PyTorch raises
+"unsafe to autocast" on the first step. A sigmoid written at the loss (`torch.sigmoid(logits)`)
+throws away logits that are right there. A model whose last layer is a sigmoid (the GAN
+discriminator and VAE decoder of many tutorials) trains, but loses its gradient wherever it is
+confidently wrong.
+
 ## Why is this bad?
 `BCELoss` takes `log(p)` and `log(1 - p)` of probabilities that were computed in floating
-point: once a logit is beyond about ±17 (float32; ±8 in float16) the sigmoid rounds to
-exactly `1.0` or `0.0`, the log is `-inf`, and PyTorch clamps it to `-100`. The loss is then
-capped and its gradient is zero, so confidently wrong predictions stop being corrected,
-and under autocast `BCELoss` is refused outright as unsafe. `BCEWithLogitsLoss` fuses the
+point: once a logit is beyond about +17 (float32; about +8 in float16) the sigmoid rounds to
+exactly `1.0`, `log(1 - p)` is `-inf`, and PyTorch clamps it to `-100`. The loss is then
+capped at 100 and its gradient is exactly zero (from the other side the gradient shrinks below
+a logit of about -28 and is zero below -88), so confidently wrong predictions stop being
+corrected; `BCEWithLogitsLoss` keeps a gradient of size 1 there. Under CUDA autocast
+`BCELoss` is refused outright: PyTorch raises "torch.nn.functional.binary_cross_entropy and
+torch.nn.BCELoss are unsafe to autocast". `BCEWithLogitsLoss` fuses the
 sigmoid into the loss with the log-sum-exp trick (`max(z, 0) - z * y + log(1 + exp(-|z|))`),
 which is exact for every logit and equally cheap; it also takes `pos_weight` for
 imbalanced labels.
@@ -50,6 +61,12 @@ def d_step(real, labels):
 
 def multilabel_loss(logits, targets):
     return F.binary_cross_entropy(torch.sigmoid(logits), targets)  # NN204
+
+
+def d_step_mixed_precision(real, labels, scaler):
+    with torch.autocast("cuda", dtype=torch.float16):
+        loss = criterion(netD(real), labels)  # NN204
+    scaler.scale(loss).backward()
 ```
 
 ## Use instead
@@ -124,13 +141,19 @@ import libcst as cst
 
 from nnlint.facts import layers as L
 from nnlint.facts.models import LossSite, Step
-from nnlint.facts.names import positional
+from nnlint.facts.names import keyword, literal, positional
 from nnlint.facts.tensors import original_text
 from nnlint.rule import Context, Rule
 
 _BCE = "torch.nn.functional.binary_cross_entropy"
 _WITH_LOGITS = "torch.nn.functional.binary_cross_entropy_with_logits"
 _SIGMOID_FUNCTIONS = frozenset({"torch.sigmoid", "torch.nn.functional.sigmoid", "torch.special.expit"})
+_AUTOCAST = frozenset({"torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast",
+                       "torch.amp.autocast_mode.autocast", "torch.cuda.amp.autocast_mode.autocast"})
+_LIGHTNING_TRAINERS = frozenset({"lightning.Trainer", "lightning.pytorch.Trainer", "pytorch_lightning.Trainer"})
+_LIGHTNING_STEPS = frozenset({"training_step", "validation_step", "test_step", "predict_step"})
+_MIXED_PRECISION = frozenset({16, "16", "16-mixed", "bf16", "bf16-mixed"})
+_MAX_CALLERS = 3
 
 
 class BceOnSigmoidOutput(Rule):
@@ -146,10 +169,10 @@ class BceOnSigmoidOutput(Rule):
         for site in models.losses:
             if site.kind != "bce" or site.framework != "torch" or site.prediction is None:
                 continue
-            if _last_activation(models.steps(site.prediction)) != "sigmoid":
+            activation, step = _last_activation(models.steps(site.prediction))
+            if activation != "sigmoid":
                 continue
-            message = ("binary cross-entropy on a sigmoid output is unstable (log(0) is clamped, the gradient "
-                       "vanishes): drop the sigmoid and use BCEWithLogitsLoss / binary_cross_entropy_with_logits")
+            message = _message(ctx, site, step)
             fix = self._fix(ctx, site)
             if fix is None:
                 ctx.report(site.node, message)
@@ -199,12 +222,71 @@ class BceOnSigmoidOutput(Rule):
         return None
 
 
-def _last_activation(steps: tuple[Step, ...]) -> Optional[str]:
-    """The activation a traced prediction ends in (a reshape or dropout after it aside)."""
+def _last_activation(steps: tuple[Step, ...]) -> tuple[Optional[str], Optional[Step]]:
+    """The activation a traced prediction ends in (a reshape or dropout after it aside), and its step."""
     for step in steps:
         if step.category in (L.SHAPE, L.DROPOUT):
             continue
         if step.category == L.ACTIVATION:
-            return L.ACTIVATION_FUNCTIONS.get(step.kind, step.kind.lower())
-        return step.output_activation
-    return None
+            return L.ACTIVATION_FUNCTIONS.get(step.kind, step.kind.lower()), step
+        return step.output_activation, step
+    return None, None
+
+
+def _message(ctx: Context, site: LossSite, step: Optional[Step]) -> str:
+    fix = "drop the sigmoid and use BCEWithLogitsLoss / binary_cross_entropy_with_logits"
+    if _under_autocast(ctx, site.node):
+        return f"binary cross-entropy on a sigmoid output under autocast: PyTorch raises 'unsafe to autocast'; {fix}"
+    if step is not None and step.category == L.MODEL:
+        return (f"binary cross-entropy on the sigmoid output of {step.kind}: past a logit of about 17 the loss is "
+                f"clamped at 100 and its gradient is zero; return logits and use BCEWithLogitsLoss, which is also "
+                f"the one autocast allows")
+    return ("binary cross-entropy of a sigmoid taken before the loss: past a logit of about 17 it is clamped at "
+            f"100 and its gradient is zero; {fix} on the logits")
+
+
+def _under_autocast(ctx: Context, node: cst.CSTNode) -> bool:
+    """Does ``node`` run under CUDA autocast: a ``with`` block, a decorated function, a caller's block,
+    or a Lightning step of a file whose ``Trainer`` uses mixed precision?"""
+    facts = ctx.facts
+    loops = facts.loops
+    pending: list[tuple[cst.CSTNode, int]] = [(node, 0)]
+    seen: set[int] = set()
+    while pending:
+        current, depth = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for ancestor in facts.ancestors(current):
+            if isinstance(ancestor, cst.With) and any(_autocast(ctx, item.item) for item in ancestor.items):
+                return True
+            if isinstance(ancestor, cst.FunctionDef):
+                if any(_autocast(ctx, d.decorator) for d in ancestor.decorators):
+                    return True
+                if ancestor.name.value in _LIGHTNING_STEPS and _lightning_mixed_precision(ctx):
+                    return True
+                if depth < _MAX_CALLERS:
+                    pending.extend((call, depth + 1) for call in loops.call_sites(ancestor))
+                break
+    return False
+
+
+def _autocast(ctx: Context, expr: cst.BaseExpression) -> bool:
+    """``torch.autocast("cuda")``, ``torch.cuda.amp.autocast()``, ``accelerator.autocast()``; not CPU, not disabled."""
+    call = expr if isinstance(expr, cst.Call) else None
+    func = call.func if call is not None else expr
+    qualname = ctx.facts.names.qualname(func)
+    if qualname not in _AUTOCAST and not (qualname is None and isinstance(func, cst.Attribute)
+                                           and func.attr.value == "autocast"):
+        return False
+    if call is None:
+        return True
+    device = literal(keyword(call, "device_type") or (positional(call, 0) if qualname != "torch.cuda.amp.autocast"
+                                                       else None), None)
+    return device != "cpu" and literal(keyword(call, "enabled"), True) is not False
+
+
+def _lightning_mixed_precision(ctx: Context) -> bool:
+    names = ctx.facts.names
+    return any(names.qualname(call.func) in _LIGHTNING_TRAINERS
+               and literal(keyword(call, "precision"), None) in _MIXED_PRECISION for call in ctx.facts.calls())

@@ -10,7 +10,13 @@ the loop, a best-model snapshot (saved under a comparison with a "best" value, o
 containing "best"), the optimizer's state saved to a file of its own in the same iteration,
 the final weights saved to a "last"/"final" file next to it (`last.pt`,
 `model_final.pth`, unless the name says checkpoint), and a checkpoint dict with an optimizer
-entry are not reported.
+entry are not reported. Neither are weights-only snapshots of a program without a resume
+path: the file loads weights (`torch.load`, `load_state_dict`, a `load_checkpoint` helper) only
+in code that never reaches the training loop (a `stylize`/`predict`/`evaluate` function), so
+the snapshots are read for inference, never to continue training. A load in the training
+function, in a function that calls it (`main()` restoring `--resume` before `train()`), in
+its class or at module level beside a module-level loop is a resume path and keeps the
+finding.
 
 ## Why is this bad?
 A checkpoint written during training exists to resume it. Adam keeps two moving averages
@@ -24,6 +30,8 @@ resumed run is not the run that was checkpointed, and results stop being reprodu
 import torch
 
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+if resume_from:
+    model.load_state_dict(torch.load(resume_from))
 for epoch in range(epochs):
     for inputs, targets in loader:
         optimizer.zero_grad()
@@ -51,6 +59,26 @@ for epoch in range(epochs):
     }
     torch.save(checkpoint, f"checkpoint_{epoch}.pt")
 ```
+A program that only reads its snapshots back for inference may save the weights alone:
+```python
+import torch
+
+
+def train(model, loader, epochs):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for epoch in range(epochs):
+        for inputs, targets in loader:
+            optimizer.zero_grad()
+            criterion(model(inputs), targets).backward()
+            optimizer.step()
+        torch.save(model.state_dict(), f"weights_{epoch}.pt")
+
+
+def predict(model, path, inputs):
+    model.load_state_dict(torch.load(path))
+    with torch.no_grad():
+        return model.eval()(inputs)
+```
 
 ## Source
 Seed 001_05b9fd847e40edfb.txt: when saving and restoring model weights in TensorFlow, create
@@ -73,8 +101,13 @@ from nnlint.rule import Context, Rule
 _STATEFUL = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "RMSprop", "Adagrad", "Adadelta",
                        "Adam8bit", "AdamW8bit", "FusedAdam", "Lion"})
 _MAX_DEPTH = 4
+_MAX_SCOPE = 64  # functions followed up the call graph from the training loops
 _EXPORT_NAME = re.compile(r"(?<![a-z])(last|final)(?![a-z])")
 _CHECKPOINT_NAME = re.compile(r"ckpt|checkpoint|resume|state")
+#: a project's own loader of saved weights: load_checkpoint, restore_weights, resume_from_snapshot, load_model
+_WEIGHT_LOADER = re.compile(r"^_*(load|restore|resume)\w*(ckpt|checkpoint|snapshot|state|weight|model|pretrained)"
+                            r"|^_*resume", re.IGNORECASE)
+_WEIGHT_LOAD_FUNCTIONS = frozenset({"torch.load", "safetensors.torch.load_file", "safetensors.torch.load_model"})
 
 
 class CheckpointWithoutOptimizerState(Rule):
@@ -102,6 +135,8 @@ class CheckpointWithoutOptimizerState(Rule):
                 if event.node in reported or _best_model_export(ctx, event.node):
                     continue
                 if model_state and not optimizer_state:
+                    if not reported and _loaded_only_for_inference(ctx):
+                        return  # weights-only snapshots with no resume path
                     reported.add(event.node)
                     ctx.report(event.node, f"checkpoint in the training loop saves the model but not the "
                                            f"{stateful} optimizer's state_dict(): resuming restarts its state")
@@ -205,3 +240,37 @@ def _best_model_export(ctx: Context, save: cst.Call) -> bool:
         if isinstance(ancestor, (cst.For, cst.While, cst.FunctionDef)):
             break
     return False
+
+
+def _loaded_only_for_inference(ctx: Context) -> bool:
+    """Does the file load weights, and only in code that never reaches a training loop?"""
+    loads = [call for call in ctx.facts.calls() if _loads_weights(ctx, call)]
+    if not loads:
+        return False  # nothing says how the snapshots are used
+    loops = ctx.facts.loops
+    functions: set[cst.FunctionDef] = set()
+    module_level = False
+    pending = [loops.function_of(t.node) for t in loops.training_loops]
+    pending += [loops.function_of(loop) for loop in loops.outer_loops]
+    while pending:
+        function = pending.pop()
+        if function is None:
+            module_level = True
+        elif function not in functions and len(functions) < _MAX_SCOPE:
+            functions.add(function)
+            pending.extend(loops.function_of(call) for call in loops.call_sites(function))
+    classes = {loops.class_of(f) for f in functions} - {None}
+    for call in loads:
+        function = loops.function_of(call)
+        if function is None and module_level:
+            return False
+        if function is not None and (function in functions or loops.class_of(function) in classes):
+            return False  # a resume path: weights are loaded where training runs
+    return True
+
+
+def _loads_weights(ctx: Context, call: cst.Call) -> bool:
+    if ctx.facts.names.qualname(call.func) in _WEIGHT_LOAD_FUNCTIONS:
+        return True
+    name = (dotted_name(call.func) or "").rsplit(".", 1)[-1]
+    return name == "load_state_dict" or bool(_WEIGHT_LOADER.search(name))

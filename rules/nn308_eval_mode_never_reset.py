@@ -8,7 +8,12 @@ file: a `train()` function that starts with `model.train()` (the PyTorch example
 or an evaluation helper that ends with `model.train()` (nanoGPT's `estimate_loss`), puts
 the model back in training mode in time and is not reported. A model that is put in eval
 mode on purpose but never trained (a frozen feature extractor the optimizer does not
-update) is not reported either.
+update) is not reported either, nor is a model that trains in eval mode by design: its whole
+set of parameters is frozen (`requires_grad = False` over `model.parameters()`, or
+`model.requires_grad_(False)`) and `model.eval()` is called before the training steps, as
+linear probing does to keep the frozen backbone's batch-norm statistics fixed while only a
+head trains. When the model is put in eval mode again before the next training step, that
+later call is the one reported.
 
 ## Why is this bad?
 `model.eval()` is a switch, not a scope: it stays on until `model.train()`. After the first
@@ -50,6 +55,18 @@ for epoch in range(epochs):
     with torch.no_grad():
         for inputs, targets in val_loader:
             val_loss = criterion(model(inputs), targets)
+
+# linear probing: the pretrained encoder is frozen and kept in eval mode, only its head trains
+for weight in encoder.parameters():
+    weight.requires_grad = False
+encoder.head.requires_grad_(True)
+probe_optimizer = torch.optim.SGD(encoder.head.parameters(), lr=0.1)
+for epoch in range(epochs):
+    encoder.eval()
+    for inputs, targets in train_loader:
+        probe_optimizer.zero_grad()
+        criterion(encoder(inputs), targets).backward()
+        probe_optimizer.step()
 ```
 
 ## Source
@@ -62,9 +79,12 @@ switches in the test position.
 '''
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
+
+import libcst as cst
 
 from nnlint.facts.loops import Event, LoopFacts, after, covers, model_runs
+from nnlint.facts.names import dotted_name, literal, positional
 from nnlint.rule import Context, Rule
 
 
@@ -85,7 +105,7 @@ class EvalModeNeverReset(Rule):
             for index, event in enumerate(events):
                 if event.kind != "eval" or event.inner_loops or event.node in reported:
                     continue
-                if _trains_before_reset(loops, events, index):
+                if _trains_before_reset(loops, events, index) and not _frozen_on_purpose(ctx, events, index):
                     reported.add(event.node)
                     ctx.report(event.node, f"{event.receiver}.eval() in the training loop is never undone: the "
                                            f"next training steps run in eval mode; call {event.receiver}.train()")
@@ -98,7 +118,63 @@ def _trains_before_reset(loops: LoopFacts, events: Sequence[Event], index: int) 
     for event in after(events, index):
         if event.kind == "train" and covers(event.receiver, model):
             return False
+        if event.kind == "eval" and _sets_mode_of(event.receiver, model):
+            return False  # eval mode is set again before training: that call decides
         if event.kind == "step" and _steps_model(loops, event, model, events):
+            return True
+    return False
+
+
+def _sets_mode_of(receiver: Optional[str], model: str) -> bool:
+    return receiver is not None and (receiver == model or model.startswith(receiver + "."))
+
+
+def _frozen_on_purpose(ctx: Context, events: Sequence[Event], index: int) -> bool:
+    """Linear probing: ``model.eval()`` comes before the training steps of the same iteration and
+    the model's parameters are frozen, so only a head (its own or a new one) trains."""
+    model = events[index].receiver
+    if model is None:
+        return False
+    loops = ctx.facts.loops
+    before_steps = any(e.kind == "step" and _steps_model(loops, e, model, events)
+                       for e in after(events, index, cyclic=False))
+    return before_steps and _frozen(ctx, model)
+
+
+def _frozen(ctx: Context, model: str) -> bool:
+    """``for p in model.parameters(): p.requires_grad = False`` or ``model.requires_grad_(False)``."""
+    wanted = {model, model.removesuffix(".module")}
+    facts = ctx.facts
+    for node in facts.walk():
+        if isinstance(node, cst.For) and isinstance(node.iter, cst.Call) and isinstance(node.iter.func, cst.Attribute) \
+                and node.iter.func.attr.value in ("parameters", "named_parameters") \
+                and _owner(node.iter.func.value) in wanted:
+            target = node.target
+            if isinstance(target, cst.Tuple) and target.elements:
+                target = target.elements[-1].value
+            if isinstance(target, cst.Name) and _switches_off_grad(ctx, node.body, target.value):
+                return True
+        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                and node.func.attr.value == "requires_grad_" and _owner(node.func.value) in wanted \
+                and literal(positional(node, 0), None) is False:
+            return True
+    return False
+
+
+def _owner(expr: cst.BaseExpression) -> Optional[str]:
+    text = dotted_name(expr)
+    return text.removesuffix(".module") if text is not None else None
+
+
+def _switches_off_grad(ctx: Context, body: cst.CSTNode, parameter: str) -> bool:
+    for node in ctx.facts.walk(body):
+        if isinstance(node, cst.Assign) and literal(node.value, None) is False and any(
+                isinstance(t.target, cst.Attribute) and t.target.attr.value == "requires_grad"
+                and dotted_name(t.target.value) == parameter for t in node.targets):
+            return True
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                and node.func.attr.value == "requires_grad_" and dotted_name(node.func.value) == parameter \
+                and literal(positional(node, 0), None) is False:
             return True
     return False
 

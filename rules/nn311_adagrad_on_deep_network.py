@@ -78,6 +78,7 @@ class AdagradOnDeepNetwork(Rule):
     default = True
     fixable = False
     options = {"min-depth": 3}
+    option_ranges = {"min-depth": {"minimum": 1}}
 
     def check(self, ctx: Context) -> None:
         min_depth = ctx.int_option("min-depth", minimum=1)

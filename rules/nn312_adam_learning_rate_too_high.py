@@ -19,7 +19,11 @@ the file (`param_group["lr"] = lr`, `optimizer.learning_rate.assign(...)`, a Ker
 (`Adam([image], lr=0.05)`, which optimizes inputs, not a network). Small networks known to
 have at most `max-shallow-depth` weight layers (a linear model, a two-layer policy or GCN) are
 not reported either: they tolerate large steps, and 1e-2 to 3e-2 is a common working setting
-for them. Models the linter cannot see are reported.
+for them. Nor are optimizers in test code (a unit test picks a rate for what it checks, not
+for training), and models whose class derives from a model class nnlint cannot read (a
+library's demo model, a project base class outside the linted tree): a model of unknown size
+is not taken to be deep. Models the linter does not see at all (a model passed in from
+elsewhere) are reported.
 
 ## Why is this bad?
 Adam scales every step by a running estimate of the gradient's magnitude, so its learning
@@ -60,6 +64,12 @@ keras_model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="m
 # OneCycleLR sets the learning rate itself (max_lr is its peak, reached after warm-up)
 optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
 scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01, total_steps=1000)
+
+
+# a subclass of a model nnlint cannot read: its size is unknown
+class FusedAdamCheck(DemoModel):
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.1)
 ```
 
 ## Options
@@ -80,6 +90,13 @@ momentum SGD.
 '''
 from __future__ import annotations
 
+from typing import Iterator, Optional
+
+import libcst as cst
+
+from nnlint.facts import layers as L
+from nnlint.facts.optimizers import OptimizerSite, weight_layers
+from nnlint.facts.testcode import in_test_code
 from nnlint.rule import Context, Rule
 
 
@@ -90,6 +107,7 @@ class AdamLearningRateTooHigh(Rule):
     default = True
     fixable = False
     options = {"max-lr": 0.01, "max-shallow-depth": 3}
+    option_ranges = {"max-lr": {"above": 0}, "max-shallow-depth": {"minimum": 0}}
 
     def check(self, ctx: Context) -> None:
         threshold = ctx.number_option("max-lr", above=0)
@@ -104,10 +122,62 @@ class AdamLearningRateTooHigh(Rule):
                 continue
             if optimizers.trains_plain_tensors(site) or optimizers.lr_overridden(site):
                 continue
+            if in_test_code(ctx.facts, site.node):
+                continue
             depth = optimizers.known_depth(site)
             if depth is not None and depth <= shallow:
                 continue  # a small network known in full
+            if depth is None and not _known_deep(ctx, site, shallow) and _of_unreadable_model_class(ctx, site):
+                continue  # unknown size is not "deep"
             written = ctx.code_for(argument).strip()
             shown = f"{lr:g}" if written == f"{lr:g}" or written == repr(lr) else f"{written} = {lr:g}"
             ctx.report(argument, f"{site.kind.name} with learning rate {shown}: Adam-family optimizers diverge "
                                  f"at rates this high; about 1e-3 is the usual starting point")
+
+
+def _known_deep(ctx: Context, site: OptimizerSite, shallow: int) -> bool:
+    models = ctx.facts.optimizers.trained_models(site)
+    return bool(models) and sum(weight_layers(m) for m in models) > shallow
+
+
+def _of_unreadable_model_class(ctx: Context, site: OptimizerSite) -> bool:
+    """Is a trained model an instance of (or ``self`` in) a class derived from a class nnlint cannot read?"""
+    return any(_unreadable_base(ctx, cls) for cls in _owner_classes(ctx, site))
+
+
+def _owner_classes(ctx: Context, site: OptimizerSite) -> Iterator[cst.ClassDef]:
+    params = site.params_argument()
+    if params is None:
+        return
+    facts = ctx.facts
+    for node in facts.walk(params):
+        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+                and node.func.attr.value in ("parameters", "named_parameters")):
+            continue
+        owner = node.func.value
+        if isinstance(owner, cst.Name) and owner.value == "self":
+            cls = next((a for a in facts.ancestors(owner) if isinstance(a, cst.ClassDef)), None)
+            if cls is not None:
+                yield cls
+            continue
+        value = facts.dataflow.resolve(owner) if isinstance(owner, cst.Name) else None
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in facts.names.classes:
+            yield facts.names.classes[value.func.value]
+
+
+def _unreadable_base(ctx: Context, cls: cst.ClassDef, depth: int = 0) -> bool:
+    names = ctx.facts.names
+    for base in cls.bases:
+        expr = base.value
+        if isinstance(expr, cst.Name) and expr.value in names.classes and depth < 4:
+            if _unreadable_base(ctx, names.classes[expr.value], depth + 1):
+                return True
+            continue
+        qualname: Optional[str] = names.qualname(expr)
+        if qualname is not None and (
+                qualname in L.TORCH_MODULE_BASES or qualname in L.KERAS_MODEL_BASES
+                or L.layer_kind(qualname) is not None or qualname.startswith("torchvision.models.")
+                or ctx.facts.project.model(qualname, near=ctx.facts.module_name) is not None):
+            continue  # a module base, a known layer or architecture, or a model of this project
+        return True
+    return False

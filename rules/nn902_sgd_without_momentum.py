@@ -70,6 +70,7 @@ class SgdWithoutMomentum(Rule):
     default = False
     fixable = False
     options = {"min-depth": 3}
+    option_ranges = {"min-depth": {"minimum": 1}}
 
     def check(self, ctx: Context) -> None:
         min_depth = ctx.int_option("min-depth", minimum=1)

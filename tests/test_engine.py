@@ -171,8 +171,10 @@ def test_corrupt_cache_is_a_miss(tmp_path: Path, catalogue) -> None:
     path = write(tmp_path, "proj/m.py", SOFTMAX_FILE)
     settings = Settings(root=tmp_path)
     lint([path], catalogue, settings=settings)
-    for pickle_file in (tmp_path / ".nnlint_cache").rglob("*.pickle"):
-        pickle_file.write_bytes(b"not a pickle")
+    cache_files = list((tmp_path / ".nnlint_cache").rglob("*.json"))
+    assert cache_files
+    for cache_file in cache_files:
+        cache_file.write_bytes(b"not a cache")
     assert len(lint([path], catalogue, settings=settings).findings) == 1
 
 

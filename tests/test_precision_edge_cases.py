@@ -515,3 +515,277 @@ def test_nn101_and_nn307_quiet_in_pytest_file() -> None:
     assert lines(source, "NN307", path="tests/test_hooks.py") == []
     assert lines(source, "NN101", path="hooks.py") == [10]
     assert lines(source, "NN307", path="hooks.py") == [21]
+
+
+# -- NN308: linear probing keeps a frozen backbone in eval mode on purpose --------------------
+
+LINEAR_PROBE = '''
+import torch
+import torchvision
+
+
+def fit_head(net, batches, opt):
+    net.eval()  # the frozen trunk's batch-norm statistics must not move
+    for images, labels in batches:
+        loss = torch.nn.functional.cross_entropy(net(images), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def score(net, batches):
+    net.eval()
+    with torch.no_grad():
+        return sum((net(x).argmax(1) == y).sum().item() for x, y in batches)
+
+
+net = torchvision.models.resnet50()
+{freeze}
+trainable = [p for p in net.parameters() if p.requires_grad]
+opt = torch.optim.SGD(trainable, lr=0.1, momentum=0.9)
+for epoch in range(epochs):
+    fit_head(net, train_batches, opt)
+    score(net, val_batches)
+'''
+
+FREEZE_LOOP = '''for name, weight in net.named_parameters():
+    if not name.startswith("fc."):
+        weight.requires_grad = False'''
+
+
+@pytest.mark.parametrize("freeze", [FREEZE_LOOP, "net.requires_grad_(False)\nnet.fc.requires_grad_(True)"])
+def test_nn308_quiet_for_linear_probing_of_a_frozen_model(freeze: str) -> None:
+    assert lines(LINEAR_PROBE.format(freeze=freeze), "NN308") == []
+
+
+def test_nn308_eval_before_training_without_frozen_weights_is_reported_once() -> None:
+    # nothing is frozen: the eval() at the top of the training helper is the bug, and the one in
+    # score() is not reported again (the helper's eval() runs before the next step anyway)
+    assert lines(LINEAR_PROBE.format(freeze=""), "NN308") == [7]
+    # freezing only a part of the model says nothing about the rest
+    partial = FREEZE_LOOP.replace("net.named_parameters()", "net.layer1.named_parameters()")
+    assert lines(LINEAR_PROBE.format(freeze=partial), "NN308") == [7]
+
+
+def test_nn308_validation_eval_still_fires_next_to_frozen_weights() -> None:
+    # frozen weights, but the training helper never sets a mode: the validation eval() leaks
+    source = LINEAR_PROBE.format(freeze=FREEZE_LOOP).replace(
+        "    net.eval()  # the frozen trunk's batch-norm statistics must not move\n", "")
+    assert lines(source, "NN308") == [15]
+
+
+# -- NN302: weights-only snapshots that the program reads back only for inference ------------
+
+STYLE_TRANSFER = '''
+import torch
+
+
+def fit(args, net, batches):
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for step, images in enumerate(batches):
+        opt.zero_grad()
+        perceptual_loss(net(images), images).backward()
+        opt.step()
+        if step % 2000 == 0:
+            torch.save(net.state_dict(), f"snapshots/net_{{step}}.pth")
+
+
+def render(args, net, image):
+    net.load_state_dict(torch.load(args.weights))
+    with torch.no_grad():
+        return net.eval()(image)
+
+
+def main(args):
+    net = StyleNet()
+{resume}    if args.command == "fit":
+        fit(args, net, batches)
+    else:
+        render(args, net, image)
+'''
+
+
+def test_nn302_quiet_when_snapshots_are_only_loaded_for_inference() -> None:
+    assert lines(STYLE_TRANSFER.format(resume=""), "NN302") == []
+
+
+def test_nn302_still_fires_when_training_can_resume_from_them() -> None:
+    resume = "    if args.resume:\n        net.load_state_dict(torch.load(args.resume))\n"
+    assert lines(STYLE_TRANSFER.format(resume=resume), "NN302") == [12]
+    helper = "    if args.resume:\n        load_checkpoint(net, args.resume)\n"
+    assert lines(STYLE_TRANSFER.format(resume=helper), "NN302") == [12]
+
+
+# -- NN312: a model of unknown size is not a deep one --------------------------------------
+
+DEMO_SUBCLASS = '''
+import torch
+import torch.nn as nn
+from toolkit.demos import DemoModel
+
+
+class FusedStep(DemoModel):
+    def __init__(self):
+        super().__init__()
+{layers}
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.1)
+
+
+def build():
+    model = FusedStep()
+    return model, torch.optim.AdamW(model.parameters(), lr=0.2)
+'''
+
+
+def test_nn312_quiet_for_a_subclass_of_an_unreadable_model() -> None:
+    assert lines(DEMO_SUBCLASS.format(layers=""), "NN312") == []
+
+
+def test_nn312_still_fires_for_a_module_with_an_unknown_layer() -> None:
+    # a subclass of nn.Module is read: a layer nnlint does not know leaves it possibly deep
+    own = DEMO_SUBCLASS.format(layers="        self.block = GraphBlock(8)\n").replace("(DemoModel)", "(nn.Module)")
+    assert lines(own, "NN312") == [13, 18]
+
+
+PYTEST_OPTIMIZER = '''
+import pytest
+import torch
+import torch.nn as nn
+
+
+def test_step_updates_weights():
+    model = nn.Sequential(*[nn.Linear(4, 4) for _ in range(6)])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    before = model[0].weight.clone()
+    model(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    assert not torch.equal(before, model[0].weight)
+'''
+
+
+def test_nn312_quiet_in_a_unit_test() -> None:
+    assert lines(PYTEST_OPTIMIZER, "NN312", path="tests/test_step.py") == []
+    assert lines(PYTEST_OPTIMIZER, "NN312", path="step.py") == [9]
+
+
+# -- NN103: a heads x heads mixing matrix whose product is layer-normalised ------------------
+
+REATTENTION = '''
+import torch
+import torch.nn as nn
+
+
+class Reattention(nn.Module):
+    def __init__(self, dim, heads=8):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.head_mixing_weights = nn.Parameter(torch.randn({shape}))
+        self.mix_norm = nn.Sequential(Channels(last=True), nn.LayerNorm(heads), Channels(last=False))
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(dim=-1)
+        attn = torch.einsum("bhij,hg->bgij", attn, self.head_mixing_weights)
+{after}        return self.out((attn @ v).transpose(1, 2).reshape(b, n, -1))
+'''
+NORM_AFTER = "        attn = self.mix_norm(attn)\n"
+
+
+def test_nn103_quiet_for_a_normalised_head_mixing_matrix() -> None:
+    assert lines(REATTENTION.format(shape="heads, heads", after=NORM_AFTER), "NN103") == []
+    functional = "        attn = torch.nn.functional.layer_norm(attn.transpose(1, -1), (self.heads,))\n"
+    assert lines(REATTENTION.format(shape="heads, heads", after=functional), "NN103") == []
+
+
+def test_nn103_head_mixing_still_fires_without_a_normalisation() -> None:
+    assert lines(REATTENTION.format(shape="heads, heads", after=""), "NN103") == [11]
+    # used before it is normalised, or not a square mixing matrix
+    used_first = "        print(attn.mean())\n" + NORM_AFTER
+    assert lines(REATTENTION.format(shape="heads, heads", after=used_first), "NN103") == [11]
+    assert lines(REATTENTION.format(shape="dim, heads", after=NORM_AFTER), "NN103") == [11]
+
+
+# -- NN204: how the sigmoid + BCELoss finding speaks -----------------------------------------
+
+def messages(source: str, code: str) -> dict[int, str]:
+    found = nnlint.lint_source(textwrap.dedent(source), path="train.py", select=[code])
+    return {f.line: f.message for f in found if f.code == code}
+
+
+SIGMOID_CRITIC = '''
+import torch
+import torch.nn as nn
+from lightning.pytorch import LightningModule, Trainer
+
+
+class Critic(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(64, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.score(x)
+
+
+critic = Critic()
+bce = nn.BCELoss()
+
+
+def critic_loss(x, y):
+    return bce(critic(x), y)
+
+
+def plain_step(x, y):
+    return critic_loss(x, y)
+
+
+def mixed_step(x, y, scaler):
+    with torch.autocast(device_type="cuda", dtype=torch.float16):
+        loss = critic_loss(x, y)
+    scaler.scale(loss).backward()
+
+
+def cpu_step(x, y):
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        return bce(critic(x), y)
+
+
+@torch.cuda.amp.autocast()
+def decorated_step(x, y):
+    return bce(critic(x), y)
+
+
+class LitCritic(LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.critic = Critic()
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return bce(torch.sigmoid(self.critic.score[2](x)), y)
+
+
+trainer = Trainer(precision="{precision}")
+'''
+
+
+def test_nn204_says_when_autocast_makes_it_a_crash() -> None:
+    found = messages(SIGMOID_CRITIC.format(precision="16-mixed"), "NN204")
+    assert sorted(found) == [21, 36, 41, 51]
+    autocast = [line for line, message in found.items() if "unsafe to autocast" in message]
+    # the helper is reached from an autocast block (and from a plain one: any autocast caller counts),
+    # the decorated helper and the Lightning step under a mixed-precision Trainer; not CPU autocast
+    assert sorted(autocast) == [21, 41, 51]
+    assert "sigmoid output of Critic" in found[36] and "clamped at 100" in found[36]
+
+
+def test_nn204_model_output_and_explicit_sigmoid_outside_autocast() -> None:
+    found = messages(SIGMOID_CRITIC.format(precision="32-true").replace("    with torch.autocast(device_type=\"cuda\"",
+                                                                        "    with torch.autocast(enabled=False, device_type=\"cuda\""),
+                     "NN204")
+    assert "unsafe to autocast" not in found[21] and "sigmoid output of Critic" in found[21]
+    assert "sigmoid taken before the loss" in found[51]

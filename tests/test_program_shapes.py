@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import nnlint
+from nnlint.engine import discover_settings
 
 _MARK = re.compile(r"#\s*((?:NN\d{3}[ ,]*)+)\s*$")
 
@@ -415,3 +416,36 @@ def test_program_shape(case: str, tmp_path: Path) -> None:
     assert not result.errors
     got = {(Path(f.path).name, f.line, f.code) for f in result.findings}
     assert got == _expected(files)
+
+
+TRAIN_IMPORTING = '''
+import torch.nn as nn
+from {module} import Net
+
+model = Net()
+criterion = nn.CrossEntropyLoss()
+loss = criterion(model(x), y)
+'''
+
+
+@pytest.mark.parametrize("layout, module", [
+    ("pkg/model.py", "pkg.model"),          # a package
+    ("src/pkg/model.py", "pkg.model"),      # src layout
+    ("nspkg/model.py", "nspkg.model"),      # a namespace package (no __init__.py)
+])
+def test_changed_file_alone_gets_the_whole_project_answer(tmp_path: Path, layout: str, module: str) -> None:
+    """pre-commit passes only the changed file: the modules it imports are indexed all the same."""
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\n")
+    model_file = tmp_path / layout
+    model_file.parent.mkdir(parents=True)
+    model_file.write_text(textwrap.dedent(MODEL_SOFTMAX))
+    if not layout.startswith("nspkg"):
+        (model_file.parent / "__init__.py").write_text("")
+    train = tmp_path / "train.py"
+    train.write_text(TRAIN_IMPORTING.format(module=module))
+    settings = discover_settings([str(train)])
+    whole = nnlint.lint_paths([str(tmp_path)], settings, select=["NN201"], use_cache=False, jobs=1)
+    alone = nnlint.lint_paths([str(train)], settings, select=["NN201"], use_cache=False, jobs=1)
+    assert [(Path(f.path).name, f.line) for f in whole.findings] == [("train.py", 7)]
+    assert [(Path(f.path).name, f.line) for f in alone.findings] == [("train.py", 7)]
+    assert alone.files_checked == 1

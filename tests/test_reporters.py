@@ -229,12 +229,95 @@ def test_github_runtime_finding_has_no_file() -> None:
 
 # -- sarif ---------------------------------------------------------------------------
 
-def _validate(document: dict) -> None:
+SARIF_LEVELS = {"none", "note", "warning", "error"}
+
+
+def _check_region(region: dict) -> None:
+    assert set(region) <= {"startLine", "startColumn", "endLine", "endColumn"}, region
+    assert all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in region.values()), region
+    assert "startLine" in region, region
+    if "endLine" in region:
+        assert region["endLine"] >= region["startLine"], region
+        if region["endLine"] == region["startLine"] and "endColumn" in region:
+            assert region["endColumn"] >= region.get("startColumn", 1), region
+
+
+def _check_physical_location(physical: dict) -> None:
+    artifact = physical["artifactLocation"]
+    assert isinstance(artifact["uri"], str) and artifact["uri"], physical
+    assert " " not in artifact["uri"] and "\\" not in artifact["uri"], artifact  # a URI reference
+    if "region" in physical:
+        _check_region(physical["region"])
+
+
+def _check_sarif_structure(document: dict) -> None:
+    """What SARIF 2.1.0 viewers rely on, checked without the official schema (which a plain checkout lacks)."""
+    assert document["version"] == "2.1.0"
+    assert isinstance(document["$schema"], str) and document["$schema"].startswith("https://")
+    assert "sarif" in document["$schema"] and "2.1.0" in document["$schema"]
+    assert isinstance(document["runs"], list) and len(document["runs"]) == 1
+    run = document["runs"][0]
+    driver = run["tool"]["driver"]
+    assert driver["name"] == "nnlint" and isinstance(driver.get("version", ""), str)
+    rules = driver["rules"]
+    ids = [rule["id"] for rule in rules]
+    assert len(set(ids)) == len(ids), "rule ids must be unique"
+    for rule in rules:
+        assert isinstance(rule["id"], str) and rule["id"], rule
+        assert isinstance(rule["shortDescription"]["text"], str) and rule["shortDescription"]["text"], rule
+        if rule["id"] in CATALOGUE.by_code:  # documented rules carry their documentation
+            assert isinstance(rule["help"]["markdown"], str) and rule["help"]["markdown"], rule["id"]
+            assert isinstance(rule["help"]["text"], str), rule["id"]
+        level = rule.get("defaultConfiguration", {}).get("level", "warning")
+        assert level in SARIF_LEVELS, rule
+    assert isinstance(run["results"], list)
+    for result in run["results"]:
+        assert isinstance(result["ruleId"], str) and result["ruleId"] in ids, result
+        if "ruleIndex" in result:
+            assert ids[result["ruleIndex"]] == result["ruleId"], result
+        assert result["level"] in SARIF_LEVELS, result
+        assert isinstance(result["message"]["text"], str) and result["message"]["text"], result
+        locations = result.get("locations", [])
+        assert isinstance(locations, list)
+        for location in locations:
+            assert "physicalLocation" in location or "logicalLocations" in location, location
+            if "physicalLocation" in location:
+                _check_physical_location(location["physicalLocation"])
+            for logical in location.get("logicalLocations", []):
+                assert isinstance(logical["fullyQualifiedName"], str), logical
+        for related in result.get("relatedLocations", []):
+            _check_physical_location(related["physicalLocation"])
+            if "message" in related:
+                assert isinstance(related["message"]["text"], str), related
+        for fix in result.get("fixes", []):
+            for change in fix["artifactChanges"]:
+                assert isinstance(change["artifactLocation"]["uri"], str), change
+                for replacement in change["replacements"]:
+                    _check_region(replacement["deletedRegion"])
+                    assert isinstance(replacement.get("insertedContent", {}).get("text", ""), str), replacement
+    for base in run.get("originalUriBaseIds", {}).values():
+        assert base["uri"].endswith("/"), base
+
+
+def _official_schema_missing() -> str | None:
+    """Why the official schema cannot be used here (``None``: it can)."""
     if not SARIF_SCHEMA.is_file():
-        pytest.skip("SARIF schema not available beside the checkout")
-    jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
-    jsonschema.validate(document, schema, cls=jsonschema.Draft7Validator)
+        return f"the official SARIF 2.1.0 schema is not at {SARIF_SCHEMA} (only some checkouts have ../shared/data)"
+    try:
+        import jsonschema  # noqa: F401
+    except ImportError:
+        return "jsonschema is not installed (pip install -e '.[test]')"
+    return None
+
+
+def _validate(document: dict) -> None:
+    """The structure always; the official schema too where it and jsonschema are available."""
+    _check_sarif_structure(document)
+    if _official_schema_missing() is None:
+        import jsonschema
+
+        schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
+        jsonschema.validate(document, schema, cls=jsonschema.Draft7Validator)
 
 
 def test_sarif_validates_and_describes_rules_from_the_catalogue() -> None:
@@ -310,7 +393,74 @@ def test_sarif_without_findings_validates() -> None:
 
 def test_sarif_loads_the_catalogue_when_not_given() -> None:
     document = json.loads(output([static()], "sarif"))
+    _validate(document)
     assert "NN001" in [r["id"] for r in document["runs"][0]["tool"]["driver"]["rules"]]
+
+
+def test_sarif_of_the_bundled_examples_is_well_formed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nnlint
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    result = nnlint.lint_paths(["examples"], use_cache=False, jobs=1)
+    assert result.findings and not result.errors
+    document = json.loads(output(result.findings, "sarif", catalogue=CATALOGUE))
+    _validate(document)
+    results = document["runs"][0]["results"]
+    assert len(results) == len(result.findings)
+    assert {r["ruleId"] for r in results} == {f.code for f in result.findings}
+    for finding, sarif in zip(result.findings, results):
+        region = sarif["locations"][0]["physicalLocation"]["region"]
+        assert (region["startLine"], region["startColumn"]) == (finding.line, finding.column)
+        assert sarif["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == finding.path.replace(os.sep, "/")
+
+
+def _mutated(document: dict, change) -> dict:
+    copy = json.loads(json.dumps(document))
+    change(copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.update(version="2.0.0"),
+        lambda d: d.pop("$schema"),
+        lambda d: d["runs"][0]["tool"]["driver"].pop("name"),
+        lambda d: d["runs"][0]["tool"]["driver"]["rules"][0].pop("shortDescription"),
+        lambda d: d["runs"][0]["tool"]["driver"]["rules"][0]["help"].pop("markdown"),
+        lambda d: d["runs"][0]["results"][0].update(level="fatal"),
+        lambda d: d["runs"][0]["results"][0].update(ruleIndex=1),
+        lambda d: d["runs"][0]["results"][0]["message"].pop("text"),
+        lambda d: d["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"].pop("uri"),
+        lambda d: d["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"].update(startLine=0),
+        lambda d: d["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"].update(endLine=1),
+        lambda d: d["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"].update(endColumn=2),
+        lambda d: d["runs"][0]["results"][0].update(relatedLocations=[{"physicalLocation": {"artifactLocation": {}}}]),
+    ],
+)
+def test_the_sarif_structure_check_rejects_broken_documents(change) -> None:
+    document = sarif_document([static(fix=SAFE_FIX)], CATALOGUE)
+    _check_sarif_structure(document)
+    with pytest.raises((AssertionError, KeyError, IndexError)):
+        _check_sarif_structure(_mutated(document, change))
+
+
+def test_sarif_matches_the_official_schema(tmp_path: Path) -> None:
+    """Documents like the ones the tests above check, against the official schema (where a checkout has it)."""
+    missing = _official_schema_missing()
+    if missing is not None:
+        pytest.skip(f"{missing}; the SARIF structure is still checked by the other SARIF tests")
+    documents = [
+        sarif_document([static(fix=SAFE_FIX), static(line=3, column=1, end_column=1), RUNTIME], CATALOGUE),
+        sarif_document([static(code="NN899", severity="info"), static(code="NN898", severity="warning")], CATALOGUE),
+        sarif_document([static(path="my dir/50% #1?.py"), static(path=str(tmp_path / "a b.py"))], CATALOGUE),
+        sarif_document([], CATALOGUE),
+    ]
+    import jsonschema
+
+    schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
+    for document in documents:
+        jsonschema.validate(document, schema, cls=jsonschema.Draft7Validator)
 
 
 # -- statistics ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import libcst as cst
 
-from nnlint.facts.names import dotted_name, is_unknown, keyword, literal, positional
+from nnlint.facts.names import dotted_name, fits, fold, is_unknown, keyword, literal, positional
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -172,7 +172,9 @@ class Constants:
                 if isinstance(value, str) and converter is not None and converter is not str:
                     try:
                         value = converter(value)  # argparse applies type= to string defaults
-                    except ValueError:
+                    except ValueError:  # also int() of more than 4300 digits
+                        value = None
+                    if not fits(value):
                         value = None
                 record(dest, value if value is not None else _CONFLICT)
             elif method == "set_defaults":
@@ -212,25 +214,10 @@ def _is_number(value: Any) -> bool:
 def _is_constant(value: Any) -> bool:
     if isinstance(value, tuple):
         return all(_is_constant(v) for v in value)
-    return isinstance(value, _SCALARS)
+    return isinstance(value, _SCALARS) and fits(value)
 
 
 def _arithmetic(operator: cst.BaseBinaryOp, left: Any, right: Any) -> Any:
-    if not (_is_number(left) and _is_number(right)):
-        return None
-    try:
-        if isinstance(operator, cst.Multiply):
-            return left * right
-        if isinstance(operator, cst.Divide):
-            return left / right
-        if isinstance(operator, cst.FloorDivide):
-            return left // right
-        if isinstance(operator, cst.Add):
-            return left + right
-        if isinstance(operator, cst.Subtract):
-            return left - right
-        if isinstance(operator, cst.Power) and abs(right) <= 64:
-            return left**right
-    except (ArithmeticError, ValueError, OverflowError):
-        return None
-    return None
+    # bounded like literal(): a file's `10 ** 10 ** 8` is unknown, not minutes of lint time
+    value = fold(operator, left, right)
+    return None if is_unknown(value) else value

@@ -32,6 +32,9 @@ _SCOPE_OR_COMPREHENSION = frozenset(_SCOPES + _COMPREHENSIONS)
 # Exact node classes (libcst's are final; ``type(x) in`` avoids the slow ABC isinstance).
 _NESTED_SCOPES = frozenset({cst.FunctionDef, cst.ClassDef})
 _OPAQUE = frozenset({cst.Lambda, *_COMPREHENSIONS})
+#: bindings of one name examined per use. Each costs a walk up its nesting, so past this many
+#: (generated code, a 2000-branch ``elif`` chain: minutes) the older ones are kept as "may reach".
+_MAX_EXAMINED = 64
 _BINDING_TYPES = frozenset({
     cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.For, cst.WithItem, cst.ExceptHandler,
     cst.FunctionDef, cst.ClassDef, cst.Import, cst.ImportFrom,
@@ -219,6 +222,7 @@ class Dataflow:
         found: list[Definition] = []
         #: the newest binding that always runs before the use (older ones cannot reach it)
         dominating: Optional[Definition] = None
+        examined = 0
         for definition in reversed(candidates):
             if definition.point >= use_enter:
                 continue
@@ -226,6 +230,10 @@ class Dataflow:
                 definition.statement, (cst.For, cst.Param)
             ):
                 # the use is part of its own binding statement (x = f(x)): an older binding
+                continue
+            examined += 1
+            if examined > _MAX_EXAMINED:
+                found.append(definition)
                 continue
             guards = self._guards(scope, definition.statement)
             if self._exclusive(guards, use_ancestors):

@@ -91,6 +91,12 @@ class ProjectIndex:
 
     def module(self, name: str, near: Optional[str] = None) -> Optional[ModuleSummary]:
         candidates = self._by_module.get(name)
+        if not candidates and "." in name:
+            # a namespace package (no ``__init__.py``): ``nspkg.model`` is the file ``nspkg/model.py``,
+            # which names itself ``model``
+            parts = name.split(".")
+            candidates = [s for s in self._by_module.get(parts[-1], ())
+                          if Path(os.path.abspath(s.path)).with_suffix("").parts[-len(parts):] == tuple(parts)]
         if not candidates:
             return None
         if len(candidates) == 1 or near is None:

@@ -378,15 +378,16 @@ class _Walker:
         if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
             return
         if isinstance(node, cst.If):
-            self.expression(node.test, state)
-            self.block(node.body, _with_guard(state, Guard(node, 0)))
-            if node.orelse is not None:
-                inner = _with_guard(state, Guard(node, 1))
-                if isinstance(node.orelse, cst.If):
-                    self.statement(node.orelse, inner)
-                else:
-                    self.block(node.orelse.body, inner)
-            return
+            while True:  # an elif chain in a loop, not recursion: 1000 branches are valid code
+                self.expression(node.test, state)
+                self.block(node.body, _with_guard(state, Guard(node, 0)))
+                if node.orelse is None:
+                    return
+                state = _with_guard(state, Guard(node, 1))
+                if not isinstance(node.orelse, cst.If):
+                    self.block(node.orelse.body, state)
+                    return
+                node = node.orelse
         if isinstance(node, (cst.For, cst.While)):
             self.expression(node.iter if isinstance(node, cst.For) else node.test, state)
             self.block(node.body, _with_guard(state, Guard(node, 0)))
@@ -435,20 +436,24 @@ class _Walker:
 
     # expressions ---------------------------------------------------------------
     def expression(self, node: cst.CSTNode, state: _State) -> None:
-        stack: list[cst.CSTNode] = [node]
+        # one stack, no recursion (a 1000-call method chain is valid code); a call waits on it as a
+        # 1-tuple until its arguments and receiver are walked
+        stack: list[Union[cst.CSTNode, tuple[cst.Call]]] = [node]
         while stack:
             current = stack.pop()
+            if isinstance(current, tuple):
+                self.call(current[0], state)
+                continue
             if isinstance(current, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
                 continue
             if isinstance(current, cst.Call):
-                # arguments run before the call itself
-                for arg in current.args:
-                    self.expression(arg.value, state)
+                # arguments run before the receiver, then the call itself
+                stack.append((current,))
                 if isinstance(current.func, cst.Attribute):
-                    self.expression(current.func.value, state)
+                    stack.append(current.func.value)
                 elif not isinstance(current.func, cst.Name):
-                    self.expression(current.func, state)
-                self.call(current, state)
+                    stack.append(current.func)
+                stack.extend(reversed([arg.value for arg in current.args]))
                 continue
             stack.extend(reversed(children(current)))
 

@@ -14,7 +14,7 @@ Qualified names are canonicalised so rules match one spelling:
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 import libcst as cst
 
@@ -146,20 +146,29 @@ class _ImportCollector(cst.CSTVisitor):
 
 def _collect_top_level_definitions(body: Sequence[cst.CSTNode], collector: _ImportCollector) -> None:
     """Module-level classes and functions, also those under top-level ``if``/``try``/``with``."""
-    for statement in body:
-        if isinstance(statement, cst.ClassDef):
+    # a stack, not recursion: an ``elif`` chain nests one If per branch (1000 branches are valid code)
+    pending: list[Iterator[cst.CSTNode]] = [iter(body)]
+    while pending:
+        statement = next(pending[-1], None)
+        if statement is None:
+            pending.pop()
+        elif isinstance(statement, cst.ClassDef):
             collector.classes[statement.name.value] = statement
         elif isinstance(statement, cst.FunctionDef):
             collector.functions[statement.name.value] = statement
         elif isinstance(statement, (cst.If, cst.Try, cst.With)):
+            nested: list[cst.CSTNode] = []
             blocks: list[cst.BaseSuite] = [statement.body]
-            if isinstance(statement, cst.If) and statement.orelse is not None:
-                blocks.append(statement.orelse.body if isinstance(statement.orelse, cst.Else) else cst.IndentedBlock([statement.orelse]))
+            if isinstance(statement, cst.If) and isinstance(statement.orelse, cst.Else):
+                blocks.append(statement.orelse.body)
             if isinstance(statement, cst.Try):
                 blocks.extend(handler.body for handler in statement.handlers)
             for block in blocks:
                 if isinstance(block, cst.IndentedBlock):
-                    _collect_top_level_definitions(block.body, collector)
+                    nested.extend(block.body)
+            if isinstance(statement, cst.If) and isinstance(statement.orelse, cst.If):
+                nested.append(statement.orelse)  # elif: a statement after the if's block
+            pending.append(iter(nested))
 
 
 class Names:
@@ -253,46 +262,116 @@ def has_star_args(call: cst.Call) -> bool:
 
 _UNKNOWN = object()
 
+#: Folding stops here: an integer wider than this many bits (~300 digits, past any float) is not a
+#: value a rule can use, and computing one a file asks for (``10 ** 10 ** 8``) can take minutes.
+MAX_INT_BITS = 1024
+#: how many nested operations ``literal`` follows; a deeper expression (a 1000-term ``+`` chain)
+#: is unknown rather than a RecursionError
+MAX_FOLD_DEPTH = 32
+#: the longest integer literal read: 0b and 1024 binary digits (a longer one is wider than MAX_INT_BITS)
+_MAX_INTEGER_TEXT = MAX_INT_BITS + 2
+
+
+def fits(value: object) -> bool:
+    """Is ``value`` small enough to fold and report (every value but a very wide integer)?"""
+    return not isinstance(value, int) or value.bit_length() <= MAX_INT_BITS
+
+
+def fold(operator: cst.BaseBinaryOp, left: object, right: object) -> object:
+    """``left <operator> right`` for two numbers (not bools), or UNKNOWN.
+
+    Unknown too when the result would be wider than MAX_INT_BITS (checked before a power or a
+    product is computed, so that it costs no time) or is not a real number (``(-8) ** 0.5``).
+    """
+    if not (_is_number(left) and _is_number(right) and fits(left) and fits(right)):
+        return _UNKNOWN
+    try:
+        if isinstance(operator, cst.Add):
+            result = left + right  # type: ignore[operator]
+        elif isinstance(operator, cst.Subtract):
+            result = left - right  # type: ignore[operator]
+        elif isinstance(operator, cst.Multiply):
+            result = left * right  # type: ignore[operator]
+        elif isinstance(operator, cst.Divide):
+            result = left / right  # type: ignore[operator]
+        elif isinstance(operator, cst.FloorDivide):
+            result = left // right  # type: ignore[operator]
+        elif isinstance(operator, cst.Power):
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1 \
+                    and (abs(left).bit_length() - 1) * right > MAX_INT_BITS:
+                return _UNKNOWN  # at least 2 ** MAX_INT_BITS: not computed at all
+            result = left**right  # type: ignore[operator]
+        else:
+            return _UNKNOWN
+    except (ArithmeticError, ValueError):  # OverflowError and ZeroDivisionError are ArithmeticErrors
+        return _UNKNOWN
+    return result if _is_number(result) and fits(result) else _UNKNOWN
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 
 def literal(expr: Optional[cst.BaseExpression], default: object = _UNKNOWN) -> object:
     """The Python value of a literal expression (numbers, strings, bools, None, tuples)."""
-    if expr is None:
-        return default
+    value = _literal(expr, MAX_FOLD_DEPTH)
+    return default if value is _UNKNOWN else value
+
+
+def _literal(expr: Optional[cst.BaseExpression], depth: int) -> object:
+    if expr is None or depth < 0:
+        return _UNKNOWN
     if isinstance(expr, cst.Integer):
-        return int(expr.evaluated_value)
+        if len(expr.value) > _MAX_INTEGER_TEXT:
+            return _UNKNOWN  # ``int()`` of thousands of digits raises (and would not fit)
+        number = int(expr.evaluated_value)
+        return number if fits(number) else _UNKNOWN
     if isinstance(expr, cst.Float):
         return float(expr.evaluated_value)
     if isinstance(expr, cst.Imaginary):
-        return default
-    if isinstance(expr, (cst.SimpleString, cst.ConcatenatedString)):
-        value = expr.evaluated_value
-        return value if value is not None else default
+        return _UNKNOWN
+    if isinstance(expr, cst.SimpleString):
+        return expr.evaluated_value
+    if isinstance(expr, cst.ConcatenatedString):
+        return _concatenated(expr)
     if isinstance(expr, cst.Name):
-        return {"True": True, "False": False, "None": None}.get(expr.value, default)
+        return {"True": True, "False": False, "None": None}.get(expr.value, _UNKNOWN)
     if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
-        inner = literal(expr.expression, default)
-        return -inner if isinstance(inner, (int, float)) and not isinstance(inner, bool) else default
+        inner = _literal(expr.expression, depth - 1)
+        return -inner if _is_number(inner) else _UNKNOWN  # type: ignore[operator]
     if isinstance(expr, cst.BinaryOperation):
-        left, right = literal(expr.left, default), literal(expr.right, default)
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
-            try:
-                if isinstance(expr.operator, cst.Multiply):
-                    return left * right  # type: ignore[operator]
-                if isinstance(expr.operator, cst.Divide):
-                    return left / right  # type: ignore[operator]
-                if isinstance(expr.operator, cst.Add):
-                    return left + right  # type: ignore[operator]
-                if isinstance(expr.operator, cst.Subtract):
-                    return left - right  # type: ignore[operator]
-                if isinstance(expr.operator, cst.Power):
-                    return left**right  # type: ignore[operator]
-            except (ArithmeticError, ValueError):
-                return default
-        return default
+        if isinstance(expr.operator, cst.FloorDivide):
+            return _UNKNOWN
+        return fold(expr.operator, _literal(expr.left, depth - 1), _literal(expr.right, depth - 1))
     if isinstance(expr, cst.Tuple) or isinstance(expr, cst.List):
-        values = [literal(e.value, default) for e in expr.elements]
-        return default if any(v is default for v in values) else tuple(values)
-    return default
+        values = []
+        for element in expr.elements:
+            value = _literal(element.value, depth - 1)
+            if value is _UNKNOWN:
+                return _UNKNOWN
+            values.append(value)
+        return tuple(values)
+    return _UNKNOWN
+
+
+def _concatenated(expr: cst.ConcatenatedString) -> object:
+    """``"a" "b"``: libcst's own evaluated_value recurses once per part (10k parts: RecursionError)."""
+    parts: list[object] = []
+    node: cst.BaseExpression = expr
+    while isinstance(node, cst.ConcatenatedString):
+        parts.append(node.left)
+        node = node.right
+    parts.append(node)
+    values = []
+    for part in parts:
+        if not isinstance(part, cst.SimpleString):
+            return _UNKNOWN  # an f-string
+        values.append(part.evaluated_value)
+    if all(isinstance(v, str) for v in values):
+        return "".join(values)  # type: ignore[arg-type]
+    if all(isinstance(v, bytes) for v in values):
+        return b"".join(values)  # type: ignore[arg-type]
+    return _UNKNOWN
 
 
 def is_unknown(value: object) -> bool:
