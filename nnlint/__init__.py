@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nnlint.findings import Edit, Finding, Fix
+from nnlint.findings import Edit, Finding, Fix, Related
 
 __version__ = "0.1.0"
 
@@ -17,6 +17,7 @@ __all__ = [
     "Edit",
     "Finding",
     "Fix",
+    "Related",
     "Monitor",
     "TrainingError",
     "__version__",

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple, Type, TypeVar
 
 from nnlint import __version__
-from nnlint.facts.index import ModelSummary, ModuleSummary
-from nnlint.findings import SEVERITIES, Edit, Finding, Fix
+from nnlint.facts.index import ModelSummary, ModuleSummary, Site
+from nnlint.findings import SEVERITIES, Edit, Finding, Fix, Related
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.config import Settings
@@ -41,7 +41,7 @@ KEY_BYTES = 32
 CACHEDIR_TAG = "CACHEDIR.TAG"
 _TAG_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 _TAG_TEXT = f"{_TAG_SIGNATURE}\n# This file is a cache directory tag created by nnlint.\n"
-_FORMAT = b"nnlint-cache 1"
+_FORMAT = b"nnlint-cache 2"
 #: a larger file is not read (it would be a huge or hostile one, never worth the time)
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 #: deeper nesting than constants ever have is not decoded
@@ -346,7 +346,7 @@ class _Invalid(Exception):
 
 _T = TypeVar("_T")
 _FIELDS: dict[type, tuple[str, ...]] = {
-    cls: tuple(f.name for f in fields(cls)) for cls in (CacheEntry, ModuleSummary, ModelSummary, Finding)
+    cls: tuple(f.name for f in fields(cls)) for cls in (CacheEntry, ModuleSummary, ModelSummary, Finding, Related, Site)
 }
 
 
@@ -439,7 +439,20 @@ def _encode_model(model: ModelSummary) -> list[Any]:
         _check_bool(model.has_dropout),
         _check_bool(model.has_batchnorm),
         [_check_optional_str(element) for element in model.output_elements],
+        None if model.output_site is None else _encode_site(model.output_site),
     ]
+
+
+def _encode_site(site: Site) -> list[Any]:
+    return [_check_str(site.path), _check_int(site.line), _check_int(site.column), _check_int(site.end_line),
+            _check_int(site.end_column), [_check_str(code) for code in site.silenced]]
+
+
+def _decode_site(data: Any) -> Site:
+    path, line, column, end_line, end_column, silenced = _list(data, 6)
+    if type(path) is not str or any(type(code) is not str for code in _list(silenced)):
+        raise _Invalid("site")
+    return _make(Site, path, _int(line), _int(column), _int(end_line), _int(end_column), tuple(silenced))
 
 
 _MODEL_HEAD = (str, str, str, list)
@@ -447,10 +460,10 @@ _MODEL_TAIL = (bool, bool, list)
 
 
 def _decode_model(data: Any) -> ModelSummary:
-    if type(data) is not list or len(data) != 9 or tuple(map(type, data[:4])) != _MODEL_HEAD \
-            or tuple(map(type, data[6:])) != _MODEL_TAIL:
+    if type(data) is not list or len(data) != 10 or tuple(map(type, data[:4])) != _MODEL_HEAD \
+            or tuple(map(type, data[6:9])) != _MODEL_TAIL:
         raise _Invalid("model")
-    name, qualname, framework, layers, activation, units, dropout, batchnorm, elements = data
+    name, qualname, framework, layers, activation, units, dropout, batchnorm, elements, site = data
     if any(type(layer) is not str for layer in layers):
         raise _Invalid("layers")
     return _make(
@@ -464,6 +477,7 @@ def _decode_model(data: Any) -> ModelSummary:
         dropout,
         batchnorm,
         tuple(_optional_str(element) for element in elements),
+        None if site is None else _decode_site(site),
     )
 
 
@@ -504,24 +518,27 @@ def _encode_finding(finding: Finding) -> list[Any]:
         _check_optional_str(finding.module),
         None if finding.step is None else _check_int(finding.step),
         [[_check_str(name), _check_scalar(value)] for name, value in finding.extra],
+        [[_check_str(r.path), _check_int(r.line), _check_int(r.column), _check_int(r.end_line),
+          _check_int(r.end_column), _check_str(r.message)] for r in finding.related],
     ]
 
 
 _FINDING_HEAD = (str, str, str, str, str, int, int, int, int)
 #: no fix, module, step or extra: what most static findings look like
-_FINDING_PLAIN = _FINDING_HEAD + (type(None), type(None), type(None), list)
+_FINDING_PLAIN = _FINDING_HEAD + (type(None), type(None), type(None), list, list)
 
 
 def _decode_finding(data: Any) -> Finding:
-    if type(data) is not list or len(data) != 13:
+    if type(data) is not list or len(data) != 14:
         raise _Invalid("finding")
     kinds = tuple(map(type, data))
-    code, name, severity, message, path, line, column, end_line, end_column, fix, module, step, extra = data
+    code, name, severity, message, path, line, column, end_line, end_column, fix, module, step, extra, related \
+        = data
     if severity not in SEVERITIES:
         raise _Invalid("severity")
-    if kinds == _FINDING_PLAIN and not extra:
+    if kinds == _FINDING_PLAIN and not extra and not related:
         return _make(Finding, code, name, severity, message, path, line, column, end_line, end_column,
-                     None, None, None, ())
+                     None, None, None, (), ())
     if kinds[:9] != _FINDING_HEAD:
         raise _Invalid("finding")
     return _make(
@@ -530,7 +547,15 @@ def _decode_finding(data: Any) -> Finding:
         _optional_str(module),
         None if step is None else _int(step),
         tuple(_decode_extra(item) for item in _list(extra)),
+        tuple(_decode_related(item) for item in _list(related)),
     )
+
+
+def _decode_related(data: Any) -> Related:
+    path, line, column, end_line, end_column, message = _list(data, 6)
+    if not (type(path) is str and type(message) is str):
+        raise _Invalid("related")
+    return _make(Related, path, _int(line), _int(column), _int(end_line), _int(end_column), message)
 
 
 def _encode_fix(fix: Fix) -> list[Any]:

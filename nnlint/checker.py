@@ -115,7 +115,7 @@ class FileChecker:
         # phase two can keep these facts when the full index answers them alike
         facts = FileFacts(
             source.display, parsed_or_error.module, parsed_or_error.module_name, parsed_or_error.is_package,
-            RecordingIndex(),
+            RecordingIndex(), text=parsed_or_error.decoded.text,
         )
         parsed_or_error.facts = facts
         try:
@@ -276,7 +276,8 @@ class FileChecker:
             return parsed.facts.with_project(index)
         from nnlint.facts import FileFacts
 
-        return FileFacts(source.display, parsed.module, parsed.module_name, parsed.is_package, index)
+        return FileFacts(source.display, parsed.module, parsed.module_name, parsed.is_package, index,
+                         text=parsed.decoded.text)
 
     def _loaded_rules(self) -> list[tuple[RuleInfo, Any]]:
         if self._rules is None:

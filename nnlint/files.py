@@ -12,7 +12,7 @@ import tokenize
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 from nnlint.config import ConfigError, Settings, is_excluded
 

@@ -50,6 +50,18 @@ class Fix:
 
 
 @dataclass(frozen=True)
+class Related:
+    """Another place a finding involves: the loss an output activation feeds, the activation a loss receives."""
+
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    message: str
+
+
+@dataclass(frozen=True)
 class Finding:
     """One problem at one place. Positions are 1-based; ``end_column`` is exclusive.
 
@@ -70,6 +82,8 @@ class Finding:
     module: Optional[str] = None
     step: Optional[int] = None
     extra: Tuple[Tuple[str, Any], ...] = field(default_factory=tuple)
+    #: other places involved (shown by ``full``, SARIF ``relatedLocations``, JSON ``related``)
+    related: Tuple[Related, ...] = ()
 
     @property
     def sort_key(self) -> tuple[str, int, int, str, str]:
@@ -93,6 +107,8 @@ class Finding:
             data["step"] = self.step
         if self.extra:
             data["extra"] = dict(self.extra)
+        if self.related:
+            data["related"] = [asdict(place) for place in self.related]
         return data
 
     @staticmethod
@@ -111,4 +127,5 @@ class Finding:
             module=data.get("module"),
             step=data.get("step"),
             extra=tuple(sorted(data.get("extra", {}).items())),
+            related=tuple(Related(**place) for place in data.get("related", ())),
         )

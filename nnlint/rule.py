@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Optional
 
-from nnlint.findings import Edit, Finding, Fix
+from nnlint.findings import Edit, Finding, Fix, Related
 
 if TYPE_CHECKING:  # pragma: no cover
     import libcst as cst
@@ -46,7 +46,7 @@ class Rule:
 
 
 class _Report:
-    __slots__ = ("rule", "node", "message", "fix_edits", "fix_message", "applicability", "end_node")
+    __slots__ = ("rule", "node", "message", "fix_edits", "fix_message", "applicability", "end_node", "related")
 
     def __init__(
         self,
@@ -57,7 +57,9 @@ class _Report:
         fix_edits: Optional[list[tuple["cst.CSTNode", str]]],
         fix_message: Optional[str],
         applicability: str,
+        related: tuple[tuple[Any, str], ...] = (),
     ) -> None:
+        self.related = related
         self.rule = rule
         self.node = node
         self.end_node = end_node
@@ -117,9 +119,18 @@ class Context:
                     end_line=end.end.line,
                     end_column=end.end.column + 1,
                     fix=fix,
+                    related=tuple(self._related(place, text) for place, text in report.related),
                 )
             )
         return out
+
+    def _related(self, place: Any, message: str) -> Related:
+        """A node of this file, or a :class:`~nnlint.facts.index.Site` another file recorded."""
+        if hasattr(place, "silenced"):
+            return Related(place.path, place.line, place.column, place.end_line, place.end_column, message)
+        where = self.position(place)
+        return Related(self.path, where.start.line, where.start.column + 1, where.end.line,
+                       where.end.column + 1, message)
 
     # -- used by rules ------------------------------------------------------
     @property
@@ -158,8 +169,12 @@ class Context:
         fix: Optional[Iterable[tuple["cst.CSTNode", str]]] = None,
         fix_message: Optional[str] = None,
         applicability: str = "safe",
+        related: Iterable[tuple[Any, str]] = (),
     ) -> None:
         """Report ``message`` at ``node``.
+
+        ``related`` lists other places involved, as ``(node or Site, message)`` pairs: a node of
+        this file, or a :class:`~nnlint.facts.index.Site` recorded by another file.
 
         ``fix`` is a list of ``(node, replacement_source)`` pairs: each node's source text
         is replaced by the given text. The engine turns them into text edits and only
@@ -175,15 +190,12 @@ class Context:
                 list(fix) if fix is not None else None,
                 fix_message,
                 applicability,
+                tuple(related),
             )
         )
 
     def position(self, node: "cst.CSTNode") -> "CodeRange":
-        if self._positions is None:
-            from nnlint.positions import Positions
-
-            self._positions = Positions(self.facts)
-        return self._positions[node]
+        return self.facts.positions[node]
 
     def code_for(self, node: "cst.CSTNode") -> str:
         return self.module.code_for_node(node)

@@ -41,6 +41,17 @@ class Suppressions:
             line -= 1
         return False
 
+    def codes_at(self, line: int, end_line: int) -> tuple[str, ...]:
+        """Codes (and prefixes) silenced for a finding on lines ``line``..``end_line``."""
+        codes = list(self.file_codes)
+        for number in range(line, max(line, end_line) + 1):
+            codes.extend(self.by_line.get(number, ()))
+        above = line - 1
+        while above in self.comment_only_lines:
+            codes.extend(self.by_line.get(above, ()))
+            above -= 1
+        return tuple(dict.fromkeys(codes))
+
     def filter(self, findings: Iterable[Finding]) -> list[Finding]:
         return [f for f in findings if not self.silences(f)]
 

@@ -14,7 +14,11 @@ Reported pairs:
   `Activation`/`Softmax` layer) compiled with a loss built with `from_logits=True`, and
   `tf.nn.softmax_cross_entropy_with_logits(logits=tf.nn.softmax(...))`.
 
-The model may live in another file (`from model import Net`, `import model`).
+The finding points where the fix goes: at the activation (the `F.softmax` in `forward`, the
+`nn.Softmax()` layer, the Keras layer), with the loss as a related location. When the model
+lives in another file (`from model import Net`, `import model`), the finding is at the loss
+and the activation is the related location; `# nnlint: ignore[NN201]` on the activation's
+line silences it in both cases.
 Not reported: Keras softmax with plain `categorical_crossentropy`, `log_softmax` with
 `NLLLoss`, and a softmax applied only when `not self.training` (its value is unknown).
 
@@ -38,7 +42,7 @@ class Net(nn.Module):
         self.fc = nn.Linear(784, 10)
 
     def forward(self, x):
-        return F.softmax(self.fc(x), dim=1)
+        return F.softmax(self.fc(x), dim=1)  # NN201
 
 
 model = Net()
@@ -46,7 +50,7 @@ criterion = nn.CrossEntropyLoss()
 
 
 def train_step(x, y):
-    loss = criterion(model(x), y)  # NN201
+    loss = criterion(model(x), y)
     loss.backward()
 
 
@@ -91,7 +95,7 @@ Seed 003_1540c0685162747f.txt pairs the softmax classifier with the cross-entrop
 '''
 from __future__ import annotations
 
-from nnlint.facts.models import LossSite
+from nnlint.facts.models import LossSite, report_at_activation
 from nnlint.rule import Context, Rule
 
 #: loss kind -> activations that loss applies itself
@@ -129,8 +133,10 @@ class OutputActivationAppliedByLoss(Rule):
     def _check_site(self, ctx: Context, site: LossSite, activation: object) -> None:
         applied, loss_name = _APPLIED_BY_LOSS[site.kind]
         if activation == applied:
-            ctx.report(site.node, f"{activation} output fed to {loss_name}, which applies {activation} itself: "
-                                  "pass the logits")
+            message = f"{activation} output fed to {loss_name}, which applies {activation} itself: pass the logits"
         elif activation == "log_softmax" and site.kind == "cross_entropy" and site.framework == "torch":
-            ctx.report(site.node, "log_softmax output fed to CrossEntropyLoss, which applies log_softmax again "
-                                  "(redundant): use NLLLoss, or return the logits")
+            message = ("log_softmax output fed to CrossEntropyLoss, which applies log_softmax again "
+                       "(redundant): use NLLLoss, or return the logits")
+        else:
+            return
+        report_at_activation(ctx, self.code, site, message, f"the {loss_name} it feeds")

@@ -11,7 +11,9 @@ returns `F.relu(self.fc(x))` / `self.act(self.fc(x))` / `x.relu()`, a Keras mode
 last layer has `activation="relu"` (or is a `ReLU()`/`Activation("relu")` layer), also in
 the functional API and in `model.add(...)` style, and the activation applied right before
 the loss (`criterion(F.relu(out), y)`), also below the loss's own normaliser
-(`F.nll_loss(F.log_softmax(F.relu(logits)), y)`). The model may be defined in another file than the
+(`F.nll_loss(F.log_softmax(F.relu(logits)), y)`). The finding points at the activation (the
+layer or call to remove), with the loss as a related location; below a log_softmax, and when the
+model is in another file, it points at the loss. The model may be defined in another file than the
 loss. Recognised losses: `CrossEntropyLoss`, `NLLLoss`, `BCELoss`, `BCEWithLogitsLoss`,
 `MultiLabelSoftMarginLoss`, `KLDivLoss`, `MSELoss`, `L1Loss`, `SmoothL1Loss`, `HuberLoss`
 (classes and `F.` functions) and the Keras cross-entropy / `mse` / `mae` / `huber` losses
@@ -46,20 +48,20 @@ def block(n_in, n_out):
     return [nn.Linear(n_in, n_out), nn.ReLU()]
 
 
-model = nn.Sequential(*block(784, 128), nn.Linear(128, 10), nn.ReLU())
+model = nn.Sequential(*block(784, 128), nn.Linear(128, 10), nn.ReLU())  # NN202
 criterion = nn.CrossEntropyLoss()
 
 
 def train_step(x, y):
-    loss = criterion(model(x), y)  # NN202
+    loss = criterion(model(x), y)
     loss.backward()
 
 
 regressor = keras.Sequential([
     keras.layers.Dense(64, activation="relu"),
-    keras.layers.Dense(1, activation="relu"),
+    keras.layers.Dense(1, activation="relu"),  # NN202
 ])
-regressor.compile(optimizer="adam", loss="mse")  # NN202
+regressor.compile(optimizer="adam", loss="mse")
 
 
 class Classifier(nn.Module):
@@ -121,7 +123,7 @@ from typing import Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.models import LossSite, ModelFacts, Step
+from nnlint.facts.models import LossSite, ModelFacts, Step, report_at_activation
 from nnlint.facts.names import argument
 from nnlint.rule import Context, Rule
 
@@ -140,10 +142,10 @@ _LOSSES: dict[str, str] = {
     "categorical_crossentropy": "probabilities",
     "sparse_categorical_crossentropy": "probabilities",
     "binary_crossentropy": "probabilities",
-    "mse": "regression output",
-    "l1": "regression output",
-    "smooth_l1": "regression output",
-    "huber": "regression output",
+    "mse": "regression outputs",
+    "l1": "regression outputs",
+    "smooth_l1": "regression outputs",
+    "huber": "regression outputs",
 }
 #: categories of steps that compute something (a reshape or dropout of the labels does not)
 _COMPUTING = frozenset({L.ACTIVATION, L.DENSE, L.CONV, L.NORM, L.MODEL, L.CONTAINER, L.RECURRENT,
@@ -164,10 +166,13 @@ class HiddenActivationOnOutput(Rule):
             described = _LOSSES.get(site.kind)
             if described is None:
                 continue
+            below = False
             if site.prediction is not None:
                 steps = models.steps(site.prediction)
-                activation, by_a_layer = _last_activation(_below_normaliser(steps, described))
-                if described == "regression output" and not by_a_layer:
+                below_steps = _below_normaliser(steps, described)
+                below = below_steps is not steps
+                activation, by_a_layer = _last_activation(below_steps)
+                if described == "regression outputs" and not by_a_layer:
                     continue  # ``mse(F.relu(margin - d), zeros)``: a penalty, not a model's output layer
             elif site.model is not None:
                 activation = site.model.output_activation
@@ -177,8 +182,12 @@ class HiddenActivationOnOutput(Rule):
                 continue
             if _target_is_computed(ctx, models, site):
                 continue  # feature matching / distillation: both sides are activations
-            ctx.report(site.node, f"the output fed to this loss ends in {activation}, a hidden-layer activation: "
-                                  f"its {described} are clamped; remove the activation from the output layer")
+            message = (f"the output fed to this loss ends in {activation}, a hidden-layer activation: "
+                       f"its {described} are clamped; remove the activation from the output layer")
+            if below:  # the loss's own log_softmax comes last: the ReLU is further down
+                ctx.report(site.node, message)
+            else:
+                report_at_activation(ctx, self.code, site, message, "the loss it feeds")
 
 
 def _below_normaliser(steps: tuple[Step, ...], described: str) -> tuple[Step, ...]:
@@ -186,7 +195,7 @@ def _below_normaliser(steps: tuple[Step, ...], described: str) -> tuple[Step, ..
     input are the logits (a ReLU there clamps them just the same)."""
     meaningful = [step for step in steps if step.category not in (L.SHAPE, L.DROPOUT)]
     if len(meaningful) > 1 and meaningful[0].category == L.ACTIVATION and (
-            (meaningful[0].kind in ("LogSoftmax", "Softmax") and described != "regression output")
+            (meaningful[0].kind in ("LogSoftmax", "Softmax") and described != "regression outputs")
             or (meaningful[0].kind == "Sigmoid" and described == "probabilities")):
         return tuple(meaningful[1:])
     return steps

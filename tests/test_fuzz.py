@@ -8,8 +8,9 @@ minute on a small CI machine:
   ``\\r`` and NUL bytes, bad UTF-8, deep nesting, huge literals, long operator chains);
 * generated programs: ``hypothesmith`` strategies (from the grammar and from libcst nodes).
 
-Every run lints several files at once, so one bad file must not hide the others' findings. On a
-failure the message names the seed and the file that breaks nnlint on its own, with its text.
+Every run lints several files at once, beside a sentinel file whose finding must be reported
+whatever the others contain. On a failure the message names the seed and the file that breaks
+nnlint on its own, with its text.
 Set ``NNLINT_FUZZ_SEED`` to explore other inputs, ``NNLINT_FUZZ_SECONDS`` to fuzz for longer.
 """
 from __future__ import annotations
@@ -34,6 +35,13 @@ SEED = int(os.environ.get("NNLINT_FUZZ_SEED", "20240611"))
 BUDGET = float(os.environ.get("NNLINT_FUZZ_SECONDS", "10"))
 FILES_PER_RUN = 6
 HEADER = b"import torch\nimport torch.nn as nn\n"
+#: linted beside the fuzzed files in every run: its finding must survive whatever they contain
+SENTINEL = b"""import torch.nn as nn
+
+model = nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1))
+loss = nn.CrossEntropyLoss()(model(x), y)
+"""
+SENTINEL_FINDING = ("sentinel.py", 3, "NN201")
 
 
 def corpus() -> list[bytes]:
@@ -60,7 +68,9 @@ def lint(directory: Path) -> tuple[int, str, str]:
 
 
 def problem(directory: Path) -> Optional[str]:
-    """What is wrong with nnlint's answer for ``directory`` (``None``: exit 0/1 and valid JSON)."""
+    """What is wrong with nnlint's answer for ``directory`` (``None``: exit 0/1, valid JSON and, when the
+    sentinel file is there, its finding)."""
+    sentinel = (directory / SENTINEL_FINDING[0]).is_file()
     code, out, err = lint(directory)
     if code not in (0, 1):
         return f"exit {code}: {err.strip()[-800:]}"
@@ -72,6 +82,9 @@ def problem(directory: Path) -> Optional[str]:
         return f"unexpected JSON: {out[:300]!r}"
     if "Traceback" in err or "internal error" in err:
         return f"exit {code} but stderr says: {err.strip()[-800:]}"
+    found = {(Path(f["path"]).name, f["line"], f["code"]) for f in document["findings"] if isinstance(f, dict)}
+    if sentinel and SENTINEL_FINDING not in found:
+        return f"the other files' findings were lost: {SENTINEL_FINDING} is missing (stderr: {err.strip()[-400:]})"
     return None
 
 
@@ -81,6 +94,7 @@ def files_problem(tmp_path: Path, files: list[bytes], label: str) -> Optional[st
     directory.mkdir()
     for number, data in enumerate(files):
         (directory / f"m{number}.py").write_bytes(data)
+    (directory / SENTINEL_FINDING[0]).write_bytes(SENTINEL)
     found = problem(directory)
     if found is None:
         return None
@@ -89,6 +103,7 @@ def files_problem(tmp_path: Path, files: list[bytes], label: str) -> Optional[st
         alone = tmp_path / f"{label}-alone-{number}"
         alone.mkdir()
         (alone / "m.py").write_bytes(data)
+        (alone / SENTINEL_FINDING[0]).write_bytes(SENTINEL)
         single = problem(alone)
         if single is not None:
             singles.append(f"{label}: {single}\nreproducer (the bytes of m.py): {data[:3000]!r}")

@@ -6,7 +6,7 @@ import libcst as cst
 import pytest
 
 from nnlint.facts import FileFacts
-from nnlint.facts.index import ModuleSummary, ProjectIndex
+from nnlint.facts.index import ModuleSummary, ProjectIndex, Site
 from nnlint.facts.models import ModelFacts, ModelSummary
 
 
@@ -41,7 +41,8 @@ class Net(nn.Module):
 def test_module_subclass_layers_in_data_flow_order() -> None:
     model = facts_of(TORCH_NET).models.models[0]
     assert model.summary == ModelSummary("Net", "x.Net", "torch", ("Linear", "ReLU", "Dropout", "Linear", "Softmax"),
-                                         "softmax", 3, True, False)
+                                         "softmax", 3, True, False,
+                                         output_site=Site("x.py", 17, 16, 17, 29))  # ``x.softmax(-1)``
     assert [layer.attribute for layer in model.layers] == ["fc1", "drop", "fc2"]
     assert model.layers[0].kind == "Linear" and model.layers[2].units == 3
     assert model.layers[1].kwarg("p") is None

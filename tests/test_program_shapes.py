@@ -71,12 +71,12 @@ class LitModel(pl.LightningModule):
 
     def forward(self, x):
         x = F.relu(self.layer1(x))
-        return F.softmax(self.layer2(x), dim=1)
+        return F.softmax(self.layer2(x), dim=1)  # NN201
 
     def training_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x)
-        return F.cross_entropy(logits, y)  # NN201
+        return F.cross_entropy(logits, y)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
@@ -91,7 +91,7 @@ import torch.nn as nn
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 3), nn.Softmax(dim=1))
+        self.net = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 3), nn.Softmax(dim=1))  # NN201
 
     def forward(self, x):
         return self.net(x)
@@ -106,7 +106,7 @@ class Trainer:
         self.model.train()
         for x, y in loader:
             self.optimizer.zero_grad()
-            loss = self.criterion(self.model(x), y)  # NN201
+            loss = self.criterion(self.model(x), y)
             loss.backward()
             self.optimizer.step()
 
@@ -123,7 +123,7 @@ import torch.nn as nn
 class Net(nn.Module):
     def __init__(self, n_classes):
         super().__init__()
-        layers = [nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, n_classes), nn.Softmax(dim=-1)]
+        layers = [nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, n_classes), nn.Softmax(dim=-1)]  # NN201
         self.layers = nn.Sequential(*layers)
         self.loss_fn = nn.CrossEntropyLoss()
 
@@ -131,7 +131,7 @@ class Net(nn.Module):
         return self.layers(x)
 
     def loss(self, x, y):
-        return self.loss_fn(self.forward(x), y)  # NN201
+        return self.loss_fn(self.forward(x), y)
 ''',
     },
     # wrappers that keep the model, and .module
@@ -147,12 +147,12 @@ class Net(nn.Module):
         self.fc = nn.Linear(10, 3)
 
     def forward(self, x):
-        return torch.softmax(self.fc(x), dim=1)
+        return torch.softmax(self.fc(x), dim=1)  # NN201
 
 model = Net().to("cuda")
 model = DDP(model, device_ids=[0])
 criterion = nn.CrossEntropyLoss()
-loss = criterion(model.module(x), y)  # NN201
+loss = criterion(model.module(x), y)
 ''',
     },
     # a helper that appends a ReLU after every layer, the last one included
@@ -164,7 +164,7 @@ def make_layers(sizes):
     layers = []
     for a, b in zip(sizes, sizes[1:]):
         layers.append(nn.Linear(a, b))
-        layers.append(nn.ReLU(inplace=True))
+        layers.append(nn.ReLU(inplace=True))  # NN202
     return layers
 
 def make_head(sizes):
@@ -178,7 +178,7 @@ def make_head(sizes):
 model = nn.Sequential(*make_layers([4, 8, 3]))
 fine = nn.Sequential(*make_head([4, 8, 3]))
 criterion = nn.CrossEntropyLoss()
-bad = criterion(model(x), y)  # NN202
+bad = criterion(model(x), y)
 good = criterion(fine(x), y)
 ''',
     },
@@ -233,13 +233,13 @@ class Net(nn.Module):
         self.fc = nn.Linear(10, 1)
 
     def forward(self, x):
-        return torch.sigmoid(self.fc(x))
+        return torch.sigmoid(self.fc(x))  # NN201
 
 def fit(model, x, y, loss_fn=nn.BCEWithLogitsLoss()):
-    return loss_fn(model(x), y)  # NN201
+    return loss_fn(model(x), y)
 
 def fit2(model, x, y, loss_fn):
-    return loss_fn(model(x), y)  # NN201
+    return loss_fn(model(x), y)
 
 net = Net()
 fit(net, x, y)

@@ -12,6 +12,11 @@ def lines(source: str, code: str) -> list[int]:
     return [f.line for f in nnlint.lint_source(source, path="x.py", select=[code]) if f.code == code]
 
 
+def line_of(source: str, text: str) -> int:
+    """The line the finding belongs on: where ``text`` (the activation) is."""
+    return next(n for n, line in enumerate(source.splitlines(), start=1) if text in line)
+
+
 NET = '''
 {imports}
 
@@ -53,7 +58,11 @@ for x, y in loader:
     out = model(x)
     loss = criterion(out, y)
 '''
-    assert lines(source, "NN201") == ([len(source.splitlines())] if fires else [])
+    # reported where the fix goes: the activation in forward
+    assert lines(source, "NN201") == ([line_of(source, ret)] if fires else [])
+    related = [f.related for f in nnlint.lint_source(source, path="x.py", select=["NN201"])]
+    assert related == ([(nnlint.Related("x.py", len(source.splitlines()), 12, len(source.splitlines()), 29,
+                                         f"the {loss.split('.')[-1][:-2]} it feeds"),)] if fires else [])
 
 
 def test_softmax_only_in_eval_mode_is_quiet() -> None:
@@ -68,7 +77,7 @@ from torch.nn import Sequential, Linear, Softmax, CrossEntropyLoss as CE
 model = Sequential(Linear(4, 3), Softmax(dim=1))
 loss = CE()(model(x), y)
 '''
-    assert lines(source, "NN201") == [4]
+    assert lines(source, "NN201") == [3]
 
 
 def test_functional_losses_and_direct_activations() -> None:
@@ -82,7 +91,7 @@ d = F.nll_loss(F.log_softmax(logits, 1), y)
 p = torch.sigmoid(logits)
 e = F.binary_cross_entropy_with_logits(p, y)
 '''
-    assert lines(source, "NN201") == [4, 5, 9]
+    assert lines(source, "NN201") == [4, 5, 8]
 
 
 def test_loss_object_on_self_in_a_trainer() -> None:
@@ -95,7 +104,7 @@ class Trainer:
     def step(self, x, y):
         return self.criterion(self.model(x), y)
 '''
-    assert lines(source, "NN201") == [len(source.splitlines())]
+    assert lines(source, "NN201") == [line_of(source, "return F.softmax(x, 1)")]
 
 
 def test_word_language_model_regression() -> None:
@@ -123,7 +132,7 @@ class RNNModel(nn.Module):
     fixed = single + "model = RNNModel(10, 4)\ncriterion = nn.NLLLoss()\nloss = criterion(model(x, h), y)\n"
     broken = single + "model = RNNModel(10, 4)\ncriterion = nn.CrossEntropyLoss()\nloss = criterion(model(x, h), y)\n"
     assert lines(fixed, "NN201") == []
-    assert lines(broken, "NN201") == [len(broken.splitlines())]
+    assert lines(broken, "NN201") == [line_of(broken, "return F.log_softmax(decoded, dim=1)")]
 
 
 def test_nanogpt_style_logits_are_quiet() -> None:
@@ -160,7 +169,7 @@ def test_keras_compile(keras: str, activation: str, loss: str, fires: bool) -> N
 model = keras.Sequential([keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10, activation="{activation}")])
 model.compile(optimizer="adam", loss={loss})
 '''
-    assert lines(source, "NN201") == ([3] if fires else [])
+    assert lines(source, "NN201") == ([2] if fires else [])  # the output layer
 
 
 def test_keras_functional_and_activation_layer() -> None:
@@ -172,7 +181,7 @@ model = tf.keras.Model(inputs, outputs)
 loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 model.compile(loss=loss_fn)
 '''
-    assert lines(source, "NN201") == [7]
+    assert lines(source, "NN201") == [4]
 
 
 def test_tf_logits_loss_on_softmax() -> None:

@@ -25,7 +25,7 @@ import nnlint.engine
 from nnlint import cli
 from nnlint.config import Settings
 from nnlint.engine import lint_paths
-from nnlint.files import read_bytes, write_atomically
+from nnlint.files import write_atomically
 from nnlint.fixes import apply_fixes
 from nnlint.findings import Edit, Fix
 
@@ -56,11 +56,11 @@ def fixed(newlines: list[str]) -> bytes:
 
 @pytest.fixture()
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path):
-    """``nnlint --no-cache ARGS`` in-process in ``tmp_path`` -> (exit code, stdout, stderr)."""
+    """``nnlint --no-cache --select NN001,NN401 ARGS`` in-process in ``tmp_path`` -> (exit code, stdout, stderr)."""
     monkeypatch.chdir(tmp_path)
 
     def invoke(*args: str) -> tuple[int, str, str]:
-        code = cli.main(["--no-cache", *args])
+        code = cli.main(["--no-cache", "--select", "NN001,NN401", *args])
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -156,7 +156,7 @@ def test_line_break_mix_that_crashes_the_cst_parser(tmp_path: Path) -> None:
     (tmp_path / "model.py").write_bytes(log_softmax_source(["\n"] * 6))
     env = dict(os.environ, PYTHONPATH=str(REPO), RUST_BACKTRACE="1")
     done = subprocess.run(
-        [sys.executable, "-m", "nnlint", "--no-cache", "--format", "json", "."],
+        [sys.executable, "-m", "nnlint", "--no-cache", "--select", "NN001,NN401", "--format", "json", "."],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
     )
     assert_clean_stderr(done.stderr)
@@ -214,7 +214,7 @@ def test_link_to_the_filesystem_root_is_not_walked(tmp_path: Path, monkeypatch: 
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    result = lint_paths([str(project)], Settings(), use_cache=False, jobs=1)
+    result = lint_paths([str(project)], Settings(), select="NN001,NN401", use_cache=False, jobs=1)
     assert result.files_seen == 1 and [f.code for f in result.findings] == ["NN401"]
     assert result.warnings == (
         f"{project / 'everything'}: skipped: a symbolic link that leaves the linted paths",
@@ -227,7 +227,7 @@ def test_links_inside_the_tree_and_given_links_are_followed(tmp_path: Path) -> N
     (real / "model.py").write_bytes(log_softmax_source(["\n"] * 6))
     os.symlink(real / "model.py", real / "again.py")
     os.symlink(real, tmp_path / "given")
-    result = lint_paths([str(tmp_path / "given")], Settings(), use_cache=False, jobs=1)
+    result = lint_paths([str(tmp_path / "given")], Settings(), select="NN001,NN401", use_cache=False, jobs=1)
     assert result.warnings == () and result.files_seen == 1 and len(result.findings) == 1
 
 
@@ -235,7 +235,7 @@ def test_links_inside_the_tree_and_given_links_are_followed(tmp_path: Path) -> N
 def test_a_fifo_is_reported_not_opened(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.py")
     (tmp_path / "model.py").write_bytes(log_softmax_source(["\n"] * 6))
-    result = lint_paths([str(tmp_path)], Settings(), use_cache=False, jobs=1)
+    result = lint_paths([str(tmp_path)], Settings(), select="NN001,NN401", use_cache=False, jobs=1)
     assert result.warnings == (f"{tmp_path / 'pipe.py'}: skipped: not a regular file",)
     assert [f.code for f in result.findings] == ["NN401"]
 
@@ -295,7 +295,7 @@ def test_file_over_the_size_limit_is_not_read(tmp_path: Path) -> None:
     (tmp_path / "model.py").write_bytes(log_softmax_source(["\n"] * 6))
     tracemalloc.start()
     try:
-        result = lint_paths([str(tmp_path)], Settings(), use_cache=False, jobs=1)
+        result = lint_paths([str(tmp_path)], Settings(), select="NN001,NN401", use_cache=False, jobs=1)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts.models import ModelFacts
     from nnlint.facts.optimizers import OptimizerFacts
     from nnlint.facts.values import Values
+    from nnlint.facts.index import Site
+    from nnlint.positions import Positions
 
 
 #: cached facts that are a function of the module alone (not of the project index)
@@ -51,6 +53,7 @@ class FileFacts:
         is_package: bool = False,
         project: "ProjectIndex | RecordingIndex | None" = None,
         earlier: Optional["FileFacts"] = None,
+        text: Optional[str] = None,
     ) -> None:
         if earlier is not None and earlier.module is module:
             # Facts of this same module from an earlier phase: keep those that do not
@@ -63,6 +66,8 @@ class FileFacts:
         self.module_name = module_name
         self.is_package = is_package
         self.project = project if project is not None else EMPTY_INDEX
+        #: the decoded source, when the checker has it (suppression comments of a place other files report)
+        self.text = text
 
     def with_project(self, project: ProjectIndex) -> "FileFacts":
         """These facts, seen with the full project index (phase two).
@@ -76,7 +81,8 @@ class FileFacts:
         if isinstance(asked, RecordingIndex) and asked.answers_alike(project):
             self.project = project
             return self
-        return FileFacts(self.path, self.module, self.module_name, self.is_package, project, earlier=self)
+        return FileFacts(self.path, self.module, self.module_name, self.is_package, project, earlier=self,
+                         text=self.text)
 
     @cached_property
     def names(self) -> "Names":
@@ -125,6 +131,31 @@ class FileFacts:
         from nnlint.facts.tree import TreeIndex
 
         return TreeIndex.build(self.module)
+
+    @cached_property
+    def positions(self) -> "Positions":
+        """Line/column ranges of this module's nodes (computed per statement, on demand)."""
+        from nnlint.positions import Positions
+
+        return Positions(self)
+
+    def site(self, node: cst.CSTNode) -> Optional["Site"]:
+        """Where ``node`` is, for another file to report (with the codes silenced on its line)."""
+        from nnlint.facts.index import Site
+        from nnlint.suppression import parse_suppressions
+
+        try:
+            where = self.positions[node]
+        except Exception:  # a node that is not part of this module
+            return None
+        line = where.start.line
+        silenced: tuple[str, ...] = ()
+        if self.text is not None:
+            suppressions = self.__dict__.get("_suppressions")
+            if suppressions is None:
+                suppressions = self.__dict__["_suppressions"] = parse_suppressions(self.text)
+            silenced = suppressions.codes_at(line, where.end.line)
+        return Site(self.path, line, where.start.column + 1, where.end.line, where.end.column + 1, silenced)
 
     def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
         return self._tree.parent(node)

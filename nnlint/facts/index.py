@@ -31,6 +31,21 @@ def module_identity(path: Path) -> tuple[str, bool]:
 
 
 @dataclass(frozen=True)
+class Site:
+    """A place in a file, as other files report it: 1-based range and the codes silenced there."""
+
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    silenced: tuple[str, ...] = ()
+
+    def silences(self, code: str) -> bool:
+        return any(code.startswith(selector) for selector in self.silenced)
+
+
+@dataclass(frozen=True)
 class ModelSummary:
     """What another file needs to know about a model defined here (see :mod:`nnlint.facts.models`)."""
 
@@ -45,6 +60,8 @@ class ModelSummary:
     #: when every ``return`` of forward is a tuple literal (``return self.decode(z), mu, logvar``):
     #: each element's output activation; empty otherwise
     output_elements: tuple[Optional[str], ...] = ()
+    #: where the output activation is applied (the ``nn.Softmax``, the ``F.softmax`` in ``forward``)
+    output_site: Optional[Site] = None
 
 
 @dataclass(frozen=True)

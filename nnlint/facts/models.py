@@ -29,6 +29,7 @@ from nnlint.facts.names import argument, keyword, literal, positional
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
     from nnlint.facts.dataflow import Definition
+    from nnlint.rule import Context
 
 _MAX_DEPTH = 12
 _T = TypeVar("_T")
@@ -38,7 +39,7 @@ _MAX_BRANCHES = 4
 
 
 # Defined next to ModuleSummary so that cached summaries unpickle without importing libcst.
-from nnlint.facts.index import ModelSummary  # noqa: E402
+from nnlint.facts.index import ModelSummary, Site  # noqa: E402
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,6 +137,8 @@ class _Op:
     category: str
     units: Optional[int] = None
     inner: Optional[ModelSummary] = None
+    #: the node that applies it in this file (``F.softmax(...)``, the ``nn.Softmax()`` layer)
+    node: Optional[cst.CSTNode] = None
 
 
 class ModelFacts:
@@ -312,16 +315,54 @@ class ModelFacts:
             dropout = dropout or op.category == L.DROPOUT or bool(op.inner and op.inner.has_dropout)
             batchnorm = batchnorm or _is_batchnorm(op) or bool(op.inner and op.inner.has_batchnorm)
         module = self._facts.module_name
+        activation = _output_activation(ops_out_first)
         return ModelSummary(
             name=name,
             qualname=f"{module}.{name}" if module else name,
             framework=framework,
             layers=tuple(kinds),
-            output_activation=_output_activation(ops_out_first),
+            output_activation=activation,
             output_units=_output_units(ops_out_first),
             has_dropout=dropout,
             has_batchnorm=batchnorm,
+            # positions cost a little: only for the few models whose output has an activation
+            output_site=self._output_site(ops_out_first) if activation is not None else None,
         )
+
+    def _output_site(self, ops_out_first: list[_Op]) -> Optional[Site]:
+        op = _output_op(ops_out_first)
+        if op is None:
+            return None
+        if op.category == L.ACTIVATION:
+            return self._facts.site(op.node) if op.node is not None else None
+        return op.inner.output_site if op.inner is not None else None
+
+    def activation_site(self, expr: Optional[cst.BaseExpression]) -> tuple[Optional[cst.CSTNode], Optional[Site]]:
+        """Where the last activation applied to a tensor expression is: a node of this file
+        (``F.softmax(...)`` in ``forward``, the ``nn.Softmax()`` layer), or the site another file
+        recorded for its model's output; ``(None, None)`` when not known."""
+        attributes = self._enclosing_layers(expr) if expr is not None else None
+        op = _output_op(self._trace(expr, attributes, 0))
+        if op is None:
+            return None, None
+        if op.category == L.ACTIVATION:
+            return op.node, None
+        site = op.inner.output_site if op.inner is not None else None
+        if site is not None and site.path == self._facts.path:
+            return self.node_at(site), site
+        return None, site
+
+    def node_at(self, site: Site) -> Optional[cst.CSTNode]:
+        """The call of this file that starts where ``site`` does (a model defined in this file)."""
+        for call in self._facts.calls():
+            try:
+                where = self._facts.positions[call]
+            except Exception:
+                return None
+            if where.start.line == site.line and where.start.column + 1 == site.column \
+                    and where.end.line == site.end_line and where.end.column + 1 == site.end_column:
+                return call
+        return None
 
     def _sequential_layers(self, call: cst.Call, depth: int) -> Iterator[Layer]:
         if depth > _MAX_DEPTH:
@@ -595,7 +636,7 @@ class ModelFacts:
         if qualname is not None:
             kind = L.function_kind(qualname) or _callable_activation(qualname)
             if kind is not None:
-                return [_Op(kind.kind, kind.category)]
+                return [_Op(kind.kind, kind.category, node=call)]
             return []
         if isinstance(func, cst.Attribute) and func.attr.value in L.TENSOR_METHODS:
             if attributes is not None and isinstance(func.value, cst.Name) and func.value.value == "self":
@@ -603,7 +644,7 @@ class ModelFacts:
                 # nn.Identity()``): its name says nothing about what it computes
                 return []
             kind = L.TENSOR_METHODS[func.attr.value]
-            return [_Op(kind.kind, kind.category)]
+            return [_Op(kind.kind, kind.category, node=call)]
         if isinstance(func, cst.Attribute) and func.attr.value in ("forward", "__call__"):
             func = func.value  # ``model.forward(x)`` / ``self.forward(x)``: the model applied
         if isinstance(func, (cst.Name, cst.Attribute)) and depth < _MAX_DEPTH:
@@ -744,7 +785,7 @@ class ModelFacts:
             below = self._trace(inner, attributes, depth + 1, bound)
             if below and below[0].category == L.ACTIVATION and below[0].kind in ("LogSoftmax", "LogSigmoid"):
                 kind = "Softmax" if below[0].kind == "LogSoftmax" else "Sigmoid"
-                return [_Op(kind, L.ACTIVATION)] + below[1:]
+                return [_Op(kind, L.ACTIVATION, node=call)] + below[1:]
             return []
         return None
 
@@ -984,6 +1025,28 @@ class ModelFacts:
         return None
 
 
+def report_at_activation(ctx: "Context", code: str, site: LossSite, message: str, loss_words: str) -> None:
+    """Report an output-activation finding where the fix goes: at the activation when it is in
+    this file (the loss as a related place), else at the loss with the activation in the other
+    file as a related place. ``# nnlint: ignore[CODE]`` on the activation's line silences it,
+    in either file."""
+    models = ctx.facts.models
+    node: Optional[cst.CSTNode] = None
+    place: Optional[Site] = None
+    if site.prediction is not None:
+        node, place = models.activation_site(site.prediction)
+    elif site.model is not None and site.model.output_site is not None:
+        place = site.model.output_site
+        node = models.node_at(place) if place.path == ctx.facts.path else None
+    if node is not None:
+        ctx.report(node, message, related=[(site.node, loss_words)])
+    elif place is not None and place.path != ctx.facts.path:
+        if not place.silences(code):
+            ctx.report(site.node, message, related=[(place, "the activation")])
+    else:
+        ctx.report(site.node, message)
+
+
 # -- helpers --------------------------------------------------------------------
 def _method(node: cst.ClassDef, name: str) -> Optional[cst.FunctionDef]:
     body = node.body
@@ -1011,9 +1074,9 @@ def _layer_ops(layer: Layer) -> list[_Op]:
     """Ops of one layer in data-flow order (a Keras Dense with ``activation=`` is two ops)."""
     if layer.inner is not None:
         return [_Op(layer.kind, layer.category, layer.inner.output_units, layer.inner)]
-    ops = [_Op(layer.kind, layer.category, layer.units)]
+    ops = [_Op(layer.kind, layer.category, layer.units, node=layer.node)]
     if layer.activation is not None:
-        ops.append(_Op(layer.activation, L.ACTIVATION))
+        ops.append(_Op(layer.activation, L.ACTIVATION, node=layer.node))
     return ops
 
 
@@ -1024,6 +1087,17 @@ def _callable_activation(qualname: str) -> Optional[L.Kind]:
 
 def _is_batchnorm(op: _Op) -> bool:
     return op.category == L.NORM and "Batch" in op.kind
+
+
+def _output_op(ops_out_first: list[_Op]) -> Optional[_Op]:
+    """The op that decides the output activation: an activation, or a model applied last."""
+    for op in ops_out_first:
+        if op.category in (L.SHAPE, L.DROPOUT):
+            continue
+        if op.category == L.ACTIVATION or op.inner is not None:
+            return op
+        return None
+    return None
 
 
 def _output_activation(ops_out_first: list[_Op]) -> Optional[str]:

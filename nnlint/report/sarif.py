@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, TextIO
 from urllib.parse import quote
 
 from nnlint import __version__
-from nnlint.findings import Finding, Fix
+from nnlint.findings import Finding, Fix, Related
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.catalogue import Catalogue, RuleInfo
@@ -92,6 +92,14 @@ def _fix(fix: Fix, path: str) -> dict[str, Any]:
     }
 
 
+def _related(place: Related, number: int) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": _artifact(place.path)}
+    region = _region(place.line, place.column, place.end_line, place.end_column)
+    if region:
+        physical["region"] = region
+    return {"id": number, "physicalLocation": physical, "message": {"text": place.message}}
+
+
 def _result(finding: Finding, index: int) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleId": finding.code,
@@ -105,6 +113,8 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
         if region:
             physical["region"] = region
         result["locations"] = [{"physicalLocation": physical}]
+        if finding.related:
+            result["relatedLocations"] = [_related(place, number) for number, place in enumerate(finding.related)]
         if finding.fix is not None and finding.fix.edits:
             result["fixes"] = [_fix(finding.fix, finding.path)]
     elif finding.module:

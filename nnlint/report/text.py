@@ -146,6 +146,9 @@ def _frame(
             lines = split_cache[finding.path] = _NEWLINE.split(text)
         if finding.line <= len(lines):
             out.append(_snippet(finding, lines, style))
+    for place in finding.related:
+        out.append(f"  {style.blue('=')} related: {place.path}:{place.line}:{max(place.column, 1)}: "
+                   f"{_one_line(place.message)}\n")
     if finding.fix is not None:
         out.append(f"  {style.blue('=')} help: {_one_line(finding.fix.message)}\n")
     out.append("\n")
