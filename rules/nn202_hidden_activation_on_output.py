@@ -194,10 +194,18 @@ def _below_normaliser(steps: tuple[Step, ...], described: str) -> tuple[Step, ..
     """``nll_loss(log_softmax(relu(logits)))``: the steps below the loss's own normaliser, whose
     input are the logits (a ReLU there clamps them just the same)."""
     meaningful = [step for step in steps if step.category not in (L.SHAPE, L.DROPOUT)]
-    if len(meaningful) > 1 and meaningful[0].category == L.ACTIVATION and (
-            (meaningful[0].kind in ("LogSoftmax", "Softmax") and described != "regression outputs")
-            or (meaningful[0].kind == "Sigmoid" and described == "probabilities")):
+    if not meaningful:
+        return steps
+    first = meaningful[0]
+    normalisers = ("LogSoftmax", "Softmax") if described != "regression outputs" else ()
+    normalisers += ("Sigmoid",) if described == "probabilities" else ()
+    if len(meaningful) > 1 and first.category == L.ACTIVATION and first.kind in normalisers:
         return tuple(meaningful[1:])
+    if first.category in (L.MODEL, L.CONTAINER):
+        # a model whose forward ends ``F.log_softmax(F.relu(self.fc(x)))``: its last layers
+        kinds = [k for k in first.layers if L.KIND_CATEGORIES.get(k) not in (L.SHAPE, L.DROPOUT)]
+        if len(kinds) > 1 and kinds[-1] in normalisers:
+            return tuple(Step(kind, L.KIND_CATEGORIES.get(kind, L.OTHER)) for kind in reversed(kinds[:-1]))
     return steps
 
 

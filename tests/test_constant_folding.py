@@ -94,6 +94,8 @@ def test_small_arithmetic_is_still_folded(expression: str, expected: object) -> 
         "9" * 5000,  # int() of more than 4300 digits raises ValueError
         "0x" + "f" * 300,
         "(-8) ** 0.5",  # complex
+        "1e308 * 10",  # overflows to inf
+        "1e308 * 10 - 1e308 * 10",  # nan
         "1 / 0",
         "2 ** 2000 / 3",
         " + ".join(["1"] * 1000),  # deeper than the recursion limit

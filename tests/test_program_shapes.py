@@ -302,6 +302,83 @@ step(Net(), x, y)
 hooks = [step]
 ''',
     },
+    # nn.Sequential() filled by add_module, run through .forward(), loss called through .forward()
+    "add-module-and-forward": {
+        "build.py": '''
+import torch
+
+class ConvNet(torch.nn.Module):
+    def __init__(self, n_out):
+        super().__init__()
+        self.fc = torch.nn.Sequential()
+        self.fc.add_module("fc", torch.nn.Linear(50, n_out))
+        self.fc.add_module("softmax", torch.nn.Softmax(dim=1))  # NN201
+
+    def forward(self, x):
+        return self.fc.forward(x)
+
+def build_model():
+    model = torch.nn.Sequential()
+    model.add_module("linear", torch.nn.Linear(4, 3))
+    model.add_module("relu", torch.nn.ReLU())  # NN202
+    return model
+
+def train(model, loss, x, y):
+    return loss.forward(model.forward(x), y)
+
+train(ConvNet(10), torch.nn.CrossEntropyLoss(), x, y)
+head = build_model()
+torch.nn.MSELoss()(head(x), y)
+''',
+    },
+    # a loss module whose criterion is a constructor default; iterating over a softmax output
+    "default-criterion-and-loop-over-rows": {
+        "loss.py": '''
+import torch
+import torch.nn as nn
+
+class PerGraphLoss(nn.Module):
+    def __init__(self, loss=nn.CrossEntropyLoss(reduction="sum")):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, raw_scores, target):
+        total = 0
+        outputs = torch.softmax(raw_scores, -1)  # NN201
+        for out in outputs:
+            total = total + self.loss(out, target)
+        return total
+
+class Passed(nn.Module):
+    def __init__(self, loss=nn.CrossEntropyLoss()):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, scores, target):
+        return self.loss(torch.softmax(scores, -1), target)
+
+Passed(loss=nn.NLLLoss())
+''',
+    },
+    # ReLU on the logits below the model's own log_softmax
+    "relu-below-model-log-softmax": {
+        "nll.py": '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l1 = nn.Linear(784, 10)
+
+    def forward(self, x):
+        x = F.relu(self.l1(x))
+        return F.log_softmax(x, dim=1)
+
+model = Net()
+loss = F.nll_loss(model(data), target)  # NN202
+''',
+    },
     # evaluation over a test loader after the training loop, in the function that trains
     "evaluation-after-training-loop": {
         "__select__": "NN307",

@@ -33,7 +33,7 @@ _SCOPE_OR_COMPREHENSION = frozenset(_SCOPES + _COMPREHENSIONS)
 _NESTED_SCOPES = frozenset({cst.FunctionDef, cst.ClassDef})
 _OPAQUE = frozenset({cst.Lambda, *_COMPREHENSIONS})
 #: bindings of one name examined per use. Each costs a walk up its nesting, so past this many
-#: (generated code, a 2000-branch ``elif`` chain: minutes) the older ones are kept as "may reach".
+#: (generated code, a 2000-branch ``elif`` chain: seconds per use) the older ones are kept as "may reach".
 _MAX_EXAMINED = 64
 _BINDING_TYPES = frozenset({
     cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.For, cst.WithItem, cst.ExceptHandler,

@@ -173,7 +173,7 @@ TENSOR_METHODS: Mapping[str, Kind] = {
     **{m: Kind("Reshape", SHAPE) for m in (
         "view", "reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose",
         "contiguous", "view_as", "reshape_as", "float", "double", "half", "bfloat16", "to",
-        "clone", "squeeze_", "unsqueeze_",
+        "clone", "squeeze_", "unsqueeze_", "resize", "resize_as",
     )},
 }
 

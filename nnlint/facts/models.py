@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, TypeVar
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.names import argument, keyword, literal, positional
+from nnlint.facts.names import argument, dotted_name, keyword, literal, positional
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -100,6 +100,8 @@ class Step:
     units: Optional[int] = None
     #: for a model step (category ``model``), the model's ``output_activation``
     output_activation: Optional[str] = None
+    #: for a model step, the model's layer kinds in data-flow order (``ModelSummary.layers``)
+    layers: tuple[str, ...] = ()
 
 
 # torchvision constructors: name prefix -> (has_batchnorm, has_dropout)
@@ -248,7 +250,8 @@ class ModelFacts:
         two ops is a ``shape`` step.
         """
         attributes = self._enclosing_layers(expr) if expr is not None else None
-        return tuple(Step(op.kind, op.category, op.units, op.inner.output_activation if op.inner else None)
+        return tuple(Step(op.kind, op.category, op.units, op.inner.output_activation if op.inner else None,
+                          op.inner.layers if op.inner else ())
                      for op in self._trace(expr, attributes, 0))
 
     def _enclosing_layers(self, node: cst.CSTNode) -> Optional[dict[str, Layer]]:
@@ -367,6 +370,10 @@ class ModelFacts:
     def _sequential_layers(self, call: cst.Call, depth: int) -> Iterator[Layer]:
         if depth > _MAX_DEPTH:
             return
+        if not call.args:  # ``seq = nn.Sequential(); seq.add_module("fc", nn.Linear(4, 2))``
+            for value in self._added_modules(call):
+                yield self._layer(value, None, depth) or Layer("Unknown", L.OTHER, None, call)
+            return
         for arg in call.args:
             if arg.keyword is not None:
                 continue
@@ -402,6 +409,36 @@ class ModelFacts:
                 continue
             # an element nnlint does not know (``conv_bn(...)``, ``MyHead()``) still occupies its place
             yield self._layer(value, None, depth) or Layer("Unknown", L.OTHER, None, call)
+
+    def _added_modules(self, call: cst.Call) -> list[cst.BaseExpression]:
+        """The modules ``add_module``/``append`` add to an empty ``nn.Sequential()`` bound to a name
+        (in its scope) or to ``self.<attr>`` (in its class), in source order."""
+        facts = self._facts
+        parent = facts.parent(call)
+        if not (isinstance(parent, cst.Assign) and len(parent.targets) == 1):
+            return []
+        target = parent.targets[0].target
+        if isinstance(target, cst.Name):
+            scope: Optional[cst.CSTNode] = facts.dataflow.scope_of(parent)
+        elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
+            scope = next((a for a in facts.ancestors(call) if isinstance(a, cst.ClassDef)), None)
+        else:
+            return []
+        if scope is None:
+            return []
+        wanted = dotted_name(target)
+        added: list[cst.BaseExpression] = []
+        for node in facts.calls(scope):
+            func = node.func
+            if not (isinstance(func, cst.Attribute) and dotted_name(func.value) == wanted):
+                continue
+            if isinstance(target, cst.Name) and facts.dataflow.value_of(func.value) is not call:  # type: ignore[arg-type]
+                continue
+            if func.attr.value == "add_module" and len(node.args) == 2:
+                added.append(node.args[1].value)
+            elif func.attr.value == "append" and len(node.args) == 1:
+                added.append(node.args[0].value)
+        return added
 
     def _keras_list_layers(self, call: cst.Call) -> Iterator[Layer]:
         items = argument(call, 0, "layers")
@@ -626,6 +663,9 @@ class ModelFacts:
         """What applying this call does to its main input (empty when it is not a known op)."""
         names = self._facts.names
         func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in ("forward", "__call__") \
+                and isinstance(func.value, (cst.Name, cst.Attribute)):
+            func = func.value  # ``self.fc.forward(x)`` / ``model.forward(x)``: the module applied
         if isinstance(func, cst.Call):  # Keras functional layer application
             layer = self._layer(func, None, depth + 1)
             return _layer_ops(layer) if layer is not None else []
@@ -645,8 +685,6 @@ class ModelFacts:
                 return []
             kind = L.TENSOR_METHODS[func.attr.value]
             return [_Op(kind.kind, kind.category, node=call)]
-        if isinstance(func, cst.Attribute) and func.attr.value in ("forward", "__call__"):
-            func = func.value  # ``model.forward(x)`` / ``self.forward(x)``: the model applied
         if isinstance(func, (cst.Name, cst.Attribute)) and depth < _MAX_DEPTH:
             summary = self._model_of(func, depth + 1)
             if summary is not None:
@@ -699,6 +737,10 @@ class ModelFacts:
                 value = definitions[0].value
                 if value is None and bound is not None and id(definitions[0].statement) in bound:
                     expr = bound[id(definitions[0].statement)]  # a helper method's parameter
+                    continue
+                statement = definitions[0].statement
+                if value is None and isinstance(statement, cst.For) and isinstance(statement.target, cst.Name):
+                    expr = statement.iter  # ``for out in outputs``: a row of what ``outputs`` holds
                     continue
                 if value is None and definitions[0].element is not None:
                     # ``recon, mu, logvar = model(x)``: that element of the model's tuple output

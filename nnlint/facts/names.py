@@ -14,6 +14,7 @@ Qualified names are canonicalised so rules match one spelling:
 """
 from __future__ import annotations
 
+import math
 from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 import libcst as cst
@@ -280,8 +281,9 @@ def fits(value: object) -> bool:
 def fold(operator: cst.BaseBinaryOp, left: object, right: object) -> object:
     """``left <operator> right`` for two numbers (not bools), or UNKNOWN.
 
-    Unknown too when the result would be wider than MAX_INT_BITS (checked before a power or a
-    product is computed, so that it costs no time) or is not a real number (``(-8) ** 0.5``).
+    Unknown too when the result would be wider than MAX_INT_BITS (checked before a power is
+    computed, so that it costs no time), overflows a float (``1e308 * 10``) or is not a real
+    number (``(-8) ** 0.5``).
     """
     if not (_is_number(left) and _is_number(right) and fits(left) and fits(right)):
         return _UNKNOWN
@@ -304,6 +306,8 @@ def fold(operator: cst.BaseBinaryOp, left: object, right: object) -> object:
         else:
             return _UNKNOWN
     except (ArithmeticError, ValueError):  # OverflowError and ZeroDivisionError are ArithmeticErrors
+        return _UNKNOWN
+    if isinstance(result, float) and not math.isfinite(result):
         return _UNKNOWN
     return result if _is_number(result) and fits(result) else _UNKNOWN
 

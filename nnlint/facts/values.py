@@ -65,6 +65,10 @@ _MAX_DEPTH = 16
 _MAX_ORIGINS = 8
 
 
+def _is_none(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "None"
+
+
 class Values:
     def __init__(self, facts: "FileFacts") -> None:
         self._facts = facts
@@ -193,6 +197,11 @@ class Values:
             return [owner]  # ``self``: an instance of the class
         arguments = self.arguments_for(function, param)
         if arguments is None:
+            if param.default is not None and not self.call_sites(function) \
+                    and literal(param.default, None) is None and not _is_none(param.default):
+                # called only from other files (``def __init__(self, loss=nn.CrossEntropyLoss())``):
+                # the default is what the author meant it to hold
+                return self._all([param.default], depth)
             return None
         values: list[cst.BaseExpression] = []
         for value in arguments:
