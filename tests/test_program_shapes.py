@@ -526,3 +526,30 @@ def test_changed_file_alone_gets_the_whole_project_answer(tmp_path: Path, layout
     assert [(Path(f.path).name, f.line) for f in whole.findings] == [("train.py", 7)]
     assert [(Path(f.path).name, f.line) for f in alone.findings] == [("train.py", 7)]
     assert alone.files_checked == 1
+
+
+def test_readme_suppression_example_silences_the_activation(tmp_path: Path) -> None:
+    """The README's example: the comment sits on the activation, where NN201 now points."""
+    source = textwrap.dedent('''
+        import torch.nn as nn
+
+        probs = nn.Softmax(dim=1){comment}
+        model = nn.Sequential(nn.Linear(4, 3), probs)
+        loss = nn.CrossEntropyLoss()(model(x), y)
+        ''')
+    comment = "  # nnlint: ignore[NN201] the loss here expects probabilities"
+    reported = nnlint.lint_source(source.format(comment=""), path="m.py", select=["NN201"])
+    assert [(f.line, f.related[0].line) for f in reported] == [(4, 6)]
+    assert nnlint.lint_source(source.format(comment=comment), path="m.py", select=["NN201"]) == []
+
+
+def test_ignore_on_the_activation_in_another_file(tmp_path: Path) -> None:
+    """With the model in model.py, the finding is at the loss; the comment on the activation still counts."""
+    (tmp_path / "model.py").write_text(textwrap.dedent(MODEL_SOFTMAX).replace(
+        "return F.softmax(self.fc2(x), dim=1)", "return F.softmax(self.fc2(x), dim=1)  # nnlint: ignore[NN2]"))
+    (tmp_path / "train.py").write_text(TRAIN_IMPORTING.format(module="model"))
+    assert nnlint.lint_paths([str(tmp_path)], select=["NN201"], use_cache=False, jobs=1).findings == ()
+    (tmp_path / "model.py").write_text(textwrap.dedent(MODEL_SOFTMAX))
+    found = nnlint.lint_paths([str(tmp_path)], select=["NN201"], use_cache=False, jobs=1).findings
+    assert [(Path(f.path).name, f.line, Path(f.related[0].path).name, f.related[0].line) for f in found] \
+        == [("train.py", 7, "model.py", 13)]

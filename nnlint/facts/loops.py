@@ -275,33 +275,11 @@ class LoopFacts:
         return None
 
     def class_of(self, function: Function) -> Optional[cst.ClassDef]:
-        parent = self._facts.parent(function)
-        grand = self._facts.parent(parent) if parent is not None else None
-        return grand if isinstance(grand, cst.ClassDef) else None
+        return self._facts.values.class_of(function)
 
     def callee(self, call: cst.Call) -> Optional[Function]:
-        """The same-file function or method a call runs, if it is certain."""
-        func = call.func
-        names = self._facts.names
-        if isinstance(func, cst.Name):
-            name = func.value
-            for ancestor in self._facts.ancestors(call):
-                if isinstance(ancestor, cst.FunctionDef):
-                    for statement in ancestor.body.body if isinstance(ancestor.body, cst.IndentedBlock) else ():
-                        if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
-                            return statement
-            if name in names.functions and name not in names.bindings:
-                return names.functions[name]
-            return None
-        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
-            caller = self.function_of(call)
-            owner = self.class_of(caller) if caller is not None else None
-            if owner is None:
-                return None
-            for statement in owner.body.body:
-                if isinstance(statement, cst.FunctionDef) and statement.name.value == func.attr.value:
-                    return statement
-        return None
+        """The same-file function or method a call runs, if it is certain (the file's one call graph)."""
+        return self._facts.values.callee(call)
 
     @cached_property
     def _call_sites(self) -> Mapping[cst.FunctionDef, tuple[cst.Call, ...]]:

@@ -467,6 +467,9 @@ class ModelFacts:
                     yield layer
 
     def _layer(self, expr: Optional[cst.BaseExpression], attribute: Optional[str], depth: int) -> Optional[Layer]:
+        if isinstance(expr, cst.Name):  # ``act = nn.Softmax(dim=1); nn.Sequential(fc, act)``
+            origins = self._facts.values.origins(expr)
+            expr = origins[0] if origins and len(origins) == 1 and isinstance(origins[0], cst.Call) else None
         if not isinstance(expr, cst.Call) or depth > _MAX_DEPTH:
             return None
         names = self._facts.names
