@@ -83,7 +83,9 @@ def decode_source(data: bytes) -> DecodedSource:
     try:
         encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
     except SyntaxError as error:
-        raise DecodeFailure(f"cannot determine the file's encoding: {error.msg}", 1, 1) from None
+        if not (error.msg or "").startswith("unknown encoding"):
+            raise DecodeFailure(f"cannot determine the file's encoding: {error.msg}", 1, 1) from None
+        encoding = "nnlint-unregistered"  # a codec registered at run time: read as UTF-8 below
     bom = data.startswith(codecs.BOM_UTF8)
     if bom:
         data = data[len(codecs.BOM_UTF8):]
@@ -101,7 +103,12 @@ def decode_source(data: bytes) -> DecodedSource:
             column,
         ) from None
     except LookupError:
-        raise DecodeFailure(f"unknown encoding {encoding!r} in the coding declaration", 1, 1) from None
+        # a codec the project registers at run time (``# -*- coding: future_fstrings -*-``): such
+        # files are written in UTF-8 with a preprocessor's syntax on top; read them as UTF-8
+        try:
+            return DecodedSource(text=data.decode("utf-8"), encoding="utf-8", bom=bom)
+        except UnicodeDecodeError:
+            raise DecodeFailure(f"unknown encoding {encoding!r} in the coding declaration", 1, 1) from None
     return DecodedSource(text=text, encoding=codec, bom=bom)
 
 

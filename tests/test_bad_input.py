@@ -116,7 +116,12 @@ def test_invalid_utf8(lint, tmp_path: Path) -> None:
 
 
 def test_unknown_coding_cookie(lint, tmp_path: Path) -> None:
-    (tmp_path / "m.py").write_bytes(b"# -*- coding: klingon -*-\nimport torch\n")
+    # a codec registered at run time (``future_fstrings``) is unknown here: the file is read as UTF-8
+    (tmp_path / "m.py").write_bytes(b"# -*- coding: future_fstrings -*-\n" + SOFTMAX.encode())
+    code, findings, err = lint("m.py")
+    assert code == 1 and err == "" and positions(findings) == [("NN881", 3, 8)]
+    # ... and if it is not UTF-8 either, it is a parse error
+    (tmp_path / "m.py").write_bytes(b"# -*- coding: klingon -*-\nimport torch\nx = '\xff'\n")
     code, findings, err = lint("m.py")
     assert code == 1 and err == "" and positions(findings) == [("NN001", 1, 1)]
 

@@ -379,6 +379,44 @@ model = Net()
 loss = F.nll_loss(model(data), target)  # NN202
 ''',
     },
+    # ``import model; model = model.Net()``: the module name rebound to the instance
+    "module-name-rebound": {
+        "__select__": "NN308",
+        "model.py": '''
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x):
+        return self.fc(self.drop(x))
+''',
+        "train.py": '''
+import torch
+import model
+
+model = model.Net()
+optimizer = torch.optim.Adam(model.parameters())
+criterion = torch.nn.MSELoss()
+
+def test(x, y):
+    model.eval()  # NN308
+    with torch.no_grad():
+        return criterion(model(x), y).item()
+
+def train(batches, x_val, y_val):
+    model.train()
+    for i, (x, y) in enumerate(batches):
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+        if i % 100 == 0:
+            print(test(x_val, y_val))
+''',
+    },
     # evaluation over a test loader after the training loop, in the function that trains
     "evaluation-after-training-loop": {
         "__select__": "NN307",

@@ -80,6 +80,13 @@ class Dataflow:
         if not found and not isinstance(scope, cst.Module):
             # a global read inside a function: only a module name bound exactly once is certain
             module_defs = self._scope_defs(self._facts.module).get(name.value, [])
+            if len(module_defs) > 1 and all(isinstance(d.statement, (cst.Import, cst.ImportFrom))
+                                            for d in module_defs[:-1]) \
+                    and isinstance(module_defs[-1].statement, cst.Assign) \
+                    and self._facts.parent(self._facts.parent(module_defs[-1].statement)) is self._facts.module:
+                # ``import model; model = model.Net()``: the module name is rebound at the top level
+                # once, after its imports; functions run later and see the instance
+                module_defs = module_defs[-1:]
             if len(module_defs) == 1 and not self._is_local(scope, name.value):
                 return (module_defs[0],)
         return tuple(found)

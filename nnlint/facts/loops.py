@@ -486,7 +486,7 @@ class _Walker:
         if method == "unscale_" and qualname is None:
             self._emit("unscale", call, self._text(positional(call, 0), state), state)
             return
-        if method in ("eval", "train") and qualname is None:
+        if method in ("eval", "train") and (qualname is None or _rebound(func.value, self.facts)):
             mode_arg = argument(call, 0, "mode")
             if method == "eval" and not call.args:
                 self._emit("eval", call, self._text(receiver_expr, state), state)
@@ -604,7 +604,7 @@ def mode_switch(call: cst.Call, facts: "FileFacts") -> Optional[ModeSwitch]:
     func = call.func
     if not isinstance(func, cst.Attribute) or func.attr.value not in ("eval", "train"):
         return None
-    if facts.names.qualname(func) is not None:
+    if facts.names.qualname(func) is not None and not _rebound(func.value, facts):
         return None
     if func.attr.value == "eval":
         if call.args:
@@ -627,6 +627,17 @@ def mode_switch(call: cst.Call, facts: "FileFacts") -> Optional[ModeSwitch]:
             if isinstance(ancestor, cst.BaseStatement):
                 break
     return ModeSwitch(call, mode, receiver)
+
+
+def _rebound(expr: cst.BaseExpression, facts: "FileFacts") -> bool:
+    """``import model; model = model.Net()``: is the imported name rebound where ``expr`` uses it?"""
+    head = expr
+    while isinstance(head, cst.Attribute):
+        head = head.value
+    if not isinstance(head, cst.Name):
+        return False
+    definitions = facts.dataflow.definitions(head)
+    return bool(definitions) and all(not isinstance(d.statement, (cst.Import, cst.ImportFrom)) for d in definitions)
 
 
 _LOOP_TYPES = frozenset({cst.For, cst.While})
