@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple, Type, TypeVar
 
 from nnlint import __version__
-from nnlint.facts.index import ModelSummary, ModuleSummary, Site
+from nnlint.facts.index import CallRecord, ModelSummary, ModuleSummary, Passed, Site
 from nnlint.findings import SEVERITIES, Edit, Finding, Fix, Related
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,7 +41,7 @@ KEY_BYTES = 32
 CACHEDIR_TAG = "CACHEDIR.TAG"
 _TAG_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 _TAG_TEXT = f"{_TAG_SIGNATURE}\n# This file is a cache directory tag created by nnlint.\n"
-_FORMAT = b"nnlint-cache 2"
+_FORMAT = b"nnlint-cache 3"
 #: a larger file is not read (it would be a huge or hostile one, never worth the time)
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 #: deeper nesting than constants ever have is not decoded
@@ -346,7 +346,7 @@ class _Invalid(Exception):
 
 _T = TypeVar("_T")
 _FIELDS: dict[type, tuple[str, ...]] = {
-    cls: tuple(f.name for f in fields(cls)) for cls in (CacheEntry, ModuleSummary, ModelSummary, Finding, Related, Site)
+    cls: tuple(f.name for f in fields(cls)) for cls in (CacheEntry, ModuleSummary, ModelSummary, Finding, Related, Site, Passed, CallRecord)
 }
 
 
@@ -402,16 +402,48 @@ def _encode_summary(summary: ModuleSummary) -> list[Any]:
         {_check_str(name): _encode_model(model) for name, model in summary.models.items()},
         {_check_str(name): _encode_constant(value, 0) for name, value in summary.constants.items()},
         {_check_str(name): _check_str(target) for name, target in summary.bindings.items()},
+        [_encode_call(call) for call in summary.calls],
     ]
 
 
-_SUMMARY_TYPES = (str, str, bool, dict, dict, dict)
+def _encode_passed(passed: Optional[Passed]) -> Any:
+    return None if passed is None else [_check_str(passed.qualname), _check_bool(passed.called)]
+
+
+def _encode_call(call: CallRecord) -> list[Any]:
+    return [_check_str(call.target), [_encode_passed(p) for p in call.positional],
+            [[_check_str(name), _encode_passed(p)] for name, p in call.keywords]]
+
+
+def _decode_passed(data: Any) -> Optional[Passed]:
+    if data is None:
+        return None
+    qualname, called = _list(data, 2)
+    if type(qualname) is not str or type(called) is not bool:
+        raise _Invalid("passed")
+    return _make(Passed, qualname, called)
+
+
+def _decode_call(data: Any) -> CallRecord:
+    target, positional, keywords = _list(data, 3)
+    if type(target) is not str:
+        raise _Invalid("call")
+    named: list[tuple[str, Optional[Passed]]] = []
+    for item in _list(keywords):
+        name, passed = _list(item, 2)
+        if type(name) is not str:
+            raise _Invalid("call")
+        named.append((name, _decode_passed(passed)))
+    return _make(CallRecord, target, tuple(_decode_passed(p) for p in _list(positional)), tuple(named))
+
+
+_SUMMARY_TYPES = (str, str, bool, dict, dict, dict, list)
 
 
 def _decode_summary(data: Any) -> ModuleSummary:
     if type(data) is not list or tuple(map(type, data)) != _SUMMARY_TYPES:
         raise _Invalid("summary")
-    module, path, is_package, models, constants, bindings = data
+    module, path, is_package, models, constants, bindings, calls = data
     # JSON object keys are always strings; only the values need checking.
     if any(type(target) is not str for target in bindings.values()):
         raise _Invalid("bindings")
@@ -423,6 +455,7 @@ def _decode_summary(data: Any) -> ModuleSummary:
         {name: _decode_model(model) for name, model in models.items()},
         {name: _decode_constant(value, 0) for name, value in constants.items()},
         bindings,
+        tuple(_decode_call(call) for call in calls),
     )
 
 

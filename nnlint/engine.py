@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Tuple, Union
@@ -397,8 +398,51 @@ class _Run:
             return set()
         present = {source.absolute for _, source, _, _ in candidates}
         added: set[int] = set()
-        checker: Optional[FileChecker] = None
+        checkers: list[FileChecker] = []
+
+        def first_phase(source: SourceFile, data: bytes, digest: str, identity: str) -> PhaseOne:
+            entry = self.cache.get(source.absolute, digest, identity) if self.cache is not None else None
+            if entry is not None:
+                summary = entry.summary
+                if summary is not None and summary.path != source.display:
+                    summary = dataclasses.replace(summary, path=source.display)
+                return PhaseOne(summary, entry.early)
+            if not checkers:
+                checkers.append(FileChecker(self.plan, self.catalogue))
+            return checkers[0].summarize(source, data)
+
+        def add(source: SourceFile, data: bytes, digest: str, identity: str, first: PhaseOne) -> int:
+            position = len(candidates)
+            candidates.append((position, source, data, digest))
+            identities[position] = identity
+            phase_one[position] = first
+            present.add(source.absolute)
+            added.add(position)
+            return position
+
+        # The files that import the given ones: what they pass to the given files' functions
+        # counts there (``train(model, criterion)`` called from ``main.py``).
+        given = {first.summary.module for first in phase_one.values()
+                 if first.summary is not None and first.summary.module}
+        words = sorted({re.escape(module.rsplit(".", 1)[-1].encode()) for module in given})
+        # an import statement naming one of them (cheap to look for; only those files are parsed)
+        importing = re.compile(rb"(?m)^[ \t]*(?:from|import)\b[^\n]*\b(?:" + b"|".join(words) + rb")\b") \
+            if words else None
         frontier = list(range(len(candidates)))
+        for sources in modules.values() if importing is not None else ():
+            for source in sources:
+                if source.absolute in present:
+                    continue
+                data = read_source(source.absolute)
+                if isinstance(data, ReadProblem) or not may_contain_dl_code(data) or not importing.search(data):
+                    continue
+                digest, identity = content_hash(data), self._identity(source, packages)
+                position = add(source, data, digest, identity, first_phase(source, data, digest, identity))
+                summary = phase_one[position].summary
+                targets = set(summary.bindings.values()) if summary is not None else set()
+                if any(t == m or t.startswith(m + ".") for t in targets for m in given):
+                    frontier.append(position)
+        # The project modules all of these import, a few levels deep (the models they define).
         for _ in range(_IMPORT_DEPTH):
             wanted: dict[str, SourceFile] = {}
             for position in frontier:
@@ -413,23 +457,8 @@ class _Run:
                 data = read_source(source.absolute)
                 if isinstance(data, ReadProblem) or not may_contain_dl_code(data):
                     continue
-                position = len(candidates)
-                digest = content_hash(data)
-                candidates.append((position, source, data, digest))
-                entry = None
-                if self.cache is not None:
-                    identities[position] = self._identity(source, packages)
-                    entry = self.cache.get(source.absolute, digest, identities[position])
-                if entry is not None:
-                    summary = entry.summary
-                    if summary is not None and summary.path != source.display:
-                        summary = dataclasses.replace(summary, path=source.display)
-                    phase_one[position] = PhaseOne(summary, entry.early)
-                else:
-                    checker = checker or FileChecker(self.plan, self.catalogue)
-                    phase_one[position] = checker.summarize(source, data)
-                added.add(position)
-                frontier.append(position)
+                digest, identity = content_hash(data), self._identity(source, packages)
+                frontier.append(add(source, data, digest, identity, first_phase(source, data, digest, identity)))
             if not frontier:
                 break
         return added

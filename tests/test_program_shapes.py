@@ -591,3 +591,68 @@ def test_ignore_on_the_activation_in_another_file(tmp_path: Path) -> None:
     found = nnlint.lint_paths([str(tmp_path)], select=["NN201"], use_cache=False, jobs=1).findings
     assert [(Path(f.path).name, f.line, Path(f.related[0].path).name, f.related[0].line) for f in found] \
         == [("train.py", 7, "model.py", 13)]
+
+
+CROSS_FILE_PASSING = {
+    "model.py": MODEL_SOFTMAX,
+    "train.py": '''
+import torch.nn as nn
+
+def source_only(encoder, classifier, loader, criterion=nn.CrossEntropyLoss()):
+    for x, y in loader:
+        loss = criterion(classifier(encoder(x)), y)
+        loss.backward()
+
+class Trainer:
+    def __init__(self, model, loss_fn):
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def step(self, x, y):
+        return self.loss_fn(self.model(x), y)
+''',
+    "main.py": '''
+import copy
+import torch.nn as nn
+import model
+import train
+from train import Trainer
+
+classifier = model.Classifier().cuda()
+train.source_only(nn.Flatten(), classifier, [])
+Trainer(copy.deepcopy(classifier), nn.CrossEntropyLoss()).step(x, y)
+Trainer(nn.Linear(4, 2), nn.CrossEntropyLoss())
+''',
+}
+
+
+def test_models_and_losses_passed_from_another_file(tmp_path: Path) -> None:
+    """``train.source_only(enc, model.Classifier().cuda(), ...)`` in main.py reaches train.py's loss;
+    the answer for each file alone (the pre-commit hook) is the whole project's."""
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\n")
+    for name, text in CROSS_FILE_PASSING.items():
+        (tmp_path / name).write_text(textwrap.dedent(text).replace("class Net", "class Classifier"))
+    settings = discover_settings([str(tmp_path)])
+    whole = nnlint.lint_paths([str(tmp_path)], settings, select=["NN201"], use_cache=False, jobs=1)
+    # source_only: every caller passes the Classifier; Trainer: one caller passes a Linear (logits)
+    assert [(Path(f.path).name, f.line) for f in whole.findings] == [("train.py", 6)]
+    assert Path(whole.findings[0].related[0].path).name == "model.py"
+    for name in CROSS_FILE_PASSING:
+        alone = nnlint.lint_paths([str(tmp_path / name)], settings, select=["NN201"], use_cache=False, jobs=1)
+        assert [f for f in alone.findings] == [f for f in whole.findings if Path(f.path).name == name], name
+
+
+def test_a_caller_changing_what_it_passes_is_not_served_stale(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\n")
+    for name, text in CROSS_FILE_PASSING.items():
+        (tmp_path / name).write_text(textwrap.dedent(text).replace("class Net", "class Classifier"))
+    settings = discover_settings([str(tmp_path)])
+
+    def run() -> list[str]:
+        result = nnlint.lint_paths([str(tmp_path)], settings, select=["NN201"], jobs=1)
+        return [Path(f.path).name for f in result.findings]
+
+    assert run() == ["train.py"]
+    main = tmp_path / "main.py"
+    main.write_text(main.read_text().replace("classifier = model.Classifier().cuda()", "classifier = nn.Linear(4, 2)"))
+    assert run() == []

@@ -221,5 +221,6 @@ class FileFacts:
             models=self.models.exported_summaries(),
             constants=self.constants.exported(),
             bindings=dict(self.names.bindings),
+            calls=self.values.call_records(),
         )
 

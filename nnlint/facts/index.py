@@ -65,6 +65,34 @@ class ModelSummary:
 
 
 @dataclass(frozen=True)
+class Passed:
+    """What a call in another file passes for one parameter: the object that creates it."""
+
+    #: ``model.Classifier``, ``torch.nn.CrossEntropyLoss``, ``torch.nn.functional.cross_entropy``
+    qualname: str
+    #: ``Classifier()`` (an instance) rather than ``Classifier`` itself (a class or function)
+    called: bool = True
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """A call of another project module's function or class, with what it passes where that is known."""
+
+    target: str
+    positional: tuple[Optional[Passed], ...] = ()
+    keywords: tuple[tuple[str, Optional[Passed]], ...] = ()
+
+    def passed(self, index: Optional[int], name: str) -> tuple[bool, Optional[Passed]]:
+        """``(given, what)`` for a parameter at ``index`` (``None``: keyword-only) named ``name``."""
+        for keyword, value in self.keywords:
+            if keyword == name:
+                return True, value
+        if index is not None and index < len(self.positional):
+            return True, self.positional[index]
+        return False, None
+
+
+@dataclass(frozen=True)
 class ModuleSummary:
     module: str
     path: str
@@ -75,12 +103,15 @@ class ModuleSummary:
     constants: Mapping[str, Any] = field(default_factory=dict)
     #: import bindings (local name -> canonical qualified name), for re-exports
     bindings: Mapping[str, str] = field(default_factory=dict)
+    #: calls of other project modules' functions and classes, with the models and losses they pass
+    calls: tuple[CallRecord, ...] = ()
 
     def fingerprint(self) -> str:
         payload = json.dumps(
             [self.module, self.is_package, sorted(self.constants.items(), key=repr),
              sorted(self.bindings.items()),
-             sorted((k, repr(v)) for k, v in self.models.items())],
+             sorted((k, repr(v)) for k, v in self.models.items()),
+             [repr(call) for call in self.calls]],
             default=repr,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
@@ -95,6 +126,8 @@ class ProjectIndex:
         self._fingerprints: dict[int, str] = {}
         self._imports: dict[int, list[ModuleSummary]] = {}
         self._entries: dict[int, bytes] = {}
+        #: call target -> the records of calls to it (built on first use)
+        self._calls: Optional[dict[str, tuple[CallRecord, ...]]] = None
         digest = hashlib.sha256()
         for summary in sorted(summaries, key=lambda s: s.path):
             self._by_module.setdefault(summary.module, []).append(summary)
@@ -105,6 +138,27 @@ class ProjectIndex:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_module.values())
+
+    def calls_to(self, qualname: str) -> tuple[CallRecord, ...]:
+        """The calls other files make of the project function or class ``qualname`` (``train.fit``)."""
+        if self._calls is None:
+            calls: dict[str, list[CallRecord]] = {}
+            for summaries in self._by_module.values():
+                for summary in summaries:
+                    for record in summary.calls:
+                        calls.setdefault(record.target, []).append(record)
+            self._calls = {k: tuple(v) for k, v in calls.items()}
+        return self._calls.get(qualname, ())
+
+    def _callers_entry(self, summary: ModuleSummary) -> bytes:
+        """What the calls of ``summary``'s functions from other files pass (a dependency of its results)."""
+        prefix = summary.module + "."
+        if self._calls is None:
+            self.calls_to("")
+        assert self._calls is not None
+        found = sorted(repr(record) for target, records in self._calls.items() if target.startswith(prefix)
+                       for record in records)
+        return "\0".join(found).encode()
 
     def module(self, name: str, near: Optional[str] = None) -> Optional[ModuleSummary]:
         candidates = self._by_module.get(name)
@@ -145,6 +199,7 @@ class ProjectIndex:
     def dependencies_fingerprint(self, summary: ModuleSummary, max_depth: int = 4) -> str:
         """Fingerprint of the project modules ``summary`` imports, transitively (for the cache)."""
         digest = hashlib.sha256()
+        digest.update(self._callers_entry(summary))  # what other files pass to its functions
         seen: set[str] = {summary.path}
         frontier = [summary]
         for _ in range(max_depth):
@@ -247,6 +302,11 @@ class RecordingIndex:
         except TypeError:  # an unhashable default: not recordable
             self._unrecorded = True
             return self._inner.constant(qualname, near, default)
+        return answer
+
+    def calls_to(self, qualname: str) -> tuple[CallRecord, ...]:
+        answer = self._inner.calls_to(qualname)
+        self._asked[("calls_to", (qualname,))] = answer
         return answer
 
     def answers_alike(self, index: ProjectIndex) -> bool:

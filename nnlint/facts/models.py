@@ -25,6 +25,7 @@ import libcst as cst
 
 from nnlint.facts import layers as L
 from nnlint.facts.names import argument, dotted_name, keyword, literal, positional
+from nnlint.facts.values import External
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -920,6 +921,10 @@ class ModelFacts:
             model = self._class_model(origin.name.value) if self._facts.names.classes.get(
                 origin.name.value) is origin else None
             return model.summary if model is not None else None
+        if isinstance(origin, External):  # a model another file passes in
+            if not origin.passed.called:
+                return None
+            return self._model_for_class(origin.passed.qualname, depth + 1) or _torchvision(origin.passed.qualname)
         if not isinstance(origin, cst.Call):
             return None
         known = self._partial_models if self._partial_models is not None else self.models
@@ -992,10 +997,13 @@ class ModelFacts:
         found = self._loss_constructor(call.func)
         if found is None:
             return None
-        constructor, ctor_name = found
+        constructor, ctor_name, passed_in = found
         if constructor is None:  # ``loss_fn(out, y)`` with ``loss_fn=F.cross_entropy`` passed in
             if ctor_name in L.TORCH_LOSS_FUNCTIONS:
                 kind = L.TORCH_LOSS_FUNCTIONS[ctor_name]
+                return LossSite(call, kind.kind, kind.expects, "torch", argument(call, 0, "input"))
+            if ctor_name in L.TORCH_LOSS_CLASSES and passed_in:  # an instance made in another file
+                kind = L.TORCH_LOSS_CLASSES[ctor_name]
                 return LossSite(call, kind.kind, kind.expects, "torch", argument(call, 0, "input"))
             return None
         if ctor_name in L.TORCH_LOSS_CLASSES:
@@ -1008,10 +1016,11 @@ class ModelFacts:
                             argument(call, 1, "y_pred"), constructor)
         return None
 
-    def _loss_constructor(self, func: cst.BaseExpression) -> Optional[tuple[Optional[cst.Call], Optional[str]]]:
+    def _loss_constructor(self, func: cst.BaseExpression) -> Optional[tuple[Optional[cst.Call], Optional[str], bool]]:
         """What a called loss object is: ``(constructor call, class qualname)`` for ``criterion`` /
         ``self.criterion`` / ``nn.CrossEntropyLoss()`` (also through parameters, attributes and
-        ``loss_fn.forward``), or ``(None, function qualname)`` for a loss function passed as a value.
+        ``loss_fn.forward``), or ``(None, function qualname)`` for a loss function passed as a value; the
+        flag says the loss instance was made in another file and passed in.
         ``None`` when unknown, or when the possible values are not all the same loss."""
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":
             func = func.value
@@ -1025,6 +1034,7 @@ class ModelFacts:
         if not origins:
             return None
         found: list[tuple[Optional[cst.Call], Optional[str], Any]] = []
+        external = False
         for origin in origins:
             if isinstance(origin, cst.Call):
                 qualname = names.qualname(origin.func)
@@ -1036,12 +1046,15 @@ class ModelFacts:
                 found.append((origin, qualname, literal(keyword(origin, "from_logits"), False)))
             elif isinstance(origin, (cst.Name, cst.Attribute)):
                 found.append((None, names.qualname(origin), None))
+            elif isinstance(origin, External):  # a loss another file passes in (an instance, or a function)
+                found.append((None, origin.passed.qualname, None))
+                external = external or origin.passed.called
             else:
                 return None
         first = found[0]
         if first[1] is None or any((f[1], f[2]) != (first[1], first[2]) for f in found[1:]):
             return None
-        return first[0], first[1]
+        return first[0], first[1], external
 
     def _compile_site(self, call: cst.Call) -> Optional[LossSite]:
         loss = keyword(call, "loss")

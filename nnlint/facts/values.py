@@ -26,17 +26,34 @@ model and optimizer facts share one answer to "who calls this function with what
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Mapping, Optional, Union
 
 import libcst as cst
 
+from nnlint.facts.index import CallRecord, Passed
 from nnlint.facts.names import argument, keyword, literal, positional
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
 
-Origin = Union[cst.BaseExpression, cst.ClassDef]
+@dataclass(frozen=True, eq=False)
+class External:
+    """An origin in another file: what a call there passes for a parameter of this file."""
+
+    passed: Passed
+
+
+Origin = Union[cst.BaseExpression, cst.ClassDef, External]
+
+#: top-level packages whose functions are never the project's own (their calls are not recorded)
+_LIBRARIES = frozenset({
+    "torch", "torchvision", "torchaudio", "torchtext", "tensorflow", "keras", "jax", "flax", "numpy", "scipy",
+    "sklearn", "pandas", "matplotlib", "transformers", "timm", "lightning", "pytorch_lightning", "os", "sys",
+    "math", "random", "json", "logging", "time", "argparse", "copy", "functools", "itertools", "collections",
+    "pathlib", "re", "pickle", "tqdm", "wandb", "PIL", "cv2", "typing", "dataclasses", "shutil", "warnings",
+})
 Function = cst.FunctionDef
 
 #: ``x.to(device)`` and friends return the module itself
@@ -56,6 +73,7 @@ WRAPPERS: Mapping[str, str] = {
     "torch.nn.SyncBatchNorm.convert_sync_batchnorm": "module",
     "apex.parallel.DistributedDataParallel": "module",
     "apex.parallel.convert_syncbn_model": "module",
+    "copy.deepcopy": "x",
 }
 #: methods of framework objects that return their arguments wrapped, in order
 #: (``model, opt = accelerator.prepare(model, opt)``)
@@ -196,6 +214,10 @@ class Values:
                 and not self._is_static(function):
             return [owner]  # ``self``: an instance of the class
         arguments = self.arguments_for(function, param)
+        if arguments is None and not self.call_sites(function):
+            external = self._passed_from_other_files(function, owner, param, depth)
+            if external is not None:
+                return external
         if arguments is None:
             if param.default is not None and not self.call_sites(function) \
                     and literal(param.default, None) is None and not _is_none(param.default):
@@ -211,6 +233,92 @@ class Values:
                 value = param.default
             values.append(value)
         return self._all(values, depth)
+
+    def _passed_from_other_files(self, function: Function, owner: Optional[cst.ClassDef], param: cst.Param,
+                                 depth: int) -> Optional[list[Origin]]:
+        """What the calls in other files pass for a parameter of a module-level function, or of a
+        module-level class's ``__init__`` (``None`` when any of them is not known)."""
+        facts = self._facts
+        module = facts.module_name
+        if owner is not None:
+            if function.name.value != "__init__" or facts.names.classes.get(owner.name.value) is not owner:
+                return None
+            target = f"{module}.{owner.name.value}"
+        elif facts.names.functions.get(function.name.value) is function:
+            target = f"{module}.{function.name.value}"
+        else:
+            return None
+        records = facts.project.calls_to(target) if module else ()
+        if not records:
+            return None
+        params = [*function.params.posonly_params, *function.params.params]
+        if owner is not None:
+            params = params[1:]
+        index = next((i for i, p in enumerate(params) if p is param), None)
+        out: list[Origin] = []
+        for record in records:
+            given, passed = record.passed(index, param.name.value)
+            if not given:
+                if param.default is None:
+                    return None
+                found = self._origins(param.default, depth + 1)
+                if found is None:
+                    return None
+                out.extend(found)
+            elif passed is None:
+                return None
+            else:
+                out.append(External(passed))
+        return out
+
+    def call_records(self) -> tuple[CallRecord, ...]:
+        """The calls this file makes of other project modules' functions and classes, with what
+        each argument is where that is known (for :meth:`ProjectIndex.calls_to`)."""
+        facts = self._facts
+        names = facts.names
+        own = facts.module_name + "." if facts.module_name else None
+        out: list[CallRecord] = []
+        for call in facts.calls():
+            qualname = names.qualname(call.func)
+            if qualname is None or qualname.split(".", 1)[0] in _LIBRARIES or (own and qualname.startswith(own)) \
+                    or any(arg.star for arg in call.args):
+                continue
+            positional: list[Optional[Passed]] = []
+            keywords: list[tuple[str, Optional[Passed]]] = []
+            for arg in call.args:
+                passed = self._passed(arg.value)
+                if arg.keyword is None:
+                    positional.append(passed)
+                else:
+                    keywords.append((arg.keyword.value, passed))
+            if any(p is not None for p in positional) or any(p is not None for _, p in keywords):
+                out.append(CallRecord(qualname, tuple(positional), tuple(keywords)))
+        return tuple(out)
+
+    def _passed(self, expr: cst.BaseExpression) -> Optional[Passed]:
+        """What creates the value of an argument, when every origin agrees (``Net().cuda()`` -> ``Net()``)."""
+        origins = self.origins(expr)
+        if not origins:
+            return None
+        names = self._facts.names
+        found: set[tuple[str, bool]] = set()
+        for origin in origins:
+            if isinstance(origin, External):
+                found.add((origin.passed.qualname, origin.passed.called))
+                continue
+            if isinstance(origin, cst.Call):
+                qualname, called = names.qualname(origin.func), True
+            elif isinstance(origin, (cst.Name, cst.Attribute)):
+                qualname, called = names.qualname(origin), False
+            else:
+                return None
+            if qualname is None:
+                return None
+            found.add((qualname, called))
+        if len(found) != 1:
+            return None
+        qualname, called = found.pop()
+        return Passed(qualname, called)
 
     def _attribute(self, expr: cst.Attribute, depth: int) -> Optional[list[Origin]]:
         if self._facts.names.qualname(expr) is not None:
