@@ -245,10 +245,15 @@ class FileChecker:
             data = read_bytes(source.absolute) or b""
             text = data.decode("utf-8", errors="replace")
         if findings:
-            findings = parse_suppressions(text).filter(findings)
-            ignored = ignored_for_path(self.plan.settings, source.display, self.catalogue)
-            if ignored:
-                findings = [f for f in findings if f.code not in ignored]
+            # a finding placed in another file (the activation a loss here receives) was checked
+            # against that file's suppression comments when its site was recorded
+            own = [f for f in findings if f.path == source.display]
+            elsewhere = [f for f in findings if f.path != source.display]
+            findings = parse_suppressions(text).filter(own) + elsewhere
+            ignored_here = ignored_for_path(self.plan.settings, source.display, self.catalogue)
+            findings = [f for f in findings if f.code not in (
+                ignored_here if f.path == source.display
+                else ignored_for_path(self.plan.settings, f.path, self.catalogue))]
         findings.sort(key=lambda f: f.sort_key)
         return PhaseTwo(tuple(_dedupe(findings)), tuple(errors), tuple(warnings))
 

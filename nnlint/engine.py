@@ -175,6 +175,10 @@ class _Run:
         self.cache: Optional[ResultCache] = None
         #: real paths that --fix may write below (set per run)
         self.roots: Tuple[str, ...] = ()
+        #: a cached summary's path as spelled when it was cached -> as spelled in this run
+        self._renamed: dict[str, str] = {}
+        #: the paths of this run's files, as spelled in this run
+        self._displays: set[str] = set()
         if use_cache and not fix:
             self.cache = self._open_cache()
 
@@ -261,6 +265,7 @@ class _Run:
                 # The cache is keyed by real path; summaries and findings name the file as spelled this run.
                 summary = entry.summary
                 if summary is not None and summary.path != source.display:
+                    self._renamed[summary.path] = source.display
                     summary = dataclasses.replace(summary, path=source.display)
                 early = tuple(f if f.path == source.display else dataclasses.replace(f, path=source.display)
                               for f in entry.early)
@@ -292,7 +297,8 @@ class _Run:
             # pre-commit passes only the changed files: the project modules they import are
             # summarised too (from the cache when unchanged), so the answer for a file is the one
             # ``nnlint .`` gives. They are indexed, never reported.
-            context = self._add_imported_modules(candidates, phase_one, identities, packages)
+            context, importers = self._add_imported_modules(candidates, phase_one, identities, packages)
+            self._displays = {source.display for _, source, _, _ in candidates}
             summaries = [p.summary for p in phase_one.values() if p.summary is not None]
             index = ProjectIndex(summaries)
 
@@ -300,20 +306,18 @@ class _Run:
             pending: list[int] = []
             dependencies: dict[int, str] = {}
             for position, (_, source, _, digest) in enumerate(candidates):
-                if position in context:
+                if position in context and position not in importers:
                     continue
                 first = phase_one[position]
-                errors.extend(first.errors)
+                if position not in context:
+                    errors.extend(first.errors)
                 dependencies[position] = (
                     index.dependencies_fingerprint(first.summary) if first.summary else ""
                 )
                 entry = self.cache.get(source.absolute, digest, identities[position]) if self.cache else None
                 if entry is not None and entry.findings is not None and entry.dependencies == dependencies[position]:
                     # The cache is keyed by real path; report the path as spelled in this run.
-                    results[position] = PhaseTwo(
-                        tuple(f if f.path == source.display else dataclasses.replace(f, path=source.display)
-                              for f in entry.findings)
-                    )
+                    results[position] = PhaseTwo(tuple(self._relabel(f, source.display) for f in entry.findings))
                 else:
                     pending.append(position)
 
@@ -347,9 +351,19 @@ class _Run:
             fixed = self._apply_fixes(candidates, results, index, errors)
 
         findings: list[Finding] = []
-        sources: list[tuple[str, str]] = []
         warnings: dict[str, None] = skipped
+        given = {source.display for position, (_, source, _, _) in enumerate(candidates) if position not in context}
         for position, (order, source, data, digest) in enumerate(candidates):
+            if position in importers:
+                # a file that imports a given one: only what it finds in the given files counts
+                result = results[position]
+                findings.extend(f for f in result.findings if f.path in given)
+                if self.cache is not None and not result.errors and not result.warnings:
+                    first = phase_one[position]
+                    self.cache.put(source.absolute, CacheEntry(
+                        digest, first.summary, first.findings, dependencies[position], result.findings,
+                        identities[position]))
+                continue
             if position in context:
                 first = phase_one[position]
                 if self.cache is not None and not first.errors and not first.warnings \
@@ -368,10 +382,13 @@ class _Run:
                     CacheEntry(digest, first.summary, first.findings, dependencies[position], result.findings,
                                identities[position]),
                 )
-            if result.findings:
-                sources.append((source.display, _text(source, data)))
         if self.cache is not None:
             self.cache.save()
+        # one activation can be reported from several losses and files: each place once
+        findings = list({(f.path, f.line, f.column, f.code, f.message): f for f in findings}.values())
+        with_findings = {f.path for f in findings}
+        sources = [(source.display, _text(source, data)) for _, source, data, _ in candidates
+                   if source.display in with_findings]
         order_of = {source.display: order for order, source, _, _ in candidates}
         findings.sort(key=lambda f: (order_of.get(f.path, 0),) + f.sort_key)
         return LintResult(
@@ -390,14 +407,17 @@ class _Run:
         phase_one: dict[int, PhaseOne],
         identities: dict[int, str],
         packages: dict[str, str],
-    ) -> set[int]:
-        """Summarise the project modules the linted files import (transitively, a few levels),
-        appending them to ``candidates``; returns their positions."""
+    ) -> tuple[set[int], set[int]]:
+        """Summarise the project files that import the linted ones and the modules all of these
+        import (transitively, a few levels), appending them to ``candidates``; returns their
+        positions, and those of the importers (checked too: a loss there may report an activation
+        in a linted file)."""
         modules = self._project_modules()
         if not modules:
-            return set()
+            return set(), set()
         present = {source.absolute for _, source, _, _ in candidates}
         added: set[int] = set()
+        importers: set[int] = set()
         checkers: list[FileChecker] = []
 
         def first_phase(source: SourceFile, data: bytes, digest: str, identity: str) -> PhaseOne:
@@ -405,6 +425,7 @@ class _Run:
             if entry is not None:
                 summary = entry.summary
                 if summary is not None and summary.path != source.display:
+                    self._renamed[summary.path] = source.display
                     summary = dataclasses.replace(summary, path=source.display)
                 return PhaseOne(summary, entry.early)
             if not checkers:
@@ -461,7 +482,20 @@ class _Run:
                 frontier.append(add(source, data, digest, identity, first_phase(source, data, digest, identity)))
             if not frontier:
                 break
-        return added
+        # All of them are checked too: a loss in any of them may report an activation in a linted
+        # file (``main.py`` passes ``model.Classifier()`` to ``train.fit``, whose loss it feeds).
+        importers.update(added)
+        return added, importers
+
+    def _relabel(self, finding: Finding, display: str) -> Finding:
+        """A cached finding with the paths spelled as in this run (the cache is keyed by real path)."""
+        path = self._renamed.get(finding.path, finding.path)
+        if path not in self._displays:
+            path = display  # this file, spelled differently when it was cached
+        related = tuple(dataclasses.replace(r, path=self._renamed.get(r.path, r.path)) for r in finding.related)
+        if path == finding.path and related == finding.related:
+            return finding
+        return dataclasses.replace(finding, path=path, related=related)
 
     def _project_modules(self) -> dict[str, list[SourceFile]]:
         """Dotted module name -> the project's files of that name (``{}`` outside a project).
@@ -474,7 +508,9 @@ class _Run:
             return {}
         root = Path(root).resolve()
         try:
-            found = find_sources([str(root)], self.settings)
+            # spelled relative to the working directory when inside it, like the paths users give
+            relative = os.path.relpath(root)
+            found = find_sources([relative if not relative.startswith("..") else str(root)], self.settings)
         except (ConfigError, OSError):
             return {}
         if len(found.files) > _MAX_PROJECT_FILES:

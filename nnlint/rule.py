@@ -95,6 +95,15 @@ class Context:
             return []
         out: list[Finding] = []
         for report in self._reports:
+            if hasattr(report.node, "silenced"):  # a Site recorded by another file
+                site = report.node
+                out.append(Finding(
+                    code=report.rule.code, name=report.rule.name, severity=report.rule.severity,  # type: ignore[arg-type]
+                    message=report.message, path=site.path, line=site.line, column=site.column,
+                    end_line=site.end_line, end_column=site.end_column,
+                    related=tuple(self._related(place, text) for place, text in report.related),
+                ))
+                continue
             start = self.position(report.node)
             end = self.position(report.end_node) if report.end_node is not None else start
             fix: Optional[Fix] = None
@@ -193,6 +202,13 @@ class Context:
                 tuple(related),
             )
         )
+
+    def report_at(self, site: Any, message: str, *, related: Iterable[tuple[Any, str]] = ()) -> None:
+        """Report ``message`` at a :class:`~nnlint.facts.index.Site` another file recorded (the
+        activation of a model defined there); it has no fix, and that file's suppression comments
+        were read when the site was recorded."""
+        assert self._rule is not None, "report_at() called outside of check()"
+        self._reports.append(_Report(self._rule, site, message, None, None, None, "safe", tuple(related)))
 
     def position(self, node: "cst.CSTNode") -> "CodeRange":
         return self.facts.positions[node]

@@ -30,10 +30,14 @@ class Net(nn.Module):
         return F.softmax(self.fc2(x), dim=1)
 '''
 
+#: the same model, with the finding it gets when a loss elsewhere applies softmax again
+MODEL_SOFTMAX_FLAGGED = MODEL_SOFTMAX.replace("return F.softmax(self.fc2(x), dim=1)",
+                                              "return F.softmax(self.fc2(x), dim=1)  # NN201")
+
 CASES: dict[str, dict[str, str]] = {
     # train() gets model and criterion as parameters from main() in the same file; Net from another file
     "parameters-across-files": {
-        "model.py": MODEL_SOFTMAX,
+        "model.py": MODEL_SOFTMAX_FLAGGED,
         "train.py": '''
 import torch
 import torch.nn as nn
@@ -44,7 +48,7 @@ def train(model, loader, criterion, optimizer):
     for x, y in loader:
         optimizer.zero_grad()
         out = model(x)
-        loss = criterion(out, y)  # NN201
+        loss = criterion(out, y)
         loss.backward()
         optimizer.step()
 
@@ -202,7 +206,7 @@ loss = F.nll_loss(F.log_softmax(model(x), dim=1), y)  # NN202
     },
     # tensor ops between the activation and the loss
     "tensor-ops": {
-        "model.py": MODEL_SOFTMAX,
+        "model.py": MODEL_SOFTMAX_FLAGGED,
         "ops.py": '''
 import torch
 import torch.nn as nn
@@ -212,10 +216,10 @@ from model import Net
 
 model = Net()
 criterion = nn.CrossEntropyLoss()
-a = criterion(model(x)[:, :3], y)  # NN201
-b = criterion(torch.cat([model(x1), model(x2)]), y)  # NN201
-c = criterion(Variable(model(x)), y)  # NN201
-d = criterion(model(x).data.view(-1, 3), y)  # NN201
+a = criterion(model(x)[:, :3], y)
+b = criterion(torch.cat([model(x1), model(x2)]), y)
+c = criterion(Variable(model(x)), y)
+d = criterion(model(x).data.view(-1, 3), y)
 e = criterion(torch.exp(F.log_softmax(z, dim=1)), y)  # NN201
 f = criterion(torch.cat([model(x1), z]), y)
 ''',
@@ -561,9 +565,12 @@ def test_changed_file_alone_gets_the_whole_project_answer(tmp_path: Path, layout
     settings = discover_settings([str(train)])
     whole = nnlint.lint_paths([str(tmp_path)], settings, select=["NN201"], use_cache=False, jobs=1)
     alone = nnlint.lint_paths([str(train)], settings, select=["NN201"], use_cache=False, jobs=1)
-    assert [(Path(f.path).name, f.line) for f in whole.findings] == [("train.py", 7)]
-    assert [(Path(f.path).name, f.line) for f in alone.findings] == [("train.py", 7)]
+    # at the activation in the model's file (line 13 of MODEL_SOFTMAX); the loss is the related place
+    assert [(Path(f.path).name, f.line) for f in whole.findings] == [("model.py", 13)]
+    assert [(Path(f.path).name, f.line) for f in alone.findings] == [("model.py", 13)]
     assert alone.files_checked == 1
+    model_alone = nnlint.lint_paths([str(model_file)], settings, select=["NN201"], use_cache=False, jobs=1)
+    assert model_alone.findings == whole.findings
 
 
 def test_readme_suppression_example_silences_the_activation(tmp_path: Path) -> None:
@@ -590,7 +597,7 @@ def test_ignore_on_the_activation_in_another_file(tmp_path: Path) -> None:
     (tmp_path / "model.py").write_text(textwrap.dedent(MODEL_SOFTMAX))
     found = nnlint.lint_paths([str(tmp_path)], select=["NN201"], use_cache=False, jobs=1).findings
     assert [(Path(f.path).name, f.line, Path(f.related[0].path).name, f.related[0].line) for f in found] \
-        == [("train.py", 7, "model.py", 13)]
+        == [("model.py", 13, "train.py", 7)]
 
 
 CROSS_FILE_PASSING = {
@@ -635,11 +642,12 @@ def test_models_and_losses_passed_from_another_file(tmp_path: Path) -> None:
     settings = discover_settings([str(tmp_path)])
     whole = nnlint.lint_paths([str(tmp_path)], settings, select=["NN201"], use_cache=False, jobs=1)
     # source_only: every caller passes the Classifier; Trainer: one caller passes a Linear (logits)
-    assert [(Path(f.path).name, f.line) for f in whole.findings] == [("train.py", 6)]
-    assert Path(whole.findings[0].related[0].path).name == "model.py"
+    assert [(Path(f.path).name, f.line) for f in whole.findings] == [("model.py", 13)]
+    assert [(Path(r.path).name, r.line) for r in whole.findings[0].related] == [("train.py", 6)]
     for name in CROSS_FILE_PASSING:
         alone = nnlint.lint_paths([str(tmp_path / name)], settings, select=["NN201"], use_cache=False, jobs=1)
-        assert [f for f in alone.findings] == [f for f in whole.findings if Path(f.path).name == name], name
+        assert [f for f in alone.findings if Path(f.path).name == name] \
+            == [f for f in whole.findings if Path(f.path).name == name], name
 
 
 def test_a_caller_changing_what_it_passes_is_not_served_stale(tmp_path: Path) -> None:
@@ -652,7 +660,7 @@ def test_a_caller_changing_what_it_passes_is_not_served_stale(tmp_path: Path) ->
         result = nnlint.lint_paths([str(tmp_path)], settings, select=["NN201"], jobs=1)
         return [Path(f.path).name for f in result.findings]
 
-    assert run() == ["train.py"]
+    assert run() == ["model.py"]
     main = tmp_path / "main.py"
     main.write_text(main.read_text().replace("classifier = model.Classifier().cuda()", "classifier = nn.Linear(4, 2)"))
     assert run() == []

@@ -318,7 +318,13 @@ def test_cross_file(tmp_path: Path, code: str, model_file: str, loss: str, layou
     (tmp_path / f"{folder}train.py").write_text(train_source)
     result = nnlint.lint_paths([str(tmp_path)], select=[code], use_cache=False)
     assert result.errors == ()
-    assert [(Path(f.path).name, f.line) for f in result.findings] == [("train.py", len(train_source.splitlines()))]
+    loss_place = ("train.py", len(train_source.splitlines()))
+    if code == "NN202":  # reported at the activation in the model's file, the loss as a related place
+        expected = (Path(layout).name, line_of(model_file, "self.act = ")[0])
+        assert [(Path(r.path).name, r.line) for f in result.findings for r in f.related] == [loss_place]
+    else:
+        expected = loss_place
+    assert [(Path(f.path).name, f.line) for f in result.findings] == [expected]
 
 
 def test_cross_file_feature_extractor_is_quiet(tmp_path: Path) -> None:

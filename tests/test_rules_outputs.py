@@ -210,4 +210,8 @@ def test_cross_file(tmp_path: Path, layout: dict[str, str], train: str) -> None:
     (tmp_path / f"{folder}train.py").write_text(train_source)
     result = nnlint.lint_paths([str(tmp_path)], select=["NN201"], use_cache=False)
     assert result.errors == ()
-    assert [(Path(f.path).name, f.line) for f in result.findings] == [("train.py", len(train_source.splitlines()))]
+    # reported at the activation in the model's file, with the loss as a related place
+    assert [(Path(f.path).name, f.line) for f in result.findings] == [
+        ("model.py", line_of(MODEL_FILE, "return F.softmax(x, dim=1)"))]
+    assert [(Path(r.path).name, r.line) for f in result.findings for r in f.related] == [
+        ("train.py", len(train_source.splitlines()))]

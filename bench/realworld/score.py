@@ -125,9 +125,15 @@ def export_tree(git: Path, commit: str, destination: Path) -> bool:
     return True
 
 
-def lint(tree: Path, nnlint: list[str]) -> list[dict]:
+def lint(tree: Path, nnlint: list[str], paths: list[str]) -> list[dict]:
+    """Lint ``paths`` of ``tree`` as a project: a ``[tool.nnlint]`` at its root makes nnlint index
+    the modules they import and the files that import them, as the pre-commit hook does."""
+    (tree / "pyproject.toml").write_text("[tool.nnlint]\n")
+    present = [p for p in paths if (tree / p).is_file()]
+    if not present:
+        return []
     result = subprocess.run(
-        nnlint + ["--select", "ALL", "--format", "json", "--no-cache", "--exit-zero", "."],
+        nnlint + ["--select", "ALL", "--format", "json", "--no-cache", "--exit-zero", *present],
         cwd=tree,
         capture_output=True,
         text=True,
@@ -139,7 +145,8 @@ def lint(tree: Path, nnlint: list[str]) -> list[dict]:
         return []
 
 
-def score(cases: list[Case], mirrors: Path, work: Path, slack: int, nnlint: list[str]) -> list[Outcome]:
+def score(cases: list[Case], mirrors: Path, work: Path, slack: int, nnlint: list[str],
+          whole: bool = False) -> list[Outcome]:
     findings_of: dict[tuple[str, str], list[dict]] = {}
     outcomes: list[Outcome] = []
     for case in cases:
@@ -150,7 +157,9 @@ def score(cases: list[Case], mirrors: Path, work: Path, slack: int, nnlint: list
             if git is None or not export_tree(git, case.buggy_commit, tree):
                 findings_of[key] = None  # type: ignore[assignment]
             else:
-                findings_of[key] = lint(tree, nnlint)
+                # the files of this commit's cases (the answer for a file is the whole project's)
+                paths = ["."] if whole else sorted({c.path for c in cases if (c.repo, c.buggy_commit) == key})
+                findings_of[key] = lint(tree, nnlint, paths)
         findings = findings_of[key]
         if findings is None:
             outcomes.append(Outcome(case, "unavailable", "repository or commit not fetched"))
@@ -204,6 +213,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--code", action="append", help="score only these codes")
     parser.add_argument("--id", action="append", help="score only these case ids")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every case not found on its line")
+    parser.add_argument("--whole", action="store_true",
+                        help="lint each whole tree instead of the cases' files (slower; the same answer)")
     args = parser.parse_args(argv)
     cases = read_cases(args.cases)
     if args.code:
@@ -211,7 +222,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.id:
         cases = [c for c in cases if c.id in args.id]
     nnlint = [sys.executable, "-I", "-m", "nnlint"]  # -I: the linted tree cannot shadow nnlint
-    report(score(cases, args.mirrors, args.work, args.slack, nnlint), args.verbose)
+    report(score(cases, args.mirrors, args.work, args.slack, nnlint, args.whole), args.verbose)
     return 0
 
 

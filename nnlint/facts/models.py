@@ -1084,10 +1084,9 @@ class ModelFacts:
 
 
 def report_at_activation(ctx: "Context", code: str, site: LossSite, message: str, loss_words: str) -> None:
-    """Report an output-activation finding where the fix goes: at the activation when it is in
-    this file (the loss as a related place), else at the loss with the activation in the other
-    file as a related place. ``# nnlint: ignore[CODE]`` on the activation's line silences it,
-    in either file."""
+    """Report an output-activation finding where the fix goes: at the activation, also when it is
+    in another file (the loss as a related place). ``# nnlint: ignore[CODE]`` on the activation's
+    line silences it, in either file."""
     models = ctx.facts.models
     node: Optional[cst.CSTNode] = None
     place: Optional[Site] = None
@@ -1100,7 +1099,7 @@ def report_at_activation(ctx: "Context", code: str, site: LossSite, message: str
         ctx.report(node, message, related=[(site.node, loss_words)])
     elif place is not None and place.path != ctx.facts.path:
         if not place.silences(code):
-            ctx.report(site.node, message, related=[(place, "the activation")])
+            ctx.report_at(place, message, related=[(site.node, loss_words)])
     else:
         ctx.report(site.node, message)
 
