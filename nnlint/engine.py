@@ -55,6 +55,9 @@ MAX_FIX_ROUNDS = 10
 _IMPORT_DEPTH = 4
 #: a project larger than this is not searched for the modules the linted files import
 _MAX_PROJECT_FILES = 20000
+#: at most this many other files are summarised for the linted ones (a library's ``__init__``
+#: can import hundreds of modules; the run must stay quick on one changed file)
+_MAX_CONTEXT_FILES = 200
 
 
 @dataclass(frozen=True)
@@ -432,6 +435,9 @@ class _Run:
                 checkers.append(FileChecker(self.plan, self.catalogue))
             return checkers[0].summarize(source, data)
 
+        def full() -> bool:
+            return len(added) >= _MAX_CONTEXT_FILES
+
         def add(source: SourceFile, data: bytes, digest: str, identity: str, first: PhaseOne) -> int:
             position = len(candidates)
             candidates.append((position, source, data, digest))
@@ -452,7 +458,7 @@ class _Run:
         frontier = list(range(len(candidates)))
         for sources in modules.values() if importing is not None else ():
             for source in sources:
-                if source.absolute in present:
+                if source.absolute in present or full():
                     continue
                 data = read_source(source.absolute)
                 if isinstance(data, ReadProblem) or not may_contain_dl_code(data) or not importing.search(data):
@@ -474,6 +480,8 @@ class _Run:
                             wanted.setdefault(source.absolute, source)
             frontier = []
             for source in wanted.values():
+                if full():
+                    break
                 present.add(source.absolute)
                 data = read_source(source.absolute)
                 if isinstance(data, ReadProblem) or not may_contain_dl_code(data):

@@ -213,6 +213,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--code", action="append", help="score only these codes")
     parser.add_argument("--id", action="append", help="score only these case ids")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every case not found on its line")
+    parser.add_argument("--checkout", type=Path,
+                        help="run the nnlint package of this source checkout (e.g. an older commit) instead")
     parser.add_argument("--whole", action="store_true",
                         help="lint each whole tree instead of the cases' files (slower; the same answer)")
     args = parser.parse_args(argv)
@@ -222,6 +224,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.id:
         cases = [c for c in cases if c.id in args.id]
     nnlint = [sys.executable, "-I", "-m", "nnlint"]  # -I: the linted tree cannot shadow nnlint
+    if args.checkout is not None:
+        # that checkout's package and its own rules/ (an installed nnlint maps nnlint._rules elsewhere)
+        nnlint = [sys.executable, "-I", "-c", "import sys, pathlib; root = sys.argv.pop(1); sys.path.insert(0, root); "
+                  "import nnlint.catalogue as c; c.rules_directory = lambda: pathlib.Path(root, 'rules'); "
+                  "import nnlint.cli; sys.exit(nnlint.cli.main(sys.argv[1:]))", str(args.checkout.resolve())]
     report(score(cases, args.mirrors, args.work, args.slack, nnlint, args.whole), args.verbose)
     return 0
 
