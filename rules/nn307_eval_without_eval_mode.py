@@ -141,7 +141,8 @@ class EvalWithoutEvalMode(Rule):
                 # A model nnlint cannot see (a library model, one built in another file): the
                 # evidence is the program itself, which puts this model in training mode
                 # (``model.train()``) on the way here and never back in eval mode.
-                if mode != "train" or not _put_in_training_mode(ctx, model):
+                if mode != "train" or not _put_in_training_mode(ctx, model) \
+                        or not _named_or_looping_like_evaluation(ctx, call, scope, training_nodes, backward_scopes):
                     continue
                 message = f"{model} was put in training mode and is evaluated without {model}.eval()"
             else:
@@ -157,6 +158,9 @@ class EvalWithoutEvalMode(Rule):
 
 #: ``model.generate(x)`` and ``model.forward(x)`` run the model ``model``
 _INFERENCE_METHODS = (".forward", ".generate")
+#: functions that evaluate or predict: ``evaluate``, ``run_validation``, ``predict``, ``inference``
+_EVALUATION_NAME = re.compile(r"(^|_)(eval|evaluate|evaluation|valid|validate|validation|val|test|predict|"
+                              r"prediction|infer|inference)($|_)", re.I)
 #: names of evaluation data: ``test_loader``, ``val_dl``, ``loaders["valid"]``, ``dev_set``
 _EVALUATION_DATA = re.compile(r"(^|[\s_'\"])(test|val|valid|validation|eval|dev)(_|[\s'\"]|loader|set|data|$)", re.I)
 _SYNTHETIC = frozenset({"torch.randn", "torch.rand", "torch.randint", "torch.zeros", "torch.ones",
@@ -243,6 +247,17 @@ def _model_summaries(ctx: Context, expr: cst.BaseExpression, scope: Optional[cst
         if found is not None and all(s.has_dropout or s.has_batchnorm for s in found):
             return found
     return None
+
+
+def _named_or_looping_like_evaluation(ctx: Context, call: cst.Call, scope: Optional[cst.FunctionDef],
+                                      training_nodes: set[cst.CSTNode],
+                                      backward_scopes: dict[cst.CSTNode, bool]) -> bool:
+    """Stronger evidence for a model nnlint cannot see: a function named for evaluation or
+    prediction, or a loop over evaluation data (``torch.no_grad()`` alone also fills memory banks
+    and computes statistics in training mode on purpose)."""
+    if scope is not None and _EVALUATION_NAME.search(scope.name.value):
+        return True
+    return _over_evaluation_data(ctx, call, training_nodes, backward_scopes)
 
 
 def _put_in_training_mode(ctx: Context, model: str) -> bool:

@@ -464,9 +464,15 @@ def checked(model, loader):
     with torch.no_grad():
         return [model(batch) for batch in loader]
 
+def init_memory(model, loader):
+    # statistics gathered in training mode on purpose (a memory bank): not an evaluation
+    with torch.no_grad():
+        return [model(batch) for batch in loader]
+
 def train(model, loader, optimizer):
     for epoch in range(3):
         model.train()
+        bank = init_memory(model, loader)
         for batch in loader:
             optimizer.zero_grad()
             model(**batch).loss.backward()
