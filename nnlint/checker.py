@@ -157,6 +157,10 @@ class FileChecker:
         if python_error is not None:
             message, line, column = python_error
             return self._parse_error(source, message, line, column)
+        if _pathological_nesting(decoded.text) is not None:
+            # valid, but the CST parser and every walk over it would take minutes or overflow
+            return Skipped(f"{source.display}: skipped: too deeply nested to analyse (expressions or elif "
+                           f"chains over {MAX_NESTING} levels deep)")
         try:
             module = parse_cst(decoded.text)
         except cst.ParserSyntaxError as error:
@@ -356,6 +360,37 @@ def _longest_string_run(text: str) -> tuple[int, int]:
     except (tokenize.TokenError, SyntaxError, RecursionError, ValueError):
         pass
     return best, best_line
+
+
+#: deeper expression trees (1000-term ``+`` chains, 1000 chained calls, 2000-branch ``elif``
+#: chains) are valid Python but take the CST parser and the facts seconds to minutes
+MAX_NESTING = 250
+_LONG_LINE = re.compile(r"[^\n]{2000,}")
+
+
+def _pathological_nesting(text: str) -> Optional[int]:
+    """The nesting depth of ``text``'s syntax tree when it is over :data:`MAX_NESTING`, else ``None``.
+
+    Only files with a very long line or very many ``elif``s can be that deep in practice (operator
+    and call chains are written on one line, branches as ``elif``); the others are not walked.
+    """
+    if _LONG_LINE.search(text) is None and text.count("elif") < MAX_NESTING:
+        return None
+    import ast
+
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    deepest = 0
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            return deepest
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return None
 
 
 def _python_syntax_error(text: str) -> Optional[tuple[str, int, int]]:

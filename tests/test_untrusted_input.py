@@ -465,3 +465,27 @@ def test_docs_and_hook_use_the_console_script() -> None:
     readme = (REPO / "README.md").read_text()
     usage = readme.split("## Using the static checker", 1)[1].split("\n## ", 1)[0]
     assert "python -m nnlint" in usage and "shadow" in usage
+
+
+@pytest.mark.parametrize("body", [
+    "y = x" + ".relu()" * 1000,                                   # a 1000-call chain
+    "x = " + " + ".join(["1"] * 1000),                            # a 1000-term sum
+    "for i in range(3):\n    if i == 0:\n        pass\n"          # a 2000-branch elif chain
+    + "".join(f"    elif i == {k}:\n        pass\n" for k in range(1, 2000)),
+])
+def test_pathologically_deep_valid_code_is_skipped_quickly(tmp_path: Path, body: str) -> None:
+    """Valid code nested deeper than anything real takes the CST parser and the facts minutes: it is
+    skipped with a warning, in well under a second, and the other files are still checked."""
+    import time
+
+    import nnlint
+
+    (tmp_path / "deep.py").write_text("import torch\n" + body + "\n")
+    (tmp_path / "model.py").write_text("import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(4, 3), nn.Softmax(1))\n"
+                                       "loss = nn.CrossEntropyLoss()(model(x), y)\n")
+    started = time.perf_counter()
+    result = nnlint.lint_paths([str(tmp_path)], select=["NN201"], use_cache=False, jobs=1)
+    assert time.perf_counter() - started < 5
+    assert [Path(f.path).name for f in result.findings] == ["model.py"]
+    assert any("deep.py: skipped: too deeply nested to analyse" in w for w in result.warnings)
+    assert result.errors == ()
