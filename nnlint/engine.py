@@ -451,7 +451,8 @@ class _Run:
         # counts there (``train(model, criterion)`` called from ``main.py``).
         given = {first.summary.module for first in phase_one.values()
                  if first.summary is not None and first.summary.module}
-        words = sorted({re.escape(module.rsplit(".", 1)[-1].encode()) for module in given})
+        raw_words = sorted({module.rsplit(".", 1)[-1].encode() for module in given})
+        words = [re.escape(word) for word in raw_words]
         # an import statement naming one of them (cheap to look for; only those files are parsed)
         importing = re.compile(rb"(?m)^[ \t]*(?:from|import)\b[^\n]*\b(?:" + b"|".join(words) + rb")\b") \
             if words else None
@@ -461,7 +462,8 @@ class _Run:
                 if source.absolute in present or full():
                     continue
                 data = read_source(source.absolute)
-                if isinstance(data, ReadProblem) or not may_contain_dl_code(data) or not importing.search(data):
+                if isinstance(data, ReadProblem) or not any(word in data for word in raw_words) \
+                        or not may_contain_dl_code(data) or not importing.search(data):
                     continue
                 digest, identity = content_hash(data), self._identity(source, packages)
                 position = add(source, data, digest, identity, first_phase(source, data, digest, identity))
@@ -524,22 +526,23 @@ class _Run:
         if len(found.files) > _MAX_PROJECT_FILES:
             return {}
         modules: dict[str, list[SourceFile]] = {}
+        packages: dict[str, str] = {}  # folder -> its dotted package ("" when not a package)
+        bases = [str(root) + os.sep, str(root / "src") + os.sep]
         for source in found.files:
-            path = Path(source.absolute)
-            names = {module_identity(path)[0]}
-            for base in (root, root / "src"):
-                try:
-                    relative = path.relative_to(base)
-                except ValueError:
-                    continue
-                parts = list(relative.with_suffix("").parts)
-                if parts and parts[-1] == "__init__":
-                    parts.pop()
-                if parts and all(part.isidentifier() for part in parts):
-                    names.add(".".join(parts))
-            for name in names:
-                if name:
-                    modules.setdefault(name, []).append(source)
+            folder, name = os.path.split(source.absolute)
+            stem = name.rsplit(".", 1)[0]
+            package = _package_of(folder, packages)
+            names = {package if stem == "__init__" else (f"{package}.{stem}" if package else stem)}
+            for base in bases:  # by path too: namespace packages, src layout
+                if source.absolute.startswith(base):
+                    parts = source.absolute[len(base):].rsplit(".", 1)[0].split(os.sep)
+                    if parts[-1] == "__init__":
+                        parts.pop()
+                    if parts and all(part.isidentifier() for part in parts):
+                        names.add(".".join(parts))
+            for module in names:
+                if module:
+                    modules.setdefault(module, []).append(source)
         return modules
 
     def _apply_fixes(
@@ -608,6 +611,20 @@ def _module_files(modules: dict[str, list[SourceFile]], target: str) -> list[Sou
         if found:
             return found
     return []
+
+
+def _package_of(folder: str, memo: dict[str, str]) -> str:
+    """The dotted package a folder is (``__init__.py`` up the tree, as the import system sees it)."""
+    found = memo.get(folder)
+    if found is None:
+        parent, name = os.path.split(folder)
+        if parent != folder and os.path.isfile(os.path.join(folder, "__init__.py")):
+            above = _package_of(parent, memo)
+            found = f"{above}.{name}" if above else name
+        else:
+            found = ""
+        memo[folder] = found
+    return found
 
 
 def _git_root(start: str) -> Optional[Path]:
