@@ -125,7 +125,7 @@ causes of vanishing/exploding gradients.
 from __future__ import annotations
 
 import re
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import libcst as cst
 
@@ -438,6 +438,12 @@ def _used_in_matmul(ctx: Context, scope: cst.CSTNode, attribute: str) -> bool:
 def _scaled_at_use(ctx: Context, scope: cst.CSTNode, attribute: str) -> bool:
     """Every read of ``self.<attribute>`` is scaled where it is used: ``x @ self.w * self.scale``,
     ``(q @ self.w) / math.sqrt(d)``. The product then has the variance of a scaled initialisation."""
+    return _every_use(ctx, scope, attribute, _under_scale)
+
+
+def _every_use(ctx: Context, scope: cst.CSTNode, attribute: str,
+               holds: "Callable[[Context, cst.CSTNode], bool]") -> bool:
+    """``holds`` for every read of ``self.<attribute>`` in ``scope`` (and there is one)."""
     uses = 0
     for node in ctx.facts.walk(scope):
         if not isinstance(node, cst.Attribute) or _attribute_chain(node) != ["self", attribute]:
@@ -446,7 +452,7 @@ def _scaled_at_use(ctx: Context, scope: cst.CSTNode, attribute: str) -> bool:
         if isinstance(parent, cst.AssignTarget) or (isinstance(parent, cst.AnnAssign) and parent.target is node):
             continue
         uses += 1
-        if not _under_scale(ctx, node):
+        if not holds(ctx, node):
             return False
     return uses > 0
 
@@ -498,17 +504,7 @@ def _square_mixing(randn: cst.Call) -> bool:
 def _normalised_at_use(ctx: Context, scope: cst.CSTNode, attribute: str) -> bool:
     """Every product with ``self.<attribute>`` is normalised at once by a scale-invariant norm:
     ``norm(x @ w)``, or ``y = einsum(..., w)`` followed by ``y = self.norm(y)``."""
-    uses = 0
-    for node in ctx.facts.walk(scope):
-        if not isinstance(node, cst.Attribute) or _attribute_chain(node) != ["self", attribute]:
-            continue
-        parent = ctx.facts.parent(node)
-        if isinstance(parent, cst.AssignTarget) or (isinstance(parent, cst.AnnAssign) and parent.target is node):
-            continue
-        uses += 1
-        if not _normalised(ctx, node):
-            return False
-    return uses > 0
+    return _every_use(ctx, scope, attribute, _normalised)
 
 
 def _normalised(ctx: Context, node: cst.CSTNode) -> bool:

@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import os
-import io
 import subprocess
 import sys
 from collections import Counter
@@ -72,49 +71,6 @@ def read_projects(path: Path) -> list[Project]:
         ]
 
 
-def export_sources(git: Path, commit: str, destination: Path) -> bool:
-    """``export_tree``, falling back to reading the source blobs one by one.
-
-    Mirrors leave out large files (datasets, images), and ``git archive`` of the commit then
-    fails as a whole; the Python sources need none of those blobs.
-    """
-    if export_tree(git, commit, destination):
-        return True
-    listing = subprocess.run(
-        ["git", f"--git-dir={git}", "ls-tree", "-r", "-z", commit], capture_output=True
-    )
-    if listing.returncode != 0:
-        return False
-    wanted: list[tuple[str, str]] = []
-    for entry in listing.stdout.split(b"\0"):
-        meta, _, name = entry.partition(b"\t")
-        fields = meta.split()
-        path = name.decode("utf-8", "replace")
-        parts = Path(path).parts
-        if (
-            len(fields) == 3 and fields[1] == b"blob" and fields[0] != b"120000"
-            and path.endswith((".py", ".pyi", ".cfg")) and not path.startswith("/") and ".." not in parts
-        ):
-            wanted.append((fields[2].decode(), path))
-    batch = subprocess.run(
-        ["git", f"--git-dir={git}", "cat-file", "--batch"],
-        input="".join(f"{sha}\n" for sha, _ in wanted).encode(),
-        capture_output=True,
-    )
-    stream = io.BytesIO(batch.stdout)
-    for sha, path in wanted:
-        header = stream.readline().split()
-        if len(header) != 3 or header[1] != b"blob":
-            continue  # "<sha> missing": the mirror lacks it
-        data = stream.read(int(header[2]))
-        stream.read(1)  # the newline after each object
-        target = destination / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    (destination / ".exported").write_text(commit)
-    return True
-
-
 def linted_lines(tree: Path, subdir: str) -> int:
     """Lines of the files nnlint parses below ``subdir``: discovered, and mentioning a DL framework."""
     total = 0
@@ -150,7 +106,7 @@ def measure(projects: list[Project], mirrors: Path, work: Path, nnlint: list[str
     for project in projects:
         git = git_dir(mirrors, project.repo)
         tree = work / f"{project.repo.replace('/', '+')}@{project.commit[:12]}"
-        if git is None or not export_sources(git, project.commit, tree) or not (tree / project.subdir).exists():
+        if git is None or not export_tree(git, project.commit, tree) or not (tree / project.subdir).exists():
             measured.append(Measured(project, 0, (), False))
             continue
         measured.append(
