@@ -129,7 +129,7 @@ def lint(tree: Path, nnlint: list[str], paths: list[str]) -> list[dict]:
     """Lint ``paths`` of ``tree`` as a project: a ``[tool.nnlint]`` at its root makes nnlint index
     the modules they import and the files that import them, as the pre-commit hook does."""
     (tree / "pyproject.toml").write_text("[tool.nnlint]\n")
-    present = [p for p in paths if (tree / p).is_file()]
+    present = [p for p in paths if (tree / p).exists()]
     if not present:
         return []
     result = subprocess.run(
