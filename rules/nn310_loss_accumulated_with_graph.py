@@ -5,7 +5,8 @@ carries its autograd graph, instead of `loss.item()`.
 
 A loss tensor is the result of a criterion (`criterion(out, y)` with
 `criterion = nn.CrossEntropyLoss()`, or a function named like `criterion`/`loss_fn`), of a
-functional loss (`F.cross_entropy(...)`, `F.mse_loss(...)`) or a model output's `.loss`.
+functional loss (`F.cross_entropy(...)`, `F.mse_loss(...)`), a model output's `.loss`, or any
+tensor the loop calls `.backward()` on (`loss, mse = my_loss(...); loss.backward()`).
 `total` must be set before the loop and never backpropagated itself (summing losses of
 micro-batches to call `total.backward()` once is correct), and the sum must not run under
 `torch.no_grad()`/`inference_mode()`, where there is no graph to keep.
@@ -119,7 +120,7 @@ def _is_loss(ctx: Context, expr: Optional[cst.BaseExpression], depth: int) -> bo
     if expr is None or depth > 4:
         return False
     if isinstance(expr, cst.Name):
-        return _is_loss(ctx, ctx.facts.dataflow.value_of(expr), depth + 1)
+        return _is_loss(ctx, ctx.facts.dataflow.value_of(expr), depth + 1) or _backpropagated(ctx, expr)
     if isinstance(expr, cst.Attribute):
         # HuggingFace-style outputs.loss
         return expr.attr.value == "loss" and isinstance(expr.value, cst.Name) and expr.value.value != "self"
@@ -144,6 +145,23 @@ def _is_loss(ctx: Context, expr: Optional[cst.BaseExpression], depth: int) -> bo
         return False
     built = ctx.facts.names.qualname(constructor.func)
     return built is not None and built.startswith("torch.nn.") and built.endswith("Loss")
+
+
+def _backpropagated(ctx: Context, name: cst.Name) -> bool:
+    """``loss.backward()`` on the same binding of the name (``loss, mse = loss_fn(...)``): whatever
+    computed it, it is a tensor that carries its graph."""
+    dataflow = ctx.facts.dataflow
+    reaching = {id(d.statement) for d in dataflow.definitions(name)}
+    if not reaching:
+        return False
+    scope = dataflow.scope_of(name)
+    for call in ctx.facts.calls(scope) if scope is not None else ():
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "backward" and isinstance(func.value, cst.Name) \
+                and func.value.value == name.value and dataflow.scope_of(call) is scope \
+                and {id(d.statement) for d in dataflow.definitions(func.value)} == reaching:
+            return True
+    return False
 
 
 def _constructor(ctx: Context, func: cst.BaseExpression) -> Optional[cst.Call]:

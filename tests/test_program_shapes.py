@@ -421,6 +421,34 @@ def train(batches, x_val, y_val):
             print(test(x_val, y_val))
 ''',
     },
+    # a loss from a helper that returns several tensors: backpropagated, then summed with its graph
+    "loss-from-a-tuple-returning-helper": {
+        "__select__": "NN310",
+        "losses.py": '''
+import torch.nn.functional as F
+
+def my_loss(pred, target):
+    mse = F.mse_loss(pred, target)
+    return mse * 2, mse
+''',
+        "training.py": '''
+import torch
+import torch.nn as nn
+from losses import my_loss
+
+net = nn.Linear(4, 1)
+optimizer = torch.optim.Adam(net.parameters())
+running_loss = 0.0
+logged = 0.0
+for x, y in loader:
+    optimizer.zero_grad()
+    loss, mse = my_loss(net(x), y)
+    loss.backward()
+    optimizer.step()
+    running_loss += loss  # NN310
+    logged += mse.item()
+''',
+    },
     # evaluation over a test loader after the training loop, in the function that trains
     "evaluation-after-training-loop": {
         "__select__": "NN307",
