@@ -3,10 +3,11 @@
 Reports `zero_grad()` that runs after `backward()` and before the `step()` that should
 apply those gradients, so the step applies nothing.
 
-Two shapes are reported: `loss.backward(); optimizer.zero_grad(); optimizer.step()` in one
-iteration, and `zero_grad()` inside a gradient-accumulation loop (an inner loop that calls
-`backward()` but not `step()`) whose optimizer steps after that loop: each micro-step then
-wipes the gradients of the previous ones. `zero_grad()` at the start of the iteration, at
+Three shapes are reported: `loss.backward(); optimizer.zero_grad(); optimizer.step()` in one
+iteration; `zero_grad()` inside a gradient-accumulation loop (an inner loop that calls
+`backward()` but not `step()`) whose optimizer steps after that loop; and `zero_grad()` on
+every iteration of a loop that steps only every k-th (`if (i + 1) % k == 0: optimizer.step()`).
+In the last two each micro-step wipes the gradients of the previous ones. `zero_grad()` at the start of the iteration, at
 its end after the step, or between two networks' updates (GANs) is correct, and so is
 `optimizer.step(closure)` (L-BFGS style), whose closure clears and recomputes the gradients.
 
@@ -41,6 +42,17 @@ for batches in loader:
     optimizer.step()
 ```
 
+```python
+import torch
+
+for i, (inputs, targets) in enumerate(loader):
+    optimizer.zero_grad()  # NN304
+    loss = criterion(model(inputs), targets) / accumulation_steps
+    loss.backward()
+    if (i + 1) % accumulation_steps == 0:
+        optimizer.step()
+```
+
 ## Use instead
 ```python
 import torch
@@ -63,6 +75,17 @@ for batches in loader:
         loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+```
+
+```python
+import torch
+
+for i, (inputs, targets) in enumerate(loader):
+    loss = criterion(model(inputs), targets) / accumulation_steps
+    loss.backward()
+    if (i + 1) % accumulation_steps == 0:
+        optimizer.step()
+        optimizer.zero_grad()
 ```
 
 ## Source
@@ -156,4 +179,41 @@ def _wiping_zero_grads(loops: LoopFacts, events: Sequence[Event], index: int) ->
                 found.append((zero, f"zero_grad() inside the accumulation loop: each pass wipes the gradients "
                                     f"accumulated for {step.receiver}.step()"))
                 break
+    found.extend(_cleared_between_accumulated_steps(loops, events, index))
     return found
+
+
+def _cleared_between_accumulated_steps(loops: LoopFacts, events: Sequence[Event], index: int) -> list[tuple[Event, str]]:
+    """``if (i + 1) % k == 0: opt.step()`` with ``zero_grad()`` every iteration: nothing accumulates."""
+    step = events[index]
+    every_kth = [g for g in step.guards if isinstance(g.node, cst.If) and g.branch == 0
+                 and any(isinstance(op, cst.Modulo) for op in _operators(g.node.test))]
+    if not every_kth:
+        return []
+    found: list[tuple[Event, str]] = []
+    for position, zero in enumerate(events[:index]):
+        if zero.kind != "zero_grad" or not loops.zeroes(zero, step.receiver) \
+                or any(g in zero.guards for g in every_kth) or not set(zero.guards) <= set(step.guards):
+            continue  # cleared only when stepping (correct), or under a condition of its own
+        if any(e.kind == "backward" and not any(g in e.guards for g in every_kth) for e in events[position + 1:index]):
+            found.append((zero, f"zero_grad() runs every iteration but {step.receiver}.step() only every few: "
+                                "the gradients meant to accumulate are cleared; zero them after the step"))
+    return found
+
+
+def _operators(expr: cst.BaseExpression) -> list[cst.CSTNode]:
+    out: list[cst.CSTNode] = []
+    pending: list[cst.CSTNode] = [expr]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, cst.BinaryOperation):
+            out.append(node.operator)
+            pending.extend((node.left, node.right))
+        elif isinstance(node, cst.Comparison):
+            pending.append(node.left)
+            pending.extend(target.comparator for target in node.comparisons)
+        elif isinstance(node, cst.UnaryOperation):
+            pending.append(node.expression)
+        elif isinstance(node, cst.BooleanOperation):
+            pending.extend((node.left, node.right))
+    return out

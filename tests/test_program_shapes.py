@@ -698,3 +698,38 @@ def test_a_caller_changing_what_it_passes_is_not_served_stale(tmp_path: Path) ->
     main = tmp_path / "main.py"
     main.write_text(main.read_text().replace("classifier = model.Classifier().cuda()", "classifier = nn.Linear(4, 2)"))
     assert run() == []
+
+
+def test_accumulation_by_modulo(tmp_path: Path) -> None:
+    """NN304: zero_grad() on every micro-batch of a loop that steps every k-th; quiet when the
+    clearing is inside the stepping branch, or when a step is skipped for a non-finite loss."""
+    source = textwrap.dedent('''
+        import torch
+
+        def accumulate(model, loader, optimizer, k):
+            for i, (x, y) in enumerate(loader):
+                optimizer.zero_grad()  # NN304
+                loss = torch.nn.functional.cross_entropy(model(x), y) / k
+                loss.backward()
+                if (i + 1) % k == 0:
+                    optimizer.step()
+
+        def accumulate_right(model, loader, optimizer, k):
+            for i, (x, y) in enumerate(loader):
+                loss = torch.nn.functional.cross_entropy(model(x), y) / k
+                loss.backward()
+                if (i + 1) % k == 0:
+                    optimizer.step()
+                    optimizer.zero_grad()
+
+        def skip_bad_steps(model, loader, optimizer):
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                if torch.isfinite(loss):
+                    optimizer.step()
+        ''')
+    (tmp_path / "train.py").write_text(source)
+    found = nnlint.lint_paths([str(tmp_path)], select=["NN304"], use_cache=False, jobs=1).findings
+    assert [f.line for f in found] == [n for n, line in enumerate(source.splitlines(), 1) if "# NN304" in line]
