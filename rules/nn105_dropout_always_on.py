@@ -6,6 +6,9 @@ Reports dropout that stays on at evaluation and inference time. It looks for:
   `nn.Module` subclass (or a method `forward` calls) without a `training` argument. Unlike
   the `nn.Dropout` module, the functional form does not look at `model.eval()`: its
   `training` parameter defaults to `True`.
+* `F.scaled_dot_product_attention(q, k, v, dropout_p=p)` in a module's `forward` with a
+  rate that does not look at `self.training` (the function has no `training` parameter), and
+  an `nn.Dropout(p)(x)` built inside `forward`: a module made there is always in training mode.
 * TensorFlow 1 graph code (a graph fed through `tf.placeholder`) that calls
   `tf.nn.dropout(x, 0.5)` / `tf.nn.dropout(x, keep_prob=0.5)` / `tf.nn.dropout(x, rate=0.5)`
   with a constant probability, or `tf.contrib.layers.dropout(x, keep_prob)` without
@@ -41,6 +44,18 @@ class Net(nn.Module):
         x = F.relu(self.fc1(x))
         x = F.dropout(x, p=0.5)  # NN105
         return self.fc2(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, dropout):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.dropout = dropout
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout)  # NN105
+        return nn.Dropout(0.1)(y)  # NN105
 ```
 
 ```python
@@ -68,6 +83,19 @@ class Net(nn.Module):
         x = F.relu(self.fc1(x))
         x = F.dropout(x, p=0.5, training=self.training)
         return self.fc2(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, dropout):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.dropout = dropout
+        self.out_drop = nn.Dropout(0.1)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.out_drop(y)
 ```
 
 ```python
@@ -109,6 +137,8 @@ from nnlint.facts.tensors import original_text
 from nnlint.rule import Context, Rule
 
 #: torch functional dropouts whose ``training`` parameter defaults to True (position 2)
+_SDPA = "torch.nn.functional.scaled_dot_product_attention"
+_DROPOUT_MODULES = frozenset({"torch.nn.Dropout", "torch.nn.Dropout1d", "torch.nn.Dropout2d", "torch.nn.Dropout3d"})
 _TORCH_DROPOUTS = frozenset({
     "torch.nn.functional.dropout", "torch.nn.functional.dropout1d",
     "torch.nn.functional.dropout2d", "torch.nn.functional.dropout3d",
@@ -134,6 +164,12 @@ class DropoutAlwaysOn(Rule):
             qualname = names.qualname(call.func)
             if qualname in _TORCH_DROPOUTS:
                 self._check_torch(ctx, call)
+            elif qualname == _SDPA:
+                self._check_attention(ctx, call)
+            elif isinstance(call.func, cst.Call) and names.qualname(call.func.func) in _DROPOUT_MODULES \
+                    and _torch_method(ctx, call) is not None:
+                ctx.report(call, "a dropout module built inside forward is always in training mode: "
+                                 "create it in __init__")
             elif qualname in (_TF_DROPOUT, _CONTRIB_DROPOUT):
                 if graph_mode is None:
                     graph_mode = any(names.qualname(c.func) in _GRAPH_MARKERS for c in ctx.facts.calls())
@@ -157,6 +193,15 @@ class DropoutAlwaysOn(Rule):
             fix_message=f"Pass training={receiver}.training",
             applicability="unsafe",
         )
+
+    def _check_attention(self, ctx: Context, call: cst.Call) -> None:
+        """``F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout)``: no ``training`` argument."""
+        rate = argument(call, 4, "dropout_p")
+        if rate is None or _constant(ctx, rate) in (0, 0.0) or _may_follow_training(ctx, rate, 0) \
+                or _torch_method(ctx, call) is None or _under_training_test(ctx, call):
+            return
+        ctx.report(call, "scaled_dot_product_attention with a dropout_p that eval mode does not turn off: "
+                         "pass dropout_p=p if self.training else 0.0")
 
     # -- TensorFlow -----------------------------------------------------------------
     def _check_tensorflow(self, ctx: Context, call: cst.Call, qualname: str, graph_mode: bool) -> None:
@@ -286,6 +331,16 @@ def _under_training_test(ctx: Context, call: cst.Call) -> bool:
         if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
             return False
     return False
+
+
+def _may_follow_training(ctx: Context, rate: cst.BaseExpression, depth: int) -> bool:
+    """``p if self.training else 0.0``, also through a local (``dropout_p = ...``); unknown counts."""
+    if _mentions_training(rate):
+        return True
+    if not isinstance(rate, cst.Name) or depth > 4:
+        return False
+    definitions = ctx.facts.dataflow.definitions(rate)
+    return any(d.value is None or _may_follow_training(ctx, d.value, depth + 1) for d in definitions)
 
 
 def _mentions_training(test: cst.BaseExpression) -> bool:

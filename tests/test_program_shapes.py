@@ -733,3 +733,27 @@ def test_accumulation_by_modulo(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text(source)
     found = nnlint.lint_paths([str(tmp_path)], select=["NN304"], use_cache=False, jobs=1).findings
     assert [f.line for f in found] == [n for n, line in enumerate(source.splitlines(), 1) if "# NN304" in line]
+
+
+def test_attention_dropout_that_ignores_eval_mode() -> None:
+    """NN105: ``scaled_dot_product_attention(dropout_p=self.dropout)`` has no training switch; a rate
+    chosen with ``self.training`` (inline or through a local) is right."""
+    source = textwrap.dedent('''
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Attention(nn.Module):
+            def __init__(self, dropout):
+                super().__init__()
+                self.dropout = dropout
+
+            def forward(self, q, k, v):
+                always = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout, is_causal=True)  # NN105
+                inline = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0)
+                p = self.dropout if self.training else 0.0
+                local = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+                off = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0)
+                return always + inline + local + off
+        ''')
+    found = nnlint.lint_source(source, path="attn.py", select=["NN105"])
+    assert [f.line for f in found] == [n for n, line in enumerate(source.splitlines(), 1) if "# NN105" in line]
