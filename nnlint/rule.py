@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Optional
 
+from nnlint.facts.index import Site
 from nnlint.findings import Edit, Finding, Fix, Related
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,7 +96,7 @@ class Context:
             return []
         out: list[Finding] = []
         for report in self._reports:
-            if hasattr(report.node, "silenced"):  # a Site recorded by another file
+            if isinstance(report.node, Site):  # a place recorded by another file
                 site = report.node
                 out.append(Finding(
                     code=report.rule.code, name=report.rule.name, severity=report.rule.severity,  # type: ignore[arg-type]
@@ -135,7 +136,7 @@ class Context:
 
     def _related(self, place: Any, message: str) -> Related:
         """A node of this file, or a :class:`~nnlint.facts.index.Site` another file recorded."""
-        if hasattr(place, "silenced"):
+        if isinstance(place, Site):
             return Related(place.path, place.line, place.column, place.end_line, place.end_column, message)
         where = self.position(place)
         return Related(self.path, where.start.line, where.start.column + 1, where.end.line,
@@ -203,7 +204,7 @@ class Context:
             )
         )
 
-    def report_at(self, site: Any, message: str, *, related: Iterable[tuple[Any, str]] = ()) -> None:
+    def report_at(self, site: Site, message: str, *, related: Iterable[tuple[Any, str]] = ()) -> None:
         """Report ``message`` at a :class:`~nnlint.facts.index.Site` another file recorded (the
         activation of a model defined there); it has no fix, and that file's suppression comments
         were read when the site was recorded."""
