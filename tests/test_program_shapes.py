@@ -757,3 +757,37 @@ def test_attention_dropout_that_ignores_eval_mode() -> None:
         ''')
     found = nnlint.lint_source(source, path="attn.py", select=["NN105"])
     assert [f.line for f in found] == [n for n, line in enumerate(source.splitlines(), 1) if "# NN105" in line]
+
+
+def test_adam_rate_on_a_shallow_model_behind_a_parallel_wrapper() -> None:
+    """NN312 looks through ``parallelize_module``/``fully_shard`` to the model: a two-layer toy model
+    trained with a high rate is the rule's documented exception; a deep one is reported."""
+    source = textwrap.dedent('''
+        import torch
+        import torch.nn as nn
+        from torch.distributed.tensor.parallel import parallelize_module
+
+        class Toy(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.in_proj = nn.Linear(10, 32)
+                self.out_proj = nn.Linear(32, 5)
+
+            def forward(self, x):
+                return self.out_proj(torch.relu(self.in_proj(x)))
+
+        class Deep(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layers = nn.Sequential(*[nn.Linear(32, 32) for _ in range(8)])
+
+            def forward(self, x):
+                return self.layers(x)
+
+        toy = parallelize_module(module=Toy().to("cuda"), device_mesh=mesh, parallelize_plan=plan)
+        quiet = torch.optim.AdamW(toy.parameters(), lr=0.25)
+        deep = parallelize_module(Deep().to("cuda"), mesh, plan)
+        loud = torch.optim.AdamW(deep.parameters(), lr=0.25)  # NN312
+        ''')
+    found = nnlint.lint_source(source, path="tp.py", select=["NN312"])
+    assert [f.line for f in found] == [n for n, line in enumerate(source.splitlines(), 1) if "# NN312" in line]

@@ -115,7 +115,6 @@ WEIGHT_CATEGORIES = frozenset({L.DENSE, L.CONV, L.RECURRENT, L.ATTENTION})
 #: torchvision architectures are deep; the number in the name is their depth (resnet50)
 _TORCHVISION_DEPTH = re.compile(r"[a-z_]*?(\d+)")
 _TORCHVISION_MIN_DEPTH = 8
-_PASS_THROUGH = frozenset({"to", "cuda", "cpu", "train", "double", "float", "half", "bfloat16"})
 _BUILTINS = frozenset({"int", "float", "str", "bool", "list", "dict", "tuple", "set", "len", "range"})
 
 
@@ -377,21 +376,22 @@ class OptimizerFacts:
         return models.model_of(owner)
 
     def _owner_depth(self, owner: cst.BaseExpression) -> Optional[int]:
-        if isinstance(owner, cst.Name) and owner.value == "self":
-            for ancestor in self._facts.ancestors(owner):
-                if isinstance(ancestor, cst.ClassDef):
-                    return self._class_depth(ancestor, 0)
+        """Weight layers of what ``owner`` holds: the most of any value it may hold (through
+        ``.to()``, DDP/FSDP/``parallelize_module`` wrappers, parameters, factories), ``None`` if unknown."""
+        origins = self._facts.values.origins(owner)
+        if not origins:
             return None
-        value: Optional[cst.BaseExpression] = owner
-        for _ in range(_MAX_DEPTH):
-            if isinstance(value, cst.Name):
-                value = self._facts.dataflow.value_of(value)
-            elif isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) \
-                    and value.func.attr.value in _PASS_THROUGH and self._facts.names.qualname(value.func) is None:
-                value = value.func.value  # net.to(device)
+        depths: list[Optional[int]] = []
+        for origin in origins:
+            if isinstance(origin, cst.ClassDef):  # ``self`` in configure_optimizers
+                depths.append(self._class_depth(origin, 0))
+            elif isinstance(origin, cst.Call):
+                depths.append(self._call_depth(origin, 0))
             else:
-                break
-        return self._call_depth(value, 0) if isinstance(value, cst.Call) else None
+                return None
+        if any(depth is None for depth in depths):
+            return None
+        return max(depth for depth in depths if depth is not None)
 
     def _call_depth(self, call: cst.Call, depth: int) -> Optional[int]:
         if depth > _MAX_DEPTH:

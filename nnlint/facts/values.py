@@ -74,6 +74,9 @@ WRAPPERS: Mapping[str, str] = {
     "apex.parallel.DistributedDataParallel": "module",
     "apex.parallel.convert_syncbn_model": "module",
     "copy.deepcopy": "x",
+    "torch.distributed.tensor.parallel.parallelize_module": "module",
+    "torch.distributed.fsdp.fully_shard": "module",
+    "torch.distributed._composable.fsdp.fully_shard": "module",
 }
 #: methods of framework objects that return their arguments wrapped, in order
 #: (``model, opt = accelerator.prepare(model, opt)``)
