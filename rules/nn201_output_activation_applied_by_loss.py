@@ -15,10 +15,9 @@ Reported pairs:
   `tf.nn.softmax_cross_entropy_with_logits(logits=tf.nn.softmax(...))`.
 
 The finding points where the fix goes: at the activation (the `F.softmax` in `forward`, the
-`nn.Softmax()` layer, the Keras layer), with the loss as a related location. When the model
-lives in another file (`from model import Net`, `import model`), the finding is at the loss
-and the activation is the related location; `# nnlint: ignore[NN201]` on the activation's
-line silences it in both cases.
+`nn.Softmax()` layer, the Keras layer), with the loss as a related location, also when the
+model lives in another file (`from model import Net`, `import model`, or a model passed to a
+function of another file). `# nnlint: ignore[NN201]` on the activation's line silences it.
 Not reported: Keras softmax with plain `categorical_crossentropy`, `log_softmax` with
 `NLLLoss`, and a softmax applied only when `not self.training` (its value is unknown).
 

@@ -12,8 +12,8 @@ last layer has `activation="relu"` (or is a `ReLU()`/`Activation("relu")` layer)
 the functional API and in `model.add(...)` style, and the activation applied right before
 the loss (`criterion(F.relu(out), y)`), also below the loss's own normaliser
 (`F.nll_loss(F.log_softmax(F.relu(logits)), y)`). The finding points at the activation (the
-layer or call to remove), with the loss as a related location; below a log_softmax, and when the
-model is in another file, it points at the loss. The model may be defined in another file than the
+layer or call to remove, also in another file), with the loss as a related location; below a
+log_softmax it points at the loss. The model may be defined in another file than the
 loss. Recognised losses: `CrossEntropyLoss`, `NLLLoss`, `BCELoss`, `BCEWithLogitsLoss`,
 `MultiLabelSoftMarginLoss`, `KLDivLoss`, `MSELoss`, `L1Loss`, `SmoothL1Loss`, `HuberLoss`
 (classes and `F.` functions) and the Keras cross-entropy / `mse` / `mae` / `huber` losses
