@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple, Type, TypeVar
 
 from nnlint import __version__
 from nnlint.facts.index import CallRecord, ModelSummary, ModuleSummary, Passed, Site
+from nnlint.files import replace_file
 from nnlint.findings import SEVERITIES, Edit, Finding, Fix, Related
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -272,17 +273,7 @@ class ResultCache:
             if not _claim(self.directory):
                 return
             self.path.parent.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".nnlint-", suffix=".tmp", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, self.path)  # readers see the old file or the new one, never half of one
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            replace_file(str(self.path), data)  # readers see the old file or the new one, never half of one
             self._dirty = False
         except OSError:
             pass  # a read-only tree still lints; it just isn't cached

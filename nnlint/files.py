@@ -309,20 +309,28 @@ def read_bytes(path: str, limit: Optional[int] = MAX_FILE_BYTES) -> Optional[byt
 
 def write_atomically(path: str, data: bytes) -> None:
     """Replace ``path``'s content in one step, keeping its permissions."""
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(path))
     info = os.lstat(path)
     if not stat.S_ISREG(info.st_mode):  # replacing a link would write where it points, or replace the link
         raise OSError(f"not a regular file: {display_path(path)}")
-    mode = info.st_mode & 0o7777
+    replace_file(path, data, mode=info.st_mode & 0o7777, sync=True)
+
+
+def replace_file(path: str, data: bytes, *, mode: Optional[int] = None, sync: bool = False) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``: readers see
+    the old content or the new, never half of it. ``mode`` (default: the temporary file's 0600)
+    and ``sync`` (flush to disk before the rename) are the caller's to choose."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".nnlint-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
