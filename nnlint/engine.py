@@ -260,19 +260,12 @@ class _Run:
         identities: dict[int, str] = {}
         packages: dict[str, str] = {}
         for position, (_, source, _, digest) in enumerate(candidates):
-            entry = None
+            cached = None
             if self.cache is not None:
                 identities[position] = self._identity(source, packages)
-                entry = self.cache.get(source.absolute, digest, identities[position])
-            if entry is not None:
-                # The cache is keyed by real path; summaries and findings name the file as spelled this run.
-                summary = entry.summary
-                if summary is not None and summary.path != source.display:
-                    self._renamed[summary.path] = source.display
-                    summary = dataclasses.replace(summary, path=source.display)
-                early = tuple(f if f.path == source.display else dataclasses.replace(f, path=source.display)
-                              for f in entry.early)
-                phase_one[position] = PhaseOne(summary, early)
+                cached = self._cached_phase_one(source, digest, identities[position])
+            if cached is not None:
+                phase_one[position] = cached
             else:
                 to_parse.append(position)
 
@@ -424,13 +417,9 @@ class _Run:
         checkers: list[FileChecker] = []
 
         def first_phase(source: SourceFile, data: bytes, digest: str, identity: str) -> PhaseOne:
-            entry = self.cache.get(source.absolute, digest, identity) if self.cache is not None else None
-            if entry is not None:
-                summary = entry.summary
-                if summary is not None and summary.path != source.display:
-                    self._renamed[summary.path] = source.display
-                    summary = dataclasses.replace(summary, path=source.display)
-                return PhaseOne(summary, entry.early)
+            cached = self._cached_phase_one(source, digest, identity)
+            if cached is not None:
+                return cached
             if not checkers:
                 checkers.append(FileChecker(self.plan, self.catalogue))
             return checkers[0].summarize(source, data)
@@ -496,6 +485,20 @@ class _Run:
         # file (``main.py`` passes ``model.Classifier()`` to ``train.fit``, whose loss it feeds).
         importers.update(added)
         return added, importers
+
+    def _cached_phase_one(self, source: SourceFile, digest: str, identity: str) -> Optional[PhaseOne]:
+        """Phase one of a file from the cache, its paths spelled as in this run (the cache is keyed by
+        real path); ``None`` on a miss."""
+        entry = self.cache.get(source.absolute, digest, identity) if self.cache is not None else None
+        if entry is None:
+            return None
+        summary = entry.summary
+        if summary is not None and summary.path != source.display:
+            self._renamed[summary.path] = source.display
+            summary = dataclasses.replace(summary, path=source.display)
+        early = tuple(f if f.path == source.display else dataclasses.replace(f, path=source.display)
+                      for f in entry.early)
+        return PhaseOne(summary, early)
 
     def _relabel(self, finding: Finding, display: str) -> Finding:
         """A cached finding with the paths spelled as in this run (the cache is keyed by real path)."""
