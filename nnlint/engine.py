@@ -344,7 +344,7 @@ class _Run:
 
         fixed = 0
         if self.fix:
-            fixed = self._apply_fixes(candidates, results, index, errors)
+            fixed = self._apply_fixes(candidates, results, index, errors, context)
 
         findings: list[Finding] = []
         warnings: dict[str, None] = skipped
@@ -554,13 +554,15 @@ class _Run:
         results: dict[int, PhaseTwo],
         index: ProjectIndex,
         errors: list[str],
+        context: set[int],
     ) -> int:
-        """Fix each file in turn; a file that cannot be fixed is reported and the others still are."""
+        """Fix each given file in turn (never a file only read for context); a file that cannot be
+        fixed is reported and the others still are."""
         checker = FileChecker(self.plan, self.catalogue)
         total = 0
         for position, (order, source, data, _) in enumerate(candidates):
-            result = results.get(position)  # imported project modules are indexed, not checked
-            if result is None or not any(f.fix for f in result.findings):
+            result = results.get(position)
+            if position in context or result is None or not any(f.fix for f in result.findings):
                 continue
             try:
                 fixed = self._fix_file(checker, source, data, result, index)

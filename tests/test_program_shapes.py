@@ -791,3 +791,27 @@ def test_adam_rate_on_a_shallow_model_behind_a_parallel_wrapper() -> None:
         ''')
     found = nnlint.lint_source(source, path="tp.py", select=["NN312"])
     assert [f.line for f in found] == [n for n, line in enumerate(source.splitlines(), 1) if "# NN312" in line]
+
+
+def test_fix_never_touches_a_file_read_only_for_context(tmp_path: Path) -> None:
+    """``nnlint --fix train.py``: the files indexed with it are read, not rewritten (and not an error)."""
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\n")
+    fixable = textwrap.dedent('''
+        import torch
+        import model
+
+        total = 0.0
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(model.net(x), y)
+            loss.backward()
+            total += loss
+        ''')
+    (tmp_path / "model.py").write_text("import torch.nn as nn\nnet = nn.Linear(4, 2)\n")
+    (tmp_path / "train.py").write_text(fixable)
+    (tmp_path / "other.py").write_text(fixable.replace("total", "running"))
+    settings = discover_settings([str(tmp_path)])
+    result = nnlint.lint_paths([str(tmp_path / "model.py")], settings, select=["NN310"], use_cache=False,
+                               jobs=1, fix=True, unsafe_fixes=True)
+    assert result.errors == ()
+    assert (tmp_path / "train.py").read_text() == fixable
+    assert (tmp_path / "other.py").read_text() == fixable.replace("total", "running")
