@@ -464,6 +464,8 @@ def _encode_model(model: ModelSummary) -> list[Any]:
         _check_bool(model.has_batchnorm),
         [_check_optional_str(element) for element in model.output_elements],
         None if model.output_site is None else _encode_site(model.output_site),
+        [None if site is None else _encode_site(site) for site in model.element_sites],
+        _check_bool(model.returns_output),
     ]
 
 
@@ -484,10 +486,10 @@ _MODEL_TAIL = (bool, bool, list)
 
 
 def _decode_model(data: Any) -> ModelSummary:
-    if type(data) is not list or len(data) != 10 or tuple(map(type, data[:4])) != _MODEL_HEAD \
-            or tuple(map(type, data[6:9])) != _MODEL_TAIL:
+    if type(data) is not list or len(data) != 12 or tuple(map(type, data[:4])) != _MODEL_HEAD \
+            or tuple(map(type, data[6:9])) != _MODEL_TAIL or type(data[10]) is not list or type(data[11]) is not bool:
         raise _Invalid("model")
-    name, qualname, framework, layers, activation, units, dropout, batchnorm, elements, site = data
+    name, qualname, framework, layers, activation, units, dropout, batchnorm, elements, site, sites, applied = data
     if any(type(layer) is not str for layer in layers):
         raise _Invalid("layers")
     return _make(
@@ -502,6 +504,8 @@ def _decode_model(data: Any) -> ModelSummary:
         batchnorm,
         tuple(_optional_str(element) for element in elements),
         None if site is None else _decode_site(site),
+        tuple(None if element is None else _decode_site(element) for element in sites),
+        applied,
     )
 
 

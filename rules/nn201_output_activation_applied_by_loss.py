@@ -94,7 +94,9 @@ Seed 003_1540c0685162747f.txt pairs the softmax classifier with the cross-entrop
 '''
 from __future__ import annotations
 
-from nnlint.facts.models import LossSite, report_at_activation
+from typing import Optional
+
+from nnlint.facts.models import LossSite, OutputActivation, report_at_activation
 from nnlint.rule import Context, Rule
 
 #: loss kind -> activations that loss applies itself
@@ -122,20 +124,30 @@ class OutputActivationAppliedByLoss(Rule):
             if site.expects != "logits" or site.kind not in _APPLIED_BY_LOSS:
                 continue
             if site.prediction is not None:
-                activation = models.activation_of(site.prediction)
+                outputs = models.output_activations(site.prediction)
             elif site.model is not None:
-                activation = site.model.output_activation
+                outputs = (OutputActivation(site.model.output_activation, None, None),)
             else:
                 continue
-            self._check_site(ctx, site, activation)
+            # one of several models (chosen by a flag): a finding needs every one of them to be wrong
+            messages = [self._message(site, output.activation) for output in outputs]
+            if not outputs or any(message is None for message in messages):
+                continue
+            seen: set[object] = set()
+            for output, message in zip(outputs, messages):
+                place = (id(output.node), output.site)
+                if message is None or place in seen:
+                    continue  # two models sharing one forward
+                seen.add(place)
+                report_at_activation(ctx, self.code, site, message, f"the {_APPLIED_BY_LOSS[site.kind][1]} it feeds",
+                                     output if len(outputs) > 1 else None)
 
-    def _check_site(self, ctx: Context, site: LossSite, activation: object) -> None:
+    @staticmethod
+    def _message(site: LossSite, activation: Optional[str]) -> Optional[str]:
         applied, loss_name = _APPLIED_BY_LOSS[site.kind]
         if activation == applied:
-            message = f"{activation} output fed to {loss_name}, which applies {activation} itself: pass the logits"
-        elif activation == "log_softmax" and site.kind == "cross_entropy" and site.framework == "torch":
-            message = ("log_softmax output fed to CrossEntropyLoss, which applies log_softmax again "
-                       "(redundant): use NLLLoss, or return the logits")
-        else:
-            return
-        report_at_activation(ctx, self.code, site, message, f"the {loss_name} it feeds")
+            return f"{activation} output fed to {loss_name}, which applies {activation} itself: pass the logits"
+        if activation == "log_softmax" and site.kind == "cross_entropy" and site.framework == "torch":
+            return ("log_softmax output fed to CrossEntropyLoss, which applies log_softmax again "
+                    "(redundant): use NLLLoss, or return the logits")
+        return None

@@ -519,6 +519,108 @@ def evaluate(model, loader):
 evaluate(torch.hub.load("repo", "net"), [])
 ''',
     },
+    # TF1: a graph-building helper returns the softmax; its caller passes it as logits=
+    "tf1-helper-returns-activation": {
+        "train.py": '''
+import tensorflow as tf
+
+def rnn_model(x, weight, bias):
+    last = tf.nn.relu(tf.matmul(x, weight))
+    return tf.nn.softmax(tf.matmul(last, weight) + bias)  # NN201
+
+def probabilities(logits):
+    return tf.nn.softmax(logits)
+
+def main(x, y, w, b):
+    logits_out = rnn_model(x, w, b)
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(logits=logits_out, labels=y))
+    predictions = probabilities(tf.matmul(x, w))
+    return loss, predictions
+''',
+    },
+    # TF1: the model function in another file returns a tuple; the caller unpacks the output
+    "tf1-model-function-across-files": {
+        "include/__init__.py": "",
+        "include/model.py": '''
+import tensorflow as tf
+
+def model():
+    x = tf.placeholder(tf.float32, shape=[None, 3072])
+    y = tf.placeholder(tf.float32, shape=[None, 10])
+    hidden = tf.layers.dense(inputs=x, units=128, activation=tf.nn.relu)
+    softmax = tf.layers.dense(inputs=hidden, units=10, activation=tf.nn.softmax, name="out")  # NN201
+    return x, y, softmax, hidden
+
+def logits_model():
+    x = tf.placeholder(tf.float32, shape=[None, 3072])
+    return x, tf.layers.dense(inputs=x, units=10)
+''',
+        "train.py": '''
+import tensorflow as tf
+from include.model import model, logits_model
+
+x, y, output, features = model()
+loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits_v2(logits=output, labels=y))
+x2, logits = logits_model()
+loss2 = tf.nn.softmax_cross_entropy_with_logits_v2(logits=logits, labels=y)
+''',
+    },
+    # one of three models chosen by flags: each applies an activation the loss applies again
+    "models-chosen-by-flag": {
+        "nets.py": '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x):
+        return self.softmax(self.fc(x))  # NN201
+
+class CNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return F.log_softmax(self.fc(x), dim=1)  # NN201
+
+class Plain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.fc(x)
+''',
+        "main.py": '''
+import torch.nn.functional as F
+from nets import MLP, CNN, Plain
+
+def train(args, loader):
+    if args.model == "mlp":
+        net = MLP().to(args.device)
+    else:
+        net = CNN().to(args.device)
+    for x, y in loader:
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+
+def train_any(args, loader):
+    if args.model == "mlp":
+        net = MLP()
+    elif args.model == "cnn":
+        net = CNN()
+    else:
+        net = Plain()
+    for x, y in loader:
+        out = net(x)
+        F.cross_entropy(out, y).backward()
+''',
+    },
     # a factory returning one of several models, all with dropout or batch norm
     "factory-of-models": {
         "__select__": "NN307",
@@ -564,10 +666,11 @@ def test_program_shape(case: str, tmp_path: Path) -> None:
     files = dict(CASES[case])
     select = files.pop("__select__", "NN2")
     for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(textwrap.dedent(text))
     result = nnlint.lint_paths([str(tmp_path)], select=[select], use_cache=False, jobs=1)
     assert not result.errors
-    got = {(Path(f.path).name, f.line, f.code) for f in result.findings}
+    got = {(Path(f.path).relative_to(tmp_path).as_posix(), f.line, f.code) for f in result.findings}
     assert got == _expected(files)
 
 

@@ -62,6 +62,11 @@ class ModelSummary:
     output_elements: tuple[Optional[str], ...] = ()
     #: where the output activation is applied (the ``nn.Softmax``, the ``F.softmax`` in ``forward``)
     output_site: Optional[Site] = None
+    #: with ``output_elements``: where each element's activation is applied
+    element_sites: tuple[Optional[Site], ...] = ()
+    #: a function whose call returns the output (a TF1 graph helper ``def model(x): ...; return
+    #: tf.nn.softmax(logits)``), rather than a model class or a factory returning a model
+    returns_output: bool = False
 
 
 @dataclass(frozen=True)

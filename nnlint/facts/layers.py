@@ -258,6 +258,41 @@ for _qual, _k in TORCH_FUNCTIONS.items():
     if _k.category == ACTIVATION:
         ACTIVATION_CALLABLES[_qual] = _k.kind
 
+
+@dataclass(frozen=True)
+class FunctionalLayer:
+    """A TF1-style layer function that makes and applies a layer in one call
+    (``tf.layers.dense(x, 10, activation=tf.nn.softmax)``)."""
+
+    kind: str
+    category: str
+    #: the keyword naming its activation
+    activation_keyword: str
+    #: the activation it applies when that keyword is left out (``None``: linear)
+    default_activation: Optional[str]
+    #: position and keyword of its output width
+    units: tuple[int, str] = (1, "units")
+
+
+_DENSE_TF = FunctionalLayer("Dense", DENSE, "activation", None)
+_CONV_TF = FunctionalLayer("Conv2D", CONV, "activation", None, (1, "filters"))
+# tf.contrib.layers / slim default to ReLU; tflearn to linear and names activations with strings
+_DENSE_CONTRIB = FunctionalLayer("Dense", DENSE, "activation_fn", "ReLU", (1, "num_outputs"))
+_CONV_CONTRIB = FunctionalLayer("Conv2D", CONV, "activation_fn", "ReLU", (1, "num_outputs"))
+_DENSE_TFLEARN = FunctionalLayer("Dense", DENSE, "activation", None, (1, "n_units"))
+_CONV_TFLEARN = FunctionalLayer("Conv2D", CONV, "activation", None, (1, "nb_filter"))
+TF_FUNCTIONAL_LAYERS: Mapping[str, FunctionalLayer] = {
+    **{f"{p}.dense": _DENSE_TF for p in ("tensorflow.layers", "tensorflow.compat.v1.layers")},
+    **{f"{p}.{c}": _CONV_TF for p in ("tensorflow.layers", "tensorflow.compat.v1.layers")
+       for c in ("conv1d", "conv2d", "conv3d")},
+    **{f"{p}.fully_connected": _DENSE_CONTRIB
+       for p in ("tensorflow.contrib.layers", "tensorflow.contrib.slim", "tf_slim")},
+    **{f"{p}.{c}": _CONV_CONTRIB for p in ("tensorflow.contrib.layers", "tensorflow.contrib.slim", "tf_slim")
+       for c in ("conv2d", "convolution2d")},
+    **{f"{p}.fully_connected": _DENSE_TFLEARN for p in ("tflearn", "tflearn.layers.core")},
+    **{f"{p}.conv_2d": _CONV_TFLEARN for p in ("tflearn", "tflearn.layers.conv")},
+}
+
 #: layer/op kind as it appears in ``ModelSummary.layers`` -> its category
 KIND_CATEGORIES: dict[str, str] = {}
 for _kinds in (TORCH_LAYERS, KERAS_LAYERS, TORCH_FUNCTIONS, TENSOR_METHODS):

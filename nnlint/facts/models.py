@@ -142,6 +142,25 @@ class _Op:
     inner: Optional[ModelSummary] = None
     #: the node that applies it in this file (``F.softmax(...)``, the ``nn.Softmax()`` layer)
     node: Optional[cst.CSTNode] = None
+    #: for an ``_ALTERNATIVES`` op: the traces of each value the expression may hold (``net``
+    #: is one of three models chosen by a flag), output first
+    alternatives: tuple[tuple["_Op", ...], ...] = ()
+
+
+#: the category of an op standing for several possible values whose traces differ
+_ALTERNATIVES = "alternatives"
+
+
+@dataclass(frozen=True)
+class OutputActivation:
+    """One activation a prediction may end in (:meth:`ModelFacts.output_activations`)."""
+
+    #: ``"softmax"``, ``"log_softmax"``, ... (``None``: none, or not known)
+    activation: Optional[str]
+    #: the node of this file that applies it, if it is in this file
+    node: Optional[cst.CSTNode]
+    #: where it is applied, when another file recorded it
+    site: Optional[Site]
 
 
 class ModelFacts:
@@ -198,7 +217,7 @@ class ModelFacts:
             elif self._is_module_level(model.node):
                 exported[model.name] = model.summary
         for name, function in self._facts.names.functions.items():
-            summary = self._factory_model(function, 0)
+            summary = self._factory_model(function, 0) or self._function_output(function, 0)
             if summary is not None:
                 exported.setdefault(name, summary)
         return exported
@@ -311,8 +330,8 @@ class ModelFacts:
         kinds: list[str] = []
         dropout = batchnorm = False
         for op in ordered:
-            if op.kind == "Sequential" and op.inner is not None:
-                kinds.extend(op.inner.layers)  # containers are flattened into their layers
+            if op.inner is not None and (op.kind == "Sequential" or op.inner.returns_output):
+                kinds.extend(op.inner.layers)  # containers and helper functions are flattened into their layers
             else:
                 kinds.append(op.kind)
         for op in list(ordered) + [op for layer in layers for op in _layer_ops(layer)]:
@@ -337,6 +356,8 @@ class ModelFacts:
         op = _output_op(ops_out_first)
         if op is None:
             return None
+        if op.category == _ALTERNATIVES:
+            return _agreed([self._output_site(list(alternative)) for alternative in op.alternatives])
         if op.category == L.ACTIVATION:
             return self._facts.site(op.node) if op.node is not None else None
         return op.inner.output_site if op.inner is not None else None
@@ -346,12 +367,31 @@ class ModelFacts:
         (``F.softmax(...)`` in ``forward``, the ``nn.Softmax()`` layer), or the site another file
         recorded for its model's output; ``(None, None)`` when not known."""
         attributes = self._enclosing_layers(expr) if expr is not None else None
-        op = _output_op(self._trace(expr, attributes, 0))
+        return self._where(_output_op(self._trace(expr, attributes, 0)))
+
+    def output_activations(self, expr: Optional[cst.BaseExpression]) -> tuple[OutputActivation, ...]:
+        """Every activation the output ``expr`` may end in, one per value it may hold (``net`` is
+        one of three models chosen by a flag: three entries), with where each is applied; one
+        entry when the values agree, and none when the trace is lost."""
+        attributes = self._enclosing_layers(expr) if expr is not None else None
+        found: list[OutputActivation] = []
+        pending = [self._trace(expr, attributes, 0)]
+        while pending and len(found) <= 4 * _MAX_BRANCHES:
+            ops = pending.pop(0)
+            op = _output_op(ops)
+            if op is not None and op.category == _ALTERNATIVES:
+                pending.extend(list(alternative) for alternative in op.alternatives)
+                continue
+            node, site = self._where(op)
+            found.append(OutputActivation(_output_activation(ops), node, site))
+        return tuple(found) if not pending else ()
+
+    def _where(self, op: Optional[_Op]) -> tuple[Optional[cst.CSTNode], Optional[Site]]:
         if op is None:
             return None, None
         if op.category == L.ACTIVATION:
             return op.node, None
-        site = op.inner.output_site if op.inner is not None else None
+        site = self._output_site([op])
         if site is not None and site.path == self._facts.path:
             return self.node_at(site), site
         return None, site
@@ -598,24 +638,29 @@ class ModelFacts:
         summary = self._summarise(name, framework, traces[0] if traces else [], layers, flow=flow)
         summary = _with_output(summary, _agreed([_output_activation(t) for t in traces]),
                                _agreed([_output_units(t) for t in traces]))
-        elements = self._tuple_elements(returns, attributes)
+        elements, sites = self._tuple_elements(returns, attributes)
         if elements:
-            summary = dataclasses.replace(summary, output_elements=elements)
+            summary = dataclasses.replace(summary, output_elements=elements, element_sites=sites)
         return Model(name, node, framework, layers, summary)
 
-    def _tuple_elements(self, returns: list[Optional[cst.BaseExpression]],
-                        attributes: dict[str, Layer]) -> tuple[Optional[str], ...]:
-        """Each element's output activation when every return is a tuple literal of one length."""
+    def _tuple_elements(self, returns: list[Optional[cst.BaseExpression]], attributes: Optional[dict[str, Layer]]
+                        ) -> tuple[tuple[Optional[str], ...], tuple[Optional[Site], ...]]:
+        """Each element's output activation, and where it is applied, when every return is a
+        tuple literal of one length; empty otherwise."""
         if not returns or not all(isinstance(value, cst.Tuple) for value in returns):
-            return ()
+            return (), ()
         tuples = [value.elements for value in returns]  # type: ignore[union-attr]
         if len({len(elements) for elements in tuples}) != 1 or any(
                 isinstance(e, cst.StarredElement) for elements in tuples for e in elements):
-            return ()
-        found = tuple(
-            _agreed([_output_activation(self._trace(elements[position].value, attributes, 0)) for elements in tuples])
-            for position in range(len(tuples[0])))
-        return found if any(kind is not None for kind in found) else ()
+            return (), ()
+        kinds: list[Optional[str]] = []
+        sites: list[Optional[Site]] = []
+        for position in range(len(tuples[0])):
+            traces = [self._trace(elements[position].value, attributes, 0) for elements in tuples]
+            kind = _agreed([_output_activation(trace) for trace in traces])
+            kinds.append(kind)
+            sites.append(_agreed([self._output_site(trace) for trace in traces]) if kind is not None else None)
+        return (tuple(kinds), tuple(sites)) if any(kind is not None for kind in kinds) else ((), ())
 
     def _init_layers(self, node: cst.ClassDef) -> dict[str, Layer]:
         found: dict[str, Layer] = {}
@@ -675,12 +720,22 @@ class ModelFacts:
             return _layer_ops(layer) if layer is not None else []
         if (attributes is not None and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
                 and func.value.value == "self" and func.attr.value in attributes):
-            return _layer_ops(attributes[func.attr.value])
+            layer = attributes[func.attr.value]
+            if layer.category == L.ACTIVATION and layer.inner is None:
+                # ``self.softmax(x)``: the fix goes where forward applies it, not where __init__ made it
+                return [_Op(layer.kind, layer.category, layer.units, node=call)]
+            return _layer_ops(layer)
         qualname = names.qualname(func)
         if qualname is not None:
             kind = L.function_kind(qualname) or _callable_activation(qualname)
             if kind is not None:
                 return [_Op(kind.kind, kind.category, node=call)]
+            functional = L.TF_FUNCTIONAL_LAYERS.get(qualname)
+            if functional is not None:
+                return self._functional_layer_ops(call, functional)
+            output = self._called_function_output(call, qualname, depth)
+            if output is not None:
+                return [_Op(output.name, L.MODEL, output.output_units, output, node=call)]
             return []
         if isinstance(func, cst.Attribute) and func.attr.value in L.TENSOR_METHODS:
             if attributes is not None and isinstance(func.value, cst.Name) and func.value.value == "self":
@@ -693,6 +748,9 @@ class ModelFacts:
             summary = self._model_of(func, depth + 1)
             if summary is not None:
                 return [_Op(summary.name, L.MODEL, summary.output_units, summary)]
+            options = self.candidates(func)
+            if options and len(options) <= 2 * _MAX_BRANCHES:  # one of several models (chosen by a flag)
+                return _either([[_Op(m.name, L.MODEL, m.output_units, m)] for m in options])
         return []
 
     def _trace(self, expr: Optional[cst.BaseExpression], attributes: Optional[dict[str, Layer]],
@@ -733,8 +791,7 @@ class ModelFacts:
                 definitions = self._facts.dataflow.definitions(expr)
                 if 1 < len(definitions) <= _MAX_BRANCHES and all(d.value is not None for d in definitions):
                     # ``if ...: out = a(x) else: out = b(x)``: known only if every branch agrees
-                    ops.extend(_agreed([self._trace(d.value, attributes, depth + 1, bound) for d in definitions])
-                               or [])
+                    ops.extend(_either([self._trace(d.value, attributes, depth + 1, bound) for d in definitions]))
                     break
                 if len(definitions) != 1:
                     break
@@ -753,7 +810,7 @@ class ModelFacts:
                 if value is None:
                     # a parameter: what every call of the function in this file passes for it
                     arguments = self._call_site_arguments(definitions[0].statement) or []
-                    ops.extend(_agreed([self._trace(a, None, depth + 1) for a in arguments]) or [])
+                    ops.extend(_either([self._trace(a, None, depth + 1) for a in arguments]))
                     break
                 expr = value
                 continue
@@ -805,9 +862,7 @@ class ModelFacts:
         model = found[0].inner
         if not 0 <= index < len(model.output_elements):
             return []
-        inner = dataclasses.replace(model, output_activation=model.output_elements[index], output_units=None,
-                                    output_elements=())
-        return [_Op(model.name, L.MODEL, None, inner)]
+        return [_Op(model.name, L.MODEL, None, _element(model, index))]
 
     def _joined(self, call: cst.Call, attributes: Optional[dict[str, Layer]], depth: int,
                 bound: Optional[dict[int, cst.BaseExpression]]) -> Optional[list[_Op]]:
@@ -846,9 +901,7 @@ class ModelFacts:
         model = found[0].inner
         if element >= len(model.output_elements):
             return []
-        inner = dataclasses.replace(model, output_activation=model.output_elements[element], output_units=None,
-                                    output_elements=())
-        return [_Op(model.name, L.MODEL, None, inner)]
+        return [_Op(model.name, L.MODEL, None, _element(model, element))]
 
     def _through_helper_method(self, call: cst.Call, attributes: Optional[dict[str, Layer]], depth: int,
                                bound: Optional[dict[int, cst.BaseExpression]]) -> Optional[list[_Op]]:
@@ -876,6 +929,58 @@ class ModelFacts:
         if not returns or any(value is None for value in returns) or len(returns) > _MAX_BRANCHES:
             return None
         return _agreed([self._trace(value, attributes, depth + 1, binding) for value in returns])
+
+    def _functional_layer_ops(self, call: cst.Call, layer: L.FunctionalLayer) -> list[_Op]:
+        units = literal(argument(call, *layer.units), None)
+        ops = [_Op(layer.kind, layer.category, units if type(units) is int else None, node=call)]
+        chosen = keyword(call, layer.activation_keyword)
+        activation = self.keras_activation(chosen) if chosen is not None else layer.default_activation
+        if activation is not None:
+            ops.append(_Op(activation, L.ACTIVATION, node=call))
+        return ops
+
+    def _called_function_output(self, call: cst.Call, qualname: str, depth: int) -> Optional[ModelSummary]:
+        """What a call of a plain function returns, when that function builds and returns an
+        output (see :meth:`_function_output`): one of this file, or of another project file."""
+        values = self._facts.values
+        function = values.callee(call)
+        if function is not None:
+            if values.class_of(function) is not None:
+                return None  # methods: ``_through_helper_method`` binds ``self`` and the arguments
+            return self._function_output(function, depth + 1)
+        if depth >= _MAX_DEPTH:
+            return None
+        summary = self._facts.project.model(qualname, near=self._facts.path)
+        return summary if summary is not None and summary.returns_output else None
+
+    def _function_output(self, function: cst.FunctionDef, depth: int) -> Optional[ModelSummary]:
+        """A function that builds a graph and returns its output (TF1 ``def model(x): ...;
+        return tf.nn.softmax(logits)``, ``def predict(m, x): return F.softmax(m(x), 1)``) as a
+        summary applied by calling it; ``None`` unless every return agrees on an activation."""
+        key = f"out {function.name.value}"  # shares the recursion guard with classes and factories
+        if depth > _MAX_DEPTH or key in self._building:
+            return None
+        self._building.add(key)
+        try:
+            returns = self._returns(function)
+            if not returns or any(value is None for value in returns) or len(returns) > _MAX_BRANCHES:
+                return None
+            traces = [self._trace(value, None, depth + 1) for value in returns]
+            activation = _agreed([_output_activation(trace) for trace in traces])
+            elements, sites = self._tuple_elements(returns, None)
+            if activation is None and not elements:
+                return None
+            op = _output_op(traces[0])
+            node = op.node if op is not None else None
+            qualname = self._facts.names.qualname(node.func) if isinstance(node, cst.Call) else None
+            framework = "torch" if (qualname or "").startswith("torch") else "keras"
+            summary = self._summarise(function.name.value, framework, traces[0], ())
+            return dataclasses.replace(summary, output_activation=activation, output_elements=elements,
+                                       element_sites=sites,
+                                       output_units=_agreed([_output_units(trace) for trace in traces]),
+                                       returns_output=True)
+        finally:
+            self._building.discard(key)
 
     def _returns(self, method: cst.FunctionDef) -> list[Optional[cst.BaseExpression]]:
         """What each ``return`` of ``method`` itself (not of a nested function) returns."""
@@ -947,7 +1052,8 @@ class ModelFacts:
             return self._factory_model(self._facts.names.functions[local], depth + 1)
         if depth > _MAX_DEPTH:
             return None
-        return self._facts.project.model(qualname, near=self._facts.path)
+        summary = self._facts.project.model(qualname, near=self._facts.path)
+        return summary if summary is not None and not summary.returns_output else None
 
     def _factory_model(self, function: cst.FunctionDef, depth: int) -> Optional[ModelSummary]:
         """The model a factory function (``def build_model(): ...; return model``) returns, if always the same."""
@@ -1083,14 +1189,17 @@ class ModelFacts:
         return None
 
 
-def report_at_activation(ctx: "Context", code: str, site: LossSite, message: str, loss_words: str) -> None:
-    """Report an output-activation finding where the fix goes: at the activation, also when it is
-    in another file (the loss as a related place). ``# nnlint: ignore[CODE]`` on the activation's
-    line silences it, in either file."""
+def report_at_activation(ctx: "Context", code: str, site: LossSite, message: str, loss_words: str,
+                        where: Optional[OutputActivation] = None) -> None:
+    """Report an output-activation finding where the fix goes: at the activation (``where``, else
+    the one the prediction ends in), also when it is in another file (the loss as a related place).
+    ``# nnlint: ignore[CODE]`` on the activation's line silences it, in either file."""
     models = ctx.facts.models
     node: Optional[cst.CSTNode] = None
     place: Optional[Site] = None
-    if site.prediction is not None:
+    if where is not None:
+        node, place = where.node, where.site
+    elif site.prediction is not None:
         node, place = models.activation_site(site.prediction)
     elif site.model is not None and site.model.output_site is not None:
         place = site.model.output_site
@@ -1147,11 +1256,12 @@ def _is_batchnorm(op: _Op) -> bool:
 
 
 def _output_op(ops_out_first: list[_Op]) -> Optional[_Op]:
-    """The op that decides the output activation: an activation, or a model applied last."""
+    """The op that decides the output activation: an activation, a model applied last, or the
+    alternatives of a value that may be one of several."""
     for op in ops_out_first:
         if op.category in (L.SHAPE, L.DROPOUT):
             continue
-        if op.category == L.ACTIVATION or op.inner is not None:
+        if op.category in (L.ACTIVATION, _ALTERNATIVES) or op.inner is not None:
             return op
         return None
     return None
@@ -1163,6 +1273,8 @@ def _output_activation(ops_out_first: list[_Op]) -> Optional[str]:
             continue
         if op.category == L.ACTIVATION:
             return _activation_name(op.kind)
+        if op.category == _ALTERNATIVES:
+            return _agreed([_output_activation(list(alternative)) for alternative in op.alternatives])
         if op.inner is not None:
             return op.inner.output_activation
         return None
@@ -1173,8 +1285,21 @@ def _output_units(ops_out_first: list[_Op]) -> Optional[int]:
     for op in ops_out_first:
         if op.category in (L.SHAPE, L.DROPOUT, L.ACTIVATION):
             continue
+        if op.category == _ALTERNATIVES:
+            return _agreed([_output_units(list(alternative)) for alternative in op.alternatives])
         return op.units
     return None
+
+
+def _either(traces: list[list[_Op]]) -> list[_Op]:
+    """The trace of a value that may come from any of ``traces``: theirs when they agree, an
+    ``_ALTERNATIVES`` op when they differ, and nothing when one of them is not known."""
+    agreed = _agreed(traces)
+    if agreed is not None:
+        return agreed
+    if len(traces) < 2 or not all(traces):
+        return []
+    return [_Op(_ALTERNATIVES, _ALTERNATIVES, alternatives=tuple(tuple(trace) for trace in traces))]
 
 
 def _agreed(results: list[_T]) -> Optional[_T]:
@@ -1182,6 +1307,13 @@ def _agreed(results: list[_T]) -> Optional[_T]:
     if results and all(result == results[0] for result in results[1:]):
         return results[0]
     return None
+
+
+def _element(summary: ModelSummary, index: int) -> ModelSummary:
+    """One element of a model's tuple output (``recon, mu, logvar = model(x)``), as a model of its own."""
+    site = summary.element_sites[index] if index < len(summary.element_sites) else None
+    return dataclasses.replace(summary, output_activation=summary.output_elements[index], output_units=None,
+                               output_elements=(), element_sites=(), output_site=site)
 
 
 def _with_output(summary: ModelSummary, activation: Optional[str], units: Optional[int]) -> ModelSummary:
