@@ -14,10 +14,14 @@ Reported pairs:
   `Activation`/`Softmax` layer) compiled with a loss built with `from_logits=True`, and
   `tf.nn.softmax_cross_entropy_with_logits(logits=tf.nn.softmax(...))`.
 
-The finding points where the fix goes: at the activation (the `F.softmax` in `forward`, the
-`nn.Softmax()` layer, the Keras layer), with the loss as a related location, also when the
-model lives in another file (`from model import Net`, `import model`, or a model passed to a
-function of another file). `# nnlint: ignore[NN201]` on the activation's line silences it.
+The finding points where the fix goes: at the activation (the `F.softmax` or
+`self.softmax(x)` call in `forward`, the `nn.Softmax()` inside an `nn.Sequential`, the Keras
+layer, the `tf.layers.dense(..., activation=tf.nn.softmax)`), with the loss as a related
+location, also when the model lives in another file (`from model import Net`, `import model`,
+a model passed to a function of another file, a TF1 helper `def model(): ... return x, y,
+output` unpacked by its caller). `# nnlint: ignore[NN201]` on the activation's line silences it.
+When the prediction may come from one of several models (`if args.model == "mlp": net = MLP()
+else: net = CNN()`), it is reported only if every one of them is wrong, at each activation.
 Not reported: Keras softmax with plain `categorical_crossentropy`, `log_softmax` with
 `NLLLoss`, and a softmax applied only when `not self.training` (its value is unknown).
 

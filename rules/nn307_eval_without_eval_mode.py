@@ -3,12 +3,14 @@
 Reports evaluation code that runs a model with dropout or batch normalisation while the
 model is still in training mode.
 
-The model counts as in eval mode after `model.eval()` earlier in the function, or before
-every call of that function.
+The model counts as in eval mode after `model.eval()` earlier in the function (also through
+a local alias: `model = context.model; model.eval()`), or before every call of that function.
 
-Evaluation code is a function named like `evaluate`/`validate`/`test`/`estimate_loss`, or
-a model call under `torch.no_grad()`/`inference_mode()` outside the training loop and in
-code that never calls `backward()`. The model must be known to contain dropout or batch
+Evaluation code is a function named like `evaluate`/`validate`/`test`/`estimate_loss`, a
+model call under `torch.no_grad()`/`inference_mode()` outside the training loop and in
+code that never calls `backward()`, or a model fed a batch of evaluation data (`points, y =
+next(iter(test_loader))` every few steps inside the training loop) in a block that does not
+backpropagate it (test-time adaptation trains on test data on purpose). The model must be known to contain dropout or batch
 normalisation (a model class or `nn.Sequential` of this project, or a torchvision
 constructor); `model.eval()` ... `model.train()` around the evaluation (nanoGPT's
 `estimate_loss`) is correct, and so is a shape smoke test that feeds the model made-up
@@ -96,7 +98,7 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from nnlint.facts.loops import is_eval_function_name, mode_switch, rename, scope_calls
-from nnlint.facts.names import dotted_name
+from nnlint.facts.names import dotted_name, positional
 from nnlint.facts.testcode import in_test_code
 from nnlint.rule import Context, Rule
 
@@ -183,6 +185,8 @@ def _synthetic_input(ctx: Context, call: cst.Call) -> bool:
 def _in_evaluation(ctx: Context, call: cst.Call, scope: Optional[cst.FunctionDef],
                    training_nodes: set[cst.CSTNode], backward_scopes: dict[cst.CSTNode, bool]) -> bool:
     loops = ctx.facts.loops
+    if _fed_evaluation_data(ctx, call, backward_scopes):
+        return True  # ``next(iter(test_loader))`` every few training steps
     if scope is not None:
         name = scope.name.value
         if name.endswith("_step") or name == "forward":
@@ -215,6 +219,40 @@ def _over_evaluation_data(ctx: Context, call: cst.Call, training_nodes: set[cst.
             text = " ".join(word.value for word in words)  # type: ignore[attr-defined]
             if _EVALUATION_DATA.search(text):
                 return True
+    return False
+
+
+def _fed_evaluation_data(ctx: Context, call: cst.Call, backward_scopes: dict[cst.CSTNode, bool]) -> bool:
+    """Does the model's input come from evaluation data (``points, target = next(iter(test_loader))``
+    then ``model(points.cuda())``), in a block that does not backpropagate (test-time adaptation
+    trains on test data on purpose)?"""
+    block = next((a for a in ctx.facts.ancestors(call) if isinstance(a, cst.IndentedBlock)), None)
+    if not call.args or call.args[0].star or (block is not None and _calls_backward(ctx, block, backward_scopes)):
+        return False
+    dataflow = ctx.facts.dataflow
+    pending: list[Optional[cst.BaseExpression]] = [call.args[0].value]
+    seen: set[int] = set()
+    while pending and len(seen) < 32:
+        expr = pending.pop()
+        if expr is None or id(expr) in seen:
+            continue
+        seen.add(id(expr))
+        # follow the data only (``points.cuda()``, ``Variable(points)``, ``next(iter(loader))``),
+        # never the other arguments (``x.to(dev)``)
+        if isinstance(expr, cst.Name):
+            if _EVALUATION_DATA.search(expr.value):
+                return True
+            for definition in dataflow.definitions(expr):
+                statement = definition.statement
+                pending.append(definition.value if definition.value is not None else definition.unpacked)
+                pending.append(statement.iter if isinstance(statement, cst.For) else None)
+        elif isinstance(expr, (cst.Attribute, cst.Subscript)):
+            pending.append(expr.value)
+        elif isinstance(expr, cst.Call):
+            method = isinstance(expr.func, cst.Attribute) and ctx.facts.names.qualname(expr.func) is None
+            pending.append(expr.func.value if method else positional(expr, 0))  # type: ignore[attr-defined]
+        elif isinstance(expr, cst.Tuple):
+            pending.extend(element.value for element in expr.elements)
     return False
 
 
@@ -287,7 +325,7 @@ def _mode_at(ctx: Context, node: cst.CSTNode, scope: Optional[cst.FunctionDef], 
         if call is node:
             break
         switch = mode_switch(call, facts)
-        if switch is not None and _covers(switch.receiver, model):
+        if switch is not None and (_covers(switch.receiver, model) or _covers(switch.alias, model)):
             last = switch.mode
     if last is not None:
         return last

@@ -621,6 +621,85 @@ def train_any(args, loader):
         F.cross_entropy(out, y).backward()
 ''',
     },
+    # a library model held by a context object: train() switches it through a local alias,
+    # then validates through predict(), which never calls eval()
+    "eval-mode-through-an-alias": {
+        "__select__": "NN307",
+        "scripts.py": '''
+import torch
+
+def predict(model, loader):
+    out = []
+    with torch.no_grad():
+        for batch in loader:
+            out.append(model.generate(batch["input"]))  # NN307
+    return out
+
+def validate(context):
+    return predict(context.model, context.val_loader)
+
+def validate_in_eval_mode(context):
+    model = context.model
+    model.eval()
+    return predict(context.model, context.val_loader)
+
+def train(context):
+    model = context.model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    for epoch in range(3):
+        for batch in context.train_loader:
+            model(**batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        validate(context)
+        validate_in_eval_mode(context)
+''',
+    },
+    # every few training steps, one test batch runs through the model still in training mode;
+    # test-time adaptation (backward on test data) and a device named ``dev`` are not evaluation
+    "test-batch-inside-the-training-loop": {
+        "__select__": "NN307",
+        "net.py": '''
+import torch.nn as nn
+
+class PointNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 16)
+        self.bn = nn.BatchNorm1d(16)
+
+    def forward(self, x):
+        return self.bn(self.fc(x))
+''',
+        "train.py": '''
+import torch
+import torch.nn.functional as F
+from net import PointNet
+
+dev = torch.device("cuda")
+classifier = PointNet().to(dev)
+optimizer = torch.optim.Adam(classifier.parameters())
+for epoch in range(10):
+    for i, data in enumerate(dataloader, 0):
+        points, target = data
+        points = points.to(dev)
+        optimizer.zero_grad()
+        loss = F.nll_loss(classifier(points), target)
+        loss.backward()
+        optimizer.step()
+        if i % 10 == 0:
+            j, data = next(enumerate(testdataloader, 0))
+            points, target = data
+            points = points.transpose(2, 1).to(dev)
+            pred = classifier(points)  # NN307
+            print(F.nll_loss(pred, target).item())
+        if i % 10 == 5:
+            batch = next(iter(test_loader))
+            adapted = classifier(batch.to(dev))
+            adapted.entropy().mean().backward()
+''',
+    },
     # a factory returning one of several models, all with dropout or batch norm
     "factory-of-models": {
         "__select__": "NN307",

@@ -598,6 +598,9 @@ class ModeSwitch:
     node: cst.Call
     mode: str  # "eval" | "train"
     receiver: Optional[str]
+    #: what the receiver was assigned from (``model = context.model; model.train()`` switches
+    #: ``context.model`` too)
+    alias: Optional[str] = None
 
 
 def mode_switch(call: cst.Call, facts: "FileFacts") -> Optional[ModeSwitch]:
@@ -626,7 +629,9 @@ def mode_switch(call: cst.Call, facts: "FileFacts") -> Optional[ModeSwitch]:
                 break
             if isinstance(ancestor, cst.BaseStatement):
                 break
-    return ModeSwitch(call, mode, receiver)
+    source = facts.dataflow.value_of(func.value) if isinstance(func.value, cst.Name) else None
+    alias = dotted_name(source) if isinstance(source, cst.Attribute) else None
+    return ModeSwitch(call, mode, receiver, alias)
 
 
 def _rebound(expr: cst.BaseExpression, facts: "FileFacts") -> bool:
