@@ -531,6 +531,8 @@ def _decode_constant(value: Any, depth: int) -> Any:
 def _encode_finding(finding: Finding) -> list[Any]:
     if not isinstance(finding, Finding) or finding.severity not in SEVERITIES:
         raise TypeError("not a finding")
+    if finding.cell is not None or any(r.cell is not None for r in finding.related):
+        raise TypeError("a notebook's findings are cached in the positions of its joined code")
     fix = finding.fix
     return [
         _check_str(finding.code),
@@ -566,7 +568,7 @@ def _decode_finding(data: Any) -> Finding:
         raise _Invalid("severity")
     if kinds == _FINDING_PLAIN and not extra and not related:
         return _make(Finding, code, name, severity, message, path, line, column, end_line, end_column,
-                     None, None, None, (), ())
+                     None, None, None, (), (), None)
     if kinds[:9] != _FINDING_HEAD:
         raise _Invalid("finding")
     return _make(
@@ -576,6 +578,7 @@ def _decode_finding(data: Any) -> Finding:
         None if step is None else _int(step),
         tuple(_decode_extra(item) for item in _list(extra)),
         tuple(_decode_related(item) for item in _list(related)),
+        None,
     )
 
 
@@ -583,11 +586,12 @@ def _decode_related(data: Any) -> Related:
     path, line, column, end_line, end_column, message = _list(data, 6)
     if not (type(path) is str and type(message) is str):
         raise _Invalid("related")
-    return _make(Related, path, _int(line), _int(column), _int(end_line), _int(end_column), message)
+    return _make(Related, path, _int(line), _int(column), _int(end_line), _int(end_column), message, None)
 
 
 def _encode_fix(fix: Fix) -> list[Any]:
-    if not isinstance(fix, Fix) or fix.applicability not in ("safe", "unsafe"):
+    if not isinstance(fix, Fix) or fix.applicability not in ("safe", "unsafe") \
+            or any(e.cell is not None for e in fix.edits):
         raise TypeError("not a fix")
     return [
         _check_str(fix.message),

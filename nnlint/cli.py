@@ -18,7 +18,7 @@ import difflib
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, Optional, Sequence, TextIO
 
 from nnlint import __version__
 from nnlint.config import OUTPUT_FORMATS, ConfigError, parse_selector_list
@@ -56,12 +56,24 @@ def _check_parser(prog: str) -> argparse.ArgumentParser:
         choices=OUTPUT_FORMATS,
         help="output format (default: 'output-format' from the configuration, else full on a terminal, concise otherwise)",
     )
+    parser.add_argument("-o", "--output-file", metavar="FILE", help="write the report to FILE instead of standard output")
+    parser.add_argument(
+        "--stdin-filename",
+        metavar="NAME",
+        help="with '-' as the path: lint standard input as the file NAME (its configuration and "
+        "per-file-ignores apply; with --fix the fixed text goes to standard output)",
+    )
     parser.add_argument("--select", metavar="CODES", help="comma-separated codes or prefixes to enable (replaces the default set)")
     parser.add_argument("--extend-select", metavar="CODES", help="comma-separated codes or prefixes to enable in addition")
     parser.add_argument("--ignore", metavar="CODES", help="comma-separated codes or prefixes to disable")
     parser.add_argument("--config", metavar="PATH", help="pyproject.toml to read instead of the nearest one")
     parser.add_argument("--fix", action="store_true", help="apply safe fixes in place")
-    parser.add_argument("--unsafe-fixes", action="store_true", help="with --fix, apply unsafe fixes too")
+    parser.add_argument("--unsafe-fixes", action="store_true", help="with --fix or --diff, apply unsafe fixes too")
+    parser.add_argument(
+        "--diff", action="store_true",
+        help="print a unified diff of what --fix would change and write nothing (exit 1 if there is any)",
+    )
+    parser.add_argument("--show-fixes", action="store_true", help="list what the fixes changed, per file and code")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     parser.add_argument("--cache-dir", metavar="DIR", help="result cache directory (default: 'cache-dir' from the configuration, else .nnlint_cache)")
     parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: CPU count)")
@@ -172,6 +184,14 @@ class _Outcome:
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()
+    #: with --fix: what changed in each file (``nnlint.engine.FileChange``)
+    changes: tuple[Any, ...] = ()
+
+    @property
+    def fixed_findings(self) -> "tuple[Finding, ...] | int":
+        """The findings the fixes repaired (the summary counts them by severity), else how many."""
+        found = tuple(f for change in self.changes for f in change.fixed)
+        return found if len(found) == self.fixed else self.fixed
 
 
 def _discover_settings(paths: Sequence[str], config: Optional[str], catalogue: "Catalogue") -> "Settings":
@@ -208,13 +228,19 @@ def _without_dl_code(paths: Sequence[str], settings: "Settings") -> Optional[_Ou
     return _Outcome(findings=(), files_seen=len(files), files_checked=0)
 
 
-def _lint(args: argparse.Namespace, paths: list[str], settings: "Settings", catalogue: "Catalogue") -> _Outcome:
+def _lint(
+    args: argparse.Namespace,
+    paths: list[str],
+    settings: "Settings",
+    catalogue: "Catalogue",
+    stdin: Optional[bytes] = None,
+) -> _Outcome:
     select = parse_selector_list(args.select)
     ignore = parse_selector_list(args.ignore)
     extend_select = parse_selector_list(args.extend_select)
     for flag, selectors in (("--select", select), ("--ignore", ignore), ("--extend-select", extend_select)):
         _validate_selectors(flag, selectors, catalogue)
-    shortcut = _without_dl_code(paths, settings)
+    shortcut = _without_dl_code(paths, settings) if stdin is None else None
     if shortcut is not None:
         return shortcut
     from nnlint.engine import lint_paths
@@ -227,9 +253,11 @@ def _lint(args: argparse.Namespace, paths: list[str], settings: "Settings", cata
         extend_select=extend_select,
         jobs=args.jobs,
         use_cache=not args.no_cache,
-        fix=args.fix,
+        fix=args.fix or args.diff,
         unsafe_fixes=args.unsafe_fixes,
         catalogue=catalogue,
+        write_fixes=not args.diff,
+        stdin=stdin,
     )
     return _Outcome(
         findings=tuple(result.findings),
@@ -239,43 +267,37 @@ def _lint(args: argparse.Namespace, paths: list[str], settings: "Settings", cata
         errors=tuple(result.errors),
         warnings=tuple(result.warnings),
         sources=tuple(getattr(result, "sources", ())),
+        changes=tuple(result.changes),
     )
 
 
 def _check(args: argparse.Namespace) -> int:
     from nnlint.catalogue import load_catalogue
-    from nnlint.report import render, write_statistics
 
     paths = _unique(args.paths) or ["."]
+    stdin_name = _stdin_name(args)
     catalogue = load_catalogue()
-    settings = _discover_settings(paths, args.config, catalogue)
+    settings = _discover_settings(["." if stdin_name in (None, "-") else stdin_name], args.config, catalogue) \
+        if stdin_name is not None else _discover_settings(paths, args.config, catalogue)
     if args.cache_dir is not None:
         settings = settings.with_overrides(cache_dir=_cache_dir_flag(args.cache_dir))
-    result = _lint(args, paths, settings, catalogue)
-    fmt = args.format or settings.output_format or ("full" if _isatty(sys.stdout) else "concise")
-    color = {"always": True, "never": False}.get(args.color)
-    if args.verbose:
-        where = settings.config_path or "none (defaults)"
-        print(
-            f"nnlint: configuration: {where}; {result.files_seen} Python file(s) found, "
-            f"{result.files_checked} checked",
-            file=sys.stderr,
-        )
-    if args.statistics:
-        write_statistics(result.findings, fmt, sys.stdout, unsafe_fixes=args.unsafe_fixes)
+    stdin = _read_stdin() if stdin_name is not None else None
+    result = _lint(args, [stdin_name] if stdin_name is not None else paths, settings, catalogue, stdin)
+    if args.diff:
+        return _show_diff(args, result)
+    if stdin is not None and args.fix:
+        # an editor's "fix" round trip: the fixed text on standard output, the report on standard error
+        _write_bytes(sys.stdout, result.changes[0].after if result.changes else stdin)
+        report = _report_stream(args.output_file, sys.stderr)
     else:
-        render(
-            result.findings,
-            fmt,
-            sys.stdout,
-            catalogue=catalogue,
-            sources=dict(result.sources),
-            color=color,
-            fixed=result.fixed,
-            summary=not args.quiet,
-            unsafe_fixes=args.unsafe_fixes,
-        )
-    sys.stdout.flush()
+        report = _report_stream(args.output_file, sys.stdout)
+    try:
+        _report(args, settings, catalogue, result, report)
+        if args.show_fixes and result.changes:
+            report.write(_fixes_list("Fixed", result.changes))
+    finally:
+        if report not in (sys.stdout, sys.stderr):
+            report.close()
     for warning in result.warnings:
         print(f"nnlint: warning: {warning}", file=sys.stderr)
     for error in result.errors:
@@ -285,6 +307,166 @@ def _check(args: argparse.Namespace) -> int:
     if result.findings and not args.exit_zero:
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _show_diff(args: argparse.Namespace, result: _Outcome) -> int:
+    """``--diff``: what the fixes would change, as a unified diff; the findings are not listed."""
+    from nnlint.report.text import count_by_severity
+
+    out = _report_stream(args.output_file, sys.stdout)
+    try:
+        for change in result.changes:
+            out.write(_file_diff(change.path, change.before, change.after))
+        out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    fixed = [f.severity for change in result.changes for f in change.fixed]
+    if not args.quiet:
+        if args.show_fixes and result.changes:
+            sys.stderr.write(_fixes_list("Would fix", result.changes))
+        else:
+            print(f"Would fix {count_by_severity(fixed)}." if fixed else "No fixes would be applied.",
+                  file=sys.stderr)
+    for warning in result.warnings:
+        print(f"nnlint: warning: {warning}", file=sys.stderr)
+    for error in result.errors:
+        print(f"nnlint: error: {error}", file=sys.stderr)
+    if result.errors:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if result.changes else EXIT_OK
+
+
+def _file_diff(path: str, before: bytes, after: bytes) -> str:
+    """A unified diff of one file; a notebook's, cell by cell (``--- nb.ipynb:cell 5``)."""
+    from nnlint.notebook import NotebookError, is_notebook, load_notebook
+
+    if is_notebook(path):
+        try:
+            old, new = load_notebook(before), load_notebook(after)
+        except NotebookError:
+            pass
+        else:
+            cells = {cell.number: cell.source for cell in old.cells}
+            return "".join(
+                _unified(cells.get(cell.number, ""), cell.source, f"{path}:cell {cell.number}")
+                for cell in new.cells if cells.get(cell.number) != cell.source
+            )
+    return _unified(_decoded(before), _decoded(after), path)
+
+
+def _decoded(data: bytes) -> str:
+    from nnlint.files import decode_source
+
+    try:
+        return decode_source(data).text
+    except Exception:
+        return data.decode("utf-8", errors="replace")
+
+
+def _unified(before: str, after: str, name: str) -> str:
+    lines = []
+    for line in difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), name, name):
+        lines.append(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n")
+    return "".join(lines)
+
+
+def _fixes_list(verb: str, changes: Sequence[Any]) -> str:
+    """``--show-fixes``: ``Fixed 3 findings:`` then, per file, how many of each code."""
+    from collections import Counter
+
+    total = sum(len(change.fixed) for change in changes)
+    out = [f"{verb} {total} finding{'s' if total != 1 else ''}:\n"]
+    for change in changes:
+        out.append(f"- {change.path}:\n")
+        counts = Counter((f.code, f.name) for f in change.fixed)
+        for (code, name), count in sorted(counts.items()):
+            out.append(f"    {count} \u00d7 {code} ({name})\n")
+    return "".join(out)
+
+
+def _report(
+    args: argparse.Namespace, settings: "Settings", catalogue: "Catalogue", result: _Outcome, out: TextIO
+) -> None:
+    from nnlint.report import render, write_statistics
+
+    fmt = args.format or settings.output_format or ("full" if _isatty(out) else "concise")
+    color = {"always": True, "never": False}.get(args.color)
+    if color is None and args.output_file is not None:
+        color = False  # a report file gets escape codes only when asked (FORCE_COLOR is for terminals)
+    if args.verbose:
+        where = settings.config_path or "none (defaults)"
+        print(
+            f"nnlint: configuration: {where}; {result.files_seen} Python file(s) found, "
+            f"{result.files_checked} checked",
+            file=sys.stderr,
+        )
+    if args.statistics:
+        write_statistics(result.findings, fmt, out, unsafe_fixes=args.unsafe_fixes)
+    else:
+        render(
+            result.findings,
+            fmt,
+            out,
+            catalogue=catalogue,
+            sources=dict(result.sources),
+            color=color,
+            fixed=result.fixed_findings,
+            summary=not args.quiet,
+            unsafe_fixes=args.unsafe_fixes,
+        )
+    out.flush()
+
+
+def _stdin_name(args: argparse.Namespace) -> Optional[str]:
+    """The name standard input is linted as (``-`` when not given), or ``None`` when paths are linted."""
+    if "-" not in args.paths:
+        if args.stdin_filename is not None and not args.paths:
+            return str(args.stdin_filename)  # as ruff: --stdin-filename alone reads standard input
+        if args.stdin_filename is not None:
+            raise ConfigError("--stdin-filename: only with '-' as the path (text from standard input)")
+        return None
+    if len(args.paths) > 1:
+        raise ConfigError("'-' (standard input) cannot be linted together with other paths")
+    name = args.stdin_filename if args.stdin_filename is not None else "-"
+    if not name or "\0" in name:
+        raise ConfigError(f"--stdin-filename: not a file name: {name!r}")
+    return str(name)
+
+
+def _read_stdin() -> bytes:
+    stream = sys.stdin
+    if stream is None:
+        raise ConfigError("'-': there is no standard input to read")
+    buffer = getattr(stream, "buffer", None)
+    data = buffer.read() if buffer is not None else stream.read()
+    return data if isinstance(data, bytes) else data.encode("utf-8")
+
+
+def _write_bytes(stream: TextIO, data: bytes) -> None:
+    """Bytes as they are (a file's own encoding and line breaks) on a text stream."""
+    stream.flush()
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        buffer.write(data)
+        buffer.flush()
+    else:
+        stream.write(data.decode("utf-8", errors="replace"))
+        stream.flush()
+
+
+def _report_stream(path: Optional[str], default: TextIO) -> TextIO:
+    """``-o FILE`` (created with its folders), else ``default``."""
+    if path is None:
+        return default
+    if not path or "\0" in path:
+        raise ConfigError(f"--output-file: not a file name: {path!r}")
+    try:
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        return open(path, "w", encoding="utf-8", newline="")
+    except OSError as error:
+        raise ConfigError(f"--output-file: {path}: cannot write: {error.strerror or error}") from None
 
 
 def _unique(paths: Sequence[str]) -> list[str]:

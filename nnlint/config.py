@@ -55,6 +55,7 @@ DEFAULT_EXCLUDES = (
     ".pytest_cache",
     ".nnlint_cache",
     "__pycache__",
+    ".ipynb_checkpoints",
     "build",
     "dist",
     "site-packages",

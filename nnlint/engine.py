@@ -30,24 +30,30 @@ from nnlint.config import (
     Settings,
     enabled_codes,
     find_config,
+    ignored_for_path,
     load_settings,
     rule_options,
     settings_fingerprint,
 )
 from nnlint.facts.index import ProjectIndex, module_identity
 from nnlint.files import (
+    MAX_FILE_BYTES,
     ReadProblem,
     SourceFile,
     decode_source,
+    display_path,
     encode_source,
     find_sources,
     inside,
     may_contain_dl_code,
+    read_notebook,
     read_source,
     write_atomically,
 )
-from nnlint.findings import Finding
+from nnlint.findings import Edit, Finding, Fix, Related, source_key
+from nnlint.notebook import MAX_NOTEBOOK_BYTES, Notebook, NotebookError, is_notebook, load_notebook
 
+_LINE_BREAK = re.compile(r"\r\n?|\n")
 #: Below this many files to parse, worker start-up costs more than it saves.
 PARALLEL_THRESHOLD = 6
 MAX_FIX_ROUNDS = 10
@@ -58,6 +64,18 @@ _MAX_PROJECT_FILES = 20000
 #: at most this many other files are summarised for the linted ones (a library's ``__init__``
 #: can import hundreds of modules; the run must stay quick on one changed file)
 _MAX_CONTEXT_FILES = 200
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """What ``--fix`` changed in one file (written, or only shown with ``--diff``)."""
+
+    path: str
+    #: the file's bytes before and after (a notebook's JSON)
+    before: bytes
+    after: bytes
+    #: the findings whose fixes were applied, in the positions they had when fixed
+    fixed: Tuple[Finding, ...]
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,8 @@ class LintResult:
     warnings: Tuple[str, ...] = ()
     #: decoded text of files with findings, for reporters that show source lines
     sources: Tuple[Tuple[str, str], ...] = ()
+    #: with ``fix``: each file the fixes changed, in the order of the files
+    changes: Tuple[FileChange, ...] = ()
 
 
 def discover_settings(
@@ -142,8 +162,15 @@ def lint_paths(
     fix: bool = False,
     unsafe_fixes: bool = False,
     catalogue: Optional[Catalogue] = None,
+    write_fixes: bool = True,
+    stdin: Optional[bytes] = None,
 ) -> LintResult:
-    """Lint files and directories. Raises :class:`ConfigError` for bad paths or settings."""
+    """Lint files and directories. Raises :class:`ConfigError` for bad paths or settings.
+
+    With ``fix``, the fixed files are written unless ``write_fixes`` is false; either way
+    :attr:`LintResult.changes` says what changed. ``stdin`` is the content of the one path
+    given (an editor's unsaved buffer: the file need not exist, and is never written); the
+    project around that path is read as for a file on disk."""
     paths = list(paths) or ["."]
     catalogue = catalogue or load_catalogue()
     if settings is None:
@@ -152,8 +179,15 @@ def lint_paths(
         select=_tuple(select), ignore=_tuple(ignore), extend_select=_tuple(extend_select)
     )
     plan = _plan(settings, catalogue)
+    if stdin is not None:
+        if len(paths) != 1 or "\0" in paths[0]:
+            raise ConfigError("text from standard input is linted as one file: give one name for it")
+        given = SourceFile(display=display_path(paths[0]), absolute=os.path.realpath(paths[0]))
+        run = _Run(plan, catalogue, settings, jobs, use_cache, fix, unsafe_fixes, write=False)
+        run.given[given.absolute] = stdin
+        return run.run([given], roots=(given.absolute,))
     found = find_sources(paths, settings)
-    return _Run(plan, catalogue, settings, jobs, use_cache, fix, unsafe_fixes).run(
+    return _Run(plan, catalogue, settings, jobs, use_cache, fix, unsafe_fixes, write_fixes).run(
         list(found.files), roots=found.roots, warnings=found.warnings, errors=found.errors
     )
 
@@ -168,6 +202,7 @@ class _Run:
         use_cache: bool,
         fix: bool,
         unsafe_fixes: bool,
+        write: bool = True,
     ) -> None:
         self.plan = plan
         self.catalogue = catalogue
@@ -182,6 +217,13 @@ class _Run:
         self._renamed: dict[str, str] = {}
         #: the paths of this run's files, as spelled in this run
         self._displays: set[str] = set()
+        #: the notebooks of this run by path as spelled: their findings are placed in cells
+        self._notebooks: dict[str, Notebook] = {}
+        #: with ``fix``: write the fixed files (else only report the changes)
+        self.write = write
+        self._changes: list[FileChange] = []
+        #: real path -> the content to lint instead of the file's (text from standard input)
+        self.given: dict[str, bytes] = {}
         if use_cache and not fix:
             self.cache = self._open_cache()
 
@@ -243,9 +285,14 @@ class _Run:
         candidates: list[tuple[int, SourceFile, bytes, str]] = []
         errors: list[str] = list(found_errors)
         skipped: dict[str, None] = dict.fromkeys(found_warnings)
+        invalid: list[Finding] = []
+        invalid_order: dict[str, int] = {}
         for order, source in enumerate(files):
             # the size limit is checked before reading: a huge file is never read whole
-            data = read_source(source.absolute)
+            data = self._read(source, invalid)
+            if data is None:
+                invalid_order[source.display] = order
+                continue
             if isinstance(data, ReadProblem):
                 if data.skipped:
                     skipped[f"{source.display}: {data.message}"] = None
@@ -263,13 +310,16 @@ class _Run:
             cached = None
             if self.cache is not None:
                 identities[position] = self._identity(source, packages)
-                cached = self._cached_phase_one(source, digest, identities[position])
+                # a given text is parsed here (the checker would read the file when it comes from the cache)
+                if source.absolute not in self.given:
+                    cached = self._cached_phase_one(source, digest, identities[position])
             if cached is not None:
                 phase_one[position] = cached
             else:
                 to_parse.append(position)
 
-        use_pool = self.jobs > 1 and len(to_parse) >= PARALLEL_THRESHOLD
+        # a worker would read a given text's file from disk
+        use_pool = self.jobs > 1 and len(to_parse) >= PARALLEL_THRESHOLD and not self.given
         pool = None
         checker: Optional[FileChecker] = None
         assignment: list[list[int]] = []
@@ -346,7 +396,7 @@ class _Run:
         if self.fix:
             fixed = self._apply_fixes(candidates, results, index, errors, context)
 
-        findings: list[Finding] = []
+        findings: list[Finding] = list(invalid)
         warnings: dict[str, None] = skipped
         given = {source.display for position, (_, source, _, _) in enumerate(candidates) if position not in context}
         for position, (order, source, data, digest) in enumerate(candidates):
@@ -382,10 +432,16 @@ class _Run:
             self.cache.save()
         # one activation can be reported from several losses and files: each place once
         findings = list({(f.path, f.line, f.column, f.code, f.message): f for f in findings}.values())
-        with_findings = {f.path for f in findings}
+        if self._notebooks:
+            findings = [self._in_cells(f) for f in findings]
+        with_findings = {source_key(f.path, f.cell) for f in findings}
         sources = [(source.display, _text(source, data)) for _, source, data, _ in candidates
-                   if source.display in with_findings]
+                   if source.display in with_findings and source.display not in self._notebooks]
+        for notebook_path, notebook in self._notebooks.items():
+            sources.extend((source_key(notebook_path, cell.number), cell.source) for cell in notebook.cells
+                           if source_key(notebook_path, cell.number) in with_findings)
         order_of = {source.display: order for order, source, _, _ in candidates}
+        order_of.update(invalid_order)
         findings.sort(key=lambda f: (order_of.get(f.path, 0),) + f.sort_key)
         return LintResult(
             findings=tuple(findings),
@@ -395,7 +451,75 @@ class _Run:
             errors=tuple(errors),
             warnings=tuple(warnings),
             sources=tuple(sources),
+            changes=tuple(self._changes),
         )
+
+    def _read(self, source: SourceFile, invalid: list[Finding]) -> "bytes | ReadProblem | None":
+        """The Python source of a file to lint; ``None`` for a notebook that is not valid (then
+        an NN001 finding is added to ``invalid``, as for a file that does not parse)."""
+        given = self.given.get(source.absolute)
+        if not is_notebook(source.display):
+            if given is not None and len(given) > MAX_FILE_BYTES:
+                return ReadProblem(f"skipped: {len(given) / 1e6:.1f} MB is over the "
+                                   f"{MAX_FILE_BYTES / 1e6:.0f} MB limit for one file", skipped=True)
+            return given if given is not None else read_source(source.absolute)
+        if given is not None and len(given) > MAX_NOTEBOOK_BYTES:
+            loaded: "Notebook | ReadProblem | NotebookError" = ReadProblem(
+                f"skipped: {len(given) / 1e6:.1f} MB is over the {MAX_NOTEBOOK_BYTES / 1e6:.0f} MB limit for a notebook",
+                skipped=True)
+        elif given is not None:
+            try:
+                loaded = load_notebook(given)
+            except NotebookError as error:
+                loaded = error
+        else:
+            loaded = read_notebook(source.absolute)
+        if isinstance(loaded, ReadProblem):
+            return loaded
+        if isinstance(loaded, NotebookError):
+            info = self.catalogue.by_code.get("NN001")
+            if info is not None and info.code in self.plan.codes \
+                    and info.code not in ignored_for_path(self.settings, source.display, self.catalogue):
+                invalid.append(Finding(info.code, info.name, info.severity, loaded.message,  # type: ignore[arg-type]
+                                       source.display, loaded.line, loaded.column, loaded.line, loaded.column))
+            return None
+        data = loaded.python.encode("utf-8")
+        if len(data) > MAX_FILE_BYTES:
+            return ReadProblem(f"skipped: {len(data) / 1e6:.1f} MB of code is over the "
+                               f"{MAX_FILE_BYTES / 1e6:.0f} MB limit for one file", skipped=True)
+        self._notebooks[source.display] = loaded
+        return data
+
+    def _in_cells(self, finding: Finding) -> Finding:
+        """A finding in a notebook (and the places it names), placed in cells: ``cell``, line in the cell."""
+        related = tuple(self._related_in_cells(place) for place in finding.related)
+        notebook = self._notebooks.get(finding.path)
+        placed = _place(notebook, finding.line, finding.column, finding.end_line, finding.end_column) \
+            if notebook is not None else None
+        if placed is None:
+            return finding if related == finding.related else dataclasses.replace(finding, related=related)
+        assert notebook is not None
+        cell, line, column, end_line, end_column = placed
+        fix = finding.fix
+        if fix is not None:
+            edits = []
+            for edit in fix.edits:
+                where = _place(notebook, edit.line, edit.column, edit.end_line, edit.end_column)
+                edits.append(edit if where is None else Edit(where[1], where[2], where[3], where[4], edit.content,
+                                                             where[0]))
+            fix = Fix(fix.message, tuple(edits), fix.applicability)
+        return dataclasses.replace(finding, line=line, column=column, end_line=end_line, end_column=end_column,
+                                   cell=cell, fix=fix, related=related)
+
+    def _related_in_cells(self, place: Related) -> Related:
+        notebook = self._notebooks.get(place.path)
+        placed = _place(notebook, place.line, place.column, place.end_line, place.end_column) \
+            if notebook is not None else None
+        if placed is None:
+            return place
+        cell, line, column, end_line, end_column = placed
+        return dataclasses.replace(place, line=line, column=column, end_line=end_line, end_column=end_column,
+                                   cell=cell)
 
     def _add_imported_modules(
         self,
@@ -533,6 +657,8 @@ class _Run:
         bases = [str(root) + os.sep, str(root / "src") + os.sep]
         for source in found.files:
             folder, name = os.path.split(source.absolute)
+            if is_notebook(name):
+                continue  # a notebook cannot be imported
             stem = name.rsplit(".", 1)[0]
             package = _package_of(folder, packages)
             names = {package if stem == "__init__" else (f"{package}.{stem}" if package else stem)}
@@ -557,7 +683,7 @@ class _Run:
         context: set[int],
     ) -> int:
         """Fix each given file in turn (never a file only read for context); a file that cannot be
-        fixed is reported and the others still are."""
+        fixed is reported and the others still are. Writes the files unless told not to."""
         checker = FileChecker(self.plan, self.catalogue)
         total = 0
         for position, (order, source, data, _) in enumerate(candidates):
@@ -565,47 +691,115 @@ class _Run:
             if position in context or result is None or not any(f.fix for f in result.findings):
                 continue
             try:
-                fixed = self._fix_file(checker, source, data, result, index)
+                notebook = self._notebooks.get(source.display)
+                fixed = self._fix_notebook(checker, source, notebook, result, index) if notebook is not None \
+                    else self._fix_file(checker, source, data, result, index)
+                if fixed is not None and self.write:
+                    self._write(source, fixed.after)
             except Exception as error:
                 detail = str(error).splitlines()[0] if str(error) else type(error).__name__
                 errors.append(f"{source.display}: not fixed: {detail}")
                 continue
             if fixed is not None:
-                new_data, new_result, count = fixed
-                candidates[position] = (order, source, new_data, content_hash(new_data))
-                results[position] = new_result
-                total += count
+                if notebook is not None:
+                    self._notebooks[source.display] = fixed.notebook  # type: ignore[assignment]
+                candidates[position] = (order, source, fixed.data, content_hash(fixed.data))
+                results[position] = fixed.result
+                self._changes.append(FileChange(source.display, fixed.before, fixed.after, fixed.fixed))
+                total += len(fixed.fixed)
         return total
+
+    def _write(self, source: SourceFile, data: bytes) -> None:
+        # The file was found below the paths given, but the tree may have changed since:
+        # never write through a link or outside those paths.
+        if not inside(source.absolute, self.roots) or os.path.realpath(source.absolute) != source.absolute:
+            raise OSError("the file is no longer inside the linted paths")
+        write_atomically(source.absolute, data)
 
     def _fix_file(
         self, checker: FileChecker, source: SourceFile, data: bytes, result: PhaseTwo, index: ProjectIndex
-    ) -> Optional[tuple[bytes, PhaseTwo, int]]:
-        """(new content, its results, fixes applied) once written, or ``None`` if nothing applied."""
-        from nnlint.fixes import fixed_text
+    ) -> Optional["_Fixed"]:
+        """The file with its fixes applied and its results, or ``None`` if nothing applied."""
+        from nnlint.fixes import fix_round
 
         try:
             decoded = decode_source(data)
         except Exception:
             return None
         text = decoded.text
-        applied = 0
+        fixed: list[Finding] = []
         for _ in range(MAX_FIX_ROUNDS):
-            outcome = fixed_text(text, result.findings, self.unsafe_fixes)
+            outcome = fix_round(text, [f for f in result.findings if f.path == source.display], self.unsafe_fixes)
             if outcome is None:
                 break
-            text, count = outcome
-            applied += count
+            text, applied = outcome
+            fixed.extend(applied)
             first = checker.summarize(source, encode_source(text, decoded))
             result = checker.check(source, index, first.findings)
-        if not applied:
+        if not fixed:
             return None
-        # The file was found below the paths given, but the tree may have changed since:
-        # never write through a link or outside those paths.
-        if not inside(source.absolute, self.roots) or os.path.realpath(source.absolute) != source.absolute:
-            raise OSError("the file is no longer inside the linted paths")
         new_data = encode_source(text, decoded)
-        write_atomically(source.absolute, new_data)
-        return new_data, result, applied
+        return _Fixed(new_data, result, tuple(fixed), data, new_data)
+
+    def _fix_notebook(
+        self, checker: FileChecker, source: SourceFile, notebook: Notebook, result: PhaseTwo, index: ProjectIndex
+    ) -> Optional["_Fixed"]:
+        """:meth:`_fix_file` for a notebook: fixes are applied to the cells as written (magics
+        kept) and only the changed cells' ``source`` is rewritten in the file."""
+        from nnlint.fixes import fixable_findings, parses
+        from nnlint.notebook import fix_cells, load_notebook, with_sources
+
+        before = notebook.text.encode("utf-8")
+        fixed: list[Finding] = []
+        raw = before
+        for _ in range(MAX_FIX_ROUNDS):
+            own = [f for f in result.findings if f.path == source.display]
+            outcome = fix_cells(notebook, fixable_findings(own, self.unsafe_fixes))
+            if outcome is None:
+                break
+            cells, applied = outcome
+            new_raw = with_sources(notebook, cells)
+            new = load_notebook(new_raw)
+            if new.python == notebook.python or not parses(new.python):
+                break
+            notebook, raw = new, new_raw
+            fixed.extend(applied)
+            first = checker.summarize(source, notebook.python.encode("utf-8"))
+            result = checker.check(source, index, first.findings)
+        if not fixed:
+            return None
+        return _Fixed(notebook.python.encode("utf-8"), result, tuple(fixed), before, raw, notebook)
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """One file after ``--fix``: the Python source and results now, the file's bytes before and after."""
+
+    data: bytes
+    result: PhaseTwo
+    fixed: Tuple[Finding, ...]
+    before: bytes
+    after: bytes
+    notebook: Optional[Notebook] = None
+
+
+def _place(notebook: Notebook, line: int, column: int, end_line: int, end_column: int
+           ) -> Optional[tuple[int, int, int, int, int]]:
+    """(cell, line, column, end line, end column) of a range in a notebook's joined code; a range
+    that runs into the next cell ends with its first cell."""
+    start = notebook.locate(line, column)
+    if start is None:
+        return None
+    cell, line_in, column_in = start
+    end = notebook.locate(end_line, end_column) if end_line >= 1 else None
+    if end is not None and end[0] is cell and (end[1], end[2]) >= (line_in, column_in):
+        end_in = end[1], end[2]
+    elif end is not None and end[0] is not cell and end_line > line:  # it runs into a later cell
+        last = _LINE_BREAK.split(cell.source)[cell.lines - 1]
+        end_in = cell.lines, len(last) + 1
+    else:
+        end_in = line_in, column_in
+    return cell.number, line_in, column_in, end_in[0], end_in[1]
 
 
 def _module_files(modules: dict[str, list[SourceFile]], target: str) -> list[SourceFile]:

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
 from nnlint.config import ConfigError, Settings, is_excluded
+from nnlint.notebook import MAX_NOTEBOOK_BYTES, Notebook, NotebookError, is_notebook, load_notebook
 
 #: A file that mentions none of these cannot contain code any rule looks at.
 DL_MARKERS = (b"torch", b"tensorflow", b"keras", b"jax")
 _DL_RE = re.compile(b"|".join(DL_MARKERS))
 #: Larger files are generated code in practice; parsing one would cost about a minute.
 MAX_FILE_BYTES = 2_000_000
-_PYTHON_SUFFIXES = (".py", ".pyi")
+_PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")
 #: O_NONBLOCK: should a path have become a FIFO since it was checked, opening it does not wait for a writer
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
@@ -118,12 +119,12 @@ def encode_source(text: str, original: DecodedSource) -> bytes:
 
 
 def discover(paths: Sequence[str], settings: Settings) -> list[SourceFile]:
-    """Every ``.py``/``.pyi`` file below ``paths``, each once, in a deterministic order."""
+    """Every ``.py``/``.pyi``/``.ipynb`` file below ``paths``, each once, in a deterministic order."""
     return list(find_sources(paths, settings).files)
 
 
 def find_sources(paths: Sequence[str], settings: Settings) -> Discovery:
-    """Every ``.py``/``.pyi`` file below ``paths``, each once, in a deterministic order.
+    """Every ``.py``/``.pyi``/``.ipynb`` file below ``paths``, each once, in a deterministic order.
 
     A path given explicitly is linted even if it matches ``exclude`` (as ruff does
     without ``--force-exclude``) and followed if it is a symbolic link. Below it, a link
@@ -257,11 +258,41 @@ def _reason(error: OSError) -> str:
     return error.strerror or type(error).__name__
 
 
-def _too_large(size: int, limit: int) -> str:
-    return f"skipped: {size / 1e6:.1f} MB is over the {limit / 1e6:.0f} MB limit for one file (generated code?)"
+def _too_large(size: int, limit: int, what: str = "one file (generated code?)") -> str:
+    return f"skipped: {size / 1e6:.1f} MB is over the {limit / 1e6:.0f} MB limit for {what}"
 
 
 def read_source(path: str, limit: Optional[int] = MAX_FILE_BYTES) -> Union[bytes, ReadProblem]:
+    """The Python source of a file (never more than ``limit`` bytes); what went wrong otherwise.
+
+    For a notebook (``.ipynb``) that is its code cells joined (see :mod:`nnlint.notebook`),
+    encoded as UTF-8; for any other file its bytes.
+    """
+    if not is_notebook(path):
+        return read_raw(path, limit)
+    loaded = read_notebook(path)
+    if not isinstance(loaded, Notebook):
+        return loaded if isinstance(loaded, ReadProblem) else ReadProblem(loaded.message)
+    data = loaded.python.encode("utf-8")
+    if limit is not None and len(data) > limit:
+        return ReadProblem(_too_large(len(data), limit, "the code of one notebook"), skipped=True)
+    return data
+
+
+def read_notebook(path: str) -> Union[Notebook, ReadProblem, NotebookError]:
+    """A notebook (outputs may make it larger than a source file may be), or why it is not one."""
+    data = read_raw(path, MAX_NOTEBOOK_BYTES, "a notebook")
+    if isinstance(data, ReadProblem):
+        return data
+    try:
+        return load_notebook(data)
+    except NotebookError as error:
+        return error
+
+
+def read_raw(
+    path: str, limit: Optional[int] = MAX_FILE_BYTES, what: str = "one file (generated code?)"
+) -> Union[bytes, ReadProblem]:
     """A regular file's bytes, never more than ``limit``; what went wrong otherwise.
 
     The size and the file type are checked before reading, so a huge file is not read
@@ -274,7 +305,7 @@ def read_source(path: str, limit: Optional[int] = MAX_FILE_BYTES) -> Union[bytes
     if not stat.S_ISREG(info.st_mode):
         return ReadProblem("skipped: not a regular file", skipped=True)
     if limit is not None and info.st_size > limit:
-        return ReadProblem(_too_large(info.st_size, limit), skipped=True)
+        return ReadProblem(_too_large(info.st_size, limit, what), skipped=True)
     try:
         fd = os.open(path, _READ_FLAGS)
     except OSError as error:
@@ -297,7 +328,7 @@ def read_source(path: str, limit: Optional[int] = MAX_FILE_BYTES) -> Union[bytes
     finally:
         os.close(fd)
     if limit is not None and len(data) > limit:  # it grew after the check
-        return ReadProblem(_too_large(len(data), limit), skipped=True)
+        return ReadProblem(_too_large(len(data), limit, what), skipped=True)
     return data
 
 

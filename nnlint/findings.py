@@ -14,6 +14,11 @@ SEVERITIES: Tuple[Severity, ...] = ("error", "warning", "info")
 Applicability = Literal["safe", "unsafe"]
 
 
+def source_key(path: str, cell: Optional[int] = None) -> str:
+    """Where a reporter's ``sources`` keep the text a position is in: a file's, or a notebook cell's."""
+    return path if cell is None else f"{path}:cell {cell}"
+
+
 @dataclass(frozen=True)
 class Edit:
     """Replace the text between two 1-based (line, column) positions; end is exclusive."""
@@ -23,6 +28,11 @@ class Edit:
     end_line: int
     end_column: int
     content: str
+    #: in a notebook: the cell (1-based, all cells counted) the positions are in
+    cell: Optional[int] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _without_cell(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,7 @@ class Fix:
         return {
             "message": self.message,
             "applicability": self.applicability,
-            "edits": [asdict(edit) for edit in self.edits],
+            "edits": [edit.to_json() for edit in self.edits],
         }
 
     @staticmethod
@@ -59,6 +69,8 @@ class Related:
     end_line: int
     end_column: int
     message: str
+    #: in a notebook: the cell (1-based, all cells counted) that ``line`` is in
+    cell: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -84,10 +96,12 @@ class Finding:
     extra: Tuple[Tuple[str, Any], ...] = field(default_factory=tuple)
     #: other places involved (shown by ``full``, SARIF ``relatedLocations``, JSON ``related``)
     related: Tuple[Related, ...] = ()
+    #: in a notebook: the cell (1-based, all cells counted) that ``line`` (counted in the cell) is in
+    cell: Optional[int] = None
 
     @property
-    def sort_key(self) -> tuple[str, int, int, str, str]:
-        return (self.path, self.line, self.column, self.code, self.message)
+    def sort_key(self) -> tuple[str, int, int, int, str, str]:
+        return (self.path, self.cell or 0, self.line, self.column, self.code, self.message)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -96,6 +110,7 @@ class Finding:
             "severity": self.severity,
             "message": self.message,
             "path": self.path,
+            **({"cell": self.cell} if self.cell is not None else {}),
             "line": self.line,
             "column": self.column,
             "end_line": self.end_line,
@@ -108,7 +123,7 @@ class Finding:
         if self.extra:
             data["extra"] = dict(self.extra)
         if self.related:
-            data["related"] = [asdict(place) for place in self.related]
+            data["related"] = [_without_cell(asdict(place)) for place in self.related]
         return data
 
     @staticmethod
@@ -128,4 +143,16 @@ class Finding:
             step=data.get("step"),
             extra=tuple(sorted(data.get("extra", {}).items())),
             related=tuple(Related(**place) for place in data.get("related", ())),
+            cell=data.get("cell"),
         )
+
+
+def _without_cell(data: dict[str, Any]) -> dict[str, Any]:
+    """A position's JSON: ``cell`` only in a notebook (other files' JSON stays as it was), after ``path``."""
+    cell = data.pop("cell", None)
+    if cell is None:
+        return data
+    if "path" not in data:
+        return {**data, "cell": cell}
+    return {key: value for name, item in data.items()
+            for key, value in (((name, item), ("cell", cell)) if name == "path" else ((name, item),))}

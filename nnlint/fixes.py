@@ -40,10 +40,18 @@ def apply_fixes(text: str, fixes: Sequence[Fix]) -> tuple[str, int]:
     A fix whose edits overlap an already accepted fix waits for the next round (the
     engine re-lints and tries again), as ruff does.
     """
+    new_text, applied = apply_fixes_which(text, fixes)
+    return new_text, len(applied)
+
+
+def apply_fixes_which(text: str, fixes: Sequence[Fix]) -> tuple[str, list[int]]:
+    """:func:`apply_fixes`, saying which of ``fixes`` (their indices) were applied."""
     starts = _offsets(text)
     accepted: list[tuple[int, int, str]] = []
-    applied = 0
-    for fix in sorted(fixes, key=lambda f: min((e.line, e.column) for e in f.edits)):
+    applied: list[int] = []
+    order = sorted(range(len(fixes)), key=lambda i: min((e.line, e.column) for e in fixes[i].edits))
+    for number in order:
+        fix = fixes[number]
         located = [
             (_offset(starts, text, e.line, e.column), _offset(starts, text, e.end_line, e.end_column), e.content)
             for e in fix.edits
@@ -56,7 +64,7 @@ def apply_fixes(text: str, fixes: Sequence[Fix]) -> tuple[str, int]:
         if any(a > b or b > len(text) for a, b, _ in spans):
             continue
         accepted.extend(spans)
-        applied += 1
+        applied.append(number)
     for start, end, content in sorted(accepted, key=lambda s: s[0], reverse=True):
         text = text[:start] + content + text[end:]
     return text, applied
@@ -75,10 +83,21 @@ def parses(text: str) -> bool:
 
 def fixed_text(text: str, findings: Sequence[Finding], unsafe: bool = False) -> Optional[tuple[str, int]]:
     """The text with this round's fixes applied, or ``None`` if nothing applies or it would not parse."""
-    fixes = applicable(findings, unsafe)
-    if not fixes:
+    outcome = fix_round(text, findings, unsafe)
+    return None if outcome is None else (outcome[0], len(outcome[1]))
+
+
+def fix_round(text: str, findings: Sequence[Finding], unsafe: bool = False) -> Optional[tuple[str, list[Finding]]]:
+    """:func:`fixed_text`, with the findings whose fixes were applied instead of their number."""
+    fixable = fixable_findings(findings, unsafe)
+    if not fixable:
         return None
-    new_text, count = apply_fixes(text, fixes)
-    if count == 0 or new_text == text or not parses(new_text):
+    new_text, applied = apply_fixes_which(text, [f.fix for f in fixable])  # type: ignore[misc]
+    if not applied or new_text == text or not parses(new_text):
         return None
-    return new_text, count
+    return new_text, [fixable[i] for i in applied]
+
+
+def fixable_findings(findings: Iterable[Finding], unsafe: bool) -> list[Finding]:
+    """The findings :func:`applicable` takes the fixes of."""
+    return [f for f in findings if f.fix is not None and f.fix.edits and (unsafe or f.fix.applicability == "safe")]

@@ -6,6 +6,11 @@
 * ``# nnlint: ignore-file[NN1]`` anywhere in the file silences the codes for the file.
 
 Codes are required (a bare ``# nnlint: ignore`` silences nothing) and may be prefixes.
+
+* ``# noqa: NN201`` (flake8's and ruff's spelling) silences those codes for a finding on
+  any line of its range, and a bare ``# noqa`` every code there, as ruff does; unlike
+  ``# nnlint: ignore``, not from the line above.
+
 Only real comments count: the text inside a string literal is not a directive.
 """
 from __future__ import annotations
@@ -19,6 +24,10 @@ from typing import Iterable, Sequence
 from nnlint.findings import Finding
 
 _DIRECTIVE = re.compile(r"#\s*nnlint:\s*(ignore-file|ignore)\[([^\]]*)\]", re.I)
+#: ``# noqa``, ``# noqa: NN201, E501``, ``# NOQA:NN2`` (not ``# noqa-ish``)
+_NOQA = re.compile(r"#\s*noqa(?:\s*:\s*([A-Z]+[0-9]*(?:\s*,?\s*[A-Z]+[0-9]+)*)?|(?![\w-]))", re.I)
+#: the code of a bare ``# noqa``: the prefix of every code
+EVERY_CODE = ""
 
 
 @dataclass(frozen=True)
@@ -26,13 +35,15 @@ class Suppressions:
     by_line: dict[int, tuple[str, ...]] = field(default_factory=dict)
     comment_only_lines: frozenset[int] = frozenset()
     file_codes: tuple[str, ...] = ()
+    #: ``# noqa`` comments by line (a bare one as :data:`EVERY_CODE`): only their own line counts
+    noqa: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def silences(self, finding: Finding) -> bool:
         if _matches(finding.code, self.file_codes):
             return True
         last = max(finding.end_line, finding.line)
         for line in range(finding.line, last + 1):
-            if _matches(finding.code, self.by_line.get(line, ())):
+            if _matches(finding.code, self.by_line.get(line, ())) or _matches(finding.code, self.noqa.get(line, ())):
                 return True
         line = finding.line - 1
         while line in self.comment_only_lines:
@@ -46,6 +57,7 @@ class Suppressions:
         codes = list(self.file_codes)
         for number in range(line, max(line, end_line) + 1):
             codes.extend(self.by_line.get(number, ()))
+            codes.extend(self.noqa.get(number, ()))
         above = line - 1
         while above in self.comment_only_lines:
             codes.extend(self.by_line.get(above, ()))
@@ -65,9 +77,11 @@ def _codes(text: str) -> tuple[str, ...]:
 
 
 def parse_suppressions(source: str) -> Suppressions:
-    if "nnlint:" not in source.lower():
+    lowered = source.lower()
+    if "nnlint:" not in lowered and "noqa" not in lowered:
         return Suppressions()
     by_line: dict[int, tuple[str, ...]] = {}
+    noqa: dict[int, tuple[str, ...]] = {}
     comment_only: set[int] = set()
     file_codes: list[str] = []
     for line, text, only in _comments(source):
@@ -79,7 +93,9 @@ def parse_suppressions(source: str) -> Suppressions:
                 file_codes.extend(codes)
             else:
                 by_line[line] = by_line.get(line, ()) + codes
-    return Suppressions(by_line, frozenset(comment_only), tuple(file_codes))
+        for match in _NOQA.finditer(text):
+            noqa[line] = noqa.get(line, ()) + (_codes(match.group(1)) if match.group(1) else (EVERY_CODE,))
+    return Suppressions(by_line, frozenset(comment_only), tuple(file_codes), noqa)
 
 
 def _comments(source: str) -> Iterable[tuple[int, str, bool]]:

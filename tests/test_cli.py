@@ -320,7 +320,7 @@ def test_fix_applies_safe_fixes_only(run, tmp_path: Path) -> None:
     path = write(tmp_path, "m.py", SOFTMAX + "act = nn.Sigmoid()\n")
     code, out, _ = run("m.py")
     assert out.splitlines()[-2:] == [
-        "Found 2 errors (1 fixable with --fix).",
+        "Found 1 error and 1 warning (1 fixable with --fix).",
         "1 hidden fix can be enabled with --unsafe-fixes.",
     ]
     code, out, _ = run("--fix", "m.py")
@@ -328,13 +328,176 @@ def test_fix_applies_safe_fixes_only(run, tmp_path: Path) -> None:
     assert path.read_text() == "import torch.nn as nn\nhead = nn.Identity(dim=1)\nact = nn.Sigmoid()\n"
     assert out.splitlines() == [
         "m.py:3:7: NN872 sigmoid layer here",
-        "Found 2 errors (1 fixed, 1 remaining).",
+        "Found 1 error and 1 warning (1 fixed, 1 remaining).",
         "1 hidden fix can be enabled with --unsafe-fixes.",
     ]
     code, out, _ = run("--fix", "--unsafe-fixes", "m.py")
-    assert code == 0 and out == "Found 1 error (1 fixed, 0 remaining).\n"
+    assert code == 0 and out == "Found 1 warning (1 fixed, 0 remaining).\n"
     assert path.read_text() == "import torch.nn as nn\nhead = nn.Identity(dim=1)\nact = nn.Tanh()\n"
     assert run("--fix", "m.py") == (0, "All checks passed!\n", "")
+
+
+def test_diff_shows_the_fixes_and_writes_nothing(run, tmp_path: Path) -> None:
+    path = write(tmp_path, "m.py", SOFTMAX + "act = nn.Sigmoid()\n")
+    write(tmp_path, "clean.py", CLEAN)
+    before = path.read_bytes()
+    code, out, err = run("--no-cache", "--diff", ".")
+    assert code == 1 and path.read_bytes() == before
+    assert out == (
+        "--- m.py\n+++ m.py\n@@ -1,3 +1,3 @@\n import torch.nn as nn\n"
+        "-head = nn.Softmax(dim=1)\n+head = nn.Identity(dim=1)\n act = nn.Sigmoid()\n"
+    )
+    assert err == "Would fix 1 error.\n"
+    code, out, err = run("--no-cache", "--diff", "--unsafe-fixes", "--fix", "m.py")  # --diff wins over --fix
+    assert code == 1 and "+act = nn.Tanh()\n" in out and err == "Would fix 1 error and 1 warning.\n"
+    assert path.read_bytes() == before
+    run("--no-cache", "--fix", "--unsafe-fixes", "m.py")
+    assert run("--no-cache", "--diff", "--unsafe-fixes", "m.py") == (0, "", "No fixes would be applied.\n")
+
+
+def test_diff_marks_a_missing_final_line_break(run, tmp_path: Path) -> None:
+    write(tmp_path, "m.py", SOFTMAX.rstrip("\n"))
+    out = run("--no-cache", "--diff", "m.py")[1]
+    assert out.endswith("-head = nn.Softmax(dim=1)\n\\ No newline at end of file\n"
+                        "+head = nn.Identity(dim=1)\n\\ No newline at end of file\n")
+
+
+def test_show_fixes_lists_what_was_fixed(run, tmp_path: Path) -> None:
+    write(tmp_path, "a.py", SOFTMAX + "other = nn.Softmax(dim=0)\n")
+    write(tmp_path, "b.py", SOFTMAX + SIGMOID)
+    code, out, _ = run("--no-cache", "--fix", "--show-fixes", "a.py", "b.py")
+    assert code == 1
+    assert out.splitlines()[-7:] == [
+        "Found 3 errors and 1 warning (3 fixed, 1 remaining).",
+        "1 hidden fix can be enabled with --unsafe-fixes.",
+        "Fixed 3 findings:",
+        "- a.py:",
+        "    2 \u00d7 NN871 (cli-flag-softmax)",
+        "- b.py:",
+        "    1 \u00d7 NN871 (cli-flag-softmax)",
+    ]
+    write(tmp_path, "a.py", SOFTMAX)
+    code, _, err = run("--no-cache", "--diff", "--show-fixes", "a.py")
+    assert code == 1 and err == "Would fix 1 finding:\n- a.py:\n    1 \u00d7 NN871 (cli-flag-softmax)\n"
+    assert "Fixed" not in run("--no-cache", "--fix", "--show-fixes", "b.py")[1]  # nothing more to fix there
+
+
+# -- output file and standard input ----------------------------------------------------
+
+def stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+def test_output_file_gets_the_report(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "m.py", SOFTMAX + "act = nn.Sigmoid()\n")
+    monkeypatch.setenv("FORCE_COLOR", "1")  # a file is never coloured, nor given the terminal's format
+    code, out, err = run("-o", "reports/lint.txt", "m.py")
+    assert (code, out, err) == (1, "", "")
+    assert (tmp_path / "reports/lint.txt").read_text() == (
+        "m.py:2:8: NN871 softmax layer here\n"
+        "m.py:3:7: NN872 sigmoid layer here\n"
+        "Found 1 error and 1 warning (1 fixable with --fix).\n"
+        "1 hidden fix can be enabled with --unsafe-fixes.\n"
+    )
+    assert run("--output-file", "lint.json", "--format", "json", "m.py")[:2] == (1, "")
+    assert [f["code"] for f in json.loads((tmp_path / "lint.json").read_text())["findings"]] == ["NN871", "NN872"]
+    assert run("-o", "stats.txt", "--statistics", "m.py")[:2] == (1, "")
+    assert (tmp_path / "stats.txt").read_text().splitlines()[0] == "1\tNN871\t[*] cli-flag-softmax"
+
+
+def test_output_file_that_cannot_be_written(run, tmp_path: Path) -> None:
+    write(tmp_path, "m.py", SOFTMAX)
+    write(tmp_path, "taken", "a file, not a folder")
+    code, out, err = run("-o", "taken/report.txt", "m.py")
+    assert code == 2 and out == "" and err.startswith("nnlint: error: --output-file: taken/report.txt: cannot write")
+
+
+def test_stdin_is_linted_as_the_given_name(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "pyproject.toml", """
+        [tool.nnlint]
+        per-file-ignores = { "tests/*" = ["NN871"] }
+        """)
+    write(tmp_path, "src/m.py", CLEAN)  # what is on disk does not count: the editor's text does
+    stdin(monkeypatch, SOFTMAX.encode())
+    assert run("--stdin-filename", "src/m.py", "-") == (
+        1, f"{os.path.join('src', 'm.py')}:2:8: NN871 softmax layer here\nFound 1 error (1 fixable with --fix).\n", "")
+    stdin(monkeypatch, SOFTMAX.encode())
+    assert run("--stdin-filename", "tests/test_new.py", "-")[0] == 0  # per-file-ignores, for a file not on disk
+    stdin(monkeypatch, SOFTMAX.encode())
+    assert run("-")[1].startswith("-:2:8: NN871 ")
+    stdin(monkeypatch, SOFTMAX.encode())
+    assert run("--stdin-filename", "src/m.py")[0] == 1  # as ruff: the name alone reads standard input
+    assert (tmp_path / "src/m.py").read_text() == CLEAN
+
+
+def test_stdin_configuration_is_found_from_the_given_name(run, tmp_path: Path, monkeypatch) -> None:
+    write(tmp_path, "project/pyproject.toml", """
+        [tool.nnlint]
+        ignore = ["NN871"]
+        """)
+    stdin(monkeypatch, SOFTMAX.encode())
+    assert run("--stdin-filename", "project/m.py", "-")[0] == 0
+    stdin(monkeypatch, SOFTMAX.encode())
+    assert run("--stdin-filename", "elsewhere/m.py", "-")[0] == 1
+
+
+def test_stdin_fix_prints_the_fixed_text(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "m.py", CLEAN)
+    text = (SOFTMAX + "act = nn.Sigmoid()\n").replace("\n", "\r\n").encode()
+    stdin(monkeypatch, text)
+    code, out, err = run("--fix", "--stdin-filename", "m.py", "-")
+    assert code == 1
+    assert out == text.replace(b"nn.Softmax", b"nn.Identity").decode()  # its own line breaks, nothing else
+    assert err.splitlines() == ["m.py:3:7: NN872 sigmoid layer here",
+                                "Found 1 error and 1 warning (1 fixed, 1 remaining).",
+                                "1 hidden fix can be enabled with --unsafe-fixes."]
+    assert (tmp_path / "m.py").read_text() == CLEAN  # nothing is written
+    stdin(monkeypatch, CLEAN.encode())
+    assert run("--fix", "-") == (0, CLEAN, "All checks passed!\n")  # nothing to fix: the text as it came
+
+
+def test_stdin_usage_errors(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "m.py", SOFTMAX)
+    stdin(monkeypatch, SOFTMAX.encode())
+    code, _, err = run("-", "m.py")
+    assert code == 2 and "cannot be linted together with other paths" in err
+    code, _, err = run("--stdin-filename", "x.py", "m.py")
+    assert code == 2 and "--stdin-filename: only with '-'" in err
+
+
+def test_stdin_is_one_file_of_the_project(tmp_path: Path) -> None:
+    """The real rules: an editor's unsaved ``model.py`` is checked with the ``train.py`` on disk that imports it."""
+    write(tmp_path, "model.py", """\
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 3)
+
+            def forward(self, x):
+                return self.fc(x)
+        """)
+    write(tmp_path, "train.py", """\
+        import torch
+        import torch.nn as nn
+        from model import Net
+
+        model = Net()
+        criterion = nn.CrossEntropyLoss()
+        loss = criterion(model(torch.randn(2, 4)), torch.tensor([0, 1]))
+        """)
+    (tmp_path / ".git").mkdir()
+    edited = (tmp_path / "model.py").read_text().replace("return self.fc(x)", "return self.fc(x).softmax(dim=1)")
+    done = subprocess.run([sys.executable, "-m", "nnlint", "--no-cache", "--stdin-filename", "model.py", "-"],
+                          input=edited, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.startswith("model.py:10:16: NN201 ")
+    assert run_module(["--no-cache", "model.py"], tmp_path).returncode == 0  # the file on disk is fine
 
 
 # -- configuration and suppression, end to end ----------------------------------------
@@ -387,6 +550,18 @@ def test_explicit_path_is_linted_even_if_excluded(run, tmp_path: Path) -> None:
         ("# nnlint: ignore[NN871]\n\nhead = nn.Softmax(dim=1)\n", False),
         ("x = 1  # nnlint: ignore[NN871]\nhead = nn.Softmax(dim=1)\n", False),
         ("doc = '# nnlint: ignore-file[NN871]'\nhead = nn.Softmax(dim=1)\n", False),
+        # flake8's and ruff's spelling: on the finding's lines only; bare, it silences every code
+        ("head = nn.Softmax(dim=1)  # noqa: NN871\n", True),
+        ("head = nn.Softmax(dim=1)  # NOQA:NN8\n", True),
+        ("head = nn.Softmax(dim=1)  # noqa: E501, NN871 the loss wants probabilities\n", True),
+        ("head = nn.Softmax(dim=1)  # noqa\n", True),
+        ("head = nn.Softmax(dim=1)  # type: ignore # noqa\n", True),
+        ("head = nn.Softmax(\n    dim=1,  # noqa: NN871\n)\n", True),
+        ("head = nn.Softmax(dim=1)  # noqa: E501\n", False),
+        ("head = nn.Softmax(dim=1)  # noqa: NN872\n", False),
+        ("head = nn.Softmax(dim=1)  # noqa-like comment\n", False),
+        ("# noqa: NN871\nhead = nn.Softmax(dim=1)\n", False),
+        ("doc = '# noqa'; head = nn.Softmax(dim=1)\n", False),
     ],
 )
 def test_suppression_comments(run, tmp_path: Path, body: str, silenced: bool) -> None:

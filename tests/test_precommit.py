@@ -35,7 +35,8 @@ def test_hook_definition() -> None:
     hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
     (hook,) = hooks
     assert hook["id"] == "nnlint" and hook["entry"] == "nnlint"
-    assert hook["language"] == "python" and hook["types"] == ["python"]
+    # notebooks too: nnlint lints their code cells
+    assert hook["language"] == "python" and hook["types_or"] == ["python", "pyi", "jupyter"]
     assert hook["require_serial"] is False
 
 

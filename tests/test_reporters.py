@@ -136,6 +136,23 @@ def test_summary_lines() -> None:
     assert summary_lines([unsafe], 1, False)[0] == "Found 2 errors (1 fixed, 1 remaining)."
 
 
+def test_summary_counts_by_severity() -> None:
+    errors = [static(), static(line=3)]
+    warnings = [static(severity="warning", line=n) for n in range(4, 7)]
+    info = static(severity="info", line=9)
+    assert summary_lines(errors + warnings, 0, False) == ["Found 2 errors and 3 warnings."]
+    assert summary_lines(warnings[:1], 0, False) == ["Found 1 warning."]
+    assert summary_lines([*errors, warnings[0], info], 0, False) == ["Found 2 errors, 1 warning and 1 info finding."]
+    assert summary_lines([static(severity="warning", fix=SAFE_FIX)], 0, False) == [
+        "Found 1 warning (1 fixable with --fix)."]
+    # the fixed findings are counted by their own severity
+    assert summary_lines(warnings[1:], warnings[:1], False) == ["Found 3 warnings (1 fixed, 2 remaining)."]
+    assert summary_lines([], [info, info], False) == ["Found 2 info findings (2 fixed, 0 remaining)."]
+    assert summary_lines(errors, warnings, False) == ["Found 2 errors and 3 warnings (3 fixed, 2 remaining)."]
+    text = output(errors + warnings, "concise", color=False)
+    assert text.splitlines()[-1] == "Found 2 errors and 3 warnings."
+
+
 def test_no_summary_when_asked() -> None:
     stream = io.StringIO()
     render([], "concise", stream, summary=False)

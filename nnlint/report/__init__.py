@@ -9,7 +9,7 @@ Only the standard library is imported here, so rendering costs nothing at start-
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence, TextIO, Union
 
 from nnlint.findings import Finding
 
@@ -46,13 +46,14 @@ def write_report(
     catalogue: Optional["Catalogue"] = None,
     sources: Optional[Mapping[str, str]] = None,
     color: Optional[bool] = None,
-    fixed: int = 0,
+    fixed: Union[int, Sequence[Finding]] = 0,
 ) -> None:
     """Write ``findings`` to ``stream`` in format ``fmt`` (one of :data:`FORMATS`).
 
     ``sources`` maps a finding's path to the file's text so ``full`` can show the
     offending lines; ``catalogue`` supplies rule documentation for SARIF (loaded on
-    demand when omitted); ``fixed`` is how many findings ``--fix`` already repaired.
+    demand when omitted); ``fixed`` is how many findings ``--fix`` already repaired (or
+    which: then the summary counts them by severity too).
     """
     render(findings, fmt, stream, catalogue=catalogue, sources=sources, color=color, fixed=fixed)
 
@@ -65,7 +66,7 @@ def render(
     catalogue: Optional["Catalogue"] = None,
     sources: Optional[Mapping[str, str]] = None,
     color: Optional[bool] = None,
-    fixed: int = 0,
+    fixed: Union[int, Sequence[Finding]] = 0,
     summary: bool = True,
     unsafe_fixes: bool = False,
 ) -> None:

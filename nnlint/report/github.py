@@ -25,7 +25,11 @@ def annotation(finding: Finding) -> str:
     command = _COMMANDS.get(finding.severity, "warning")
     properties: list[tuple[str, str]] = []
     message = finding.message
-    if finding.path:
+    if finding.path and finding.cell is not None:
+        # a line of the notebook's JSON would be the wrong place: the cell goes into the message
+        properties.append(("file", finding.path))
+        message = f"cell {finding.cell}:{finding.line}:{max(finding.column, 1)}: {message}"
+    elif finding.path:
         properties.append(("file", finding.path))
         if finding.line > 0:
             properties.append(("line", str(finding.line)))

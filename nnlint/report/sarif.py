@@ -92,7 +92,24 @@ def _fix(fix: Fix, path: str) -> dict[str, Any]:
     }
 
 
+def _in_cell(cell: int, line: int, column: int) -> str:
+    return f"cell {cell}:{line}:{max(column, 1)}"
+
+
+def _cell_location(path: str, cell: int) -> dict[str, Any]:
+    """A place in a notebook: SARIF regions count the lines of the file (the notebook's JSON),
+    so the cell is a logical location and the line in the cell goes into the message."""
+    return {
+        "physicalLocation": {"artifactLocation": _artifact(path)},
+        "logicalLocations": [{"name": f"cell {cell}", "fullyQualifiedName": f"{path}:cell {cell}",
+                              "kind": "notebookCell"}],
+    }
+
+
 def _related(place: Related, number: int) -> dict[str, Any]:
+    if place.cell is not None:
+        text = f"{_in_cell(place.cell, place.line, place.column)}: {place.message}"
+        return {"id": number, **_cell_location(place.path, place.cell), "message": {"text": text}}
     physical: dict[str, Any] = {"artifactLocation": _artifact(place.path)}
     region = _region(place.line, place.column, place.end_line, place.end_column)
     if region:
@@ -107,7 +124,12 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
         "level": _LEVELS.get(finding.severity, "warning"),
         "message": {"text": finding.message},
     }
-    if finding.path:
+    if finding.path and finding.cell is not None:
+        result["message"] = {"text": f"{_in_cell(finding.cell, finding.line, finding.column)}: {finding.message}"}
+        result["locations"] = [_cell_location(finding.path, finding.cell)]
+        if finding.related:
+            result["relatedLocations"] = [_related(place, number) for number, place in enumerate(finding.related)]
+    elif finding.path:
         physical: dict[str, Any] = {"artifactLocation": _artifact(finding.path)}
         region = _region(finding.line, finding.column, finding.end_line, finding.end_column)
         if region:
@@ -122,6 +144,9 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
             {"logicalLocations": [{"fullyQualifiedName": finding.module, "kind": "module"}]}
         ]
     properties: dict[str, Any] = {"name": finding.name}
+    if finding.cell is not None:
+        properties.update(cell=finding.cell, line=finding.line, column=finding.column,
+                          endLine=finding.end_line, endColumn=finding.end_column)
     if finding.step is not None:
         properties["step"] = finding.step
     if finding.extra:

@@ -5,9 +5,9 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from typing import Mapping, Sequence, TextIO
+from typing import Iterable, Mapping, Optional, Sequence, TextIO, Union
 
-from nnlint.findings import Finding
+from nnlint.findings import Finding, source_key
 
 #: Longest range shown line by line in a frame; longer ones show their first and last lines.
 MAX_FRAME_LINES = 4
@@ -50,13 +50,19 @@ def where(finding: Finding) -> str:
     if not is_runtime(finding):
         if finding.line <= 0:
             return finding.path
-        return f"{finding.path}:{finding.line}:{max(finding.column, 1)}"
+        return position(finding.path, finding.cell, finding.line, finding.column)
     parts = []
     if finding.step is not None:
         parts.append(f"step {finding.step}")
     if finding.module:
         parts.append(finding.module)
     return f"runtime[{', '.join(parts)}]" if parts else "runtime"
+
+
+def position(path: str, cell: Optional[int], line: int, column: int) -> str:
+    """``path:line:col``, or ``nb.ipynb:cell 5:3:9`` in a notebook (the line counted in the cell)."""
+    where = path if cell is None else f"{path}:cell {cell}"
+    return f"{where}:{line}:{max(column, 1)}"
 
 
 def _one_line(text: str) -> str:
@@ -77,18 +83,38 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}es" if word.endswith("x") else f"{count} {word}s"
 
 
-def summary_lines(findings: Sequence[Finding], fixed: int, unsafe_fixes: bool) -> list[str]:
+#: how the summary names each severity
+_SEVERITY_WORDS = (("error", "error"), ("warning", "warning"), ("info", "info finding"))
+
+
+def count_by_severity(severities: Iterable[str]) -> str:
+    """``4 errors and 9 warnings``, ``1 error, 2 warnings and 1 info finding`` (``0 errors`` for none)."""
+    counts = Counter(severities)
+    parts = [_plural(counts[severity], word) for severity, word in _SEVERITY_WORDS if counts[severity]]
+    parts += [_plural(count, f"{severity} finding") for severity, count in sorted(counts.items())
+              if severity not in dict(_SEVERITY_WORDS)]
+    if not parts:
+        return "0 errors"
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def summary_lines(
+    findings: Sequence[Finding], fixed: Union[int, Sequence[Finding]], unsafe_fixes: bool
+) -> list[str]:
+    """The summary, counting by severity. ``fixed``: the findings ``--fix`` repaired (a bare
+    number counts them as errors: their severities are unknown)."""
+    fixed_severities = ["error"] * fixed if isinstance(fixed, int) else [f.severity for f in fixed]
     remaining = len(findings)
-    if remaining == 0 and fixed == 0:
+    if remaining == 0 and not fixed_severities:
         return ["All checks passed!"]
-    total = remaining + fixed
+    total = count_by_severity([f.severity for f in findings] + fixed_severities)
     fixable, hidden = fix_counts(findings, unsafe_fixes)
-    if fixed:
-        head = f"Found {_plural(total, 'error')} ({fixed} fixed, {remaining} remaining)."
+    if fixed_severities:
+        head = f"Found {total} ({len(fixed_severities)} fixed, {remaining} remaining)."
     elif fixable:
-        head = f"Found {_plural(total, 'error')} ({fixable} fixable with --fix)."
+        head = f"Found {total} ({fixable} fixable with --fix)."
     else:
-        head = f"Found {_plural(total, 'error')}."
+        head = f"Found {total}."
     lines = [head]
     if hidden:
         lines.append(f"{_plural(hidden, 'hidden fix')} can be enabled with --unsafe-fixes.")
@@ -102,7 +128,7 @@ def write_text(
     full: bool,
     sources: Mapping[str, str],
     color: bool,
-    fixed: int = 0,
+    fixed: Union[int, Sequence[Finding]] = 0,
     summary: bool = True,
     unsafe_fixes: bool = False,
 ) -> None:
@@ -139,15 +165,16 @@ def _frame(
     if finding.fix is not None and (unsafe_fixes or finding.fix.applicability == "safe"):
         marker = "[*] "
     out = [f"{style.bold(where(finding))}: {_code(finding, style)} {marker}{_one_line(finding.message)}\n"]
-    text = sources.get(finding.path) if finding.path else None
+    key = source_key(finding.path, finding.cell)
+    text = sources.get(key) if finding.path else None
     if text is not None and finding.line > 0:
-        lines = split_cache.get(finding.path)
+        lines = split_cache.get(key)
         if lines is None:
-            lines = split_cache[finding.path] = _NEWLINE.split(text)
+            lines = split_cache[key] = _NEWLINE.split(text)
         if finding.line <= len(lines):
             out.append(_snippet(finding, lines, style))
     for place in finding.related:
-        out.append(f"  {style.blue('=')} related: {place.path}:{place.line}:{max(place.column, 1)}: "
+        out.append(f"  {style.blue('=')} related: {position(place.path, place.cell, place.line, place.column)}: "
                    f"{_one_line(place.message)}\n")
     if finding.fix is not None:
         out.append(f"  {style.blue('=')} help: {_one_line(finding.fix.message)}\n")
