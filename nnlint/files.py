@@ -17,9 +17,11 @@ from typing import Optional, Sequence, Tuple, Union
 from nnlint.config import ConfigError, Settings, is_excluded
 from nnlint.notebook import MAX_NOTEBOOK_BYTES, Notebook, NotebookError, is_notebook, load_notebook
 
-#: A file that mentions none of these cannot contain code any rule looks at.
-DL_MARKERS = (b"torch", b"tensorflow", b"keras", b"jax")
-_DL_RE = re.compile(b"|".join(DL_MARKERS))
+#: A file that mentions none of these cannot contain code any rule looks at: a framework, or
+#: training code that only uses the project's own modules (a trainer class whose file imports
+#: no framework still calls ``self.model.eval()`` and ``loss.backward()``).
+DL_MARKERS = (b"torch", b"tensorflow", b"keras", b"jax", b".backward(", b"zero_grad", b".eval()", b"no_grad")
+_DL_RE = re.compile(b"|".join(re.escape(marker) for marker in DL_MARKERS))
 #: Larger files are generated code in practice; parsing one would cost about a minute.
 MAX_FILE_BYTES = 2_000_000
 _PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")

@@ -7,7 +7,8 @@ Gradients count as off under `with torch.no_grad()`, `with torch.inference_mode(
 `with torch.set_grad_enabled(False)` (also `set_grad_enabled(phase == "train")`), in a
 function decorated with `@torch.no_grad()`/`@torch.inference_mode()`, after a
 `torch.set_grad_enabled(False)` statement, and in a function whose every call in the file
-is under one of those, directly or through the helpers that call it. Code that needs
+is under one of those, directly or through the helpers that call it. A helper method the
+evaluation delegates to (`self.model.eval(); self._inner_loop(dl)`) is checked too. Code that needs
 gradients after `eval()` (it calls `backward()`, `torch.autograd.grad` or sets
 `requires_grad`: saliency maps, adversarial examples), Lightning `*_step` hooks (Lightning
 turns gradients off itself) and unit tests (a pytest/unittest `test_*.py` file or a
@@ -116,6 +117,13 @@ class EvalWithoutNoGrad(Rule):
             callee = dotted_name(call.func)
             if callee is None or grad_off:
                 continue
+            helper = facts.values.callee(call) if any(r.startswith("self.") for r in in_eval) else None
+            if helper is not None and helper is not scope and not facts.loops.grad_disabled(call):
+                if uses_gradients is None:
+                    uses_gradients = _uses_gradients(facts, scope)
+                if not uses_gradients and not _callers_disable_grad(ctx, scope):
+                    # ``self.model.eval(); self._inner_loop(dl)``: the helper runs the model in eval mode
+                    self._check_helper(ctx, helper, {r for r in in_eval if r.startswith("self.")})
             model = callee[: -len(".forward")] if callee.endswith(".forward") else callee
             if model not in in_eval or facts.loops.grad_disabled(call):
                 continue
@@ -126,6 +134,25 @@ class EvalWithoutNoGrad(Rule):
             in_eval.pop(model)
             ctx.report(call, f"{model} runs after {model}.eval() with gradient tracking on: wrap the "
                              "evaluation in torch.no_grad() or torch.inference_mode()")
+
+
+    def _check_helper(self, ctx: Context, helper: cst.FunctionDef, models: set[str]) -> None:
+        """The first call of each of ``models`` (``self.model``, still in eval mode from the caller)
+        in a helper method that neither switches it back nor needs gradients."""
+        facts = ctx.facts
+        if not models or facts.loops.decorated_no_grad(helper) or _uses_gradients(facts, helper):
+            return
+        for call in scope_calls(facts, helper):
+            switch = mode_switch(call, facts)
+            if switch is not None and switch.receiver is not None:
+                models = {m for m in models if not (m == switch.receiver or m.startswith(switch.receiver + "."))}
+                continue
+            name = dotted_name(call.func)
+            model = name[: -len(".forward")] if name and name.endswith(".forward") else name
+            if model in models and not facts.loops.grad_disabled(call) and not in_test_code(facts, call):
+                models.discard(model)
+                ctx.report(call, f"{model} runs after {model}.eval() in the caller with gradient tracking on: "
+                                 "wrap the evaluation in torch.no_grad() or torch.inference_mode()")
 
 
 def _is_statement(facts: "FileFacts", call: cst.Call) -> bool:

@@ -700,6 +700,64 @@ for epoch in range(10):
             adapted.entropy().mean().backward()
 ''',
     },
+    # a trainer whose file imports only the project's own modules (no framework name in it)
+    "trainer-file-without-framework-imports": {
+        "__select__": "NN309",
+        "trainer.py": '''
+import utils.stats
+
+
+class Trainer:
+    def __init__(self, model, loss):
+        self.model = model
+        self.loss = loss
+
+    def validate(self, valid_iter):
+        self.model.eval()
+        stats = utils.stats.Statistics()
+        for batch in valid_iter:
+            outputs = self.model(batch.src)  # NN309
+            stats.update(self.loss(outputs, batch.tgt))
+        self.model.train()
+        return stats
+''',
+    },
+    # the evaluation switches the model to eval mode, then delegates the batches to a helper;
+    # an adversarial evaluation that needs gradients delegates just the same, on purpose
+    "evaluation-delegated-to-a-helper": {
+        "__select__": "NN309",
+        "pipeline.py": '''
+import torch
+
+
+class Pipeline:
+    def __init__(self, model, loss_fn):
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def _val_loop(self, dl_val):
+        self.model.eval()
+        return self._inner_loop(dl_val)
+
+    def _test_loop(self, dl_test):
+        self.model.eval()
+        with torch.no_grad():
+            return self._inner_loop(dl_test)
+
+    def _attack_loop(self, dl):
+        self.model.eval()
+        x = self._inner_loop(dl)
+        x.requires_grad_(True)
+        self.loss_fn(self.model(x), 0).backward()
+
+    def _inner_loop(self, dl):
+        total = 0.0
+        for X, y in dl:
+            pred = self.model(X)  # NN309
+            total += self.loss_fn(pred, y).item()
+        return total
+''',
+    },
     # a factory returning one of several models, all with dropout or batch norm
     "factory-of-models": {
         "__select__": "NN307",
