@@ -7,7 +7,10 @@ Clipping means `clip_grad_norm_` or `clip_grad_value_`, in any import style.
 
 The order is read around the loop, so a loop that calls `backward()` at the end of one
 iteration and clips and steps at the start of the next is correct, and so is clipping
-under the same `if` as an accumulated step.
+under the same `if` as an accumulated step. Outside a loop, a function that clips and then
+calls `backward()` (a multi-task `backward(losses, shared_parameters)` helper), or clips
+after its `step()`, is reported too; one that only clips and steps (its caller ran
+`backward()`) is not.
 
 ## Why is this bad?
 Clipping rescales the gradients currently stored in `.grad`. Before `backward()` those
@@ -68,6 +71,8 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+import libcst as cst
+
 from nnlint.facts.loops import Event, LoopFacts, after, before
 from nnlint.rule import Context, Rule
 
@@ -98,8 +103,32 @@ class ClipOutsideBackwardStep(Rule):
                         message = (f"gradient clipping after {previous.receiver}.step(): "
                                    "the update already used the unclipped gradients")
                     else:
-                        message = "gradient clipping before backward(): it clips gradients that are about to be replaced"
+                        message = _BEFORE_BACKWARD
                     ctx.report(clip.node, message)
+        for function in ctx.facts.nodes_of(cst.FunctionDef):
+            self._check_function(ctx, function, reported)  # type: ignore[arg-type]
+
+    def _check_function(self, ctx: Context, function: cst.FunctionDef, reported: set[object]) -> None:
+        """Straight-line code outside a loop (``def backward(self, losses): clip(...); loss.backward()``)."""
+        loops = ctx.facts.loops
+        events = loops.body_events(function)
+        for index, clip in enumerate(events):
+            if clip.kind != "clip" or clip.node in reported or clip.inner_loops:
+                continue
+            previous = _nearest(loops, clip, before(events, index, cyclic=False))
+            following = _nearest(loops, clip, after(events, index, cyclic=False))
+            if previous is None and following is not None and following.kind == "backward":
+                message = _BEFORE_BACKWARD
+            elif previous is not None and previous.kind == "step" and following is None:
+                message = (f"gradient clipping after {previous.receiver}.step(): "
+                           "the update already used the unclipped gradients")
+            else:
+                continue
+            reported.add(clip.node)
+            ctx.report(clip.node, message)
+
+
+_BEFORE_BACKWARD = "gradient clipping before backward(): it clips gradients that are about to be replaced"
 
 
 def _nearest(loops: LoopFacts, clip: Event, events: Iterable[Event]) -> Optional[Event]:

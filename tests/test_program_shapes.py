@@ -758,6 +758,37 @@ class Pipeline:
         return total
 ''',
     },
+    # a multi-task weighting helper clips, then backpropagates (no loop, no optimizer in sight);
+    # an update helper that clips and steps after its caller's backward() is right
+    "clipping-in-straight-line-helpers": {
+        "__select__": "NN305",
+        "weighting.py": '''
+import torch
+
+
+class Weighting:
+    def __init__(self, max_norm, optimizer):
+        self.max_norm = max_norm
+        self.optimizer = optimizer
+
+    def backward(self, losses, shared_parameters):
+        loss = losses.sum()
+        if self.max_norm > 0:
+            torch.nn.utils.clip_grad_norm_(shared_parameters, self.max_norm)  # NN305
+        loss.backward()
+        return loss
+
+    def update(self, parameters):
+        torch.nn.utils.clip_grad_norm_(parameters, self.max_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+
+    def late(self, loss, parameters):
+        loss.backward()
+        self.optimizer.step()
+        torch.nn.utils.clip_grad_norm_(parameters, self.max_norm)  # NN305
+''',
+    },
     # a factory returning one of several models, all with dropout or batch norm
     "factory-of-models": {
         "__select__": "NN307",

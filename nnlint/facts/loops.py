@@ -127,6 +127,18 @@ class LoopFacts:
             self._iterations[loop] = cached
         return cached
 
+    def body_events(self, function: Function) -> tuple[Event, ...]:
+        """What one call of ``function`` does, in order, helpers inlined (a loop inside it is an
+        event's guard: see :attr:`Event.inner_loops`)."""
+        cached = self._iterations.get(function)
+        if cached is None:
+            walker = _Walker(self, function)
+            walker.block(function.body, _State(guards=(), via=(), grad_disabled=self.decorated_no_grad(function),
+                                               renames={}, stack=(function,)))
+            cached = tuple(walker.events)
+            self._iterations[function] = cached
+        return cached
+
     @cached_property
     def training_loops(self) -> tuple[TrainingLoop, ...]:
         candidates = [loop for loop in self.loops if self._trains(self.iteration(loop))]
