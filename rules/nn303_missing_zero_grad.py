@@ -4,7 +4,8 @@ Reports an optimizer `step()` in a training loop whose iteration never clears th
 gradients that step applies.
 
 A training loop is a loop whose iteration calls `backward()` and `step()`, directly or
-through functions of the same file. Clearing means `optimizer.zero_grad()`,
+through functions of the same file, or a Lightning `training_step` with manual optimization
+(`self.manual_backward(loss)` and `opt.step()`: the trainer calls it once per batch). Clearing means `optimizer.zero_grad()`,
 `model.zero_grad()` on the model the optimizer updates, or `p.grad = None`.
 
 It also reports a loop that clears the wrong gradients: `zero_grad()` only on another

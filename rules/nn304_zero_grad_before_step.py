@@ -7,7 +7,9 @@ Three shapes are reported: `loss.backward(); optimizer.zero_grad(); optimizer.st
 iteration; `zero_grad()` inside a gradient-accumulation loop (an inner loop that calls
 `backward()` but not `step()`) whose optimizer steps after that loop; and `zero_grad()` on
 every iteration of a loop that steps only every k-th (`if (i + 1) % k == 0: optimizer.step()`).
-In the last two each micro-step wipes the gradients of the previous ones. `zero_grad()` at the start of the iteration, at
+In the last two each micro-step wipes the gradients of the previous ones. A Lightning
+`training_step` with manual optimization counts as the loop body (the trainer calls it
+once per batch), with `self.manual_backward(loss)` as its `backward()`. `zero_grad()` at the start of the iteration, at
 its end after the step, or between two networks' updates (GANs) is correct, and so is
 `optimizer.step(closure)` (L-BFGS style), whose closure clears and recomputes the gradients.
 

@@ -789,6 +789,33 @@ class Weighting:
         torch.nn.utils.clip_grad_norm_(parameters, self.max_norm)  # NN305
 ''',
     },
+    # Lightning manual optimization: the trainer loops over training_step, which zeroes the
+    # gradients on every batch but steps only every k-th
+    "lightning-manual-optimization": {
+        "__select__": "NN303,NN304",
+        "module.py": '''
+import lightning as L
+
+
+class GAN(L.LightningModule):
+    def __init__(self, accumulate=4):
+        super().__init__()
+        self.automatic_optimization = False
+        self.accumulate = accumulate
+
+    def training_step(self, batch, batch_idx):
+        g_opt, d_opt = self.optimizers()
+        g_loss = self.generator_loss(batch)
+        g_opt.zero_grad()  # NN304
+        self.manual_backward(g_loss)
+        if (batch_idx + 1) % self.accumulate == 0:
+            self.clip_gradients(g_opt, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
+            g_opt.step()
+        d_loss = self.discriminator_loss(batch)
+        self.manual_backward(d_loss)
+        d_opt.step()  # NN303
+''',
+    },
     # a factory returning one of several models, all with dropout or batch norm
     "factory-of-models": {
         "__select__": "NN307",
@@ -836,7 +863,7 @@ def test_program_shape(case: str, tmp_path: Path) -> None:
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(textwrap.dedent(text))
-    result = nnlint.lint_paths([str(tmp_path)], select=[select], use_cache=False, jobs=1)
+    result = nnlint.lint_paths([str(tmp_path)], select=select.split(","), use_cache=False, jobs=1)
     assert not result.errors
     got = {(Path(f.path).relative_to(tmp_path).as_posix(), f.line, f.code) for f in result.findings}
     assert got == _expected(files)

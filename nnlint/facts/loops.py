@@ -79,7 +79,8 @@ class Event:
 
 @dataclass(frozen=True, eq=False)
 class TrainingLoop:
-    node: Loop
+    #: the loop, or a Lightning ``training_step`` with manual optimization (the trainer loops over it)
+    node: Union[Loop, Function]
     #: the function holding the loop (``None``: module level)
     function: Optional[Function]
     events: tuple[Event, ...]
@@ -116,8 +117,10 @@ class LoopFacts:
         # exact classes: ``type(n) in`` is much cheaper than isinstance on libcst's ABC-based nodes
         return tuple(n for n in self._facts.walk() if type(n) in _LOOP_TYPES)
 
-    def iteration(self, loop: Loop) -> tuple[Event, ...]:
+    def iteration(self, loop: Union[Loop, Function]) -> tuple[Event, ...]:
         """What one pass through ``loop``'s body does, helpers inlined."""
+        if isinstance(loop, cst.FunctionDef):
+            return self.body_events(loop)
         cached = self._iterations.get(loop)
         if cached is None:
             walker = _Walker(self, self.function_of(loop))
@@ -151,6 +154,12 @@ class LoopFacts:
             if all(any(inner in candidate_set for inner in e.inner_loops) for e in steps):
                 continue
             found.append(TrainingLoop(loop, self.function_of(loop), events))
+        for function in self._facts.nodes_of(cst.FunctionDef):
+            # Lightning manual optimization: the trainer calls ``training_step`` once per batch
+            if function.name.value == "training_step" and self.class_of(function) is not None:  # type: ignore[attr-defined]
+                events = self.body_events(function)  # type: ignore[arg-type]
+                if self._trains(events):
+                    found.append(TrainingLoop(function, function, events))  # type: ignore[arg-type]
         return tuple(found)
 
     @cached_property
@@ -464,6 +473,12 @@ class _Walker:
             params = argument(call, 0, "parameters")
             owner = self._params_owner(params) if params is not None else None
             self._emit("clip", call, owner, state)
+            return
+        if method == "manual_backward" and qualname is None:  # Lightning manual optimization
+            self._emit("backward", call, None, state)
+            return
+        if method == "clip_gradients" and isinstance(receiver_expr, cst.Name) and receiver_expr.value == "self":
+            self._emit("clip", call, None, state)  # LightningModule.clip_gradients(optimizer, ...)
             return
         if method == "backward" and qualname is None:
             scaler = None
