@@ -4,6 +4,7 @@
     nnlint explain CODE                     a rule's documentation
     nnlint rules [--format json]            every rule: code, name, default, fixable
     nnlint clean [PATH]                     remove the project's result cache
+    nnlint server                           the language server for editors (LSP on stdio)
 
 Exit status: 0 no findings, 1 findings, 2 usage, configuration or internal error.
 
@@ -14,6 +15,7 @@ imported before it is needed. The engine (and with it libcst) loads only to lint
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import os
 import sys
@@ -28,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.config import Settings
     from nnlint.findings import Finding
 
-SUBCOMMANDS = ("check", "explain", "rules", "clean")
+SUBCOMMANDS = ("check", "explain", "rules", "clean", "server")
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
@@ -45,7 +47,8 @@ def _check_parser(prog: str) -> argparse.ArgumentParser:
         prog=prog,
         description="Lint neural-network code (PyTorch, Keras, TensorFlow).",
         epilog="Other commands: 'nnlint explain CODE' shows a rule's documentation; "
-        "'nnlint rules' lists every rule; 'nnlint clean' removes the result cache. "
+        "'nnlint rules' lists every rule; 'nnlint clean' removes the result cache; "
+        "'nnlint server' runs the language server for editors. "
         "Exit status: 0 clean, 1 findings, 2 error.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: .)")
@@ -74,6 +77,12 @@ def _check_parser(prog: str) -> argparse.ArgumentParser:
         help="print a unified diff of what --fix would change and write nothing (exit 1 if there is any)",
     )
     parser.add_argument("--show-fixes", action="store_true", help="list what the fixes changed, per file and code")
+    parser.add_argument(
+        "--add-ignore", action="store_true",
+        help="add a '# nnlint: ignore[CODE]' comment for each finding (merged into one already there)",
+    )
+    parser.add_argument("--baseline", metavar="FILE", help="report only findings not recorded in FILE (see --write-baseline)")
+    parser.add_argument("--write-baseline", metavar="FILE", help="record today's findings in FILE and exit 0")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     parser.add_argument("--cache-dir", metavar="DIR", help="result cache directory (default: 'cache-dir' from the configuration, else .nnlint_cache)")
     parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: CPU count)")
@@ -154,6 +163,8 @@ def _dispatch(args: list[str]) -> int:
         return _rules(_rules_parser().parse_args(args[1:]))
     if args and args[0] == "clean":
         return _clean(_clean_parser().parse_args(args[1:]))
+    if args and args[0] == "server":
+        return _server(_server_parser().parse_args(args[1:]))
     if args and args[0] == "check":
         return _check(_check_parser("nnlint check").parse_args(args[1:]))
     return _check(_check_parser("nnlint").parse_args(args))
@@ -282,7 +293,14 @@ def _check(args: argparse.Namespace) -> int:
     if args.cache_dir is not None:
         settings = settings.with_overrides(cache_dir=_cache_dir_flag(args.cache_dir))
     stdin = _read_stdin() if stdin_name is not None else None
+    baseline = _load_baseline(args)
     result = _lint(args, [stdin_name] if stdin_name is not None else paths, settings, catalogue, stdin)
+    if args.write_baseline is not None:
+        return _write_baseline(args, result)
+    if baseline is not None:
+        result = dataclasses.replace(result, findings=tuple(baseline.new_findings(result.findings, dict(result.sources))))
+    if args.add_ignore:
+        return _add_ignore(args, result)
     if args.diff:
         return _show_diff(args, result)
     if stdin is not None and args.fix:
@@ -307,6 +325,57 @@ def _check(args: argparse.Namespace) -> int:
     if result.findings and not args.exit_zero:
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _load_baseline(args: argparse.Namespace) -> Any:
+    """``--baseline FILE`` read and checked (before linting: a bad file is an error at once)."""
+    if args.write_baseline is not None and (args.fix or args.diff or args.baseline is not None):
+        raise ConfigError("--write-baseline records findings as they are: not with --fix, --diff or --baseline")
+    if args.add_ignore and (args.fix or args.diff or args.write_baseline is not None or args.stdin_filename is not None
+                            or "-" in args.paths):
+        raise ConfigError("--add-ignore edits the files linted: not with --fix, --diff, --write-baseline or '-'")
+    if args.baseline is None:
+        return None
+    from nnlint.baseline import load_baseline
+
+    return load_baseline(args.baseline)
+
+
+def _write_baseline(args: argparse.Namespace, result: _Outcome) -> int:
+    from nnlint.baseline import write_baseline
+
+    for warning in result.warnings:
+        print(f"nnlint: warning: {warning}", file=sys.stderr)
+    for error in result.errors:
+        print(f"nnlint: error: {error}", file=sys.stderr)
+    if result.errors:  # a baseline without the files that failed would hide their findings later
+        print(f"nnlint: error: {args.write_baseline} not written", file=sys.stderr)
+        return EXIT_ERROR
+    entries = write_baseline(args.write_baseline, result.findings, dict(result.sources))
+    if not args.quiet:
+        count = len(result.findings)
+        print(f"Recorded {count} finding{'s' if count != 1 else ''} ({entries} entr{'ies' if entries != 1 else 'y'}) "
+              f"in {args.write_baseline}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _add_ignore(args: argparse.Namespace, result: _Outcome) -> int:
+    """``--add-ignore``: the comments written; exits 0 when every finding got one (as ``ruff --add-noqa``)."""
+    from nnlint.add_ignore import add_ignores
+
+    added = add_ignores(result.findings, dict(result.sources))
+    if not args.quiet:
+        count, files = added.comments, len(added.files)
+        print(f"Added {count} ignore comment{'s' if count != 1 else ''} to {files} file{'s' if files != 1 else ''}.",
+              file=sys.stderr)
+    if added.skipped:
+        print(f"nnlint: warning: {added.skipped} finding(s) start on the line a multi-line string ends on: "
+              "no comment can silence them", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"nnlint: warning: {warning}", file=sys.stderr)
+    for error in (*result.errors, *added.errors):
+        print(f"nnlint: error: {error}", file=sys.stderr)
+    return EXIT_ERROR if result.errors or added.errors else EXIT_OK
 
 
 def _show_diff(args: argparse.Namespace, result: _Outcome) -> int:
@@ -513,6 +582,31 @@ def _clean(args: argparse.Namespace) -> int:
         raise ConfigError(f"{directory}: cannot remove: {error.strerror or error}") from None
     print(f"Removed {directory}")
     return EXIT_OK
+
+
+# -- server --------------------------------------------------------------------
+
+def _server_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nnlint server",
+        description="Run the language server (LSP) on standard input/output; editors start it.",
+    )
+    parser.add_argument("--stdio", action="store_true", help="use standard input/output (the default and only transport)")
+    return parser
+
+
+def _server(args: argparse.Namespace) -> int:
+    try:
+        from nnlint.server import serve
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if missing not in ("pygls", "lsprotocol", "cattrs", "attrs"):
+            raise
+        raise ConfigError(
+            f"'nnlint server' needs pygls and lsprotocol ({missing} is not installed): "
+            "pip install 'nnlint[server]'"
+        ) from None
+    return serve()
 
 
 # -- explain / rules -----------------------------------------------------------

@@ -147,7 +147,8 @@ def lint_source(
         index = ProjectIndex([first.summary] if first.summary else [])
         if first.summary is None and not first.findings:
             return []
-        return list(checker.check(file, index, first.findings).findings)
+        result = checker.check(file, index, first.findings)
+        return list(_with_unused(checker, file, data, first, result, index).findings)
 
 
 def lint_paths(
@@ -388,6 +389,10 @@ class _Run:
                 checker = checker or FileChecker(self.plan, self.catalogue)
                 for position in pending:
                     results[position] = checker.check(candidates[position][1], index, phase_one[position].findings)
+            checker = checker or FileChecker(self.plan, self.catalogue)
+            for position in pending:  # NN002 (cached with the file's other findings)
+                _, source, data, _ = candidates[position]
+                results[position] = _with_unused(checker, source, data, phase_one[position], results[position], index)
         finally:
             if pool is not None:
                 pool.close()
@@ -734,8 +739,9 @@ class _Run:
                 break
             text, applied = outcome
             fixed.extend(applied)
-            first = checker.summarize(source, encode_source(text, decoded))
-            result = checker.check(source, index, first.findings)
+            new_data = encode_source(text, decoded)
+            first = checker.summarize(source, new_data)
+            result = _with_unused(checker, source, new_data, first, checker.check(source, index, first.findings), index)
         if not fixed:
             return None
         new_data = encode_source(text, decoded)
@@ -764,8 +770,9 @@ class _Run:
                 break
             notebook, raw = new, new_raw
             fixed.extend(applied)
-            first = checker.summarize(source, notebook.python.encode("utf-8"))
-            result = checker.check(source, index, first.findings)
+            python = notebook.python.encode("utf-8")
+            first = checker.summarize(source, python)
+            result = _with_unused(checker, source, python, first, checker.check(source, index, first.findings), index)
         if not fixed:
             return None
         return _Fixed(notebook.python.encode("utf-8"), result, tuple(fixed), before, raw, notebook)
@@ -800,6 +807,36 @@ def _place(notebook: Notebook, line: int, column: int, end_line: int, end_column
     else:
         end_in = line_in, column_in
     return cell.number, line_in, column_in, end_in[0], end_in[1]
+
+
+def _with_unused(checker: FileChecker, source: SourceFile, data: bytes, first: PhaseOne, result: PhaseTwo,
+                 index: ProjectIndex) -> PhaseTwo:
+    """``result`` with NN002 for the suppression comments of the file that silenced nothing."""
+    from nnlint.unused import CODE, unused_suppressions
+
+    if CODE not in checker.plan.codes or (b"nnlint:" not in data.lower() and b"noqa" not in data.lower()):
+        return result
+    try:
+        text = decode_source(data).text
+    except Exception:  # not readable as Python: NN001 says so
+        return result
+    try:
+        checkers: dict[tuple[str, ...], FileChecker] = {}
+
+        def checker_for(codes: tuple[str, ...]) -> FileChecker:
+            if codes not in checkers:
+                checkers[codes] = FileChecker(dataclasses.replace(checker.plan, codes=codes), checker.catalogue)
+            return checkers[codes]
+
+        found = unused_suppressions(checker_for, checker.plan, checker.catalogue, source, text, first.summary, index)
+    except Exception as error:  # a bug here must not cost the file's other findings
+        from nnlint.checker import _internal_error
+
+        return dataclasses.replace(result, errors=result.errors + (_internal_error(f"running {CODE}", source.display,
+                                                                                   error),))
+    if not found:
+        return result
+    return dataclasses.replace(result, findings=tuple(sorted((*result.findings, *found), key=lambda f: f.sort_key)))
 
 
 def _module_files(modules: dict[str, list[SourceFile]], target: str) -> list[SourceFile]:

@@ -115,3 +115,66 @@ def _comments(source: str) -> Iterable[tuple[int, str, bool]]:
             number, column = token.start
             prefix = lines[number - 1][:column] if number - 1 < len(lines) else ""
             yield number, token.string, not prefix.strip()
+
+
+@dataclass(frozen=True)
+class Directive:
+    """One suppression comment as written, for reporting it unused (NN002). Columns are 0-based."""
+
+    line: int
+    kind: str  # "ignore" | "ignore-file" | "noqa"
+    #: the codes as written, each with its (start, end) columns
+    codes: tuple[tuple[str, int, int], ...]
+    #: the directive's own span (``# nnlint: ignore[...]``, ``# noqa: ...``) and the comment's
+    start: int
+    end: int
+    comment_start: int
+    comment_end: int
+    comment_only: bool
+
+
+def parse_directives(source: str) -> list[Directive]:
+    """Every ``# nnlint: ignore[...]``, ``ignore-file[...]`` and ``# noqa: ...`` with codes, in order."""
+    found: list[Directive] = []
+    lines = source.splitlines()
+    for line, text, only in _comments(source):
+        column = (lines[line - 1].find(text) if line - 1 < len(lines) else -1)
+        if column < 0:
+            continue
+        spans: list[tuple[str, int, int, int, int, int]] = []
+        for match in _DIRECTIVE.finditer(text):
+            spans.append((match.group(1).lower(), match.start(), match.end(), match.start(2), match.end(2), 2))
+        for match in _NOQA.finditer(text):
+            if match.group(1):
+                spans.append(("noqa", match.start(), match.end(), match.start(1), match.end(1), 1))
+        for kind, start, end, inner, inner_end, _ in sorted(spans, key=lambda s: s[1]):
+            codes = tuple((m.group().upper(), column + inner + m.start(), column + inner + m.end())
+                          for m in re.finditer(r"[^,\s]+", text[inner:inner_end]))
+            found.append(Directive(line, kind, codes, column + start, column + end, column, column + len(text), only))
+    return found
+
+
+def silenced_by(suppressions: Suppressions, directives: Sequence[Directive],
+                findings: Iterable[Finding]) -> set[tuple[int, str]]:
+    """(index in ``directives``, code as written) of every code that silences one of ``findings``,
+    by the rules of :meth:`Suppressions.silences`."""
+    used: set[tuple[int, str]] = set()
+    by_line: dict[int, list[int]] = {}
+    files: list[int] = []
+    for index, directive in enumerate(directives):
+        (files if directive.kind == "ignore-file" else by_line.setdefault(directive.line, [])).append(index)
+
+    def mark(indices: Iterable[int], code: str, kinds: tuple[str, ...]) -> None:
+        for index in indices:
+            if directives[index].kind in kinds:
+                used.update((index, c) for c, _, _ in directives[index].codes if code.startswith(c))
+
+    for finding in findings:
+        mark(files, finding.code, ("ignore-file",))
+        for line in range(finding.line, max(finding.end_line, finding.line) + 1):
+            mark(by_line.get(line, ()), finding.code, ("ignore", "noqa"))
+        line = finding.line - 1
+        while line in suppressions.comment_only_lines:
+            mark(by_line.get(line, ()), finding.code, ("ignore",))
+            line -= 1
+    return used
