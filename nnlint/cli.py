@@ -85,6 +85,9 @@ def _check_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--write-baseline", metavar="FILE", help="record today's findings in FILE and exit 0")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     parser.add_argument("--cache-dir", metavar="DIR", help="result cache directory (default: 'cache-dir' from the configuration, else .nnlint_cache)")
+    parser.add_argument("--respect-gitignore", action=argparse.BooleanOptionalAction, default=None,
+                        help="skip what .gitignore files ignore when walking folders (default: 'respect-gitignore' "
+                             "from the configuration, else on)")
     parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: CPU count)")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     parser.add_argument("--statistics", action="store_true", help="print the number of findings per code instead of the findings")
@@ -292,6 +295,7 @@ def _check(args: argparse.Namespace) -> int:
         if stdin_name is not None else _discover_settings(paths, args.config, catalogue)
     if args.cache_dir is not None:
         settings = settings.with_overrides(cache_dir=_cache_dir_flag(args.cache_dir))
+    settings = settings.with_overrides(respect_gitignore=args.respect_gitignore)
     stdin = _read_stdin() if stdin_name is not None else None
     baseline = _load_baseline(args)
     result = _lint(args, [stdin_name] if stdin_name is not None else paths, settings, catalogue, stdin)

@@ -1,8 +1,8 @@
 """Settings: ``[tool.nnlint]`` in ``pyproject.toml``, overridden by command-line flags.
 
 Keys (ruff's spelling): ``select``, ``ignore``, ``extend-select``, ``exclude``,
-``extend-exclude``, ``per-file-ignores``, ``output-format``, ``cache-dir``, and one
-table per rule for its options, named by code or rule name::
+``extend-exclude``, ``per-file-ignores``, ``output-format``, ``cache-dir``,
+``respect-gitignore``, and one table per rule for its options, named by code or rule name::
 
     [tool.nnlint]
     select = ["NN", "NN902"]
@@ -41,6 +41,7 @@ TOP_LEVEL_KEYS = (
     "per-file-ignores",
     "output-format",
     "cache-dir",
+    "respect-gitignore",
     "monitor",
 )
 DEFAULT_EXCLUDES = (
@@ -78,6 +79,8 @@ class Settings:
     per_file_ignores: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     output_format: Optional[str] = None
     cache_dir: Optional[str] = None
+    #: skip what ``.gitignore`` files (and ``.git/info/exclude``) ignore when walking folders
+    respect_gitignore: bool = True
     #: rule code -> option name -> value (only what the user set; defaults come from the rule)
     rule_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     monitor: Mapping[str, Any] = field(default_factory=dict)
@@ -289,6 +292,10 @@ def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings
             if not isinstance(value, str):
                 raise ConfigError(f"{config_path}: [tool.nnlint] cache-dir must be a string")
             settings[attr] = _project_cache_dir(value, config_path)
+        elif key == "respect-gitignore":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{config_path}: [tool.nnlint] respect-gitignore must be true or false")
+            settings[attr] = value
         elif key == "monitor":
             if not isinstance(value, dict):
                 raise ConfigError(f"{config_path}: [tool.nnlint.monitor] must be a table")

@@ -14,6 +14,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
+from nnlint import gitignore
 from nnlint.config import ConfigError, Settings, is_excluded
 from nnlint.notebook import MAX_NOTEBOOK_BYTES, Notebook, NotebookError, is_notebook, load_notebook
 
@@ -204,9 +205,11 @@ class _Walk:
         self.files.append(SourceFile(display=display_path(path), absolute=absolute))
 
     def directory(self, root: str) -> None:
-        stack = [root]
+        # each folder with the .gitignore rules that apply to its entries
+        stack: list[tuple[str, Optional[gitignore.Rules]]] = [
+            (root, gitignore.rules_above(root) if self.settings.respect_gitignore else None)]
         while stack:
-            directory = stack.pop()
+            directory, ignored = stack.pop()
             try:
                 info = os.stat(directory)
             except OSError as error:
@@ -222,14 +225,17 @@ class _Walk:
             except OSError as error:
                 self.errors.append(f"{display_path(directory)}: cannot read directory: {_reason(error)}")
                 continue
-            subdirs: list[str] = []
+            subdirs: list[tuple[str, Optional[gitignore.Rules]]] = []
             for entry in entries:
                 path = os.path.join(directory, entry.name)
                 if is_excluded(Path(path), self.settings):
                     continue
                 kind = self._kind(entry, path)
+                if kind is not None and ignored is not None \
+                        and ignored.ignores(os.path.abspath(path), is_directory=kind == "dir"):
+                    continue
                 if kind == "dir":
-                    subdirs.append(path)
+                    subdirs.append((path, ignored.extended(path) if ignored is not None else None))
                 elif kind == "file":
                     self.add(path)
             stack.extend(reversed(subdirs))
