@@ -8,7 +8,8 @@ alike, and prints the median over rounds of the monitored/plain block-time ratio
 block is 50 steps, a whole period of the default check (25) and sample (10) intervals,
 so each block pays its share of read-backs and update-norm samples.
 
-Models: an MLP on the CPU (always); on a CUDA GPU a GPT-2-small style decoder (124M,
+Models: a small (8 x 128, batch 64) and a medium (3 x 1024, batch 256) MLP on the CPU
+(always); on a CUDA GPU a GPT-2-small style decoder (124M,
 bf16 autocast, batch 8 x 1024) and ResNet-50 (bf16 autocast, batch 64, 224 x 224), both
 defined here (no torchvision, no downloaded weights). Without CUDA the GPU models are
 skipped with a message.
@@ -98,6 +99,13 @@ def resnet50(classes: int = 1000) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+def small_mlp() -> nn.Module:
+    layers: list[nn.Module] = [nn.Linear(32, 128), nn.ReLU()]
+    for _ in range(7):
+        layers += [nn.Linear(128, 128), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(128, 10))
+
+
 def cpu_mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
                          nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
@@ -178,7 +186,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} CPU thread(s), check_every="
           f"{args.check_every or 'default'}, activation_every={args.activation_every}; statistics collected every step; load average {load} "
           f"on {os.cpu_count()} CPUs (a loaded machine makes the ratio noisy: run it several times)")
-    measure("CPU MLP 784-1024x3-10, batch 256", cpu_mlp,
+    measure("CPU small MLP 32-128x8-10, batch 64", small_mlp,
+            lambda: (torch.randn(64, 32), torch.randint(0, 10, (64,))), "cpu", None,
+            block=50, rounds=args.rounds, check_every=args.check_every,
+            activation_every=args.activation_every)
+    measure("CPU medium MLP 784-1024x3-10, batch 256", cpu_mlp,
             lambda: (torch.randn(256, 784), torch.randint(0, 10, (256,))), "cpu", None,
             block=50, rounds=args.rounds, check_every=args.check_every,
             activation_every=args.activation_every)

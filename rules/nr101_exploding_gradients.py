@@ -116,6 +116,7 @@ class ExplodingGradients(Detector):
     severity = "error"
     default = True
     fixable = True
+    remedies = ("reinit-layers", "clip-grad-norm")
     options = {
         "spike_factor": 10.0,
         "history": 50,
@@ -126,6 +127,11 @@ class ExplodingGradients(Detector):
         "warmup_steps": 5,
         "early_steps": 50,
     }
+
+    def collector_settings(self, fixing: bool) -> dict[str, Any]:
+        # clipping runs on the device, every step, in the optimizer's pre-step hook
+        return {"fix_clip": fixing, "clip_factor": float(self.opt["clip_factor"]),
+                "clip_warmup": int(self.opt["warmup_steps"])}
 
     def initial_state(self) -> dict[str, Any]:
         return {"norms": [], "spikes": 0, "ratio_steps": 0, "active": False, "reinit_done": False,
@@ -138,6 +144,20 @@ class ExplodingGradients(Detector):
         state = self.state
         for stats in window.steps:
             total = stats.total_grad_norm
+            if stats.clipped and not state.get("explained"):
+                # Fix mode clipped a spike too short to be an explosion: say so once, so
+                # that every clip in mon.fixes has a finding behind it.
+                state["explained"] = True
+                ctx.report(
+                    f"gradient spike at step {stats.step}: total norm {total:.3g} is over {self.opt['clip_factor']:g}x "
+                    f"the run's running level, and fix mode clipped it (every clipped step is in mon.fixes). "
+                    f"Likely cause: an outlier batch (a wrong label or scale) or a learning rate near its limit. "
+                    f"Fix: inspect the batches at the clipped steps; keep torch.nn.utils.clip_grad_norm_ in the "
+                    f"loop if they are legitimate.",
+                    module=max(stats.grad_norm, key=lambda k: stats.grad_norm[k]) if stats.grad_norm else None,
+                    step=stats.step,
+                    severity="warning",
+                )
             if total is None or not math.isfinite(total):
                 continue  # NR301 reports non-finite gradients
             history = state["norms"]
@@ -181,16 +201,26 @@ class ExplodingGradients(Detector):
             if state["active"]:
                 continue
             state["active"] = True
+            state["explained"] = True
             if state["ratio_steps"] >= patience:
                 module = first
-                message = (f"gradient norm of the first layer {first!r} is {ratio:.3g}x that of the last "
-                           f"layer {last!r}: the gradient grows as it flows back (exploding gradients)")
+                message = (f"exploding gradients at step {stats.step}: the gradient norm of the first layer "
+                           f"{first!r} is {ratio:.3g}x that of the last layer {last!r}, it grows as it flows "
+                           f"back. Likely cause: weights too large for the depth (N(0, 1) init) or no "
+                           f"normalisation. Fix: He/Xavier initialisation, normalisation layers (BatchNorm/"
+                           f"LayerNorm), residual connections; clip_grad_norm_ meanwhile.")
             else:
                 module = max(stats.grad_norm, key=lambda k: stats.grad_norm[k])
                 steps = state["growth"] if growing else state["spikes"]
                 how = "doubling every step" if growing else "above it"
-                message = (f"gradient norm {total:.3g} is {total / level:.3g}x its earlier level "
-                           f"{level:.3g} after {steps} step(s) {how} (largest in {module!r})")
+                early = stats.step < self.opt["early_steps"]
+                cause = ("a bad initialisation (weights too large) or a learning rate too high" if early
+                         else "a learning rate too high, or outlier batches")
+                message = (f"exploding gradients at step {stats.step}: total norm {total:.3g} is "
+                           f"{total / level:.3g}x its earlier level {level:.3g} after {steps} step(s) {how} "
+                           f"(largest in {module!r}). Likely cause: {cause}. Fix: lower the learning rate "
+                           f"(or add warm-up), use He/Xavier initialisation, and clip with "
+                           f"torch.nn.utils.clip_grad_norm_.")
             ctx.report(message, module=module, step=stats.step, grad_norm=total)
             if stats.step < self.opt["early_steps"] and not state["reinit_done"]:
                 names = off_init_layers(window)

@@ -120,8 +120,11 @@ class VanishingGradients(Detector):
                 continue
             state["active"] = True
             ctx.report(
-                f"gradient of the first layer {first!r} is {ratio:.2g}x that of the last layer {last!r} "
-                f"and {relative:.2g}x its own weight norm: early layers barely learn (vanishing gradients)",
+                f"vanishing gradients at step {stats.step}: the gradient of the first layer {first!r} is "
+                f"{ratio:.2g}x that of the last layer {last!r} and {relative:.2g}x its own weight norm, so "
+                f"early layers barely learn. Likely cause: saturating activations (sigmoid/tanh) stacked deep, "
+                f"or an initialisation that shrinks the signal. Fix: ReLU-family activations with He init, "
+                f"normalisation layers, residual connections.",
                 module=first,
                 step=stats.step,
                 ratio=ratio,

@@ -126,12 +126,14 @@ class UpdateRatioOutOfBand(Detector):
                 continue
             reported[layer] = verdict
             if verdict == "high":
-                message = (f"each step changes {layer!r} by {level:.2g} of its weight norm "
-                           f"(sane: ~1e-3, limit {self.opt['max_ratio']:g}): learning rate too high")
+                message = (f"updates too large at step {step}: each step changes {layer!r} by {level:.2g} of its "
+                           f"weight norm (sane: ~1e-3, limit {self.opt['max_ratio']:g}). Likely cause: the "
+                           f"learning rate is too high. Fix: lower it about {level / 1e-3:.2g}x, or add warm-up.")
             else:
-                message = (f"each step changes {layer!r} by only {level:.2g} of its weight norm "
-                           f"(every layer is below {self.opt['min_ratio']:g}) while the loss is still "
-                           f"high: learning rate too low")
+                message = (f"updates too small at step {step}: each step changes {layer!r} by only {level:.2g} "
+                           f"of its weight norm (every layer is below {self.opt['min_ratio']:g}) while the loss "
+                           f"is still high. Likely cause: the learning rate is too low. Fix: raise it about "
+                           f"{1e-3 / max(level, 1e-12):.2g}x.")
             ctx.report(message, module=layer, step=step, ratio=level)
 
     def _observe_loss(self, loss: Any) -> None:

@@ -1,9 +1,13 @@
 '''
 ## What it does
 Reports ReLU units that were never active (output > 0) on any sample of any batch
-across a whole window of training steps. A unit of a convolutional layer is a channel.
+across a whole window of training steps, and at once a layer whose units are all
+silent. A unit of a convolutional layer is a channel.
 One ReLU module called at several places (torchvision's ResNet reuses `self.relu`) is
-several sites, each judged on its own.
+several sites, each judged on its own. `nn.GELU`/`nn.SiLU` units (never positive: almost
+no gradient) count too, and so do functional activations (`F.relu`, `torch.relu`,
+`x.relu()`, `F.gelu`, `F.silu`) whose output a module takes as its input: that site is
+named after the module it feeds (`relu->fc2`). LeakyReLU, PReLU and ELU cannot die.
 
 ## Why is this bad?
 A ReLU whose input is negative for every sample outputs zero and passes back a zero
@@ -61,6 +65,11 @@ with nnlint.monitor(model, optimizer, check_every=10, options={"NR201": {"window
 - `min_units` (default 4): sites with fewer units are not judged.
 - `swap_to_leaky` (default false): in fix mode, replace the `nn.ReLU` module with
   `nn.LeakyReLU(0.01)` instead of re-initialising the dead units.
+- `full_dead_steps` (default 10): a site whose units are *all* silent is reported at the
+  first check after this many steps, without waiting for its window to close: a fully
+  dead layer passes no gradient to anything below it. With the default `check_every`
+  the monitor's first check comes after 10 steps, so such a layer is reported (and, in fix
+  mode, re-initialised) by step ~10.
 
 ## Fix safety
 In fix mode the rows (output channels) of the layer feeding the ReLU that belong to the
@@ -87,7 +96,12 @@ class DeadRelu(Detector):
     severity = "warning"
     default = True
     fixable = True
-    options = {"window": 100, "max_dead_fraction": 0.5, "min_units": 4, "swap_to_leaky": False}
+    remedies = ("reinit-units", "swap-leaky-relu")
+    options = {"window": 100, "max_dead_fraction": 0.5, "min_units": 4, "swap_to_leaky": False,
+               "full_dead_steps": 10}
+
+    def collector_settings(self, fixing: bool) -> dict[str, Any]:
+        return {"relu_window": int(self.opt["window"])}
 
     def initial_state(self) -> dict[str, Any]:
         return {"reported": [], "poisoned": False}
@@ -99,8 +113,10 @@ class DeadRelu(Detector):
             self.state["poisoned"] = True
         if not window.dead_units:
             return
-        poisoned, self.state["poisoned"] = self.state["poisoned"], False
-        if poisoned:
+        closed = any(d.closed for d in window.dead_units)
+        if self.state["poisoned"]:
+            if closed:
+                self.state["poisoned"] = False
             return
         step = window.steps[-1].step if window.steps else 0
         sites = {site.name: site for site in window.sites}
@@ -108,7 +124,14 @@ class DeadRelu(Detector):
             if dead.total < self.opt["min_units"]:
                 continue
             fraction = dead.dead / dead.total
-            if fraction <= self.opt["max_dead_fraction"]:
+            if dead.steps < int(self.opt["full_dead_steps"]):
+                continue  # too few looks at this site to call any unit dead
+            if not dead.closed:
+                # A window still open: only a layer with every unit silent for
+                # full_dead_steps is judged now: it blocks every gradient below it.
+                if dead.dead < dead.total:
+                    continue
+            elif fraction <= self.opt["max_dead_fraction"]:
                 if dead.site in self.state["reported"]:
                     self.state["reported"].remove(dead.site)
                 continue
@@ -117,9 +140,24 @@ class DeadRelu(Detector):
             self.state["reported"].append(dead.site)
             site = sites.get(dead.site)
             module = site.module if site is not None else dead.site
+            kind = site.kind if site is not None else "relu"
+            feeder = getattr(site, "feeder", None) if site is not None else None
+            source = f"the layer feeding it ({feeder!r})" if feeder else "the layer feeding it"
+            if "->" in dead.site:  # a functional activation, named after the module it feeds
+                label = f"the functional {kind} feeding {dead.site.partition('->')[2]!r}"
+            else:
+                label = f"{kind} {dead.site!r}"
+            if dead.dead == dead.total:
+                what = (f"every unit ({dead.total}) of {label} was silent in all {dead.steps} steps looked at "
+                        f"so far: the layer is dead and no gradient reaches the layers below it")
+            else:
+                what = (f"{dead.dead} of {dead.total} units ({fraction:.0%}) of {label} were never "
+                        f"active in the {dead.steps} steps looked at in the last window (dead units)")
             ctx.report(
-                f"{dead.dead} of {dead.total} units ({fraction:.0%}) of ReLU {dead.site!r} were never "
-                f"active in the last {dead.steps} steps (dead ReLUs)",
+                f"{what}, found at step {step}. Likely cause: a strongly negative bias or pre-activation in "
+                f"{source}, or a learning rate so high that an update pushed the units negative for every "
+                f"input. Fix: He initialisation with zero biases, a lower learning rate, or LeakyReLU/ELU "
+                f"(their units cannot die); fix mode re-initialises the dead units.",
                 module=module,
                 step=step,
                 dead=dead.dead,
@@ -128,5 +166,4 @@ class DeadRelu(Detector):
             if self.opt["swap_to_leaky"]:
                 ctx.remedy("swap-leaky-relu", module=module, step=step)
             else:
-                feeder = getattr(site, "feeder", None) if site is not None else None
                 ctx.remedy("reinit-units", module=module, step=step, layer=feeder, units=dead.indices)

@@ -1,9 +1,10 @@
 '''
 ## What it does
-Reports a hidden `nn.Sigmoid` or `nn.Tanh` whose outputs sit at the flat ends of the
-curve (sigmoid within 0.01 of 0 or 1, tanh within 0.01 of -1 or 1) for most samples,
-persistently. The model's last activation (its output) is not judged: a confident
-classifier saturates it on purpose.
+Reports a hidden sigmoid or tanh whose outputs sit at the flat ends of the curve
+(sigmoid within 0.01 of 0 or 1, tanh within 0.01 of -1 or 1) for most samples,
+persistently. Modules (`nn.Sigmoid`, `nn.Tanh`) and functional calls (`torch.sigmoid`,
+`torch.tanh`) whose output a module takes as its input are judged. The model's last
+activation (its output) is not judged: a confident classifier saturates it on purpose.
 
 ## Why is this bad?
 At the saturated ends the derivative is nearly zero (sigmoid's is O(1-O)), so almost no
@@ -62,6 +63,10 @@ with nnlint.monitor(model, optimizer, check_every=10) as mon:
   outputs over the last `patience` steps exceeds this.
 - `patience` (default 10): steps the mean runs over.
 
+Not fixed in fix mode: on the fault suite's saturated networks a Xavier re-initialisation
+at the first report trained slower than leaving the weights alone (final loss 0.38 vs
+0.21 after 1000 steps), so the finding names the change and leaves it to you.
+
 ## Source
 `000_15ef46e869a43bad.txt` (the logistic function saturates at 0 or 1 where its
 derivative is ~0, so no gradient flows back), `002_1779c8f13c5dbb22.txt` (sigmoid with
@@ -110,9 +115,15 @@ class SaturatedActivation(Detector):
                 if name in self.state["reported"]:
                     continue
                 self.state["reported"].append(name)
+                label = (f"the functional {site.kind} feeding {name.partition('->')[2]!r}" if "->" in name
+                         else f"{site.kind} {name!r}")
                 ctx.report(
-                    f"{mean:.0%} of the outputs of {site.kind} {name!r} are saturated (their gradient "
-                    f"is ~0) over the last {patience} steps",
+                    f"saturated {label} at step {stats.step}: {mean:.0%} of its outputs sit at the "
+                    f"flat ends of the curve over the last {patience} steps, so their gradient is ~0 and the "
+                    f"layers below stop learning. Likely cause: pre-activations too large, typically N(0, 1) "
+                    f"weights in a wide layer. Fix: Xavier initialisation (nn.init.xavier_normal_) of the "
+                    f"layer feeding it, a normalisation layer (LayerNorm/BatchNorm) before it, or ReLU with "
+                    f"He initialisation instead.",
                     module=site.module,
                     step=stats.step,
                     fraction=mean,

@@ -112,7 +112,12 @@ class ActivationScaleDrift(Detector):
     severity = "warning"
     default = True
     fixable = True
+    remedies = ("reinit-layers",)
     options = {"steps": 5, "max_layer_factor": 2.0, "max_total_factor": 100.0, "min_layers": 4}
+
+    def collector_settings(self, fixing: bool) -> dict[str, Any]:
+        # module outputs on every one of the first steps, whatever the sampling
+        return {"activation_warmup": int(self.opt["steps"]) + 3}
 
     def initial_state(self) -> dict[str, Any]:
         return {"rms": {}, "done": False}
@@ -158,8 +163,9 @@ class ActivationScaleDrift(Detector):
         direction = "grows" if grows else "shrinks"
         ctx.report(
             f"activation scale {direction} ~{per_layer:.3g}x per layer over {len(scales)} weight layers "
-            f"(rms {scales[0]:.3g} at {sites[0].module!r} -> {scales[-1]:.3g}): the initialisation does "
-            f"not preserve variance",
+            f"at step {step} (rms {scales[0]:.3g} at {sites[0].module!r} -> {scales[-1]:.3g}): the "
+            f"initialisation does not preserve variance. Fix: He init (kaiming_normal_) for ReLU-family "
+            f"layers, Xavier for tanh/sigmoid, or add normalisation layers.",
             module=sites[0].module,
             step=step,
             per_layer=per_layer,

@@ -4,6 +4,10 @@ Reports a NaN or an infinity in the loss, a module's output, a gradient or a wei
 It names where it came from: the first module, in forward order, whose output is
 non-finite while its input was finite (or the code between two modules in a parent's
 `forward` when a module's *input* was already non-finite), with the step it happened at.
+It tells the three passes apart: the forward pass (which module's output), the loss
+(every module output finite, the loss not: the loss function made it) and the backward
+pass (outputs and loss finite, a gradient not: which layer's, and which parameter, the
+backward reached first).
 Every non-finite event is also counted per tensor kind (loss, activation, gradient,
 weight, input) and module in `mon.nonfinite_events`. An infinity that the rest of the
 step turns finite again (a `-inf` mask before a softmax: the last output, the loss, the
@@ -82,6 +86,10 @@ with nnlint.monitor(model, optimizer, check_every=5) as mon:
   and whose optimizer step did not run (a GradScaler skipping) before reporting.
   GradScaler halves its scale at each skip, so 20 skips take the default 65536 below
   0.1: calibration takes a handful.
+- `skip_budget` (default 10): in fix mode, non-finite steps in a row before the run is
+  stopped with `nnlint.TrainingError` (its finding says where the NaN starts); 0 never
+  stops. Skipping rescues a run whose NaN is rare; one that is non-finite at every step
+  cannot train, and skipping would only hide it.
 
 ## Fix safety
 In fix mode a step whose gradients are not all finite is skipped on the device, without
@@ -89,8 +97,14 @@ a host sync: the non-finite gradients are zeroed before the optimizer runs (so i
 momentum/Adam state stays finite) and the weights are restored from a snapshot taken
 before the step, selected by an on-device flag (the pattern of `GradScaler`'s
 `found_inf`). Adam's moments still decay by one step. The snapshot costs one copy of the
-parameters per step, and only in fix mode. With a `GradScaler`, the scaler already skips
-`step()` on overflowing gradients; those iterations are counted in
+parameters per step, and only in fix mode. A step whose update makes a weight non-finite
+is undone the same way; a sparse gradient (`nn.Embedding(sparse=True)` with `SparseAdam`)
+is zeroed through its values; with a closure optimizer (`LBFGS`) every evaluation of the
+closure is checked, a non-finite one is zeroed before the optimizer sees it and the step
+is undone, so no NaN reaches the weights or the optimizer's state. When the loss is
+observed before `optimizer.step()`, a step with a non-finite loss is skipped too. After
+`skip_budget` non-finite steps in a row the run is stopped with `nnlint.TrainingError`.
+With a `GradScaler`, the scaler already skips `step()` on overflowing gradients; those iterations are counted in
 `mon.nonfinite_events` (kind `gradient`, note `optimizer step skipped`) but its first
 calibration skips are normal and are not reported: only `max_skipped_steps` skips in a
 row are (the gradients overflow whatever the scale). Skipping does not cure a NaN made in every forward pass (the
@@ -134,10 +148,16 @@ class NonFiniteValue(Detector):
     severity = "error"
     default = True
     fixable = True
-    options = {"max_skipped_steps": 20}
+    remedies = ("stop-training", "skip-step")
+    options = {"max_skipped_steps": 20, "skip_budget": 10}
+
+    def collector_settings(self, fixing: bool) -> dict[str, Any]:
+        # skipping runs on the device, every step, around the optimizer's step
+        return {"fix_skip": fixing}
 
     def initial_state(self) -> dict[str, Any]:
-        return {"events": [], "in_episode": False, "skip_run": 0, "skip_reported": False}
+        return {"events": [], "in_episode": False, "skip_run": 0, "skip_reported": False, "skipped_run": 0,
+                "stopped": False}
 
     def _event(self, kind: str, module: Optional[str], step: int, note: str = "") -> None:
         for event in self.state["events"]:
@@ -192,7 +212,7 @@ class NonFiniteValue(Detector):
                     return ("activation", site.module,
                             f"the output of {label} is {_what(rms)} while its input was finite")
                 if previous is None:
-                    return ("input", None, f"the input batch reaching {label} is already non-finite")
+                    return ("input", site.module, f"the input batch reaching {label} is already non-finite")
                 parent = _common_parent(previous.module, site.module)
                 owner = repr(parent) if parent else "the model"
                 return ("activation", parent,
@@ -215,6 +235,7 @@ class NonFiniteValue(Detector):
 
     def check(self, window: Window, ctx: DetectorContext) -> None:
         sites = sorted(window.sites, key=lambda s: s.order)
+        forward_order = {layer.name: layer.order for layer in window.layers}
         for stats in window.steps:
             self._skipped_overflow(stats, ctx)
             kinds: list[str] = []
@@ -226,11 +247,15 @@ class NonFiniteValue(Detector):
                 origin = None
             if origin is not None:
                 self._event(origin[0], origin[1], stats.step)
-                kinds.append("activations")
-            if stats.loss is not None and not math.isfinite(stats.loss):
+                kinds.append("module outputs")
+            loss_bad = stats.loss is not None and not math.isfinite(stats.loss)
+            if loss_bad:
                 self._event("loss", None, stats.step)
                 kinds.append("loss")
-            bad_grads = [name for name, value in stats.grad_norm.items() if not math.isfinite(value)]
+            # The backward reaches the layers nearest the output first: the first non-finite
+            # gradient it made is the one latest in forward order.
+            bad_grads = sorted((name for name, value in stats.grad_norm.items() if not math.isfinite(value)),
+                               key=lambda name: -forward_order.get(name, -1))
             for name in bad_grads:
                 self._event("gradient", name, stats.step)
             if bad_grads:
@@ -243,6 +268,7 @@ class NonFiniteValue(Detector):
                 self._event("weight", name, stats.step)
             if bad_weights:
                 kinds.append(f"weights of {len(bad_weights)} layer(s)")
+            self._count_skips(stats, bool(kinds), ctx)
             if not kinds:
                 self.state["in_episode"] = False
                 continue
@@ -252,30 +278,103 @@ class NonFiniteValue(Detector):
                     # The episode began on an unchecked step: name the module at the first
                     # checked one.
                     self.state["episode_named"] = True
-                    ctx.report(f"non-finite value: {origin[2]} (non-finite since step "
-                               f"{self.state.get('episode_start')})", module=origin[1], step=stats.step)
+                    where = self._forward_message(origin, stats.step)
+                    self.state["episode_where"] = where
+                    ctx.report(f"{where} (non-finite since step {self.state.get('episode_start')})",
+                               module=origin[1], step=stats.step)
                 continue
             self.state["in_episode"] = True
             self.state["episode_start"] = stats.step
             self.state["episode_named"] = origin is not None or not unchecked
-            if origin is not None:
-                kind, module, description = origin
-                message = f"non-finite value: {description}"
-            elif bad_grads:
-                module = bad_grads[0]
-                why = "module outputs not checked on this step" if unchecked else "activations and loss were finite"
-                message = f"non-finite gradient in {module!r} ({why})"
-            elif bad_weights:
-                module = bad_weights[0]
-                message = f"non-finite weights in {module!r}"
-            elif not stats.act_rms:
-                module = None
-                message = ("non-finite loss (module outputs were not checked on this step, "
-                           "activation_every > 1: the module that made it is named at the next checked step)")
-            else:
-                module = None
-                message = "non-finite loss (every module output was finite: the loss function made it)"
-            message += f"; non-finite: {', '.join(kinds)}"
+            module, message = self._describe(stats, origin, loss_bad, bad_grads, bad_weights, unchecked)
+            self.state["episode_where"] = message
+            message += f" Non-finite this step: {', '.join(kinds)}."
             if stats.skipped:
-                message += "; the update was skipped"
+                message += " Fix mode skipped the update (weights and optimizer state kept)."
             ctx.report(message, module=module, step=stats.step)
+
+    def _count_skips(self, stats: StepStats, bad: bool, ctx: DetectorContext) -> None:
+        """Fix mode skips a step with non-finite gradients; when every step is non-finite,
+        skipping only hides a run that cannot train: after ``skip_budget`` steps in a row,
+        stop it."""
+        if not stats.stepped or not ctx.fix_enabled:
+            return
+        if not bad:
+            self.state["skipped_run"], self.state["skipped_in_run"] = 0, 0
+            return
+        self.state["skipped_run"] = self.state.get("skipped_run", 0) + 1
+        self.state["skipped_in_run"] = self.state.get("skipped_in_run", 0) + int(stats.skipped)
+        budget = int(self.opt["skip_budget"])
+        if budget <= 0 or self.state["skipped_run"] < budget or self.state.get("stopped"):
+            return
+        self.state["stopped"] = True
+        where = self.state.get("episode_where") or "non-finite values"
+        run, skipped = self.state["skipped_run"], self.state["skipped_in_run"]
+        ctx.report(
+            f"stopping the run at step {stats.step}: {run} steps in a row were non-finite ({skipped} of them "
+            f"skipped by fix mode; skip_budget {budget}), so training cannot make progress. Where the NaN "
+            f"starts: {where}",
+            module=None,
+            step=stats.step,
+        )
+        if not ctx.remedy("stop-training", module=None, step=stats.step):
+            self.state["stopped"] = False
+
+    @staticmethod
+    def _forward_message(origin: tuple[str, Optional[str], str], step: int) -> str:
+        kind, module, description = origin
+        if kind == "input":
+            return (f"NaN/Inf in the data at step {step}: {description}. Likely cause: the data pipeline "
+                    f"(a missing value, a division by a zero standard deviation when normalising). Fix: check "
+                    f"the batch with torch.isfinite(x).all() where it is made, and clean or drop bad samples.")
+        return (f"NaN/Inf made in the forward pass at step {step}: {description}. Likely cause: an operation "
+                f"outside its domain there (log/sqrt of a value <= 0, a division by zero, exp of a large "
+                f"value, an fp16 overflow), or weights that diverged first. Fix: keep the argument in range "
+                f"(softplus/clamp_min(eps) before log or sqrt, an eps in denominators, log_softmax instead of "
+                f"log(softmax)), or lower the learning rate if weights grew.")
+
+    def _describe(
+        self,
+        stats: StepStats,
+        origin: Optional[tuple[str, Optional[str], str]],
+        loss_bad: bool,
+        bad_grads: list[str],
+        bad_weights: list[str],
+        unchecked: bool,
+    ) -> tuple[Optional[str], str]:
+        """(module, message) naming the pass that made the first non-finite value."""
+        step = stats.step
+        if origin is not None:
+            return origin[1], self._forward_message(origin, step)
+        params = [p for p in stats.nonfinite_grads if p.rpartition(".")[0] in bad_grads[:1]] or \
+            stats.nonfinite_grads[:1]
+        param = f" (parameter {params[0]!r})" if params else ""
+        if unchecked:
+            if loss_bad or bad_grads:
+                return None, (f"non-finite {'loss' if loss_bad else 'gradient'} at step {step}; module outputs "
+                              f"were not checked on this step (activation_every > 1): the module that made it "
+                              f"is named at the next checked step.")
+        if loss_bad:
+            return None, (f"NaN/Inf in the loss at step {step}: the model output was finite, the loss function "
+                          f"made the NaN. Likely cause: a hand-written loss taking log of a prediction <= 0 "
+                          f"(or >= 1 in log(1 - p)), a division by zero or sqrt of a negative. Fix: compute it "
+                          f"from logits with a stable built-in (F.binary_cross_entropy_with_logits, "
+                          f"F.cross_entropy, log_softmax), or clamp the argument (p.clamp(eps, 1 - eps)).")
+        if bad_grads:
+            loss_known = stats.loss is not None
+            if loss_known:
+                return bad_grads[0], (
+                    f"NaN/Inf made in the backward pass at step {step}: the module outputs and the loss were "
+                    f"finite, the gradient of {bad_grads[0]!r}{param} is not (the first non-finite gradient "
+                    f"the backward reached; {len(bad_grads)} layer(s) in all). Likely cause: a derivative that "
+                    f"is infinite at a finite input (sqrt or a norm at 0, pow with a fractional exponent at 0, "
+                    f"asin/acos at +-1) or a gradient overflow (fp16 without a GradScaler). Fix: add an eps "
+                    f"(sqrt(x + 1e-8)), use torch.amp.GradScaler with fp16.")
+            return bad_grads[0], (
+                f"non-finite gradient at step {step} in {bad_grads[0]!r}{param} while every module output was "
+                f"finite: the loss or the backward made it (call mon.observe_loss(loss) to tell them apart). "
+                f"Look for log/sqrt/division in the loss and for sqrt/norm at 0.")
+        module = bad_weights[0] if bad_weights else None
+        return module, (f"non-finite weights in {module!r} at step {step} while the gradients were finite: the "
+                        f"optimizer's update made them (a learning rate far too high, or an optimizer state "
+                        f"that divides by zero, e.g. eps=0). Fix: lower the learning rate; keep eps > 0.")

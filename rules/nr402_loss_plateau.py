@@ -108,8 +108,10 @@ class LossPlateau(Detector):
                 continue
             state["quiet_until"] = stats.step + size  # one report per window of no progress
             ctx.report(
-                f"loss plateau: median {now:.4g} over the last {size} steps vs {before:.4g} before "
-                f"({improvement:+.2%}); learning rate too low, dead/saturated units or a saddle point?",
+                f"loss plateau at step {stats.step}: median {now:.4g} over the last {size} steps vs "
+                f"{before:.4g} before ({improvement:+.2%}). Likely cause: a learning rate too low, dead or "
+                f"saturated units (see NR201/NR202), or a saddle point. Fix: raise the learning rate or use a "
+                f"schedule, check the activation findings, try Adam.",
                 module=None,
                 step=stats.step,
                 loss=now,

@@ -37,7 +37,7 @@ class SiteInfo:
     kind: str  # "relu" | "sigmoid" | "tanh" | "matmul" | "other"
     call: int
     order: int  # forward order of the first step the site was seen
-    feeder: Optional[str] = None  # ReLU sites: the parametrised module that ran just before
+    feeder: Optional[str] = None  # activation sites: the parametrised module that ran just before
 
 
 @dataclass
@@ -58,6 +58,8 @@ class StepStats:
     unapplied_grad_norm: dict[str, float] = field(default_factory=dict)
     clipped: bool = False  # the monitor clipped this step's gradients (fix mode)
     skipped: bool = False  # the monitor skipped this step's update (fix mode)
+    # parameters ("fc1.weight") whose gradient was non-finite, in the optimizer's order
+    nonfinite_grads: list[str] = field(default_factory=list)
 
     @property
     def total_grad_norm(self) -> Optional[float]:
@@ -74,7 +76,8 @@ class DeadUnits:
     dead: int
     total: int
     indices: Tuple[int, ...]
-    steps: int  # length of the window in steps
+    steps: int  # steps of the window whose module outputs were looked at
+    closed: bool = True  # False: a look at a window still open (a whole layer dead early)
 
 
 @dataclass
@@ -95,7 +98,7 @@ class RemedyRequest:
     """A detector's request for the monitor to repair something (executed in fix mode)."""
 
     code: str
-    action: str  # "reinit-layers" | "reinit-units" | "swap-leaky-relu" | "halve-lr"
+    action: str  # one of the requesting detector's ``remedies``
     module: Optional[str]
     step: int
     params: Tuple[Tuple[str, Any], ...] = ()
@@ -110,11 +113,17 @@ class DetectorContext:
         report: Callable[..., None],
         request: Callable[[RemedyRequest], bool],
         fix_enabled: bool,
+        learning_rates: Optional[Callable[[], list[float]]] = None,
     ) -> None:
         self.code = code
         self._report = report
         self._request = request
         self.fix_enabled = fix_enabled
+        self._learning_rates = learning_rates
+
+    def learning_rates(self) -> list[float]:
+        """The optimizer's current learning rate per param group (empty without one)."""
+        return self._learning_rates() if self._learning_rates is not None else []
 
     def report(
         self,
@@ -149,6 +158,9 @@ class Detector:
     default: bool = True
     fixable: bool = False
     options: Mapping[str, Any] = {}
+    # The remedies this detector may request through ``ctx.remedy`` (see
+    # :mod:`nnlint.runtime.remedies`); a request for any other is refused.
+    remedies: Tuple[str, ...] = ()
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None) -> None:
         merged = dict(type(self).options)
@@ -158,6 +170,12 @@ class Detector:
         self.state: dict[str, Any] = self.initial_state()
 
     def initial_state(self) -> dict[str, Any]:
+        return {}
+
+    def collector_settings(self, fixing: bool) -> dict[str, Any]:
+        """Keyword arguments for the statistics collector (:class:`nnlint.runtime.stats.Collector`)
+        this detector needs; ``fixing``: its remedies are on. Settings of several detectors
+        merge: flags by "or", numbers by the largest."""
         return {}
 
     def check(self, window: Window, ctx: DetectorContext) -> None:  # pragma: no cover - abstract

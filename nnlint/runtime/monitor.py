@@ -15,6 +15,7 @@ late, but every finding carries the exact step it happened at.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,12 @@ from nnlint.runtime.detector import Detector, DetectorContext, RemedyRequest, Wi
 MODES = ("warn", "fix", "raise")
 DEFAULT_CHECK_EVERY = 25
 DEFAULT_SAMPLE_EVERY = 10
-SETTING_KEYS = ("mode", "check-every", "sample-every", "activation-every", "fix", "stop-on", "select", "ignore",
-                "log-level")
+# With the default check interval the first read comes early: a layer whose units are all
+# dead from the start, or a run diverging from its first steps, is caught within ~10 steps.
+FIRST_CHECK = 10
+SETTING_KEYS = ("mode", "check-every", "sample-every", "activation-every", "overhead-budget", "fix", "stop-on",
+                "select", "ignore", "log-level")
+DEFAULT_OVERHEAD_BUDGET = 0.05
 
 logger = logging.getLogger("nnlint.runtime")
 
@@ -138,6 +143,7 @@ class Monitor:
         check_every: Optional[int] = None,
         sample_every: Optional[int] = None,
         activation_every: Optional[int] = None,
+        overhead_budget: Optional[float] = None,
         select: Optional[Iterable[str]] = None,
         ignore: Optional[Iterable[str]] = None,
         options: Optional[Mapping[str, Mapping[str, Any]]] = None,
@@ -152,10 +158,18 @@ class Monitor:
         self.model = model
         self.optimizer = optimizer
         self.check_every = int(check_every or file_settings.get("check-every", DEFAULT_CHECK_EVERY))
+        # An explicit check_every is a promise about how often the host reads: keep it.
+        explicit = bool(check_every or file_settings.get("check-every"))
+        self.first_check = self.check_every if explicit else min(FIRST_CHECK, self.check_every)
         self.sample_every = int(sample_every or file_settings.get("sample-every", DEFAULT_SAMPLE_EVERY))
         self.activation_every = int(activation_every or file_settings.get("activation-every", 1))
         if self.check_every < 1 or self.sample_every < 1 or self.activation_every < 1:
             raise ValueError("check_every, sample_every and activation_every must be >= 1")
+        budget = overhead_budget if overhead_budget is not None else file_settings.get(
+            "overhead-budget", DEFAULT_OVERHEAD_BUDGET)
+        if not isinstance(budget, (int, float)) or budget < 0:
+            raise ValueError(f"overhead_budget must be a fraction >= 0 (0: never adapt), got {budget!r}")
+        self.overhead_budget = float(budget)
         selectors = _codes(select if select is not None else file_settings.get("select"))
         ignored = _codes(ignore if ignore is not None else file_settings.get("ignore")) or ()
         fix_codes = _codes(fix if fix is not None else file_settings.get("fix"))
@@ -175,6 +189,10 @@ class Monitor:
         self._findings: list[Finding] = []
         self._fixes: list[AppliedFix] = []
         self._pending_error: Optional[TrainingError] = None
+        self._stop_requests: list[Finding] = []
+        self._rolled_back = False  # a rollback was applied during the current check
+        self._snapshot: Any = None  # last good weights and optimizer state (fix mode, rollback)
+        self._snapshot_loss: Optional[float] = None  # the loss level when it was taken
         self._collector: Any = None
         self._entered = False
         self._state_to_load: Optional[dict[str, Any]] = None
@@ -198,7 +216,14 @@ class Monitor:
             values = dict(options.get(info.code, {}))
             unknown = [k for k in values if k.replace("-", "_") not in info.options]
             if unknown:
-                raise ValueError(f"unknown option(s) {unknown} for {info.code} ({info.name})")
+                import difflib
+
+                spelled = [o.replace("_", "-") for o in info.options]
+                hints = [f" (did you mean {close[0]!r}?)" if close else ""
+                         for close in (difflib.get_close_matches(k.replace("_", "-"), spelled, 1) for k in unknown)]
+                raise ValueError(f"unknown option(s) for {info.code} ({info.name}): "
+                                 + ", ".join(f"{k!r}{h}" for k, h in zip(unknown, hints))
+                                 + f"; its options are {', '.join(spelled)}")
             detectors.append(load_rule_class(info)(values))
         return detectors
 
@@ -207,10 +232,6 @@ class Monitor:
             if detector.code == code:
                 return detector
         return None
-
-    def _option(self, code: str, key: str, default: Any) -> Any:
-        detector = self.detector(code)
-        return detector.opt.get(key, default) if detector is not None else default
 
     def __enter__(self) -> "Monitor":
         self.start()
@@ -223,23 +244,43 @@ class Monitor:
         """Attach the hooks (``with`` does this)."""
         if self._entered:
             raise RuntimeError("this monitor is already attached")
-        from nnlint.runtime.stats import Collector
+        from nnlint.runtime.stats import Collector, has_own_forward
 
-        relu_window = int(self._option("NR201", "window", 100))
+        if not has_own_forward(self.model):
+            names = [name for name, _ in self.model.named_children()]
+            raise ValueError(
+                f"nnlint.monitor: {type(self.model).__name__} has no forward of its own, so a step of it never "
+                f"runs and nothing would be watched. Monitor each model that training calls, with its own "
+                f"optimizer (submodules: {', '.join(names) or 'none'}), e.g. "
+                f"`with nnlint.monitor(models['G'], opt_g) as mon_g, nnlint.monitor(models['D'], opt_d) as mon_d:`")
+
+        # The collector is built from what the selected detectors ask of it.
+        settings: dict[str, Any] = {}
+        for detector in self.detectors:
+            for key, value in detector.collector_settings(detector.code in self.fix_codes).items():
+                old = settings.get(key)
+                if isinstance(value, bool) or isinstance(old, bool):
+                    settings[key] = bool(old) or bool(value)
+                elif old is not None and isinstance(value, (int, float)):
+                    settings[key] = max(old, value)
+                else:
+                    settings[key] = value
         self._collector = Collector(
             self.model,
             self.optimizer,
             check_every=self.check_every,
             sample_every=self.sample_every,
             activation_every=self.activation_every,
-            activation_warmup=int(self._option("NR203", "steps", 5)) + 3,
-            relu_window=relu_window,
-            fix_skip="NR301" in self.fix_codes,
-            fix_clip="NR101" in self.fix_codes,
-            clip_factor=float(self._option("NR101", "clip_factor", 5.0)),
-            clip_warmup=int(self._option("NR101", "warmup_steps", 5)),
+            overhead_budget=self.overhead_budget,
+            **settings,
         )
         self._collector.after_commit = self._check_due
+        self._collector.first_check = self.first_check
+        if any("rollback" in d.remedies for d in self.detectors if d.code in self.fix_codes):
+            from nnlint.runtime.remedies import Snapshot
+
+            self._snapshot = Snapshot(self.model, self.optimizer)
+            self._snapshot.take(step=0)
         if self._state_to_load is not None:
             self._collector.load_state_dict(self._state_to_load)
             self._state_to_load = None
@@ -270,7 +311,7 @@ class Monitor:
 
     def observe_loss(self, loss: Any) -> None:
         """Record this step's loss (a tensor: no host sync). Enables NR401/NR402."""
-        if self._collector is not None and self._entered:
+        if self._entered:
             self._collector.observe_loss(loss)
 
     def check(self) -> None:
@@ -292,8 +333,7 @@ class Monitor:
     @property
     def nonfinite_events(self) -> list[dict[str, Any]]:
         """Every non-finite event seen: step, module, kind (loss/activation/gradient/weight/input)."""
-        detector = self.detector("NR301")
-        return list(detector.state.get("events", [])) if detector is not None else []
+        return [event for detector in self.detectors for event in detector.state.get("events", [])]
 
     def report(self, format: str = "table", stream: Optional[TextIO] = None) -> None:
         """Print the findings: a rich summary table, or any static-side format (json, ...)."""
@@ -367,24 +407,73 @@ class Monitor:
             sites=collector.site_infos(),
             dead_units=readback.dead_units,
         )
+        fixes_before, findings_before = len(self._fixes), len(self._findings)
+        owner = {action: d.code for d in reversed(self.detectors) if d.code in self.fix_codes for action in d.remedies}
         for stats in readback.rows:  # the device-side remedies, applied at their step
             if stats.clipped:
-                self._fixes.append(AppliedFix("NR101", "clip-grad-norm", None, stats.step,
+                self._fixes.append(AppliedFix(owner.get("clip-grad-norm", ""), "clip-grad-norm", None, stats.step,
                                               "gradient norm clipped to the run's running level"))
             if stats.skipped:
-                self._fixes.append(AppliedFix("NR301", "skip-step", None, stats.step,
-                                              "non-finite gradient: update skipped, weights kept"))
+                self._fixes.append(AppliedFix(owner.get("skip-step", ""), "skip-step", None, stats.step,
+                                              "non-finite step: update skipped, weights and optimizer state kept"))
+        self._rolled_back = False
         for detector in self.detectors:
-            ctx = DetectorContext(detector.code, self._report, self._apply, detector.code in self.fix_codes)
+            ctx = DetectorContext(detector.code, self._report, self._apply, detector.code in self.fix_codes,
+                                  self._learning_rates)
             detector.check(window, ctx)
+        self._explain_fixes(fixes_before)
+        if self._snapshot is not None and not self._rolled_back:
+            self._refresh_snapshot(readback.rows, self._findings[findings_before:], readback.nonfinite_steps)
+        stops, self._stop_requests = self._stop_requests, []
+        if stops and not self._rolled_back and self._pending_error is None:
+            # A rollback in the same check supersedes a stop: the run gets another chance.
+            self._pending_error = TrainingError(stops[0])
         if self._pending_error is not None:
             error, self._pending_error = self._pending_error, None
             raise error
+
+    def _refresh_snapshot(self, rows: Sequence[Any], new: Sequence[Finding], nonfinite_steps: int) -> None:
+        """Keep the state of this check as the last good one when its steps were healthy (no
+        error finding, nothing non-finite, clipped or skipped) and the loss is no higher than
+        at the snapshot kept so far: after a back-off, the run must fall again first."""
+        losses = sorted(s.loss for s in rows if s.loss is not None and math.isfinite(s.loss))
+        if self._snapshot_loss is None and losses and self._snapshot.step == 0:
+            first = next(s.loss for s in rows if s.loss is not None and math.isfinite(s.loss))
+            self._snapshot_loss = first  # the snapshot taken at the start holds step 0's weights
+        if nonfinite_steps or any(f.severity == "error" for f in new) or any(s.skipped or s.clipped for s in rows):
+            return
+        level = losses[len(losses) // 2] if losses else None
+        if level is not None and self._snapshot_loss is not None and \
+                level > self._snapshot_loss + 0.1 * abs(self._snapshot_loss):
+            return
+        self._snapshot.take(step=self.step)
+        if level is not None:
+            self._snapshot_loss = level
+
+    def _learning_rates(self) -> list[float]:
+        from nnlint.runtime.remedies import learning_rates
+
+        return learning_rates(self.optimizer)
+
+    def _explain_fixes(self, since: int) -> None:
+        """Every fix applied has a finding that explains it: a remedy whose detector
+        reported nothing of that code gets one, naming what was done."""
+        explained = {f.code for f in self._findings}
+        for fix in self._fixes[since:]:
+            if fix.code in explained:
+                continue
+            explained.add(fix.code)
+            where = f" in {fix.module!r}" if fix.module else ""
+            self._report(fix.code, f"fix mode applied {fix.action}{where} at step {fix.step}"
+                         f"{': ' + fix.detail if fix.detail else ''}", fix.module, fix.step, None, {})
 
     def _report(
         self, code: str, message: str, module: Optional[str], step: int, severity: Optional[str], extra: dict
     ) -> None:
         detector = self.detector(code)
+        pointer = f"nnlint explain {code}"
+        if pointer not in message:
+            message = f"{message.rstrip()} [{pointer}]"
         finding = Finding(
             code=code,
             name=detector.name if detector is not None else "",
@@ -402,41 +491,30 @@ class Monitor:
             self._pending_error = TrainingError(finding)
 
     def _apply(self, request: RemedyRequest) -> bool:
-        from nnlint.runtime import remedies
+        from nnlint.runtime.remedies import REMEDIES, Target
 
-        params = dict(request.params)
+        detector = self.detector(request.code)
+        remedy = REMEDIES.get(request.action)
+        if detector is None or remedy is None or request.action not in detector.remedies:
+            return False
         # A host-side remedy is applied now, at the check, which may be up to
         # check_every steps after the finding it answers: record when it took effect.
         applied_at = max(self.step, request.step)
-        request = RemedyRequest(request.code, request.action, request.module, applied_at, request.params)
-        if request.action == "reinit-layers":
-            done = remedies.reinit_layers(self.model, self.optimizer, params.get("layers", ()),
-                                          params.get("nonlinearity", "relu"))
-            for name in done:
-                self._fixes.append(AppliedFix(request.code, "kaiming-reinit", name, request.step))
-            return bool(done)
-        if request.action == "reinit-units":
-            layer, units = params.get("layer"), params.get("units", ())
-            if layer is None or not remedies.reinit_units(self.model, self.optimizer, layer, units):
-                return False
-            self._fixes.append(AppliedFix(request.code, "reinit-dead-units", layer, request.step,
-                                          f"{len(units)} units feeding {request.module}"))
-            return True
-        if request.action == "swap-leaky-relu":
-            new = remedies.swap_to_leaky_relu(self.model, request.module or "")
-            if new is None:
-                return False
-            if self._collector is not None:
-                self._collector.hook_module(new)
-                self._collector.module_names[id(new)] = request.module or ""
-            self._fixes.append(AppliedFix(request.code, "swap-leaky-relu", request.module, request.step))
-            return True
-        if request.action == "halve-lr":
-            rates = remedies.halve_learning_rate(self.optimizer)
-            if not rates:
-                return False
-            self._fixes.append(AppliedFix(request.code, "halve-lr", None, request.step, f"new lr {rates}"))
-            return True
+        target = Target(self.model, self.optimizer, self._collector, self._snapshot, self._stop, FIRST_CHECK)
+        applied = remedy(target, request.code, request.module, dict(request.params))
+        if applied is None:
+            return False
+        self._rolled_back = self._rolled_back or target.rolled_back
+        for action, module, detail in applied:
+            self._fixes.append(AppliedFix(request.code, action, module, applied_at, detail))
+        return True
+
+    def _stop(self, code: str) -> bool:
+        """Stop the run after this check; the finding the detector reported last explains it."""
+        for finding in reversed(self._findings):
+            if finding.code == code:
+                self._stop_requests.append(finding)
+                return True
         return False
 
 
@@ -453,7 +531,10 @@ def monitor(
     ``stop_on=[codes]``, ``check_every`` (steps between reads, default 25),
     ``sample_every`` (steps between weight/update-norm samples, default 10),
     ``activation_every`` (steps between module-output statistics, default 1: every step;
-    a larger value trades NR201/NR202/NR301 attribution latency for speed), ``select``,
+    a larger value trades NR201/NR202/NR301 attribution latency for speed),
+    ``overhead_budget`` (default 0.05: after 50 steps the monitor times what module-output
+    statistics cost and takes them every k-th step, k >= activation_every, so that they stay
+    within this fraction of a step; 0 never adapts), ``select``,
     ``ignore``, ``options={"NR101": {...}}``, ``sink=callable``, ``use_config``.
     Unset values come from ``[tool.nnlint.monitor]``.
     """

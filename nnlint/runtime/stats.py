@@ -9,7 +9,10 @@ device tensor runs in a hook.
 """
 from __future__ import annotations
 
+import logging
 import math
+import operator
+import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -21,14 +24,39 @@ from nnlint.runtime.detector import DeadUnits, LayerInfo, SiteInfo, StepStats
 RELU_TYPES: tuple[type, ...] = (nn.ReLU, nn.ReLU6)
 SIGMOID_TYPES: tuple[type, ...] = (nn.Sigmoid,)
 TANH_TYPES: tuple[type, ...] = (nn.Tanh,)
+# Other activation modules: a site of their own kind. GELU and SiLU units whose output is
+# never positive pass back almost no gradient, so their activity is tracked like ReLU's;
+# LeakyReLU, PReLU and ELU keep a gradient for negative inputs and cannot die.
+ACTIVATION_KINDS: tuple[tuple[type, str], ...] = (
+    (nn.GELU, "gelu"), (nn.SiLU, "silu"), (nn.LeakyReLU, "leaky_relu"), (nn.PReLU, "leaky_relu"),
+    (nn.ELU, "elu"), (nn.CELU, "elu"), (nn.SELU, "elu"),
+)
+DEAD_KINDS = frozenset({"relu", "gelu", "silu"})  # kinds whose unit activity is tracked
+SATURATING_KINDS = frozenset({"sigmoid", "tanh"})
+# A functional activation (F.relu, torch.sigmoid, x.relu(), ...) leaves no module to hook;
+# the autograd node that made a module's input names it, at no cost.
+FUNCTIONAL_KINDS = {
+    "ReluBackward0": "relu", "ReluBackward1": "relu", "GeluBackward0": "gelu", "SiluBackward0": "silu",
+    "SigmoidBackward0": "sigmoid", "TanhBackward0": "tanh",
+}
 MATMUL_TYPES: tuple[type, ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Bilinear)
 CONV_TYPES: tuple[type, ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d)
-SATURATION_EPS = 0.01  # a sigmoid output within 0.01 of 0 or 1 (tanh: of +-1) is saturated
+logger = logging.getLogger("nnlint.runtime")
+SATURATION_EPS = 0.01
+STEADY_STEPS = 50  # a sigmoid output within 0.01 of 0 or 1 (tanh: of +-1) is saturated
 
 # Kinds of statistics in a row (the row's columns are assigned lazily, first come first served).
 # HELD: gradient norms of an iteration whose optimizer step did not run (GradScaler skipped
 # it, or a gradient-accumulation micro-step), read from the grads the backward produced.
 OUT, INP, SAT, GRAD, WEIGHT, UPDATE, CLIP, SKIP, HELD = range(9)
+
+
+def has_own_forward(model: nn.Module) -> bool:
+    """False for a container (``nn.ModuleDict``, ``nn.ModuleList``, a module that only
+    groups others) whose ``forward`` is never defined, so never runs."""
+    forward = getattr(type(model), "forward", None)
+    return forward is not None and forward is not nn.Module.forward and not isinstance(
+        model, (nn.ModuleDict, nn.ModuleList, nn.ParameterDict, nn.ParameterList))
 
 
 def _float_tensors(value: Any) -> list[torch.Tensor]:
@@ -37,6 +65,40 @@ def _float_tensors(value: Any) -> list[torch.Tensor]:
     if isinstance(value, (tuple, list)):
         return [v for v in value if isinstance(v, torch.Tensor) and v.is_floating_point()]
     return []
+
+
+def _norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """float32 2-norms, one foreach kernel per kind: complex tensors (whose norm is real
+    but cannot be asked for in float32) go through their own call."""
+    try:
+        return list(torch._foreach_norm(tensors, 2, dtype=torch.float32))
+    except RuntimeError:
+        if not any(t.is_complex() for t in tensors):
+            raise
+    real = [i for i, t in enumerate(tensors) if not t.is_complex()]
+    cplx = [i for i, t in enumerate(tensors) if t.is_complex()]
+    out: list[Optional[torch.Tensor]] = [None] * len(tensors)
+    if real:
+        for i, norm in zip(real, torch._foreach_norm([tensors[i] for i in real], 2, dtype=torch.float32)):
+            out[i] = norm
+    for i, norm in zip(cplx, torch._foreach_norm([tensors[i] for i in cplx], 2)):
+        out[i] = norm.to(torch.float32)
+    return [n for n in out if n is not None]
+
+
+def _all_finite(values: list[float], columns: tuple[int, ...]) -> bool:
+    """Whether the given columns of a row are all finite: their sum is finite exactly when
+    every term is (a finite overflow aside: rare, and it only makes a window look unhealthy)."""
+    if not columns:
+        return True
+    picked = operator.itemgetter(*columns)(values)
+    return math.isfinite(sum(picked) if isinstance(picked, tuple) else picked)
+
+
+def _grad_values(grad: torch.Tensor) -> torch.Tensor:
+    """The dense tensor holding a gradient's values: a sparse gradient's (an
+    ``nn.Embedding(sparse=True)``) values, which in-place edits reach."""
+    return grad._values() if grad.is_sparse else grad
 
 
 def _first_tensor(value: Any) -> Optional[torch.Tensor]:
@@ -58,6 +120,9 @@ def _site_kind(module: nn.Module) -> str:
         return "tanh"
     if isinstance(module, MATMUL_TYPES):
         return "matmul"
+    for types, kind in ACTIVATION_KINDS:
+        if isinstance(module, types):
+            return kind
     return "other"
 
 
@@ -67,6 +132,7 @@ class _Site:
     numel: int = 1
     unit_dim: int = -1
     mask: Optional[torch.Tensor] = None  # ReLU sites: units active at least once this window
+    mask_steps: int = 0  # steps that updated the mask this window (module outputs may be sampled)
     feeder: Optional[str] = None  # the parametrised module that ran just before (ReLU sites)
 
 
@@ -100,12 +166,14 @@ class Collector:
         check_every: int,
         sample_every: int,
         activation_every: int = 1,
-        activation_warmup: int = 8,
-        relu_window: int,
-        fix_skip: bool,
-        fix_clip: bool,
-        clip_factor: float,
-        clip_warmup: int,
+        activation_warmup: int = 0,
+        relu_window: int = 100,
+        fix_skip: bool = False,
+        fix_clip: bool = False,
+        clip_factor: float = 5.0,
+        clip_warmup: int = 5,
+        overhead_budget: Optional[float] = None,
+        calibration_steps: int = 50,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -117,6 +185,16 @@ class Collector:
         # gradient and weight checks stay on every step.
         self.activation_every = max(1, int(activation_every))
         self.activation_warmup = max(0, int(activation_warmup))
+        # The monitor measures what module-output statistics cost (the forward pass with
+        # and without them, host clock) and, after calibration_steps, takes them only every
+        # k-th step so that they stay within overhead_budget of a step (None: never adapt;
+        # activation_every is the floor).
+        self.activation_floor = self.activation_every
+        self.overhead_budget = overhead_budget if overhead_budget and overhead_budget > 0 else None
+        self.calibration_steps = int(calibration_steps)
+        self._clock: dict[str, Optional[float]] = {"act": None, "plain": None, "step": None}
+        self._step_start: Optional[float] = None
+        self._forward_start: Optional[float] = None
         self._act_step = True
         self.relu_window = max(1, int(relu_window))
         self.fix_skip = fix_skip
@@ -146,6 +224,9 @@ class Collector:
                 self.param_layer.append(name)
                 self.layer_modules.setdefault(name, module)
         self.param_index: dict[int, int] = {id(p): i for i, p in enumerate(self.params)}
+        self._all_index = list(range(len(self.params)))
+        qualified = {id(p): name for name, p in model.named_parameters()}
+        self.param_names: list[str] = [qualified.get(id(p), layer) for p, layer in zip(self.params, self.param_layer)]
         self.layer_order: dict[str, int] = {}  # forward order of layers (first call)
 
         self.sites: list[_Site] = []
@@ -155,16 +236,25 @@ class Collector:
         self.device: Optional[torch.device] = None
         self.buf: Optional[torch.Tensor] = None
         self.loss_buf: Optional[torch.Tensor] = None
-        self.nonfinite_first: Optional[torch.Tensor] = None
-        self.nonfinite_count: Optional[torch.Tensor] = None
+        self._multi_device = False  # statistics come from several devices (a model split across GPUs)
         self.index_cache: dict[tuple[int, ...], torch.Tensor] = {}
+        self._columns_cache: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+        self._meta_cache: dict[int, tuple[int, int, str, str]] = {}
         self.rows: list[_Row] = []
         self.handles: list[Any] = []
+        self._leaf_modules: list[nn.Module] = []
+        self._leaf_handles: list[Any] = []
+        self._grad_handles: list[Any] = []
+        self._stepped_run = 0  # iterations in a row whose optimizer step ran
 
         self.step = -1  # index of the current iteration (0-based); -1 before the first
         self.active = False
         self.relu_window_start = 0
         self._calls: dict[int, int] = {}
+        self.warned_no_forward = False
+        # ids of this step's activation outputs (module or functional): a module fed by
+        # an activation module's output is not a functional site
+        self._activation_outputs: set[int] = set()
         self._pend_cols: list[int] = []
         self._pend_vals: list[torch.Tensor] = []
         self._numel: dict[int, int] = {}
@@ -188,22 +278,29 @@ class Collector:
         # optimizer step: if it never runs, their norms are taken at commit time.
         self._held: list[tuple[int, torch.Tensor]] = []
         self.after_commit: Optional[Any] = None  # called when the buffer is full (the monitor reads)
+        # Read after this many rows instead of a full buffer (once; the monitor sets it for an
+        # early first look and after a rollback).
+        self.first_check: Optional[int] = None
+        # A closure optimizer (LBFGS) runs forward and backward inside step(): those
+        # evaluations belong to the iteration its step hook opened.
+        self._in_step = False
+        self._step_forwards = 0
+        self._closure_bad: Optional[torch.Tensor] = None
+        self._skip_armed = False  # the skip snapshot was taken for the step now running
+        self._loss_value: Optional[torch.Tensor] = None  # this iteration's observed loss (device)
         self._restore_masks: dict[str, torch.Tensor] = {}
+        self._restore_mask_steps: dict[str, int] = {}
 
     # -- attach / detach ------------------------------------------------------
 
     def attach(self) -> None:
         try:
             self.handles.append(self.model.register_forward_pre_hook(self._on_root_forward))
-            for module in self.model.modules():
-                if module is self.model and any(True for _ in module.children()):
-                    continue
-                if any(True for _ in module.children()):
-                    continue
-                self.handles.append(module.register_forward_hook(self._on_forward))
-            for param in self.params:
-                if hasattr(param, "register_post_accumulate_grad_hook"):
-                    self.handles.append(param.register_post_accumulate_grad_hook(self._on_grad))
+            if self.overhead_budget is not None:
+                self.handles.append(self.model.register_forward_hook(self._on_root_forward_end))
+            self._leaf_modules = [m for m in self.model.modules() if not any(True for _ in m.children())]
+            self._leaf_hooks(True)
+            self._grad_hooks(True)
             if self.optimizer is not None:
                 self.handles.append(self.optimizer.register_step_pre_hook(self._on_pre_step))
                 self.handles.append(self.optimizer.register_step_post_hook(self._on_post_step))
@@ -211,7 +308,32 @@ class Collector:
             self.detach()
             raise
 
+    def _leaf_hooks(self, on: bool) -> None:
+        """Module-output hooks are registered only for the steps that take module-output
+        statistics: a module with any hook leaves PyTorch's fast call path, which on a small
+        model costs more than the statistics."""
+        if on and not self._leaf_handles:
+            self._leaf_handles = [m.register_forward_hook(self._on_forward) for m in self._leaf_modules]
+        elif not on and self._leaf_handles:
+            handles, self._leaf_handles = self._leaf_handles, []
+            for handle in handles:
+                handle.remove()
+
+    def _grad_hooks(self, on: bool) -> None:
+        """The gradient hooks only matter for an iteration whose optimizer step does not run
+        (a GradScaler skip, gradient accumulation): after STEADY_STEPS iterations that all
+        stepped they are removed, and put back at the first iteration that does not step."""
+        if on and not self._grad_handles:
+            self._grad_handles = [param.register_post_accumulate_grad_hook(self._on_grad)
+                                  for param in self.params if hasattr(param, "register_post_accumulate_grad_hook")]
+        elif not on and self._grad_handles:
+            handles, self._grad_handles = self._grad_handles, []
+            for handle in handles:
+                handle.remove()
+
     def detach(self) -> None:
+        self._leaf_hooks(False)
+        self._grad_hooks(False)
         while self.handles:
             handle = self.handles.pop()
             try:
@@ -224,10 +346,13 @@ class Collector:
         self._snapshot_store = {}
         self._fix_snapshot = None
         self._held = []
+        self._in_step = False
 
     def hook_module(self, module: nn.Module) -> None:
         """Hook a module added after attach (the LeakyReLU swap remedy)."""
-        self.handles.append(module.register_forward_hook(self._on_forward))
+        self._leaf_modules.append(module)
+        if self._leaf_handles:
+            self._leaf_handles.append(module.register_forward_hook(self._on_forward))
 
     # -- bookkeeping ----------------------------------------------------------
 
@@ -244,6 +369,15 @@ class Collector:
         self._pend_cols.append(self._column(kind, index))
         self._pend_vals.append(value)
 
+    def _put_many(self, kind: int, indices: list[int], values: list[torch.Tensor]) -> None:
+        key = (kind, tuple(indices))
+        columns = self._columns_cache.get(key)
+        if columns is None:
+            columns = [self._column(kind, i) for i in indices]
+            self._columns_cache[key] = columns
+        self._pend_cols.extend(columns)
+        self._pend_vals.extend(values)
+
     def _ensure_buffers(self, device: torch.device) -> None:
         if self.device is None:
             self.device = device
@@ -256,16 +390,18 @@ class Collector:
             self.buf = new
         if self.loss_buf is None:
             self.loss_buf = torch.zeros(self.capacity, dtype=torch.float32, device=self.device)
-            self.nonfinite_first = torch.full((), -1, dtype=torch.int64, device=self.device)
-            self.nonfinite_count = torch.zeros((), dtype=torch.int64, device=self.device)
 
     def _new_site(self, module: nn.Module, call: int, out: torch.Tensor) -> int:
         name = self.module_names.get(id(module), "?")
+        return self._make_site((id(module), call), name if call == 0 else f"{name}#{call}", name,
+                               _site_kind(module), call, out)
+
+    def _make_site(self, key: tuple[int, int], site_name: str, name: str, kind: str, call: int,
+                   out: torch.Tensor) -> int:
         slot = len(self.sites)
-        kind = _site_kind(module)
-        feeder = self._last_param_module if kind == "relu" else None
+        feeder = self._last_param_module if kind in DEAD_KINDS or kind in SATURATING_KINDS else None
         info = SiteInfo(
-            name=name if call == 0 else f"{name}#{call}",
+            name=site_name,
             module=name,
             kind=kind,
             call=call,
@@ -273,7 +409,7 @@ class Collector:
             feeder=feeder,
         )
         site = _Site(info=info, feeder=feeder)
-        if kind == "relu":
+        if kind in DEAD_KINDS:
             feeder_module = self.layer_modules.get(feeder) if feeder is not None else None
             if out.dim() <= 2:
                 site.unit_dim = out.dim() - 1
@@ -284,24 +420,104 @@ class Collector:
             else:
                 site.unit_dim = out.dim() - 1
         self.sites.append(site)
-        self.site_slot[(id(module), call)] = slot
+        self.site_slot[key] = slot
         return slot
+
+    def _functional_site(self, module: nn.Module, call: int, tensor: torch.Tensor, kind: str) -> None:
+        """A functional activation whose output ``module`` takes as its input: a site
+        named after the module it feeds ("relu->fc2"), attributed to that module's parent
+        (whose forward calls it)."""
+        key = (id(module), -1 - call)
+        slot = self.site_slot.get(key)
+        if slot is None:
+            consumer = self.module_names.get(id(module), "?")
+            suffix = "" if call == 0 else f"#{call}"
+            slot = self._make_site(key, f"{kind}->{consumer}{suffix}", consumer.rpartition(".")[0], kind, call,
+                                   tensor)
+        self._activity(self.sites[slot], slot, tensor.detach())
+
+    def _activity(self, site: _Site, slot: int, out: torch.Tensor) -> None:
+        kind = site.info.kind
+        if kind in DEAD_KINDS:
+            self._relu_activity(site, out)
+        elif kind == "sigmoid":
+            saturated = (out - 0.5).abs_() > (0.5 - SATURATION_EPS)
+            self._put(SAT, slot, saturated.sum(dtype=torch.float32))
+            self._numel[slot] = out.numel()
+        elif kind == "tanh":
+            saturated = out.abs() > (1.0 - SATURATION_EPS)
+            self._put(SAT, slot, saturated.sum(dtype=torch.float32))
+            self._numel[slot] = out.numel()
 
     # -- hooks ------------------------------------------------------------------
 
     def _on_root_forward(self, module: nn.Module, inputs: Any) -> None:
+        if self._in_step:
+            # An evaluation of a closure: the first one's module outputs are this step's.
+            self._calls.clear()
+            self._activation_outputs.clear()
+            self._act_step = self._act_step and self._step_forwards == 0
+            self._step_forwards += 1
+            self._last_out = None
+            self._last_norm = None
+            return
         if not (module.training and torch.is_grad_enabled()):
             self.active = False
             return
+        if self.overhead_budget is None:
+            self._begin_iteration()
+            return
+        now = time.perf_counter()
+        if self._step_start is not None:
+            self._tick("step", now - self._step_start)
+        self._step_start = now
+        self._begin_iteration()
+        self._forward_start = time.perf_counter()
+
+    def _tick(self, key: str, seconds: float) -> None:
+        previous = self._clock[key]
+        self._clock[key] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+
+    def _on_root_forward_end(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        start, self._forward_start = self._forward_start, None
+        if start is None or not self.active or self._in_step or self.step < self.activation_warmup:
+            return
+        self._tick("act" if self._act_step else "plain", time.perf_counter() - start)
+
+    def adapt(self) -> None:
+        """At a read: choose how often module-output statistics are taken (see __init__)."""
+        if self.overhead_budget is None or self.step + 1 < self.calibration_steps:
+            return
+        act, plain, step = self._clock["act"], self._clock["plain"], self._clock["step"]
+        if plain is None or act is None or not step:
+            # Never timed a forward pass without the statistics: take them every other
+            # step for a while to measure both.
+            self.activation_every = max(self.activation_every, 2)
+            return
+        k = self.activation_every
+        share = max(act - plain, 0.0) / (k * step)
+        budget = self.overhead_budget
+        if share > budget:
+            while k < 64 and max(act - plain, 0.0) / (k * step) > budget:
+                k *= 2
+        elif share < budget / 4 and k > max(self.activation_floor, 2):
+            k = max(self.activation_floor, k // 2)
+        self.activation_every = max(k, self.activation_floor)
+
+    def _begin_iteration(self) -> None:
         self.commit()
         if self.due and self.after_commit is not None:
             self.after_commit()
         self.step += 1
         self.active = True
         self._act_step = self.step < self.activation_warmup or self.step % self.activation_every == 0
+        if self._act_step != bool(self._leaf_handles):
+            self._leaf_hooks(self._act_step)
         self._calls.clear()
+        self._activation_outputs.clear()
         self._stepped = False
         self._loss_seen = False
+        self._loss_value = None
         self._last_out = None
         self._last_norm = None
 
@@ -315,6 +531,14 @@ class Collector:
         call = self._calls.get(key, 0)
         self._calls[key] = call + 1
         slot = self.site_slot.get((key, call))
+        first_input = _first_tensor(inputs)
+        if first_input is not None and first_input.grad_fn is not None and first_input is not output \
+                and id(first_input) not in self._activation_outputs:
+            functional = FUNCTIONAL_KINDS.get(type(first_input.grad_fn).__name__)
+            own_kind = self.sites[slot].info.kind if slot is not None else _site_kind(module)
+            if functional is not None and own_kind in ("matmul", "other") and first_input.is_floating_point():
+                self._activation_outputs.add(id(first_input))  # one site per tensor
+                self._functional_site(module, call, first_input, functional)
         if slot is None:
             slot = self._new_site(module, call, out)
         site = self.sites[slot]
@@ -340,14 +564,9 @@ class Collector:
         self._last_out = output if isinstance(output, torch.Tensor) else out
         self._last_norm = out_norm
         kind = site.info.kind
-        if kind == "relu":
-            self._relu_activity(site, out)
-        elif kind == "sigmoid":
-            saturated = (out - 0.5).abs_() > (0.5 - SATURATION_EPS)
-            self._put(SAT, slot, saturated.sum(dtype=torch.float32))
-        elif kind == "tanh":
-            saturated = out.abs() > (1.0 - SATURATION_EPS)
-            self._put(SAT, slot, saturated.sum(dtype=torch.float32))
+        if kind != "matmul" and kind != "other":
+            self._activation_outputs.add(id(self._last_out))
+            self._activity(site, slot, out)
 
     def _relu_activity(self, site: _Site, out: torch.Tensor) -> None:
         if out.dim() == 0:
@@ -358,6 +577,9 @@ class Collector:
             saved = self._restore_masks.pop(site.info.name, None)
             if saved is not None and saved.numel() == units:
                 site.mask = saved.to(device=out.device, dtype=torch.bool)
+                # an older state has no count: the whole elapsed window was looked at
+                site.mask_steps = int(self._restore_mask_steps.get(
+                    site.info.name, max(0, self.step - self.relu_window_start)))
             else:
                 site.mask = torch.zeros(units, dtype=torch.bool, device=out.device)
         if out.dim() == 1:
@@ -366,31 +588,97 @@ class Collector:
             dims = tuple(d for d in range(out.dim()) if d != unit_dim)
             active = out.amax(dim=dims) > 0
         site.mask.logical_or_(active)
+        site.mask_steps += 1
 
     def _on_grad(self, param: torch.Tensor) -> None:
         self.backward_seen += 1
         if self.active and param.grad is not None and not param.grad.is_sparse:
             self._held.append((self.param_index[id(param)], param.grad))
 
-    def _on_pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if not self.active:
-            return
-        self._stepped = True
-        self._held = []
+    def _grads(self) -> tuple[list[torch.Tensor], list[int]]:
+        dense = [p.grad for p in self.params]
+        if all(g is not None and not g.is_sparse for g in dense):
+            return dense, self._all_index  # type: ignore[return-value]
         grads: list[torch.Tensor] = []
         index: list[int] = []
         for i, param in enumerate(self.params):
             grad = param.grad
-            if grad is not None and not grad.is_sparse:
-                grads.append(grad)
+            if grad is not None:
+                grads.append(_grad_values(grad))
                 index.append(i)
+        return grads, index
+
+    def _on_pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> Any:
+        # args starts with the optimizer itself (the hook sees step's own arguments)
+        closure = kwargs.get("closure") if kwargs else None
+        if closure is None and len(args) > 1:
+            closure = args[1]
+        if callable(closure):
+            return self._closure_step(args, kwargs, closure)
+        if not self.active:
+            if self.step < 0 and not self.warned_no_forward:
+                # Never silent: the optimizer steps, but the watched model's own forward
+                # has not run once (training calls its submodules, or another model).
+                self.warned_no_forward = True
+                logger.warning(
+                    "nnlint.monitor: optimizer.step() ran but the forward of the monitored %s never did, so "
+                    "nothing is watched. Monitor the model(s) that the training loop calls.",
+                    type(self.model).__name__)
+            return None
+        self._stepped = True
+        self._held = []
+        grads, index = self._grads()
         if not grads:
-            return
-        norms = torch._foreach_norm(grads, 2, dtype=torch.float32)
-        for i, norm in zip(index, norms):
-            self._put(GRAD, i, norm)
+            return None
+        norms = _norms(grads)
+        self._put_many(GRAD, index, norms)
         if self.fix_skip or self.fix_clip:
             self._fix_gradients(grads, norms)
+        self._sample_update(index)
+        return None
+
+    def _closure_step(self, args: Any, kwargs: Any, closure: Any) -> Any:
+        """``optimizer.step(closure)``: the step is the iteration; every evaluation of the
+        closure is checked, and in fix mode a non-finite one is zeroed before the optimizer
+        sees it (its loss and gradients), and the step is undone afterwards."""
+        self._begin_iteration()
+        self._in_step = True
+        self._step_forwards = 0
+        self._stepped = True
+        self._closure_bad = None
+        evaluations = [0]
+        if self.fix_skip:
+            self._snapshot_for_skip()
+
+        def checked_closure() -> Any:
+            loss = closure()
+            first = evaluations[0] == 0
+            evaluations[0] += 1
+            grads, index = self._grads()
+            if not grads:
+                return loss
+            norms = _norms(grads)
+            if first:
+                for i, norm in zip(index, norms):
+                    self._put(GRAD, i, norm)
+            if self.fix_skip:
+                finite = torch.isfinite(torch.stack([n.to(norms[0].device) for n in norms])).all()
+                if isinstance(loss, torch.Tensor):
+                    finite = finite & torch.isfinite(loss.detach()).all().to(finite.device)
+                with torch.no_grad():
+                    for grad in grads:
+                        torch.nan_to_num_(grad, nan=0.0, posinf=0.0, neginf=0.0)
+                    torch._foreach_mul_(grads, finite.to(torch.float32))
+                bad = finite.logical_not()
+                self._closure_bad = bad if self._closure_bad is None else self._closure_bad | bad
+            return loss
+
+        self._sample_update(list(range(len(self.params))))
+        if kwargs and "closure" in kwargs:
+            return args, {**kwargs, "closure": checked_closure}
+        return (args[0], checked_closure, *args[2:]), kwargs
+
+    def _sample_update(self, index: list[int]) -> None:
         if self.step % self.sample_every == 0:
             self._update_index = index
             snapshot = []
@@ -405,11 +693,20 @@ class Collector:
             torch._foreach_copy_(snapshot, [self.params[i].detach() for i in index])
             self._update_snapshot = snapshot
 
+    def _snapshot_for_skip(self) -> None:
+        self._skip_armed = True
+        if self._fix_snapshot is None:
+            self._fix_snapshot = [p.detach().clone() for p in self.params]
+        else:
+            torch._foreach_copy_(self._fix_snapshot, [p.detach() for p in self.params])
+
     def _fix_gradients(self, grads: list[torch.Tensor], norms: list[torch.Tensor]) -> None:
         stacked = torch.stack([n.to(grads[0].device) for n in norms]) if len(
             {g.device for g in grads}
         ) > 1 else torch.stack(norms)
         finite = torch.isfinite(stacked).all()
+        if self._loss_value is not None:  # observed before step(): a non-finite loss skips it too
+            finite = finite & torch.isfinite(self._loss_value).all().to(finite.device)
         if self.fix_skip:
             bad = finite.logical_not()
             # Zero the non-finite gradients so the optimizer's state stays finite, then
@@ -418,12 +715,8 @@ class Collector:
             for grad in grads:
                 torch.nan_to_num_(grad, nan=0.0, posinf=0.0, neginf=0.0)
             torch._foreach_mul_(grads, finite.to(torch.float32))
-            if self._fix_snapshot is None:
-                self._fix_snapshot = [p.detach().clone() for p in self.params]
-            else:
-                torch._foreach_copy_(self._fix_snapshot, [p.detach() for p in self.params])
+            self._snapshot_for_skip()
             self._skip_flag = bad
-            self._put(SKIP, 0, bad.to(torch.float32))
         if self.fix_clip:
             if self._clip_level is None:
                 self._clip_level = torch.zeros((), dtype=torch.float32, device=stacked.device)
@@ -445,35 +738,48 @@ class Collector:
             self._put(CLIP, 0, (coef < 1.0).to(torch.float32))
 
     def _on_post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self._in_step:
+            self._in_step = False
+            self._skip_flag = self._closure_bad
+            self._closure_bad = None
         if not self.active:
             return
-        if self.fix_skip and self._skip_flag is not None and self._fix_snapshot is not None:
-            keep = self._skip_flag.logical_not().to(torch.float32)
-            bad = self._skip_flag.to(torch.float32)
+        armed, self._skip_armed = self._skip_armed, False
+        if self.fix_skip and armed and self._fix_snapshot is not None and self.params:
+            # Undo the step when its gradients were non-finite, or when the update itself
+            # made a weight non-finite (an optimizer that divides by a zero state).
             params = [p.detach() for p in self.params]
+            after = torch.stack([n.to(self._fix_snapshot[0].device) for n in _norms(params)])
+            bad_flag = torch.isfinite(after).all().logical_not()
+            if self._skip_flag is not None:
+                bad_flag = bad_flag | self._skip_flag.to(bad_flag.device)
+            bad = bad_flag.to(torch.float32)
             with torch.no_grad():
-                torch._foreach_mul_(params, keep)
-                torch._foreach_add_(params, torch._foreach_mul(self._fix_snapshot, bad))
+                # where() and not a 0/1 product: a NaN weight times 0 is still NaN
+                for param, saved in zip(params, self._fix_snapshot):
+                    param.copy_(torch.where(bad_flag, saved, param))
+            self._put(SKIP, 0, bad)
             self._skip_flag = None
         if self._update_snapshot is not None:
             current = [self.params[i].detach() for i in self._update_index]
             updates = self._update_snapshot
             torch._foreach_sub_(updates, current)  # in place: before - after, same norm
-            for i, norm in zip(self._update_index, torch._foreach_norm(updates, 2, dtype=torch.float32)):
-                self._put(UPDATE, i, norm)
-            for i, norm in zip(self._update_index, torch._foreach_norm(current, 2, dtype=torch.float32)):
-                self._put(WEIGHT, i, norm)
+            self._put_many(UPDATE, self._update_index, _norms(updates))
+            self._put_many(WEIGHT, self._update_index, _norms(current))
             self._update_snapshot = None
 
     def observe_loss(self, loss: Any) -> None:
         if self.step < 0:
             return
         if isinstance(loss, torch.Tensor):
-            value = loss.detach().reshape(-1)[:1].to(torch.float32)
-            self._ensure_buffers(loss.device if self.device is None else self.device)
+            if self.loss_buf is None:
+                self._ensure_buffers(loss.device if self.device is None else self.device)
             assert self.loss_buf is not None
             row = len(self.rows) if len(self.rows) < self.capacity else self.capacity - 1
-            self.loss_buf[row : row + 1].copy_(value, non_blocking=True)
+            slot = self.loss_buf[row : row + 1]
+            slot.copy_(loss.detach().view(1) if loss.numel() == 1 else loss.detach().reshape(-1)[:1],
+                       non_blocking=True)
+            self._loss_value = slot
         else:
             self._ensure_buffers(self.device or torch.device("cpu"))
             assert self.loss_buf is not None
@@ -488,13 +794,19 @@ class Collector:
         if self.step < 0 or not self.active:
             return
         self.active = False
+        if self.optimizer is not None:
+            self._stepped_run = self._stepped_run + 1 if self._stepped else 0
+            if self._stepped_run >= STEADY_STEPS:
+                self._grad_hooks(False)
+            elif not self._stepped:
+                self._grad_hooks(True)
         if self._held and not self._stepped:
             # The backward ran but no optimizer step followed (GradScaler found inf and
             # skipped it, or gradient accumulation): keep the norms so an overflow is counted.
             # Without an optimizer there are no step hooks: these are the step's gradients.
             kind = HELD if self.optimizer is not None else GRAD
             index = [i for i, _ in self._held]
-            norms = torch._foreach_norm([g for _, g in self._held], 2, dtype=torch.float32)
+            norms = _norms([g for _, g in self._held])
             for i, norm in zip(index, norms):
                 self._put(kind, i, norm)
             self._stepped = self.optimizer is None
@@ -506,32 +818,30 @@ class Collector:
         self._pend_cols, self._pend_vals = [], []
         device = values[0].device if values else (self.device or torch.device("cpu"))
         self._ensure_buffers(device)
-        assert self.buf is not None and self.nonfinite_first is not None and self.nonfinite_count is not None
+        assert self.buf is not None
         row = len(self.rows)
         if row >= self.capacity:  # caller forgot to read: keep the newest rows
             return
         if values:
-            if any(v.device != self.device for v in values):
-                values = [v.to(self.device) for v in values]
-            stacked = torch.stack(values)
+            # Non-finite values are found on the host, in the row's own columns, at the read.
             index = self.index_cache.get(columns)
             if index is None:
+                # a new layout of the row: look at the devices once for it
+                self._multi_device = self._multi_device or any(v.device != self.device for v in values)
                 index = torch.tensor(columns, dtype=torch.long, device=self.device)
                 self.index_cache[columns] = index
-            self.buf[row].index_copy_(0, index, stacked)
-            bad = torch.isfinite(stacked).all().logical_not()
-            self.nonfinite_count.add_(bad)
-            self.nonfinite_first.copy_(
-                torch.where(bad & (self.nonfinite_first < 0), self.step, self.nonfinite_first)
-            )
-        self.rows.append(_Row(self.step, columns, self._stepped, self._loss_seen, dict(self._numel)))
+            if self._multi_device:
+                values = [v.to(self.device) for v in values]
+            self.buf[row].index_copy_(0, index, torch.stack(values))
+        self.rows.append(_Row(self.step, columns, self._stepped, self._loss_seen, self._numel))
         self._numel = {}
         self._last_out = None
         self._last_norm = None
 
     @property
     def due(self) -> bool:
-        return len(self.rows) >= self.capacity
+        limit = self.capacity if self.first_check is None else min(self.first_check, self.capacity)
+        return len(self.rows) >= limit
 
     def relu_window_due(self) -> bool:
         return self.step + 1 - self.relu_window_start >= self.relu_window and any(
@@ -542,74 +852,88 @@ class Collector:
         """Copy everything since the previous read to the host, in one transfer."""
         rows = self.rows
         self.rows = []
+        self.first_check = None
+        self.adapt()
         if self.buf is None or self.loss_buf is None:
             return Readback([], None, 0, None)
-        assert self.nonfinite_first is not None and self.nonfinite_count is not None
         n = len(rows)
         width = len(self.column_keys)
-        relu_sites = [s for s in self.sites if s.mask is not None] if close_relu_window else []
+        # The activity masks come back at every read: a window still open is looked at too
+        # (a layer whose units are all silent need not wait for its window to close).
+        relu_sites = [s for s in self.sites if s.mask is not None]
         parts = [
             self.buf[:n, :width].reshape(-1),
             self.loss_buf[:n],
-            self.nonfinite_first.to(torch.float32).reshape(1),
-            self.nonfinite_count.to(torch.float32).reshape(1),
         ]
         parts.extend(s.mask.to(torch.float32).to(self.device) for s in relu_sites if s.mask is not None)
         host = torch.cat(parts).cpu().tolist()  # the one device->host transfer per check
         offset = n * width
         losses = host[offset : offset + n]
-        first_bad = int(host[offset + n])
-        bad_count = int(host[offset + n + 1])
-        offset += n + 2
-        self.nonfinite_first.fill_(-1)
-        self.nonfinite_count.zero_()
+        offset += n
         dead: Optional[list[DeadUnits]] = None
-        if close_relu_window:
+        if relu_sites:
             dead = []
-            steps = self.step + 1 - self.relu_window_start
             for site in relu_sites:
                 assert site.mask is not None
                 units = site.mask.numel()
                 mask = host[offset : offset + units]
                 offset += units
                 indices = tuple(i for i, active in enumerate(mask) if active == 0.0)
-                dead.append(DeadUnits(site.info.name, len(indices), units, indices, steps))
-                site.mask.zero_()
-            self.relu_window_start = self.step + 1
+                dead.append(DeadUnits(site.info.name, len(indices), units, indices, site.mask_steps,
+                                      close_relu_window))
+                if close_relu_window:
+                    site.mask.zero_()
+                    site.mask_steps = 0
+            if close_relu_window:
+                self.relu_window_start = self.step + 1
         stats = [self._row_stats(row, host[r * width : (r + 1) * width], losses[r]) for r, row in enumerate(rows)]
-        return Readback(stats, first_bad if first_bad >= 0 else None, bad_count, dead)
+        bad_steps = [row.step for r, row in enumerate(rows)
+                     if not _all_finite(host[r * width:(r + 1) * width], row.columns)
+                     or (row.loss and not math.isfinite(losses[r]))]
+        return Readback(stats, bad_steps[0] if bad_steps else None, len(bad_steps), dead)
+
+    def _column_meta(self, column: int) -> tuple[int, int, str, str]:
+        """(kind, index, site or layer name, parameter name) of a column, worked out once."""
+        meta = self._meta_cache.get(column)
+        if meta is None:
+            kind, index = self.column_keys[column]
+            if kind in (OUT, INP, SAT):
+                meta = (kind, index, self.sites[index].info.name, "")
+            elif kind in (GRAD, WEIGHT, UPDATE, HELD):
+                meta = (kind, index, self.param_layer[index], self.param_names[index])
+            else:
+                meta = (kind, index, "", "")
+            self._meta_cache[column] = meta
+        return meta
 
     def _row_stats(self, row: _Row, values: list[float], loss: float) -> StepStats:
         stats = StepStats(step=row.step, loss=loss if row.loss else None, stepped=row.stepped)
-        grad_sq: dict[str, float] = {}
-        weight_sq: dict[str, float] = {}
-        update_sq: dict[str, float] = {}
-        held_sq: dict[str, float] = {}
+        squares: dict[int, dict[str, float]] = {GRAD: {}, WEIGHT: {}, UPDATE: {}, HELD: {}}
+        meta = self._column_meta
         for column in row.columns:
-            kind, index = self.column_keys[column]
+            kind, index, name, param = meta(column)
             value = values[column]
-            if kind == OUT:
-                site = self.sites[index]
-                numel = row.numel.get(index, site.numel) or 1
-                stats.act_rms[site.info.name] = value / math.sqrt(numel)
+            if kind >= GRAD and kind != CLIP and kind != SKIP:  # GRAD, WEIGHT, UPDATE, HELD
+                if kind == GRAD and not math.isfinite(value):
+                    stats.nonfinite_grads.append(param)
+                target = squares[kind]
+                target[name] = target.get(name, 0.0) + value * value
+            elif kind == OUT:
+                numel = row.numel.get(index, self.sites[index].numel) or 1
+                stats.act_rms[name] = value / math.sqrt(numel)
             elif kind == INP:
-                stats.input_finite[self.sites[index].info.name] = math.isfinite(value)
+                stats.input_finite[name] = math.isfinite(value)
             elif kind == SAT:
-                site = self.sites[index]
-                numel = row.numel.get(index, site.numel) or 1
-                stats.saturated[site.info.name] = value / numel
-            elif kind in (GRAD, WEIGHT, UPDATE, HELD):
-                target = {GRAD: grad_sq, WEIGHT: weight_sq, UPDATE: update_sq, HELD: held_sq}[kind]
-                layer = self.param_layer[index]
-                target[layer] = target.get(layer, 0.0) + value * value
+                numel = row.numel.get(index, self.sites[index].numel) or 1
+                stats.saturated[name] = value / numel
             elif kind == CLIP:
                 stats.clipped = value > 0.5
             elif kind == SKIP:
                 stats.skipped = value > 0.5
-        stats.grad_norm = {k: math.sqrt(v) for k, v in grad_sq.items()}
-        stats.weight_norm = {k: math.sqrt(v) for k, v in weight_sq.items()}
-        stats.update_norm = {k: math.sqrt(v) for k, v in update_sq.items()}
-        stats.unapplied_grad_norm = {k: math.sqrt(v) for k, v in held_sq.items()}
+        stats.grad_norm = {k: math.sqrt(v) for k, v in squares[GRAD].items()}
+        stats.weight_norm = {k: math.sqrt(v) for k, v in squares[WEIGHT].items()}
+        stats.update_norm = {k: math.sqrt(v) for k, v in squares[UPDATE].items()}
+        stats.unapplied_grad_norm = {k: math.sqrt(v) for k, v in squares[HELD].items()}
         return stats
 
     # -- layout for detectors ---------------------------------------------------
@@ -647,6 +971,7 @@ class Collector:
             "relu_masks": {
                 s.info.name: s.mask.detach().cpu().clone() for s in self.sites if s.mask is not None
             },
+            "relu_mask_steps": {s.info.name: s.mask_steps for s in self.sites if s.mask is not None},
             "clip_level": None if self._clip_level is None else self._clip_level.detach().cpu().clone(),
             "clip_seen": None if self._clip_seen is None else self._clip_seen.detach().cpu().clone(),
         }
@@ -660,4 +985,5 @@ class Collector:
             self._clip_seen = state["clip_seen"].to(device)
         # Masks are restored when their sites are seen again (sites are created lazily).
         self._restore_masks = dict(state.get("relu_masks", {}))
+        self._restore_mask_steps = dict(state.get("relu_mask_steps", {}))
 

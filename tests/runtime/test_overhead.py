@@ -1,0 +1,94 @@
+"""The monitor keeps its own cost inside a budget, and sampling never invents findings."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import nnlint  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from helpers import hook_count, mlp, regression_batch, train  # noqa: E402
+
+
+def _small_mlp() -> nn.Module:
+    layers: list[nn.Module] = [nn.Linear(16, 128), nn.ReLU()]
+    for _ in range(7):
+        layers += [nn.Linear(128, 128), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(128, 1))
+
+
+def _run(budget: float, steps: int = 120):
+    torch.manual_seed(0)
+    model = _small_mlp()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with nnlint.monitor(model, optimizer, use_config=False, sink=lambda f: None, overhead_budget=budget) as mon:
+        train(model, optimizer, steps, mon=mon)
+    return model, optimizer, mon
+
+
+def test_module_output_statistics_are_spread_out_on_a_small_model() -> None:
+    # On a small CPU model the statistics of 17 module outputs cost far more than 1% of a step:
+    # after calibration the monitor takes them every k-th step only.
+    model, optimizer, mon = _run(budget=0.01)
+    assert mon._collector.activation_every >= 2
+    assert hook_count(model, optimizer) == 0
+    _, _, fixed = _run(budget=0.0)
+    assert fixed._collector.activation_every == 1  # 0 keeps every step
+
+
+def test_the_budget_is_a_setting_and_is_validated() -> None:
+    with pytest.raises(ValueError, match="overhead_budget"):
+        nnlint.monitor(mlp(), None, use_config=False, overhead_budget=-1)
+
+
+def test_sampled_module_outputs_never_make_a_healthy_layer_look_dead() -> None:
+    torch.manual_seed(0)
+    model = mlp(width=64, depth=3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # module outputs looked at on 1 step in 50: most windows see a few steps, some none
+    with nnlint.monitor(model, optimizer, use_config=False, sink=lambda f: None, activation_every=50,
+                        overhead_budget=0, options={"NR201": {"window": 30}}) as mon:
+        train(model, optimizer, 300, regression_batch, mon)
+    assert [f for f in mon.findings if f.code == "NR201"] == []
+
+
+def test_the_collector_is_built_from_what_the_selected_detectors_ask() -> None:
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    mon = nnlint.monitor(model, optimizer, mode="fix", use_config=False, sink=lambda f: None,
+                         options={"NR201": {"window": 7}, "NR101": {"clip_factor": 3.0}})
+    with mon:
+        train(model, optimizer, 2, mon=mon)
+    collector = mon._collector
+    assert collector.relu_window == 7 and collector.clip_factor == 3.0 and collector.fix_clip and collector.fix_skip
+    assert collector.activation_warmup == 5 + 3  # NR203 judges the first 5 steps
+
+    only = nnlint.monitor(model, optimizer, mode="fix", use_config=False, sink=lambda f: None, select=["NR201"])
+    with only:
+        train(model, optimizer, 2, mon=only)
+    assert not only._collector.fix_clip and not only._collector.fix_skip
+    assert only._collector.activation_warmup == 0
+
+
+def test_a_detector_gets_only_the_remedies_it_declares() -> None:
+    from nnlint.runtime.detector import RemedyRequest
+
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with nnlint.monitor(model, optimizer, mode="fix", use_config=False, sink=lambda f: None) as mon:
+        train(model, optimizer, 2, mon=mon)
+        assert not mon._apply(RemedyRequest("NR201", "halve-lr", None, 1))  # NR201 offers no such remedy
+        assert mon._apply(RemedyRequest("NR401", "halve-lr", None, 1))
+    assert optimizer.param_groups[0]["lr"] == 0.005
+
+
+def test_an_unknown_detector_option_names_a_close_match() -> None:
+    with pytest.raises(ValueError, match="did you mean 'clip-factor'"):
+        nnlint.monitor(mlp(), None, use_config=False, options={"NR101": {"clip-factr": 2.0}})
+    mon = nnlint.monitor(mlp(), None, use_config=False, options={"NR101": {"clip-factor": 2.0}})
+    assert mon.detector("NR101").opt["clip_factor"] == 2.0
