@@ -57,6 +57,8 @@ _LINE_BREAK = re.compile(r"\r\n?|\n")
 #: Below this many files to parse, worker start-up costs more than it saves.
 PARALLEL_THRESHOLD = 6
 MAX_FIX_ROUNDS = 10
+#: imported modules that mention no framework are read (for their constants) up to this size
+_MAX_PLAIN_MODULE = 32_000
 #: how many levels of imports of the linted files are summarised for the index
 _IMPORT_DEPTH = 4
 #: a project larger than this is not searched for the modules the linted files import
@@ -604,7 +606,8 @@ class _Run:
                     break
                 present.add(source.absolute)
                 data = read_source(source.absolute)
-                if isinstance(data, ReadProblem) or not may_contain_dl_code(data):
+                # a small module without framework code is read for its constants (``import CONFIG``)
+                if isinstance(data, ReadProblem) or (not may_contain_dl_code(data) and len(data) > _MAX_PLAIN_MODULE):
                     continue
                 digest, identity = content_hash(data), self._identity(source, packages)
                 frontier.append(add(source, data, digest, identity, first_phase(source, data, digest, identity)))
@@ -643,9 +646,12 @@ class _Run:
         """Dotted module name -> the project's files of that name (``{}`` outside a project).
 
         The project is the folder of the configuration, else the git work tree around the
-        first path; a file is named by its packages (``__init__.py`` up the tree) and by its
-        path from the project folder or its ``src/`` (namespace packages, src layout)."""
+        first path, else the one folder given; a file is named by its packages (``__init__.py`` up
+        the tree) and by its path from the project folder or its ``src/`` (namespace packages, src
+        layout)."""
         root = self.settings.root or _git_root(self.roots[0] if self.roots else os.getcwd())
+        if root is None and len(self.roots) == 1 and os.path.isdir(self.roots[0]):
+            root = self.roots[0]  # no configuration or repository: the folder given is the project
         if root is None:
             return {}
         root = Path(root).resolve()

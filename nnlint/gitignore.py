@@ -53,7 +53,8 @@ class Rules:
 
 def rules_above(folder: str) -> Rules:
     """The rules that apply in ``folder`` from the git work tree around it: ``.git/info/exclude``
-    and every ``.gitignore`` from the top of the work tree down to ``folder`` itself."""
+    and every ``.gitignore`` from the top of the work tree down to ``folder`` itself, less those
+    that ignore ``folder`` or a folder above it (a folder given explicitly is linted)."""
     folder = os.path.abspath(folder)
     chain: list[str] = []
     current = folder
@@ -72,7 +73,10 @@ def rules_above(folder: str) -> Rules:
     rules = Rules(read_rules(os.path.join(top, ".git", "info", "exclude"), top))
     for directory in reversed(chain):
         rules = rules.extended(directory)
-    return rules
+    # a folder given explicitly is linted, like a file: rules that ignore it (or a folder
+    # above it) do not apply below it, the others do (``*_pb2.py``, ``build/``)
+    return Rules(tuple(rule for rule in rules.rules
+                       if rule.negated or not any(Rules((rule,)).ignores(directory, True) for directory in chain)))
 
 
 def read_rules(path: str, base: str) -> tuple[Rule, ...]:

@@ -11,8 +11,9 @@ Reports dropout that stays on at evaluation and inference time. It looks for:
   an `nn.Dropout(p)(x)` built inside `forward`: a module made there is always in training mode.
 * TensorFlow 1 graph code (a graph fed through `tf.placeholder`) that calls
   `tf.nn.dropout(x, 0.5)` / `tf.nn.dropout(x, keep_prob=0.5)` / `tf.nn.dropout(x, rate=0.5)`
-  with a constant probability, or `tf.contrib.layers.dropout(x, keep_prob)` without
-  `is_training`: the same graph then drops units when it is evaluated.
+  with a constant probability, `tf.contrib.layers.dropout(x, keep_prob)` without
+  `is_training`, or an RNN cell wrapped as `DropoutWrapper(cell, output_keep_prob=0.5)`:
+  the same graph then drops units when it is evaluated.
 * `tf.nn.dropout` with a constant rate in the `call` of a Keras layer or model, outside
   an `if training:` branch.
 
@@ -65,6 +66,7 @@ x = tf.placeholder(tf.float32, [None, 784])
 hidden = tf.layers.dense(x, 256, activation=tf.nn.relu)
 hidden_drop = tf.nn.dropout(hidden, keep_prob=0.5)  # NN105
 logits = tf.layers.dense(hidden_drop, 10)
+cell = tf.nn.rnn_cell.DropoutWrapper(tf.nn.rnn_cell.BasicLSTMCell(128), output_keep_prob=0.5)  # NN105
 ```
 
 ## Use instead
@@ -106,6 +108,7 @@ keep_prob = tf.placeholder_with_default(1.0, shape=())
 hidden = tf.layers.dense(x, 256, activation=tf.nn.relu)
 hidden_drop = tf.nn.dropout(hidden, keep_prob=keep_prob)
 logits = tf.layers.dense(hidden_drop, 10)
+cell = tf.nn.rnn_cell.DropoutWrapper(tf.nn.rnn_cell.BasicLSTMCell(128), output_keep_prob=keep_prob)
 ```
 Or use an `nn.Dropout(p)` module (PyTorch) / a `keras.layers.Dropout(rate)` layer, which
 follow `model.train()`/`model.eval()` and Keras' `training` flag by themselves.
@@ -145,6 +148,10 @@ _TORCH_DROPOUTS = frozenset({
 })
 _TF_DROPOUT = "tensorflow.nn.dropout"
 _CONTRIB_DROPOUT = "tensorflow.contrib.layers.dropout"
+#: TF1 recurrent cells wrapped with dropout: ``DropoutWrapper(cell, output_keep_prob=0.5)``
+_DROPOUT_WRAPPERS = frozenset(f"{prefix}.DropoutWrapper" for prefix in (
+    "tensorflow.nn.rnn_cell", "tensorflow.contrib.rnn", "tensorflow.compat.v1.nn.rnn_cell",
+    "tensorflow.contrib.rnn.core_rnn_cell"))
 _GRAPH_MARKERS = frozenset({"tensorflow.placeholder", "tensorflow.Session", "tensorflow.InteractiveSession"})
 _LIGHTNING = ("pytorch_lightning.", "lightning.")
 
@@ -170,7 +177,7 @@ class DropoutAlwaysOn(Rule):
                     and _torch_method(ctx, call) is not None:
                 ctx.report(call, "a dropout module built inside forward is always in training mode: "
                                  "create it in __init__")
-            elif qualname in (_TF_DROPOUT, _CONTRIB_DROPOUT):
+            elif qualname in (_TF_DROPOUT, _CONTRIB_DROPOUT) or qualname in _DROPOUT_WRAPPERS:
                 if graph_mode is None:
                     graph_mode = any(names.qualname(c.func) in _GRAPH_MARKERS for c in ctx.facts.calls())
                 self._check_tensorflow(ctx, call, qualname, graph_mode)
@@ -206,6 +213,12 @@ class DropoutAlwaysOn(Rule):
     # -- TensorFlow -----------------------------------------------------------------
     def _check_tensorflow(self, ctx: Context, call: cst.Call, qualname: str, graph_mode: bool) -> None:
         if has_star_args(call) or _under_training_test(ctx, call):
+            return
+        if qualname in _DROPOUT_WRAPPERS:
+            kept = [_constant(ctx, keyword(call, k)) for k in ("input_keep_prob", "output_keep_prob", "state_keep_prob")]
+            if graph_mode and any(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1 for v in kept):
+                ctx.report(call, "DropoutWrapper with a constant keep probability: it stays on when the graph is "
+                                 "evaluated; feed keep_prob through a placeholder (1.0 at inference)")
             return
         if qualname == _CONTRIB_DROPOUT:
             if not graph_mode or argument(call, 3, "is_training") is not None:

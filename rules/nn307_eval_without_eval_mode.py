@@ -139,11 +139,14 @@ class EvalWithoutEvalMode(Rule):
                 continue
             summaries = _model_summaries(ctx, model_expr, scope, 0)
             mode = _mode_at(ctx, call, scope, model, 0)
+            if mode == "unknown" and _trained_here_never_evaluated(ctx, model):
+                mode = "train"  # callers from other files: but this file trains it and never calls eval()
             if summaries is None:
                 # A model nnlint cannot see (a library model, one built in another file): the
                 # evidence is the program itself, which puts this model in training mode
                 # (``model.train()``) on the way here and never back in eval mode.
-                if mode != "train" or not _put_in_training_mode(ctx, model) \
+                if mode != "train" or not (_put_in_training_mode(ctx, model)
+                                           or _trained_here_never_evaluated(ctx, model)) \
                         or not _named_or_looping_like_evaluation(ctx, call, scope, training_nodes, backward_scopes):
                     continue
                 message = f"{model} was put in training mode and is evaluated without {model}.eval()"
@@ -296,6 +299,24 @@ def _named_or_looping_like_evaluation(ctx: Context, call: cst.Call, scope: Optio
     if scope is not None and _EVALUATION_NAME.search(scope.name.value):
         return True
     return _over_evaluation_data(ctx, call, training_nodes, backward_scopes)
+
+
+def _trained_here_never_evaluated(ctx: Context, model: str) -> bool:
+    """Is ``model`` a module this file trains (a training loop runs it, and its ``.parameters()``
+    are taken) while nothing in the file ever switches it to eval mode?"""
+    facts = ctx.facts
+    last = model.rsplit(".", 1)[-1]
+    has_parameters = False
+    for call in facts.calls():
+        switch = mode_switch(call, facts)
+        if switch is not None and switch.mode == "eval" and (switch.receiver or "").rsplit(".", 1)[-1] == last:
+            return False
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in ("parameters", "named_parameters") \
+                and dotted_name(func.value) == model:
+            has_parameters = True
+    return has_parameters and any(event.kind == "call" and event.receiver == model
+                                  for loop in facts.loops.training_loops for event in loop.events)
 
 
 def _put_in_training_mode(ctx: Context, model: str) -> bool:

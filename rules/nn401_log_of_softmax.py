@@ -81,7 +81,6 @@ from typing import Optional
 
 import libcst as cst
 
-from nnlint.facts.names import literal
 from nnlint.facts.tensors import (
     FUNCTION_STYLE,
     LOG,
@@ -101,9 +100,6 @@ _FIX_TARGETS = frozenset(
     name for name, spelling in FUNCTIONS.items()
     if spelling.kind == LOG_SOFTMAX and not name.startswith("keras.activations.")
 )
-_CLAMP_FUNCTIONS = frozenset({"torch.clamp", "torch.clip", "torch.clamp_min",
-                              "tensorflow.clip_by_value", "tensorflow.maximum", "tensorflow.math.maximum"})
-_CLAMP_METHODS = frozenset({"clamp", "clip", "clamp_min", "clamp_", "clamp_min_"})
 
 
 class LogOfSoftmax(Rule):
@@ -179,25 +175,9 @@ class LogOfSoftmax(Rule):
         needed as well (``-(p * torch.log(p.clamp_min(eps))).sum()``), and the guard makes
         that code correct.
         """
-        value = ops.resolve(operand)
-        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
-            for probs, other in ((value.left, value.right), (value.right, value.left)):
-                found = ops.op(probs)
-                if found is not None and found.kind == SOFTMAX and _is_epsilon(ctx, ops, other):
-                    return True
-            return False
-        if isinstance(value, cst.Call):
-            probs: Optional[cst.BaseExpression] = None
-            qualname = ctx.facts.names.qualname(value.func)
-            if qualname in _CLAMP_FUNCTIONS and value.args:
-                probs = value.args[0].value
-            elif (qualname is None and isinstance(value.func, cst.Attribute)
-                  and value.func.attr.value in _CLAMP_METHODS):
-                probs = value.func.value
-            if probs is not None:
-                found = ops.op(probs)
-                return found is not None and found.kind == SOFTMAX
-        return False
+        probs = ops.guarded(operand)
+        found = ops.op(probs) if probs is not None else None
+        return found is not None and found.kind == SOFTMAX
 
 
 def _is_softmax_model_output(ctx: Context, ops: TensorOps, operand: cst.BaseExpression) -> bool:
@@ -212,17 +192,3 @@ def _is_softmax_model_output(ctx: Context, ops: TensorOps, operand: cst.BaseExpr
 def _log_name(softmax_name: str) -> str:
     return "log_softmax" if softmax_name == "softmax" else f"log_{softmax_name}"
 
-
-def _is_epsilon(ctx: Context, ops: TensorOps, expr: cst.BaseExpression) -> bool:
-    """A small positive constant: a literal, a local/module constant or a name spelled like ``eps``."""
-    value = literal(ops.resolve(expr), None)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return 0 < value < 1e-2
-    if isinstance(expr, cst.Name):
-        name = expr.value
-    elif isinstance(expr, cst.Attribute):
-        name = expr.attr.value
-    else:
-        return False
-    lowered = name.lower()
-    return lowered.startswith("eps") or lowered.endswith("eps") or lowered.endswith("epsilon")

@@ -116,3 +116,14 @@ def test_command_line_flag(tmp_path: Path) -> None:
         return done.stdout
     assert "NN201" not in listed() and "NN201" not in listed("--respect-gitignore")
     assert "gen/model.py:2" in listed("--no-respect-gitignore")
+
+
+def test_a_given_folder_that_git_ignores_is_walked_with_the_other_rules(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    _tree(tmp_path, {".gitignore": "vendor/\n*_pb2.py\n", "vendor/lib/model.py": MODEL,
+                     "vendor/lib/msg_pb2.py": MODEL, "vendor/lib/vendor/inner.py": MODEL})
+    found = find_sources([str(tmp_path / "vendor" / "lib")], Settings())
+    # the folder itself was asked for: the rule that ignores it does not apply below it (not to the
+    # nested ``vendor/`` either), the others still do (the generated ``*_pb2.py``)
+    assert [Path(f.absolute).name for f in found.files] == ["model.py", "inner.py"]
+    assert _found(tmp_path) == []

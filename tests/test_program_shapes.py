@@ -816,6 +816,96 @@ class GAN(L.LightningModule):
         d_opt.step()  # NN303
 ''',
     },
+    # a pipeline class trains the model it was given and validates it under no_grad, never in
+    # eval mode (its callers are in other files); a sibling class that calls eval() is right
+    "pipeline-trains-and-validates-its-model": {
+        "__select__": "NN307",
+        "pipeline.py": '''
+import torch
+
+
+class Pipeline:
+    def __init__(self, model, loss_fn):
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def _train_loop(self, dl_tr):
+        for X, y in dl_tr:
+            loss = self.loss_fn(self.model(X), y)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+
+    def _val_loop(self, dl_val):
+        with torch.no_grad():
+            metric = torch.zeros(1)
+            return [self.model(X) for X, _ in dl_val], metric  # NN307
+
+    def train(self, optimizer_cls, dl_tr, dl_val, n_epochs=10):
+        self.optimizer = optimizer_cls(self.model.parameters(), lr=0.1)
+        for epoch in range(n_epochs):
+            torch.zeros(1)
+            self._train_loop(dl_tr)
+            self._val_loop(dl_val)
+
+
+class CarefulPipeline(Pipeline):
+    pass
+''',
+        "careful.py": '''
+import torch
+
+
+class Careful:
+    def __init__(self, model, loss_fn):
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def _train_loop(self, dl_tr, optimizer):
+        self.model.train()
+        for X, y in dl_tr:
+            loss = self.loss_fn(self.model(X), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    def _val_loop(self, dl_val):
+        self.model.eval()
+        with torch.no_grad():
+            return [self.model(X) for X, _ in dl_val]
+''',
+    },
+    # the learning rate is a constant of a configuration module that imports no framework; the
+    # optimizer goes to a factory that compiles the deep model it returns
+    "learning-rate-from-a-config-module": {
+        "__select__": "NN312",
+        "CONFIG.py": '''
+learning_rate = 1.0
+small_rate = 0.001
+''',
+        "keras_model.py": '''
+from tensorflow.keras.models import Sequential
+from tensorflow.keras.layers import LSTM, Dense, Embedding
+
+def create_model(total_words, hidden_size, optimizer="adam"):
+    model = Sequential()
+    model.add(Embedding(total_words, hidden_size))
+    for _ in range(4):
+        model.add(LSTM(units=hidden_size, return_sequences=True))
+    model.add(Dense(total_words, activation="softmax"))
+    model.compile(loss="categorical_crossentropy", optimizer=optimizer)
+    return model
+''',
+        "train.py": '''
+from tensorflow.keras.optimizers import Adam
+import CONFIG
+from keras_model import create_model
+
+optimizer = Adam(lr=CONFIG.learning_rate)  # NN312
+model = create_model(total_words=100, hidden_size=10, optimizer=optimizer)
+fine = create_model(total_words=100, hidden_size=10, optimizer=Adam(lr=CONFIG.small_rate))
+''',
+    },
     # a factory returning one of several models, all with dropout or batch norm
     "factory-of-models": {
         "__select__": "NN307",

@@ -12,6 +12,7 @@ from typing import Optional
 import libcst as cst
 import pytest
 
+import nnlint
 from nnlint.catalogue import load_catalogue, load_rule_class
 from nnlint.facts import FileFacts
 from nnlint.findings import Finding
@@ -844,3 +845,32 @@ def test_nn401_log_of_a_model_that_ends_in_softmax() -> None:
         """,
         "NN401",
     )
+
+
+def test_log_of_sigmoid_spellings_and_guarded_probabilities() -> None:
+    source = '''import torch
+import torch.nn as nn
+import tensorflow as tf
+
+class AnchorLoss(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.sig = nn.Sigmoid()
+
+    def forward(self, x, y):
+        pt = self.sig(x)
+        neg = torch.log(1 - pt)
+        pos = x.sigmoid().log()
+        tf_pos = tf.math.log(tf.sigmoid(x) + 1e-7)
+        return neg + pos + tf_pos
+
+def asymmetric(x, y, eps=1e-8):
+    xs_pos = torch.sigmoid(x)
+    xs_neg = 1 - xs_pos
+    return y * torch.log(xs_pos.clamp(min=eps)) + (1 - y) * torch.log(xs_neg.clamp(min=eps))
+
+def not_a_sigmoid(x):
+    return torch.log(1 - torch.tanh(x) ** 2) + torch.log(2 - torch.sigmoid(x))
+'''
+    found = nnlint.lint_source(source, path="losses.py", select=["NN403"])
+    assert [(f.line, "1 - sigmoid" in f.message) for f in found] == [(12, True), (13, False), (14, False)]

@@ -245,12 +245,16 @@ class OptimizerFacts:
             models = [self._model_of_owner(owner) for owner in owners]
         elif site.framework == "keras":
             compiles = [site.compile_call] if site.compile_call is not None else list(self._compiles_of(site))
-            if not compiles:
-                return None
-            models = [self._facts.models.model_of(c.func.value) for c in compiles  # type: ignore[union-attr]
-                      if isinstance(c.func, cst.Attribute)]
-            if len(models) != len(compiles):
-                return None
+            if compiles:
+                models = [self._facts.models.model_of(c.func.value) for c in compiles  # type: ignore[union-attr]
+                          if isinstance(c.func, cst.Attribute)]
+                if len(models) != len(compiles):
+                    return None
+            else:
+                # ``create_model(..., optimizer=optimizer)``: a factory that compiles the model it returns
+                models = [self._facts.models.model_of(call) for call in self._factories_given(site)]
+                if not models:
+                    return None
         else:
             return None
         if any(m is None for m in models):
@@ -339,6 +343,13 @@ class OptimizerFacts:
                 continue
             expr = argument(call, 0, "optimizer")
             if expr is not None and self._refers_to(expr, site):
+                yield call
+
+    def _factories_given(self, site: OptimizerSite) -> Iterator[cst.Call]:
+        """Calls that pass the optimizer on and return a model (``model = build(optimizer=opt)``)."""
+        models = self._facts.models
+        for call in self._facts.calls():
+            if any(self._refers_to(arg.value, site) for arg in call.args) and models.model_of(call) is not None:
                 yield call
 
     def _refers_to(self, expr: cst.BaseExpression, site: OptimizerSite) -> bool:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Optional
 
 import libcst as cst
 
-from nnlint.facts.names import argument, dotted_name, has_star_args, keyword, positional
+from nnlint.facts.names import argument, dotted_name, has_star_args, keyword, literal, positional
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -30,6 +30,7 @@ _LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
 # -- op kinds ---------------------------------------------------------------------
 SOFTMAX = "softmax"
 LOG_SOFTMAX = "log_softmax"
+SIGMOID = "sigmoid"
 LOG = "log"
 EXP = "exp"
 SUM = "sum"
@@ -72,6 +73,10 @@ FUNCTIONS: Mapping[str, FunctionSpelling] = {
     **_table(LOG_SOFTMAX, TENSORFLOW, "tensorflow.nn.log_softmax tensorflow.math.log_softmax", "axis", 1),
     **_table(LOG_SOFTMAX, KERAS, "keras.activations.log_softmax keras.ops.log_softmax", "axis", 1),
     **_table(LOG_SOFTMAX, JAX, "jax.nn.log_softmax", "axis", 1),
+    **_table(SIGMOID, TORCH, "torch.sigmoid torch.nn.functional.sigmoid torch.special.expit"),
+    **_table(SIGMOID, TENSORFLOW, "tensorflow.sigmoid tensorflow.nn.sigmoid tensorflow.math.sigmoid"),
+    **_table(SIGMOID, KERAS, "keras.activations.sigmoid keras.ops.sigmoid keras.backend.sigmoid"),
+    **_table(SIGMOID, JAX, "jax.nn.sigmoid"),
     **_table(LOG, TORCH, "torch.log torch.log_ torch.Tensor.log"),
     **_table(LOG, TENSORFLOW, "tensorflow.log tensorflow.math.log"),
     **_table(LOG, KERAS, "keras.ops.log keras.backend.log"),
@@ -112,6 +117,7 @@ class MethodSpelling:
 METHODS: Mapping[str, MethodSpelling] = {
     "softmax": MethodSpelling(SOFTMAX, dim_name="dim", dim_index=0),
     "log_softmax": MethodSpelling(LOG_SOFTMAX, dim_name="dim", dim_index=0),
+    "sigmoid": MethodSpelling(SIGMOID, nullary=True),
     "log": MethodSpelling(LOG, nullary=True),
     "log_": MethodSpelling(LOG, nullary=True),
     "exp": MethodSpelling(EXP, nullary=True),
@@ -129,16 +135,23 @@ class ModuleSpelling:
 
     kind: str
     framework: str
-    dim_name: str
-    dim_index: int
+    #: the constructor's dimension argument (``None``: the op has none, like ``nn.Sigmoid()``)
+    dim_name: Optional[str] = None
+    dim_index: Optional[int] = None
 
 
 #: canonical layer class -> what calling an instance computes (operand = first call argument)
 MODULES: Mapping[str, ModuleSpelling] = {
     "torch.nn.Softmax": ModuleSpelling(SOFTMAX, TORCH, "dim", 0),
     "torch.nn.LogSoftmax": ModuleSpelling(LOG_SOFTMAX, TORCH, "dim", 0),
+    "torch.nn.Sigmoid": ModuleSpelling(SIGMOID, TORCH),
     "keras.layers.Softmax": ModuleSpelling(SOFTMAX, KERAS, "axis", 0),
 }
+
+#: functions and tensor methods that bound probabilities away from 0 before a log
+CLAMP_FUNCTIONS = frozenset({"torch.clamp", "torch.clip", "torch.clamp_min",
+                             "tensorflow.clip_by_value", "tensorflow.maximum", "tensorflow.math.maximum"})
+CLAMP_METHODS = frozenset({"clamp", "clip", "clamp_min", "clamp_", "clamp_min_"})
 
 FUNCTION_STYLE = "function"
 METHOD_STYLE = "method"
@@ -187,9 +200,10 @@ class TensorOps:
         layer = self.layer_class(expr.func)
         if layer is not None:
             module_spelling = MODULES[layer[0]]
+            dim = (argument(layer[1], module_spelling.dim_index, module_spelling.dim_name)
+                   if module_spelling.dim_name is not None and module_spelling.dim_index is not None else None)
             return TensorOp(module_spelling.kind, expr, positional(expr, 0), MODULE_STYLE,
-                            module_spelling.framework, layer[0],
-                            argument(layer[1], module_spelling.dim_index, module_spelling.dim_name))
+                            module_spelling.framework, layer[0], dim)
         if isinstance(expr.func, cst.Attribute):
             method = METHODS.get(expr.func.attr.value)
             receiver = expr.func.value
@@ -214,6 +228,37 @@ class TensorOps:
         if found is not None or not isinstance(expr, cst.Name):
             return found
         return self.op(self.resolve(expr))
+
+    def guarded(self, expr: cst.BaseExpression) -> Optional[cst.BaseExpression]:
+        """What an epsilon or a clamp guards (``p + eps``, ``p.clamp(min=eps)``, ``torch.clamp(p,
+        min=eps)``), following a local variable first; ``None`` when ``expr`` is not guarded."""
+        value = self.resolve(expr)
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
+            for probs, other in ((value.left, value.right), (value.right, value.left)):
+                if self.is_epsilon(other):
+                    return probs
+            return None
+        if isinstance(value, cst.Call):
+            qualname = self._facts.names.qualname(value.func)
+            if qualname in CLAMP_FUNCTIONS and value.args:
+                return value.args[0].value
+            if qualname is None and isinstance(value.func, cst.Attribute) and value.func.attr.value in CLAMP_METHODS:
+                return value.func.value
+        return None
+
+    def is_epsilon(self, expr: cst.BaseExpression) -> bool:
+        """A small positive constant: a literal, a local/module constant or a name spelled like ``eps``."""
+        value = literal(self.resolve(expr), None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return 0 < value < 1e-2
+        if isinstance(expr, cst.Name):
+            name = expr.value
+        elif isinstance(expr, cst.Attribute):
+            name = expr.attr.value
+        else:
+            return False
+        lowered = name.lower()
+        return lowered.startswith("eps") or lowered.endswith("eps") or lowered.endswith("epsilon")
 
     def layer_class(self, callee: cst.BaseExpression) -> Optional[tuple[str, cst.Call]]:
         """``(qualname, constructor call)`` when ``callee`` is an instance of a known op layer.
