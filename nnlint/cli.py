@@ -5,6 +5,8 @@
     nnlint rules [--format json]            every rule: code, name, default, fixable
     nnlint clean [PATH]                     remove the project's result cache
     nnlint server                           the language server for editors (LSP on stdio)
+    nnlint report EVENTS [--plot OUT]       summarise a monitored run's event log
+    nnlint run [--mode M] script.py [ARGS]  run a training script with the runtime monitor
 
 Exit status: 0 no findings, 1 findings, 2 usage, configuration or internal error.
 
@@ -30,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.config import Settings
     from nnlint.findings import Finding
 
-SUBCOMMANDS = ("check", "explain", "rules", "clean", "server")
+SUBCOMMANDS = ("check", "explain", "rules", "clean", "server", "report", "run")
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
@@ -48,7 +50,8 @@ def _check_parser(prog: str) -> argparse.ArgumentParser:
         description="Lint neural-network code (PyTorch, Keras, TensorFlow).",
         epilog="Other commands: 'nnlint explain CODE' shows a rule's documentation; "
         "'nnlint rules' lists every rule; 'nnlint clean' removes the result cache; "
-        "'nnlint server' runs the language server for editors. "
+        "'nnlint server' runs the language server for editors; "
+        "'nnlint run script.py' trains with the runtime monitor; 'nnlint report EVENTS' summarises its log. "
         "Exit status: 0 clean, 1 findings, 2 error.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: .)")
@@ -168,6 +171,10 @@ def _dispatch(args: list[str]) -> int:
         return _clean(_clean_parser().parse_args(args[1:]))
     if args and args[0] == "server":
         return _server(_server_parser().parse_args(args[1:]))
+    if args and args[0] in ("report", "run"):
+        from nnlint.integrations.commands import main as run_commands
+
+        return run_commands(args[0], args[1:])
     if args and args[0] == "check":
         return _check(_check_parser("nnlint check").parse_args(args[1:]))
     return _check(_check_parser("nnlint").parse_args(args))

@@ -101,3 +101,36 @@ def test_plain_checkout_without_site_packages(tmp_path: Path) -> None:
     explain = subprocess.run([sys.executable, "-S", "-m", "nnlint", "explain", "NN001"],
                              cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
     assert explain.returncode == 0 and explain.stdout.startswith("# NN001: parse-error")
+
+
+HEAVY = ("torch", "lightning", "pytorch_lightning", "transformers", "accelerate", "tensorboard", "matplotlib")
+
+
+def test_import_nnlint_imports_no_framework() -> None:
+    """`import nnlint`, the CLI, the integrations package and `nnlint report` (which reads an
+    event log) import none of the frameworks the integrations adapt to."""
+    code = (
+        "import sys, nnlint, nnlint.cli, nnlint.integrations, nnlint.integrations.commands, nnlint.report.events\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_report_command_without_matplotlib(tmp_path: Path) -> None:
+    """`nnlint report` reads a log without torch; `--plot` without matplotlib is one line, exit 2."""
+    log = tmp_path / "events.jsonl"
+    log.write_text('{"event":"start","schema":1,"mode":"warn"}\n'
+                   '{"event":"check","step":1,"layers":["fc"],"steps":[{"step":0,"loss":1.0,"grad_norm":{"fc":0.5}},'
+                   '{"step":1,"loss":"nan","grad_norm":{"fc":"nan"}}]}\n'
+                   '{"event":"finding","code":"NR301","severity":"error","message":"NaN","module":"fc","step":1}\n')
+    code = ("import sys\nfor m in ('matplotlib', 'torch'): sys.modules[m] = None\n"
+            "import nnlint.cli\n"
+            f"rc = nnlint.cli.main(['report', {str(log)!r}, '--plot', {str(tmp_path / 'p.png')!r}])\n"
+            "print('rc', rc)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert "rc 2" in done.stdout and "did not finish" in done.stdout and "NR301 error in 'fc' at step 1" in done.stdout
+    assert done.stderr.strip() == "nnlint: error: plotting needs matplotlib: pip install 'nnlint[plot]'"

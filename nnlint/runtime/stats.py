@@ -462,6 +462,11 @@ class Collector:
             self._last_norm = None
             return
         if not (module.training and torch.is_grad_enabled()):
+            # an evaluation forward (validation between steps): the training iteration before it
+            # is complete, so its row is kept rather than dropped with the evaluation's
+            self.commit()
+            if self.due and self.after_commit is not None:
+                self.after_commit()
             self.active = False
             return
         if self.overhead_budget is None:

@@ -371,3 +371,26 @@ def test_activation_every_keeps_warn_mode_bit_identical_and_finds_dead_units() -
                         options={"NR201": {"window": 20}}, use_config=False) as mon:
         train(model, optimizer, 20, mon=mon)
     assert [f.code for f in mon.findings] == ["NR201"]
+
+
+def test_an_evaluation_forward_after_each_step_keeps_the_step_statistics() -> None:
+    """Validation between training steps (``model.eval()``/``no_grad`` forwards) must not drop the
+    statistics of the step before it: a NaN at step 30 is still reported, at step 30."""
+    torch.manual_seed(0)
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with nnlint.monitor(model, optimizer, mode="warn", check_every=5) as mon:
+        for step in range(40):
+            x, y = regression_batch()
+            if step == 30:
+                x = x.clone()
+                x[0, 0] = float("nan")
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                model(regression_batch()[0])
+            model.train()
+    nonfinite = [f for f in mon.findings if f.code == "NR301"]
+    assert nonfinite and nonfinite[0].step == 30
