@@ -265,21 +265,29 @@ def _lint(
     if shortcut is not None:
         return shortcut
     from nnlint.engine import lint_paths
+    from nnlint.progress import progress_bar
 
-    result = lint_paths(
-        paths,
-        settings,
-        select=select,
-        ignore=ignore,
-        extend_select=extend_select,
-        jobs=args.jobs,
-        use_cache=not args.no_cache,
-        fix=args.fix or args.diff,
-        unsafe_fixes=args.unsafe_fixes,
-        catalogue=catalogue,
-        write_fixes=not args.diff,
-        stdin=stdin,
-    )
+    bar = progress_bar(sys.stderr, os.environ) if stdin is None else None
+    try:
+        result = lint_paths(
+            paths,
+            settings,
+            select=select,
+            ignore=ignore,
+            extend_select=extend_select,
+            jobs=args.jobs,
+            use_cache=not args.no_cache,
+            fix=args.fix or args.diff,
+            unsafe_fixes=args.unsafe_fixes,
+            catalogue=catalogue,
+            write_fixes=not args.diff,
+            stdin=stdin,
+            per_file_config=args.config is None,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     return _Outcome(
         findings=tuple(result.findings),
         files_seen=result.files_seen,

@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, Optional, Sequence, Tuple, Union
 
 from nnlint import __version__
 from nnlint.cache import CacheEntry, ResultCache, cache_directory, code_fingerprint, content_hash, load_key
@@ -38,6 +38,7 @@ from nnlint.config import (
 from nnlint.facts.index import ProjectIndex, module_identity
 from nnlint.files import (
     MAX_FILE_BYTES,
+    Discovery,
     ReadProblem,
     SourceFile,
     decode_source,
@@ -167,8 +168,14 @@ def lint_paths(
     catalogue: Optional[Catalogue] = None,
     write_fixes: bool = True,
     stdin: Optional[bytes] = None,
+    per_file_config: bool = False,
+    progress: Optional[Callable[[str, int, int], None]] = None,
 ) -> LintResult:
     """Lint files and directories. Raises :class:`ConfigError` for bad paths or settings.
+
+    With ``per_file_config`` (always when no ``settings`` are given), each file is linted with the
+    nearest configuration above it, what the caller changed in ``settings`` applied to each (as
+    without ``--config``); else ``settings`` apply to every file.
 
     With ``fix``, the fixed files are written unless ``write_fixes`` is false; either way
     :attr:`LintResult.changes` says what changed. ``stdin`` is the content of the one path
@@ -178,6 +185,21 @@ def lint_paths(
     catalogue = catalogue or load_catalogue()
     if settings is None:
         settings = discover_settings(paths, None, catalogue)
+        per_file_config = True
+    found: Optional[Discovery] = None
+    if per_file_config and stdin is None:
+        grouped, found = _per_config(paths, settings, catalogue)
+        if grouped is not None:
+            results = []
+            for group_settings, files, discovery in grouped:
+                group_settings = group_settings.with_overrides(
+                    select=_tuple(select), ignore=_tuple(ignore), extend_select=_tuple(extend_select))
+                run = _Run(_plan(group_settings, catalogue), catalogue, group_settings, jobs, use_cache, fix,
+                           unsafe_fixes, write_fixes)
+                run.progress = progress
+                results.append(run.run(files, roots=discovery.roots, warnings=discovery.warnings,
+                                       errors=discovery.errors))
+            return _merged(results)
     settings = settings.with_overrides(
         select=_tuple(select), ignore=_tuple(ignore), extend_select=_tuple(extend_select)
     )
@@ -189,9 +211,55 @@ def lint_paths(
         run = _Run(plan, catalogue, settings, jobs, use_cache, fix, unsafe_fixes, write=False)
         run.given[given.absolute] = stdin
         return run.run([given], roots=(given.absolute,))
-    found = find_sources(paths, settings)
-    return _Run(plan, catalogue, settings, jobs, use_cache, fix, unsafe_fixes, write_fixes).run(
-        list(found.files), roots=found.roots, warnings=found.warnings, errors=found.errors
+    found = found or find_sources(paths, settings)
+    run = _Run(plan, catalogue, settings, jobs, use_cache, fix, unsafe_fixes, write_fixes)
+    run.progress = progress
+    return run.run(list(found.files), roots=found.roots, warnings=found.warnings, errors=found.errors)
+
+
+def _per_config(paths: Sequence[str], settings: Settings, catalogue: Catalogue
+                ) -> tuple[Optional[list[tuple[Settings, list[SourceFile], Discovery]]], Optional[Discovery]]:
+    """The files below ``paths`` grouped by the configuration that applies to each (a folder is
+    walked with its own configuration's excludes), each group with the walk it came from; ``None``
+    when ``settings`` cover them all, with what was found when ``paths`` were walked with
+    ``settings`` (not to walk them twice)."""
+    from nnlint.resolve import ConfigResolver
+
+    resolver = ConfigResolver(settings, catalogue)
+    by_path: dict[Optional[Path], list[str]] = {}
+    for path in paths:
+        by_path.setdefault(resolver.config_of(path) if os.path.exists(path) else settings.config_path,
+                           []).append(path)
+    groups: dict[tuple[Optional[Path], int], list[SourceFile]] = {}
+    walks: list[Discovery] = []
+    seen: set[str] = set()
+    for config, group in by_path.items():
+        walks.append(find_sources(group, resolver.settings(config)))
+        given = {os.path.realpath(path) for path in group}
+        for source in walks[-1].files:
+            if source.absolute in seen:
+                continue  # each file once, as one walk gives it
+            seen.add(source.absolute)
+            own = config if source.absolute in given else resolver.config_of(source.absolute)
+            groups.setdefault((own, len(walks) - 1), []).append(source)
+    if {config for config, _ in groups} <= {settings.config_path} and len(walks) == 1:
+        return None, walks[0]
+    # nothing found (or only errors): the walks' reports still count
+    return [(resolver.settings(config), files, walks[walk]) for (config, walk), files in groups.items()] or \
+        [(resolver.settings(config), [], walk) for config, walk in zip(by_path, walks)], None
+
+
+def _merged(results: Sequence[LintResult]) -> LintResult:
+    """One result of runs over disjoint groups of files, in the order they ran."""
+    return LintResult(
+        findings=tuple(f for result in results for f in result.findings),
+        files_seen=sum(result.files_seen for result in results),
+        files_checked=sum(result.files_checked for result in results),
+        fixed=sum(result.fixed for result in results),
+        errors=tuple(dict.fromkeys(e for result in results for e in result.errors)),
+        warnings=tuple(dict.fromkeys(w for result in results for w in result.warnings)),
+        sources=tuple(source for result in results for source in result.sources),
+        changes=tuple(change for result in results for change in result.changes),
     )
 
 
@@ -227,6 +295,8 @@ class _Run:
         self._changes: list[FileChange] = []
         #: real path -> the content to lint instead of the file's (text from standard input)
         self.given: dict[str, bytes] = {}
+        #: told ``(phase, done, total)`` as files are parsed and checked (a progress bar)
+        self.progress: Optional[Callable[[str, int, int], None]] = None
         if use_cache and not fix:
             self.cache = self._open_cache()
 
@@ -326,6 +396,8 @@ class _Run:
         pool = None
         checker: Optional[FileChecker] = None
         assignment: list[list[int]] = []
+        tell = self.progress or (lambda phase, done, total: None)
+        tell("Parsing", 0, len(to_parse))
         try:
             if use_pool:
                 from nnlint.workers import WorkerPool, balance
@@ -337,11 +409,13 @@ class _Run:
                 replies = pool.summarize([[candidates[p][1] for p in group] for group in assignment])
                 for group, reply in zip(assignment, replies):
                     phase_one.update(zip(group, reply))
+                tell("Parsing", len(to_parse), len(to_parse))
             else:
                 checker = FileChecker(self.plan, self.catalogue)
-                for position in to_parse:
+                for done, position in enumerate(to_parse, 1):
                     _, source, data, _ = candidates[position]
                     phase_one[position] = checker.summarize(source, data)
+                    tell("Parsing", done, len(to_parse))
 
             # pre-commit passes only the changed files: the project modules they import are
             # summarised too (from the cache when unchanged), so the answer for a file is the one
@@ -370,6 +444,7 @@ class _Run:
                 else:
                     pending.append(position)
 
+            tell("Checking", 0, len(pending))
             if pool is not None:
                 # Files parsed by a worker are checked by the same worker; the rest are spread out.
                 owner = {p: w for w, group in enumerate(assignment) for p in group}
@@ -387,10 +462,12 @@ class _Run:
                 )
                 for group, reply2 in zip(per_worker, replies2):
                     results.update(zip(group, reply2))
+                tell("Checking", len(pending), len(pending))
             else:
                 checker = checker or FileChecker(self.plan, self.catalogue)
-                for position in pending:
+                for done, position in enumerate(pending, 1):
                     results[position] = checker.check(candidates[position][1], index, phase_one[position].findings)
+                    tell("Checking", done, len(pending))
             checker = checker or FileChecker(self.plan, self.catalogue)
             for position in pending:  # NN002 (cached with the file's other findings)
                 _, source, data, _ = candidates[position]
@@ -571,7 +648,7 @@ class _Run:
         # counts there (``train(model, criterion)`` called from ``main.py``).
         given = {first.summary.module for first in phase_one.values()
                  if first.summary is not None and first.summary.module}
-        raw_words = sorted({module.rsplit(".", 1)[-1].encode() for module in given})
+        raw_words = sorted({os.fsencode(module.rsplit(".", 1)[-1]) for module in given})
         words = [re.escape(word) for word in raw_words]
         # an import statement naming one of them (cheap to look for; only those files are parsed)
         importing = re.compile(rb"(?m)^[ \t]*(?:from|import)\b[^\n]*\b(?:" + b"|".join(words) + rb")\b") \

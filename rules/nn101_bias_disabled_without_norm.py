@@ -76,6 +76,12 @@ Seed 001_05b9fd847e40edfb.txt ("请在每一个层添加一个偏差", add a bia
 the fitted plane to its best position, like `b` in `y = mx + b`. Seed 000_15ef46e869a43bad.txt
 (batch normalisation): the bias may be set to False only because the BN layer that follows has
 its own offset parameter for each input.
+
+In short: Keep the bias of a layer unless a normalisation layer follows it. Public reference:
+PyTorch documentation, `torch.nn.Linear` and `torch.nn.Conv2d` (`bias=True` by default),
+https://pytorch.org/docs/stable/generated/torch.nn.Linear.html; Ioffe & Szegedy, "Batch
+Normalization" (2015, arXiv:1502.03167), section 3.2, on the bias a following normalisation makes
+redundant.
 '''
 from __future__ import annotations
 

@@ -58,6 +58,11 @@ the weight updates almost 0 (vanishing gradients); ReLU variants and batch norma
 the remedies. Seed 003_1540c0685162747f.txt: the sigmoid's derivative is at most 1/4, so deep
 stacks of sigmoid layers make gradients vanish; use the ReLU family or BN.
 Seed 001_05b9fd847e40edfb.txt recommends ReLU as the default non-linearity.
+
+In short: Use ReLU-family activations in deep stacks; keep sigmoid/tanh to a few layers or gates.
+Public reference: Glorot & Bengio, "Understanding the difficulty of training deep feedforward neural
+networks" (AISTATS 2010), on saturated sigmoid layers; PyTorch documentation, `torch.nn.ReLU`,
+https://pytorch.org/docs/stable/generated/torch.nn.ReLU.html.
 '''
 from __future__ import annotations
 

@@ -121,6 +121,10 @@ pushing sigmoid outputs to 0 and 1 where the weight updates are almost zero (van
 gradients); Xavier initialisation keeps the variances equal. Seed 003_1540c0685162747f.txt
 lists "initialising the weights from a Gaussian with mean 0 and standard deviation 1" among the
 causes of vanishing/exploding gradients.
+
+In short: Initialise weights with a scaled scheme (Xavier/Glorot or He/Kaiming), not a unit normal.
+Public reference: PyTorch documentation, `torch.nn.init` (`xavier_normal_`, `kaiming_normal_`),
+https://pytorch.org/docs/stable/nn.init.html; Glorot & Bengio (AISTATS 2010).
 '''
 from __future__ import annotations
 

@@ -87,6 +87,11 @@ layer's output variance equal to its input variance for sigmoid units, and the H
 initialisation (`tf.contrib.layers.variance_scaling_initializer()`) is the one used with ReLU.
 Seed 001_05b9fd847e40edfb.txt recommends variance-scaling (He) initialisation for ReLU networks
 and notes that Xavier's equal per-layer variance works less well.
+
+In short: Match the initialisation to the activation: He/Kaiming for ReLU, Xavier/Glorot for tanh
+and sigmoid. Public reference: He et al., "Delving Deep into Rectifiers" (2015, arXiv:1502.01852);
+PyTorch documentation, `torch.nn.init.kaiming_normal_` and `calculate_gain`,
+https://pytorch.org/docs/stable/nn.init.html.
 '''
 from __future__ import annotations
 

@@ -128,6 +128,11 @@ Seed 004_81a3f3f84632e452.txt: dropout is active only in the training phase and 
 removed when the model predicts new data. Seed 000_15ef46e869a43bad.txt: during training
 dropout drops inputs and rescales the rest; after training it does nothing.
 In PyTorch the equivalent is `nn.Dropout` or `F.dropout(..., training=self.training)`.
+
+In short: Make dropout follow the training flag: `nn.Dropout` modules or `training=self.training`.
+Public reference: PyTorch documentation, `torch.nn.functional.dropout` (`training` argument) and
+`torch.nn.Dropout`, https://pytorch.org/docs/stable/generated/torch.nn.Dropout.html; Srivastava et
+al., "Dropout" (JMLR 2014).
 '''
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ layer, the `tf.layers.dense(..., activation=tf.nn.softmax)`), with the loss as a
 location, also when the model lives in another file (`from model import Net`, `import model`,
 a model passed to a function of another file, a TF1 helper `def model(): ... return x, y,
 output` unpacked by its caller). `# nnlint: ignore[NN201]` on the activation's line silences it.
+A library estimator given a module and its loss (skorch's `NeuralNetClassifier(MyModule,
+criterion=nn.CrossEntropyLoss)`) feeds one to the other and counts as a loss site.
 When the prediction may come from one of several models (`if args.model == "mlp": net = MLP()
 else: net = CNN()`), it is reported only if every one of them is wrong, at each activation.
 Not reported: Keras softmax with plain `categorical_crossentropy`, `log_softmax` with
@@ -90,17 +92,32 @@ def multilabel_step(logits, y):
 ```
 Call `model(x).softmax(-1)` where probabilities are needed (prediction, metrics).
 
+## Fix safety
+The fix removes the activation the finding points at: `return F.softmax(x, dim=1)` becomes
+`return x` (also `x.softmax(1)`, `self.softmax(x)` for an `nn.Softmax` layer, `nn.Sigmoid()(x)`), the
+last layer of `nn.Sequential(..., nn.Softmax(dim=1))` or `keras.Sequential([...])` is dropped, and a
+Keras layer's `activation="softmax"` argument is deleted. It is unsafe: code that runs the model for
+inference may expect probabilities and must now apply the softmax (or sigmoid) itself. There is no
+fix when the activation is in another file or spelled otherwise.
+
 ## Source
 Seed 001_05b9fd847e40edfb.txt ("不要在输出层使用激活函数": do not use an activation on the
 output layer; easy to get wrong when every layer is built by one shared function).
 Seed 003_1540c0685162747f.txt pairs the softmax classifier with the cross-entropy loss
 ("多类别Softmax分类器对应交叉熵损失"), i.e. the loss is computed from the raw scores.
+
+In short: Return logits from the model and let the loss apply softmax/sigmoid (or use
+`from_logits=True` in Keras). Public reference: PyTorch documentation, `torch.nn.CrossEntropyLoss`
+(the input is unnormalised logits) and `torch.nn.BCEWithLogitsLoss`,
+https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html; Keras documentation,
+probabilistic losses (`from_logits`), https://keras.io/api/losses/probabilistic_losses/.
 '''
 from __future__ import annotations
 
 from typing import Optional
 
-from nnlint.facts.models import LossSite, OutputActivation, report_at_activation
+from nnlint.facts.models import LossSite, OutputActivation
+from nnlint.facts.edits import drop_activation, report_activation
 from nnlint.rule import Context, Rule
 
 #: loss kind -> activations that loss applies itself
@@ -119,7 +136,7 @@ class OutputActivationAppliedByLoss(Rule):
     name = "output-activation-applied-by-loss"
     severity = "error"
     default = True
-    fixable = False
+    fixable = True
     options = {}
 
     def check(self, ctx: Context) -> None:
@@ -143,8 +160,9 @@ class OutputActivationAppliedByLoss(Rule):
                 if message is None or place in seen:
                     continue  # two models sharing one forward
                 seen.add(place)
-                report_at_activation(ctx, self.code, site, message, f"the {_APPLIED_BY_LOSS[site.kind][1]} it feeds",
-                                     output if len(outputs) > 1 else None)
+                report_activation(ctx, self.code, site, message, f"the {_APPLIED_BY_LOSS[site.kind][1]} it feeds",
+                                  output if len(outputs) > 1 else None, drop_activation,
+                                  f"Remove the {output.activation}: pass the logits")
 
     @staticmethod
     def _message(site: LossSite, activation: Optional[str]) -> Optional[str]:

@@ -108,6 +108,13 @@ regressor.compile(optimizer="adam", loss="mse")
 If the predictions must be positive, use an activation made for outputs (`Softplus`,
 `exp` of a log-rate with `PoissonNLLLoss(log_input=True)`) rather than a hidden-layer one.
 
+## Fix safety
+The fix removes the activation the finding points at: `return F.relu(self.fc(x))` becomes
+`return self.fc(x)`, the last layer of a `Sequential` is dropped, a Keras layer's `activation=` is
+deleted. It is unsafe: code that uses the model's output elsewhere may rely on it being
+non-negative. There is no fix when the finding is at the loss (the activation sits below the loss's
+own normaliser) or the activation is in another file.
+
 ## Source
 Seed 001_05b9fd847e40edfb.txt, "不要在输出层使用激活函数" (do not use an activation function
 on the output layer): "这应该是显而易见的道理,但如果使用共享函数构建每个层,那就很容易犯这样的错误"
@@ -115,6 +122,11 @@ on the output layer): "这应该是显而易见的道理,但如果使用共享�
 after recommending ReLU as the default non-linearity for the hidden layers.
 Seed 003_1540c0685162747f.txt computes the cross-entropy loss from the classifier's raw
 scores ("多类别Softmax分类器对应交叉熵损失"), which a ReLU would clamp.
+
+In short: End the network with a linear output layer; a ReLU belongs to hidden layers. Public
+reference: PyTorch documentation, `torch.nn.CrossEntropyLoss` (raw, unnormalised scores),
+https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html; Goodfellow, Bengio &
+Courville, "Deep Learning" (2016), section 6.2.2, output units.
 '''
 from __future__ import annotations
 
@@ -123,8 +135,9 @@ from typing import Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.models import LossSite, ModelFacts, Step, report_at_activation
+from nnlint.facts.models import LossSite, ModelFacts, Step
 from nnlint.facts.names import argument
+from nnlint.facts.edits import drop_activation, report_activation
 from nnlint.rule import Context, Rule
 
 #: ModelSummary.output_activation names of hidden-layer activations (Softplus is an output activation)
@@ -157,7 +170,7 @@ class HiddenActivationOnOutput(Rule):
     name = "hidden-activation-on-output"
     severity = "warning"
     default = True
-    fixable = False
+    fixable = True
     options = {}
 
     def check(self, ctx: Context) -> None:
@@ -187,7 +200,8 @@ class HiddenActivationOnOutput(Rule):
             if below:  # the loss's own log_softmax comes last: the ReLU is further down
                 ctx.report(site.node, message)
             else:
-                report_at_activation(ctx, self.code, site, message, "the loss it feeds")
+                report_activation(ctx, self.code, site, message, "the loss it feeds", None, drop_activation,
+                                  f"Remove the {activation} from the output")
 
 
 def _below_normaliser(steps: tuple[Step, ...], described: str) -> tuple[Step, ...]:

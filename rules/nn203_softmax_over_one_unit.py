@@ -93,6 +93,14 @@ class AttentionPool(nn.Module):
         return (weights * h).sum(dim=1)
 ```
 
+## Fix safety
+The fix replaces the softmax with a sigmoid, spelled alike: `F.softmax(x, dim=-1)` becomes
+`F.sigmoid(x)`, `x.softmax(-1)` becomes `x.sigmoid()`, `nn.Softmax(dim=1)` becomes `nn.Sigmoid()`
+(`nn.LogSoftmax` becomes `nn.LogSigmoid()`, `F.log_softmax` becomes `F.logsigmoid`) and Keras'
+`activation="softmax"` becomes `"sigmoid"`. It is unsafe: the output changes from a constant 1 to
+a probability, and the loss must then be a binary one (`BCELoss`/`binary_crossentropy`, or the
+logits version without the sigmoid).
+
 ## Source
 Seed 003_1540c0685162747f.txt, on the multi-class softmax classifier
 ("多类别Softmax分类器:输出的每个类别的概率值为0到1之间,所有类别的概率值总和为1": each class's
@@ -100,6 +108,10 @@ output probability lies in [0, 1] and the probabilities of all classes sum to 1)
 single class the sum-to-one constraint fixes the only output at 1. Seed
 001_05b9fd847e40edfb.txt ("不要在输出层使用激活函数": no activation on the output layer;
 easy to get wrong when every layer is built by one shared function).
+
+In short: Use one sigmoid output for a binary decision, or one output per class with softmax. Public
+reference: PyTorch documentation, `torch.nn.BCEWithLogitsLoss` (binary) and `torch.nn.Softmax`
+(values along `dim` sum to 1), https://pytorch.org/docs/stable/generated/torch.nn.Softmax.html.
 '''
 from __future__ import annotations
 
@@ -111,6 +123,7 @@ from nnlint.facts import layers as L
 from nnlint.facts.models import Layer, Step
 from nnlint.facts.names import argument, literal
 from nnlint.facts.tensors import LOG_SOFTMAX, SOFTMAX, TORCH, TensorOps
+from nnlint.facts.edits import softmax_to_sigmoid
 from nnlint.rule import Context, Rule
 
 _SOFTMAX_KINDS = frozenset({"Softmax", "LogSoftmax"})
@@ -125,7 +138,7 @@ class SoftmaxOverOneUnit(Rule):
     name = "softmax-over-one-unit"
     severity = "error"
     default = True
-    fixable = False
+    fixable = True
     options = {}
 
     def check(self, ctx: Context) -> None:
@@ -136,7 +149,9 @@ class SoftmaxOverOneUnit(Rule):
                 reported.add(id(node))
                 constant = "0.0" if what == "log_softmax" else "1.0"
                 ctx.report(node, f"{what} over a single output unit is always {constant}: use a sigmoid (or a "
-                                 "logit with a logits loss) for one unit, or one unit per class")
+                                 "logit with a logits loss) for one unit, or one unit per class",
+                           fix=softmax_to_sigmoid(ctx, node), fix_message=f"Replace the {what} with a sigmoid",
+                           applicability="unsafe")
 
         for node, what in self._fused(ctx):
             report(node, what)

@@ -132,6 +132,11 @@ and the loss is paired with the classifier ("逻辑回归损失(对数似然损�
 which for the logistic case is `BCEWithLogitsLoss`. Seed 001_05b9fd847e40edfb.txt:
 "不要在输出层使用激活函数" (no activation on the output layer): the model outputs logits and the
 loss applies the sigmoid.
+
+In short: Feed logits to `BCEWithLogitsLoss` (or `binary_crossentropy(from_logits=True)`) instead of
+a sigmoid to `BCELoss`. Public reference: PyTorch documentation, `torch.nn.BCEWithLogitsLoss` (more
+numerically stable than a sigmoid followed by `BCELoss`),
+https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html.
 '''
 from __future__ import annotations
 

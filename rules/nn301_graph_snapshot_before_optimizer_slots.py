@@ -54,6 +54,10 @@ saving `optimizer.state_dict()` together with `model.state_dict()`.
 Seed 001_05b9fd847e40edfb.txt ("使用 ADAM 优化器"): when saving and restoring weights in
 TensorFlow, create the Saver after the AdamOptimizer ("在设置完AdamOptimizer 后设置 Saver"),
 because Adam also has state that must be restored (a learning rate per weight).
+
+In short: Create the TensorFlow 1 `Saver` after the optimizer, so its slot variables are saved too.
+Public reference: TensorFlow documentation, `tf.compat.v1.train.Saver` (it saves the variables that
+exist when it is built), https://www.tensorflow.org/api_docs/python/tf/compat/v1/train/Saver.
 '''
 from __future__ import annotations
 

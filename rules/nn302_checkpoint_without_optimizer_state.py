@@ -86,6 +86,11 @@ the Saver after the AdamOptimizer, because Adam also has state that must be rest
 ("ADAM 也有需要恢复的状态"). Seed 004_81a3f3f84632e452.txt and seed 000_15ef46e869a43bad.txt
 describe the per-parameter state of momentum, RMSProp and Adam (moving averages of
 gradients and squared gradients) that the updates depend on.
+
+In short: Save and restore the optimizer's `state_dict()` with the model's when training is to be
+resumed. Public reference: PyTorch tutorial, "Saving and Loading Models" (saving a general
+checkpoint for resuming training),
+https://pytorch.org/tutorials/beginner/saving_loading_models.html.
 '''
 from __future__ import annotations
 

@@ -88,15 +88,31 @@ for real in loader:
     optimizerG.step()
 ```
 
+## Fix safety
+The fix inserts `optimizer.zero_grad()` on the line after `optimizer.step()`, in the same
+block: every step then starts the next accumulation from zero, and gradient accumulation (a step
+every few batches) keeps working. It is unsafe: code that deliberately kept gradients across
+steps (rare, and then better written with an explicit accumulator) would change. There is no fix
+when the step is reached through a helper function or shares its line with an `if`.
+
 ## Source
 Seed 003_1540c0685162747f.txt, "每个批量数据训练都要执行的代码流程" (the code every batch must
 run): the canonical PyTorch step begins with `optimizer.zero_grad()` ("设置优化器初始梯度为0",
 set the optimizer's gradients to zero), then forward, loss, `train_loss += loss.item()`,
 `loss.backward()` and `optimizer.step()`.
+
+In short: Call `optimizer.zero_grad()` once per step: gradients accumulate in `.grad` until cleared.
+Public reference: PyTorch documentation, `torch.optim.Optimizer.zero_grad`,
+https://pytorch.org/docs/stable/generated/torch.optim.Optimizer.zero_grad.html; PyTorch tutorial,
+"Optimizing Model Parameters",
+https://pytorch.org/tutorials/beginner/basics/optimization_tutorial.html.
 '''
 from __future__ import annotations
 
-from nnlint.facts.loops import exclusive
+from typing import Optional
+
+from nnlint.facts.edits import Edits, insert_after, line_statement
+from nnlint.facts.loops import Event, exclusive
 from nnlint.rule import Context, Rule
 
 
@@ -105,7 +121,7 @@ class MissingZeroGrad(Rule):
     name = "missing-zero-grad"
     severity = "error"
     default = True
-    fixable = False
+    fixable = True
     options = {}
 
     def check(self, ctx: Context) -> None:
@@ -126,5 +142,13 @@ class MissingZeroGrad(Rule):
                                           f"the gradients {step.receiver} applies accumulate across iterations")
                 else:
                     ctx.report(step.node, f"{step.receiver}.step() in a loop without zero_grad(): "
-                                          "gradients accumulate across iterations")
+                                          "gradients accumulate across iterations",
+                               fix=_zero_grad_fix(ctx, step), fix_message=f"Call {step.receiver}.zero_grad() after "
+                               "the step", applicability="unsafe")
 
+
+def _zero_grad_fix(ctx: Context, step: Event) -> Optional[Edits]:
+    """``optimizer.zero_grad()`` on the line after the step, in this loop's own code: the next
+    iteration starts from zero, and accumulating over several backwards before a step still works."""
+    statement = line_statement(ctx, step.node) if step.receiver is not None and not step.via else None
+    return insert_after(ctx, statement, f"{step.receiver}.zero_grad()") if statement is not None else None

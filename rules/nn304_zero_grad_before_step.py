@@ -94,6 +94,10 @@ for i, (inputs, targets) in enumerate(loader):
 Seed 003_1540c0685162747f.txt, "每个批量数据训练都要执行的代码流程" (the code every batch must
 run): `optimizer.zero_grad()` comes first, before the forward pass, and `loss.backward()`
 is directly followed by `optimizer.step()` ("参数进行更新", update the parameters).
+
+In short: Order each step as `zero_grad()`, forward, `backward()`, `step()`. Public reference:
+PyTorch documentation, "torch.optim: taking an optimization step",
+https://pytorch.org/docs/stable/optim.html#taking-an-optimization-step.
 '''
 from __future__ import annotations
 

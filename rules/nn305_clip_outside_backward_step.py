@@ -66,6 +66,11 @@ its TensorFlow code clips between `compute_gradients` and `apply_gradients`. See
 gradient vector before the optimizer uses it. Seed 003_1540c0685162747f.txt lists gradient
 clipping among the fixes for exploding gradients and gives the step order
 `loss.backward()` then `optimizer.step()`.
+
+In short: Clip gradients after `backward()` and before `optimizer.step()`. Public reference: PyTorch
+documentation, `torch.nn.utils.clip_grad_norm_`,
+https://pytorch.org/docs/stable/generated/torch.nn.utils.clip_grad_norm_.html; Pascanu et al., "On
+the difficulty of training recurrent neural networks" (2013, arXiv:1211.5063).
 '''
 from __future__ import annotations
 

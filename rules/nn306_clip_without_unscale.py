@@ -49,12 +49,24 @@ for inputs, targets in loader:
     scaler.update()
 ```
 
+## Fix safety
+The fix inserts `scaler.unscale_(optimizer)` on the line above the clip, with the clip's
+indentation. It is safe: `scaler.step()` skips unscaling gradients that are already unscaled, so
+only the clipping changes, to the threshold the code asked for. It is offered only when the
+backward, the clip and the step are in the loop's own code (so the scaler and optimizer names are
+the ones in scope) and nothing in the loop calls `unscale_` yet (a second call before `update()`
+raises).
+
 ## Source
 Seed 002_1779c8f13c5dbb22.txt, "梯度裁剪（Gradient Clipping）": clipping limits gradient
 values to a threshold ("使它不超过设定的阈值", so they do not exceed the set threshold), which
 only works on the true gradients. Seed 000_15ef46e869a43bad.txt shows how a clipnorm of 1.0
 rescales a gradient vector by its norm: a norm inflated by the loss scale makes that
 rescaling meaningless. The unscale-before-clip order is the PyTorch AMP recipe.
+
+In short: With a `GradScaler`, call `scaler.unscale_(optimizer)` before clipping. Public reference:
+PyTorch documentation, "Automatic Mixed Precision examples: working with unscaled gradients",
+https://pytorch.org/docs/stable/notes/amp_examples.html#working-with-unscaled-gradients.
 '''
 from __future__ import annotations
 
@@ -62,7 +74,8 @@ from typing import Optional, Sequence
 
 import libcst as cst
 
-from nnlint.facts.loops import Event, after, before
+from nnlint.facts.edits import Edits, block_statement, insert_before
+from nnlint.facts.loops import Event, TrainingLoop, after, before
 from nnlint.rule import Context, Rule
 
 
@@ -71,7 +84,7 @@ class ClipWithoutUnscale(Rule):
     name = "clip-without-unscale"
     severity = "error"
     default = True
-    fixable = False
+    fixable = True
     options = {}
 
     def check(self, ctx: Context) -> None:
@@ -92,9 +105,13 @@ class ClipWithoutUnscale(Rule):
                         scaled = event if event.scaler is not None else _scaled_alternative(ctx, events, event)
                         if scaled is not None:
                             reported.add(clip.node)
-                            optimizer = next((e.receiver for e in after(events, index) if e.kind == "step"), None)
+                            step = next((e for e in after(events, index) if e.kind == "step"), None)
+                            optimizer = step.receiver if step is not None else None
+                            unscale = f"{scaled.scaler}.unscale_({optimizer or 'optimizer'})"
                             ctx.report(clip.node, f"clipping gradients scaled by {scaled.scaler}: call "
-                                                  f"{scaled.scaler}.unscale_({optimizer or 'optimizer'}) before clipping")
+                                                  f"{unscale} before clipping",
+                                       fix=_unscale_fix(ctx, training, clip, scaled, step, unscale),
+                                       fix_message=f"Call {unscale} before clipping")
                         break
 
 
@@ -107,3 +124,15 @@ def _scaled_alternative(ctx: Context, events: Sequence[Event], backward: Event) 
         if event.kind == "backward" and event.scaler is not None and branch in ctx.facts.ancestors(event.node):
             return event
     return None
+
+
+def _unscale_fix(ctx: Context, training: TrainingLoop, clip: Event, scaled: Event, step: Optional[Event],
+                 unscale: str) -> Optional[Edits]:
+    """``scaler.unscale_(optimizer)`` on the line above the clip, when the clip, the backward and the
+    step are all in this loop's own code (names valid at the clip) and nothing unscales yet (a
+    second ``unscale_`` before ``update()`` raises)."""
+    if step is None or step.receiver is None or clip.via or scaled.via or step.via \
+            or training.of_kind("unscale"):
+        return None
+    statement = block_statement(ctx, clip.node)
+    return insert_before(ctx, statement, unscale) if statement is not None else None

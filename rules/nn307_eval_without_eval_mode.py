@@ -83,12 +83,25 @@ model = Net()
 print(evaluate(model, test_loader))
 ```
 
+## Fix safety
+The fix inserts `model.eval()` above the outermost statement of the evaluation (a `with
+torch.no_grad():` block or loop over the evaluation data, never the training loop) and
+`model.train()` below it, so the model is back in the mode it was in. It is unsafe: the evaluation
+results change (dropout off, batch norm running statistics used), which is the point, but a
+`model.train()` placed below a statement that hands the model to other code could come later than
+that code expects. There is no fix when the statement can leave early (`return`, `break`, `raise`),
+which would skip `model.train()`.
+
 ## Source
 Seed 002_1779c8f13c5dbb22.txt: no dropout at test and prediction time ("测试和预测阶段是不能
 dropout的"), and batch normalisation uses the moving averages at test time, switched by
 `is_training`. Seed 004_81a3f3f84632e452.txt: dropout is active only in the training phase
 and removed when predicting. Seed 000_15ef46e869a43bad.txt: after training, dropout does
 nothing. In PyTorch that switch is `model.eval()`.
+
+In short: Call `model.eval()` before evaluating and `model.train()` before training again. Public
+reference: PyTorch documentation, `torch.nn.Module.eval` (dropout and batch norm behave differently
+in evaluation), https://pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.eval.
 '''
 from __future__ import annotations
 
@@ -97,6 +110,7 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
+from nnlint.facts.edits import around
 from nnlint.facts.loops import is_eval_function_name, mode_switch, rename, scope_calls
 from nnlint.facts.names import dotted_name, positional
 from nnlint.facts.testcode import in_test_code
@@ -113,7 +127,7 @@ class EvalWithoutEvalMode(Rule):
     name = "eval-without-eval-mode"
     severity = "warning"
     default = True
-    fixable = False
+    fixable = True
     options = {}
 
     def check(self, ctx: Context) -> None:
@@ -158,7 +172,10 @@ class EvalWithoutEvalMode(Rule):
                     ("batch norm", all(s.has_batchnorm for s in summaries))) if on) or "dropout or batch norm"
                 message = f"{model} has {layers} but is evaluated in training mode: call {model}.eval() first"
             reported.add(key)
-            ctx.report(call, message)
+            ctx.report(call, message, fix=around(ctx, call, training_nodes, f"{model}.eval()", f"{model}.train()",
+                                                  lambda node: _calls_backward(ctx, node, backward_scopes)),
+                       fix_message=f"Call {model}.eval() before the evaluation and {model}.train() after it",
+                       applicability="unsafe")
 
 
 #: ``model.generate(x)`` and ``model.forward(x)`` run the model ``model``
@@ -382,3 +399,4 @@ def _covers(receiver: Optional[str], model: str) -> bool:
     if receiver is None:
         return False
     return receiver == model or model.startswith(receiver + ".")
+

@@ -76,6 +76,10 @@ test time but batch statistics in training, controlled by an `is_training` switc
 004_81a3f3f84632e452.txt and seed 000_15ef46e869a43bad.txt: dropout is active only in the
 training phase. Training after `model.eval()` without `model.train()` leaves those
 switches in the test position.
+
+In short: Switch back with `model.train()` after an evaluation inside the training loop. Public
+reference: PyTorch documentation, `torch.nn.Module.train` and `torch.nn.Module.eval`,
+https://pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.train.
 '''
 from __future__ import annotations
 

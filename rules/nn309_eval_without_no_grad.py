@@ -23,6 +23,7 @@ results accumulated across batches keep their graphs alive.
 
 ## Example
 ```python
+import torch
 import torch.nn.functional as F
 
 
@@ -51,12 +52,26 @@ def evaluate(model, loader):
     return total / len(loader)
 ```
 
+## Fix safety
+The fix wraps the evaluation in `with torch.no_grad():`: the statement that runs the model (or
+the loop holding it, in the block of `model.eval()`) and the statements after it in that block, up
+to one that calls `model.train()`, are indented one level under the `with`. It is unsafe: code in
+the wrapped statements that needs gradients (an adversarial example, a saliency map) would lose
+them. There is no fix when the file does not `import torch` or a multi-line string is in the
+wrapped statements (re-indenting would change its value).
+
 ## Source
 Seed 002_1779c8f13c5dbb22.txt and seed 004_81a3f3f84632e452.txt separate the training
 phase from testing and prediction, where the network is only evaluated; seed
 003_1540c0685162747f.txt shows that gradients are only needed for the training step
 (`loss.backward()` followed by `optimizer.step()`). Evaluation after `model.eval()` does no
 backward pass, so recording the graph for it only costs memory and time.
+
+In short: Evaluate under `torch.no_grad()` (or `torch.inference_mode()`), so no graph is recorded.
+Public reference: PyTorch documentation, `torch.no_grad`,
+https://pytorch.org/docs/stable/generated/torch.no_grad.html, and "Autograd mechanics: locally
+disabling gradient computation",
+https://pytorch.org/docs/stable/notes/autograd.html#locally-disabling-gradient-computation.
 '''
 from __future__ import annotations
 
@@ -64,6 +79,7 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
+from nnlint.facts.edits import Edits, module_alias, wrap_evaluation
 from nnlint.facts.loops import ModeSwitch, mode_switch, scope_calls
 from nnlint.facts.names import dotted_name
 from nnlint.facts.testcode import in_test_code
@@ -82,7 +98,7 @@ class EvalWithoutNoGrad(Rule):
     name = "eval-without-no-grad"
     severity = "warning"
     default = True
-    fixable = False
+    fixable = True
     options = {}
 
     def check(self, ctx: Context) -> None:
@@ -131,9 +147,12 @@ class EvalWithoutNoGrad(Rule):
                 uses_gradients = _uses_gradients(facts, scope)
             if uses_gradients or _callers_disable_grad(ctx, scope) or in_test_code(facts, call):
                 return
-            in_eval.pop(model)
+            switch = in_eval.pop(model)
             ctx.report(call, f"{model} runs after {model}.eval() with gradient tracking on: wrap the "
-                             "evaluation in torch.no_grad() or torch.inference_mode()")
+                             "evaluation in torch.no_grad() or torch.inference_mode()",
+                       fix=_no_grad_fix(ctx, call, model, switch.node),
+                       fix_message="Wrap the evaluation in torch.no_grad()",
+                       applicability="unsafe")
 
 
     def _check_helper(self, ctx: Context, helper: cst.FunctionDef, models: set[str]) -> None:
@@ -152,7 +171,9 @@ class EvalWithoutNoGrad(Rule):
             if model in models and not facts.loops.grad_disabled(call) and not in_test_code(facts, call):
                 models.discard(model)
                 ctx.report(call, f"{model} runs after {model}.eval() in the caller with gradient tracking on: "
-                                 "wrap the evaluation in torch.no_grad() or torch.inference_mode()")
+                                 "wrap the evaluation in torch.no_grad() or torch.inference_mode()",
+                           fix=_no_grad_fix(ctx, call, model), fix_message="Wrap the evaluation in torch.no_grad()",
+                           applicability="unsafe")
 
 
 def _is_statement(facts: "FileFacts", call: cst.Call) -> bool:
@@ -182,3 +203,13 @@ def _callers_disable_grad(ctx: Context, scope: cst.CSTNode, seen: frozenset[cst.
         if caller is None or not _callers_disable_grad(ctx, caller, seen | {scope}):
             return False
     return True
+
+
+def _no_grad_fix(ctx: Context, call: cst.Call, model: str, switch: Optional[cst.Call] = None) -> Optional[Edits]:
+    """``with torch.no_grad():`` around the evaluation, up to where the model goes back to training mode."""
+    def trains(node: cst.CSTNode) -> bool:
+        return any((s := mode_switch(c, ctx.facts)) is not None and s.mode == "train" and s.receiver is not None
+                   and (model == s.receiver or model.startswith(s.receiver + ".")) for c in ctx.facts.calls(node))
+
+    torch = module_alias(ctx, "torch")
+    return wrap_evaluation(ctx, call, switch, trains, f"with {torch}.no_grad():") if torch else None

@@ -57,6 +57,10 @@ a tensor (`total.device`, `torch.stack`, `total.backward()` in another file) bre
 Seed 003_1540c0685162747f.txt, "每个批量数据训练都要执行的代码流程" (the code every batch must
 run): the loss of the batch is added to the total as `train_loss += loss.item()`
 ("将该批次的损失加到总损失中", add this batch's loss to the total loss).
+
+In short: Accumulate `loss.item()` (or `loss.detach()`), not the loss tensor itself. Public
+reference: PyTorch FAQ, "Don't accumulate history across your training loop",
+https://pytorch.org/docs/stable/notes/faq.html.
 '''
 from __future__ import annotations
 

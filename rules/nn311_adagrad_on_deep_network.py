@@ -64,6 +64,10 @@ rarely used because it is not guaranteed to reach the optimum; RMSProp is its im
 Seed 004_81a3f3f84632e452.txt ("阿达格拉德"): the accumulated squared gradients only grow, which
 ends in a zero learning rate; AdaGrad "不能成为大多数深度模型的首选解决方案" (cannot be the first
 choice for most deep models).
+
+In short: Prefer Adam/AdamW or SGD with momentum to Adagrad for deep networks. Public reference:
+Duchi, Hazan & Singer, "Adaptive Subgradient Methods" (JMLR 2011), whose accumulated squared
+gradients only shrink the step; Kingma & Ba, "Adam" (2014, arXiv:1412.6980), section 5.
 '''
 from __future__ import annotations
 

@@ -87,6 +87,11 @@ learning rate; "You can often use the default value η = 0.001". Seed 000_15ef46
 ("学习率调度"): a high learning rate makes training diverge ("高学习率会导致训练时的发散").
 Seed 004_81a3f3f84632e452.txt trains its Keras MLP with `Adam(lr=0.001, ...)` and keeps 0.1 for
 momentum SGD.
+
+In short: Start Adam near its default learning rate of 0.001 and tune from there. Public reference:
+Kingma & Ba, "Adam: A Method for Stochastic Optimization" (2014, arXiv:1412.6980), default alpha =
+0.001; PyTorch documentation, `torch.optim.Adam` (`lr=1e-3`),
+https://pytorch.org/docs/stable/generated/torch.optim.Adam.html.
 '''
 from __future__ import annotations
 

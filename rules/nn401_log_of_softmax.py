@@ -74,6 +74,10 @@ score before exponentiating, in numerator and denominator; its cross-entropy sec
 softmax with the log loss. `log_softmax` is the library form of that stable computation
 fused with the log (PyTorch: `F.log_softmax` + `F.nll_loss`, or `F.cross_entropy` on the
 logits; TensorFlow/Keras: `tf.nn.log_softmax`, `from_logits=True`).
+
+In short: Use `log_softmax` instead of `log(softmax(x))`. Public reference: PyTorch documentation,
+`torch.nn.functional.log_softmax` (numerically more stable than a log after a softmax),
+https://pytorch.org/docs/stable/generated/torch.nn.functional.log_softmax.html.
 '''
 from __future__ import annotations
 

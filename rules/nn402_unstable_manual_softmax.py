@@ -48,12 +48,25 @@ def normalise(logits):
 In TensorFlow use `tf.nn.softmax(x, axis=-1)`, or subtract
 `tf.reduce_max(x, axis=-1, keepdims=True)` before `tf.exp`.
 
+## Fix safety
+The fix subtracts the maximum of the exponent over the summed axes inside every `exp` of the
+softmax: `torch.exp(x) / torch.exp(x).sum(-1, keepdim=True)` becomes
+`torch.exp(x - x.amax(-1, keepdim=True)) / torch.exp(x - x.amax(-1, keepdim=True)).sum(-1, keepdim=True)`
+(`tf.reduce_max`, `np.max` and `.max()` alike). It is safe: the factor `exp(-max)` cancels, so the
+result is the same where it was finite. It is offered only when the exponent is a plain name or
+attribute (repeating it has no side effects) and the sum runs over every element or keeps its
+dimensions (`keepdim=True`), so that the maximum broadcasts like the sum.
+
 ## Source
 Seed 003_1540c0685162747f.txt, "softmax分类器输出值": to prevent the exponential from
 blowing up ("防止在计算e的X次方这种指数运算时可能出现的指数爆炸问题"), subtract the largest
 class score from every score in both the numerator and the denominator before
 exponentiating; the probabilities stay in [0, 1] and still sum to 1. The library
 softmax functions (`torch.softmax`, `tf.nn.softmax`) already do this.
+
+In short: Use the library softmax, or subtract the maximum before `exp`. Public reference: PyTorch
+documentation, `torch.softmax`, https://pytorch.org/docs/stable/generated/torch.softmax.html;
+Goodfellow, Bengio & Courville, "Deep Learning" (2016), section 4.1, on stabilising softmax.
 '''
 from __future__ import annotations
 
@@ -61,6 +74,7 @@ from typing import Optional
 
 import libcst as cst
 
+from nnlint.facts.edits import subtract_max
 from nnlint.facts.names import literal, positional
 from nnlint.facts.tensors import EXP, LOG, LOG_SOFTMAX, SOFTMAX, SUM, TensorOp, TensorOps
 from nnlint.rule import Context, Rule
@@ -78,7 +92,7 @@ class UnstableManualSoftmax(Rule):
     name = "unstable-manual-softmax"
     severity = "warning"
     default = True
-    fixable = False
+    fixable = True
     options = {}
 
     def check(self, ctx: Context) -> None:
@@ -90,7 +104,11 @@ class UnstableManualSoftmax(Rule):
             numerator, denominator = pair
             exp = self._manual_softmax_exp(ctx, ops, numerator, denominator)
             if exp is not None and exp.operand is not None and not _is_stabilised(ctx, ops, exp.operand):
-                ctx.report(node, "softmax written by hand without subtracting the max: exp can overflow")
+                total = ops.resolved_op(denominator)
+                summed = ops.resolved_op(total.operand) if total is not None else None
+                fix = subtract_max(ctx, [exp, summed], total) if total is not None and summed is not None else None
+                ctx.report(node, "softmax written by hand without subtracting the max: exp can overflow",
+                           fix=fix, fix_message="Subtract the maximum before exp")
 
     def _manual_softmax_exp(self, ctx: Context, ops: TensorOps, numerator: cst.BaseExpression,
                             denominator: cst.BaseExpression) -> Optional[TensorOp]:

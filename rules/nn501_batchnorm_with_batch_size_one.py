@@ -66,6 +66,11 @@ unreliable, which is why moving averages are used at prediction time. Seed
 001_05b9fd847e40edfb.txt: when debugging with the batch size reduced to 1, remove the
 batch-normalisation layers ("将批处理规模减少到1并删除批归一化层").
 In Keras the same applies to `BatchNormalization` with `fit(batch_size=1)`.
+
+In short: Train batch norm with batches of more than one sample (or `drop_last=True`). Public
+reference: PyTorch documentation, `torch.nn.BatchNorm1d` (statistics over the mini-batch),
+https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm1d.html; Ioffe & Szegedy (2015,
+arXiv:1502.03167).
 '''
 from __future__ import annotations
 

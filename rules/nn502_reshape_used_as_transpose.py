@@ -5,7 +5,9 @@ them. After
 `b, c, t = x.shape` (or `x.size()`), a call such as `x.view(b, t, c)`,
 `x.reshape(b, h * w, c)` (after `b, c, h, w = x.shape`) or `torch.reshape(x, (t, b, c))`
 names the unpacked sizes in a different order than they were unpacked, on the same,
-unchanged `x`.
+unchanged `x`. Sizes read one by one count the same way: `n = x.shape[0]; c = x.shape[1];
+p = x.shape[2] * x.shape[3]` then `x.view(n, p, c)`, or `x.view(x.size(0), -1, x.size(1))`
+(the `-1` stands for the dims no argument names).
 
 Splitting or merging dimensions in their original order is fine: `x.view(b, c * t)`,
 `x.view(b, -1)`, `x.view(B, T, n_head, C // n_head)` after `B, T, C = x.size()`.
@@ -68,6 +70,10 @@ Seed 001_05b9fd847e40edfb.txt, "检查你的重构" (check your reshapes): large
 such as changing an image's X and Y dimensions, destroy spatial locality and make the
 network learn the reshaping too; be especially careful when reshaping several
 images/channels, and use a proper stacking/alignment operation instead.
+
+In short: Swap dimensions with `permute`/`transpose`; `view`/`reshape` only regroup them. Public
+reference: PyTorch documentation, `torch.Tensor.view` and `torch.permute`,
+https://pytorch.org/docs/stable/generated/torch.permute.html.
 '''
 from __future__ import annotations
 
@@ -76,7 +82,7 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from nnlint.facts.names import has_star_args, positional
+from nnlint.facts.names import has_star_args, literal, positional
 from nnlint.rule import Context, Rule
 
 _RESHAPE_METHODS = frozenset({"view", "reshape"})
@@ -105,13 +111,16 @@ class ReshapeUsedAsTranspose(Rule):
     def check(self, ctx: Context) -> None:
         unpackings = [found for node in ctx.facts.nodes_of(cst.Assign)
                       if (found := _shape_unpacking(ctx, node)) is not None]
-        if not unpackings:
-            return
         for call in ctx.facts.calls():
             reshape = _reshape(ctx, call)
             if reshape is None:
                 continue
             tensor, shape = reshape
+            read = _dims_read_one_by_one(ctx, tensor, shape)
+            if read is not None and _reordered(read):
+                ctx.report(call, f"{_reshape_name(call)} reorders the dims of {tensor.value} (sizes read as "
+                                 f"{tensor.value}.shape[i] in another order): use permute/transpose")
+                continue
             for unpacking in unpackings:
                 if unpacking.tensor.value != tensor.value or not _same_value(ctx, unpacking.tensor, tensor):
                     continue
@@ -202,6 +211,67 @@ def _dims_per_argument(
         if group:
             groups.append(sorted(group))
     return groups
+
+
+def _dims_read_one_by_one(ctx: Context, tensor: cst.Name, shape: list[cst.BaseExpression]
+                          ) -> Optional[list[list[int]]]:
+    """For each shape argument, the dims of ``tensor`` whose sizes it reads one by one
+    (``x.size(1)``, ``x.shape[2] * x.shape[3]``, or a name assigned exactly that), with a ``-1``
+    standing for the dims no argument names; ``None`` unless every argument is such sizes."""
+    groups: list[list[int]] = []
+    rest: Optional[int] = None
+    for position, expression in enumerate(shape):
+        if literal(expression, None) == -1 and rest is None:
+            rest = position
+            groups.append([])
+            continue
+        dims = _size_reads(ctx, tensor, expression, 1)
+        if not dims:
+            return None
+        groups.append(dims)
+    named = sorted(d for group in groups for d in group)
+    if len(named) < 2 or len(set(named)) != len(named):
+        return None
+    if rest is not None:  # what -1 stands for: the dims left out (a new one after them all if none)
+        groups[rest] = [d for d in range(named[-1]) if d not in named] or [named[-1] + 1]
+    return groups
+
+
+def _size_reads(ctx: Context, tensor: cst.Name, expression: cst.BaseExpression, depth: int) -> list[int]:
+    """The dims of ``tensor`` an expression multiplies together; empty when it is anything else."""
+    if isinstance(expression, cst.BinaryOperation) and isinstance(expression.operator, cst.Multiply):
+        left, right = (_size_reads(ctx, tensor, side, depth) for side in (expression.left, expression.right))
+        return left + right if left and right else []
+    index: object = None
+    owner: Optional[cst.BaseExpression] = None
+    if isinstance(expression, cst.Subscript) and len(expression.slice) == 1 \
+            and isinstance(expression.slice[0].slice, cst.Index):
+        index = literal(expression.slice[0].slice.value, None)
+        owner = expression.value
+        if isinstance(owner, cst.Call) and not owner.args:  # ``x.size()[1]``
+            owner = owner.func
+        if not (isinstance(owner, cst.Attribute) and owner.attr.value in ("shape", "size")):
+            return []
+        owner = owner.value
+    elif isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute) \
+            and expression.func.attr.value == "size" and len(expression.args) == 1:
+        index, owner = literal(expression.args[0].value, None), expression.func.value
+    elif isinstance(expression, cst.Name) and depth > 0:
+        definitions = ctx.facts.dataflow.definitions(expression)
+        if len(definitions) == 1 and definitions[0].value is not None:
+            return _size_reads(ctx, tensor, definitions[0].value, depth - 1)
+        return []
+    if type(index) is int and index >= 0 and isinstance(owner, cst.Name) and owner.value == tensor.value \
+            and _same_bindings(ctx, owner, tensor):
+        return [index]
+    return []
+
+
+def _same_bindings(ctx: Context, first: cst.Name, second: cst.Name) -> bool:
+    """Do both uses see the same bindings (one, or the same few of a loop: ``x.view(x.size(0), ...)``)?"""
+    dataflow = ctx.facts.dataflow
+    before, after = dataflow.definitions(first), dataflow.definitions(second)
+    return bool(before) and {id(d.statement) for d in before} == {id(d.statement) for d in after}
 
 
 def _reordered(groups: list[list[int]]) -> bool:

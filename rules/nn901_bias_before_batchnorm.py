@@ -71,6 +71,11 @@ that touches `layer.bias` breaks. The trained function is unchanged only up to B
 Seed 000_15ef46e869a43bad.txt (batch normalisation section): the BN layer includes an offset
 parameter for each input, so the bias term of the preceding hidden layer can be set to False
 and removed ("BN 层还包括每个输入的一个偏移参数，您可以使用偏置项将其设置为 False，从隐藏层中移除该参数").
+
+In short: Drop the bias of a layer that a batch norm follows (`bias=False`). Public reference: Ioffe
+& Szegedy, "Batch Normalization" (2015, arXiv:1502.03167), section 3.2; PyTorch tuning guide,
+"Disable bias for convolutions directly followed by a batch norm",
+https://pytorch.org/tutorials/recipes/recipes/tuning_guide.html.
 '''
 from __future__ import annotations
 

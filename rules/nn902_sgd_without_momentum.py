@@ -56,6 +56,10 @@ optima; the example is `tf.train.MomentumOptimizer(learning_rate, momentum=0.9)`
 Seed 000_15ef46e869a43bad.txt ("动量优化", momentum optimisation): `SGD(lr=0.001, momentum=0.9)`,
 and `nesterov=True` is generally faster still. Seed 004_81a3f3f84632e452.txt: momentum makes
 SGD robust on plateaus, and its MLP trains with `SGD(lr=0.1, momentum=0.9)`.
+
+In short: Give SGD momentum (0.9 is the usual value). Public reference: Sutskever et al., "On the
+importance of initialization and momentum in deep learning" (ICML 2013); PyTorch documentation,
+`torch.optim.SGD` (`momentum`), https://pytorch.org/docs/stable/generated/torch.optim.SGD.html.
 '''
 from __future__ import annotations
 

@@ -63,6 +63,11 @@ Seed 004_81a3f3f84632e452.txt (dropout section): "当处理概率层时(比如 d
 probabilistic layers such as dropout, always set the random seeds); that way experiments can
 be repeated and results compared without bias, while without explicit seeds every training
 run is different and performance after a fixed number of epochs is hard to compare.
+
+In short: Seed every random generator before training (`torch.manual_seed`, `np.random.seed`,
+`tf.random.set_seed`). Public reference: PyTorch documentation, "Reproducibility",
+https://pytorch.org/docs/stable/notes/randomness.html; Keras documentation,
+`keras.utils.set_random_seed`, https://keras.io/api/utils/python_utils/.
 '''
 from __future__ import annotations
 

@@ -49,6 +49,11 @@ subtract the data set's mean and divide by its standard deviation; inputs centre
 with constant variance make the network easier to train, and every test input must be
 normalised the same way. Seed 000_15ef46e869a43bad.txt also lists input standardisation
 among the remedies for unstable gradients.
+
+In short: Scale image inputs to [0, 1] and normalise them with the data set's mean and standard
+deviation. Public reference: torchvision documentation, `transforms.ToTensor` and
+`transforms.Normalize`, https://pytorch.org/vision/stable/transforms.html; LeCun et al., "Efficient
+BackProp" (1998), section 4.3.
 '''
 from __future__ import annotations
 

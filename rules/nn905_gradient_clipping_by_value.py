@@ -56,6 +56,11 @@ Seed 000_15ef46e869a43bad.txt ("渐变剪辑", gradient clipping): in Keras clip
 clip by norm instead of by value): for the gradient [0.9, 100.0], `clipvalue=1.0` gives
 [0.9, 1.0] while `clipnorm=1.0` gives [0.00899964, 0.999595]. Seed 002_1779c8f13c5dbb22.txt
 ("梯度裁剪") clips with `tf.clip_by_value(grad, -threshold, threshold)` over `grads_and_vars`.
+
+In short: Clip by norm (`clip_grad_norm_`, Keras `clipnorm`), which keeps the gradient's direction.
+Public reference: PyTorch documentation, `torch.nn.utils.clip_grad_norm_`,
+https://pytorch.org/docs/stable/generated/torch.nn.utils.clip_grad_norm_.html; Pascanu et al. (2013,
+arXiv:1211.5063).
 '''
 from __future__ import annotations
 

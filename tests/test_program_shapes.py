@@ -906,6 +906,35 @@ model = create_model(total_words=100, hidden_size=10, optimizer=optimizer)
 fine = create_model(total_words=100, hidden_size=10, optimizer=Adam(lr=CONFIG.small_rate))
 ''',
     },
+    # a skorch-style estimator is given the module class and the loss: it feeds one to the other
+    "library-estimator-with-criterion": {
+        "example.py": '''
+import torch.nn as nn
+from skorch import NeuralNetClassifier
+
+if __name__ == "__main__":
+    class MyModule(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.output = nn.Linear(20, 2)
+            self.softmax = nn.Softmax(dim=-1)
+
+        def forward(self, X):
+            return self.softmax(self.output(X))  # NN201
+
+    class Logits(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.output = nn.Linear(20, 2)
+
+        def forward(self, X):
+            return self.output(X)
+
+    net = NeuralNetClassifier(MyModule, criterion=nn.CrossEntropyLoss, max_epochs=10)
+    default = NeuralNetClassifier(MyModule, max_epochs=10)  # skorch's default NLLLoss takes probabilities
+    fine = NeuralNetClassifier(module=Logits, criterion=nn.CrossEntropyLoss())
+''',
+    },
     # a factory returning one of several models, all with dropout or batch norm
     "factory-of-models": {
         "__select__": "NN307",

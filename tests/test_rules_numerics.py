@@ -589,6 +589,42 @@ def test_nn502_reorders() -> None:
     )
 
 
+def test_nn502_sizes_read_one_by_one() -> None:
+    check(
+        """
+        def encode(self, images):
+            encoded = self.resnet(images)
+            batch_size = encoded.shape[0]
+            features = encoded.shape[1]
+            num_pixels = encoded.shape[2] * encoded.shape[3]
+            pooled = encoded.view(batch_size, features, -1)
+            ordered = encoded.view(batch_size, features, num_pixels)
+            return encoded.view(batch_size, num_pixels, features)  # !
+
+        def quantize(self, x):
+            for layer in self.layers:
+                flat = x.view(x.size(0), -1, x.size(1))  # !
+                tokens = x.view(x.size(0), x.size(1), -1)
+                rows = x.view(x.size(0), -1)
+                last = x.view(-1, x.size(-1))
+                x = layer(x)
+            return x
+
+        def other_tensor(x, y):
+            n = y.size(0)
+            c = y.size(1)
+            return x.view(c, n)
+
+        def rebound(x, layer):
+            n = x.size(0)
+            c = x.size(1)
+            x = layer(x)
+            return x.view(c, n)
+        """,
+        "NN502",
+    )
+
+
 def test_nn502_nanogpt_attention_is_fine() -> None:
     check(
         """

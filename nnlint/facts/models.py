@@ -1094,6 +1094,8 @@ class ModelFacts:
             return LossSite(call, kind_name, "logits", "keras", argument(call, index, word))
         if isinstance(call.func, cst.Attribute) and call.func.attr.value == "compile" and qualname is None:
             return self._compile_site(call)
+        if qualname is not None and keyword(call, "criterion") is not None:
+            return self._estimator_site(call, qualname)
         if qualname is not None:
             keras_kind = _keras_loss_function(qualname)
             if keras_kind is not None:
@@ -1161,6 +1163,26 @@ class ModelFacts:
         if first[1] is None or any((f[1], f[2]) != (first[1], first[2]) for f in found[1:]):
             return None
         return first[0], first[1], external
+
+    def _estimator_site(self, call: cst.Call, qualname: str) -> Optional[LossSite]:
+        """A library estimator given a module and its loss (skorch's ``NeuralNetClassifier(MyModule,
+        criterion=nn.CrossEntropyLoss)``): it feeds the module's output to the criterion."""
+        facts = self._facts
+        if facts.project.resolve(qualname, near=facts.path) is not None or qualname in facts.names.classes \
+                or qualname in facts.names.functions:
+            return None  # a project class: its own code is followed instead
+        criterion = keyword(call, "criterion")
+        criterion_name = facts.names.qualname(criterion.func if isinstance(criterion, cst.Call) else criterion)
+        kind = L.TORCH_LOSS_CLASSES.get(criterion_name or "")
+        module = keyword(call, "module") or positional(call, 0)
+        model = self._model_of(module, 0) if module is not None else None
+        module_name = facts.names.qualname(module) if isinstance(module, (cst.Name, cst.Attribute)) else None
+        if model is None and module_name is not None:  # the class itself: the estimator builds it
+            model = self._model_for_class(module_name, 1)
+        if kind is None or model is None:
+            return None
+        return LossSite(call, kind.kind, kind.expects, "torch", None,
+                        criterion if isinstance(criterion, cst.Call) else None, model)
 
     def _compile_site(self, call: cst.Call) -> Optional[LossSite]:
         loss = keyword(call, "loss")

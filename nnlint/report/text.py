@@ -1,6 +1,7 @@
 """Human-readable output: ``full`` (ruff-like frames) and ``concise`` (one line per finding)."""
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import unicodedata
@@ -11,6 +12,8 @@ from nnlint.findings import Finding, source_key
 
 #: Longest range shown line by line in a frame; longer ones show their first and last lines.
 MAX_FRAME_LINES = 4
+#: Most changed lines a fix's diff under a finding shows (the rest: ``--diff``)
+MAX_FIX_LINES = 12
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -39,6 +42,9 @@ class _Style:
 
     def dim(self, text: str) -> str:
         return self(text, "2")
+
+    def green(self, text: str) -> str:
+        return self(text, "32")
 
 
 def is_runtime(finding: Finding) -> bool:
@@ -178,7 +184,36 @@ def _frame(
                    f"{_one_line(place.message)}\n")
     if finding.fix is not None:
         out.append(f"  {style.blue('=')} help: {_one_line(finding.fix.message)}\n")
+        if text is not None:
+            out.append(_fix_diff(finding, text, style))
     out.append("\n")
+    return "".join(out)
+
+
+def _fix_diff(finding: Finding, text: str, style: _Style) -> str:
+    """The lines the finding's fix changes, as a small diff with old and new line numbers
+    (nothing when its edits are in another notebook cell or no longer apply)."""
+    from nnlint.fixes import apply_fixes_which
+
+    fix = finding.fix
+    if fix is None or not fix.edits or any(edit.cell != finding.cell for edit in fix.edits):
+        return ""
+    fixed, applied = apply_fixes_which(text, [fix])
+    if not applied or fixed == text:
+        return ""
+    old, new = _NEWLINE.split(text), _NEWLINE.split(fixed)
+    rows: list[tuple[str, int, str]] = []
+    for tag, a, b, c, d in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag != "equal":
+            rows += [("-", number + 1, old[number]) for number in range(a, b)]
+            rows += [("+", number + 1, new[number]) for number in range(c, d)]
+    gutter = max(len(str(number)) for _, number, _ in rows)
+    out = [f"    {style.dim(fix.applicability.capitalize() + ' fix')}\n"]
+    for sign, number, line in rows[:MAX_FIX_LINES]:
+        paint = style.red if sign == "-" else style.green
+        out.append(f"    {style.blue(str(number).rjust(gutter))} {paint(sign + ' ' + _display(line, 0, 0)[0])}\n")
+    if len(rows) > MAX_FIX_LINES:
+        out.append(f"    {' ' * gutter} {style.dim(f'... {len(rows) - MAX_FIX_LINES} more lines (see --diff)')}\n")
     return "".join(out)
 
 
