@@ -50,41 +50,31 @@ class MonitorAdapter:
         from nnlint.runtime.monitor import monitor
 
         self.finish(raise_errors=False)  # a previous run that never ended (fit called again)
-        mon = monitor(model, optimizer, self.mode, **self.monitor_kwargs)
+        mon = monitor(model, optimizer, self.mode, log_dir=self.log_dir, **self.monitor_kwargs)
         if state:
             mon.load_state_dict(state)
-        if self.log_dir is not None:
-            from nnlint.integrations.events import EventLog
-
-            self.event_log = EventLog(self.log_dir)
-            self.event_log.attach(mon)
         self._loss_sum, self._loss_count, self._loss_step = None, 0, -1
-        try:
-            mon.start()
-        except BaseException:
-            if self.event_log is not None:
-                self.event_log.close()
-                self.event_log = None
-            raise
+        mon.start()  # the monitor opens its event log, and closes it if starting fails
+        self.event_log = mon.event_log
         self.monitor = mon
         self._running = True
 
     def observe_loss(self, loss: Any) -> None:
-        """The loss of one batch (a tensor: no host sync). Batches that share an optimizer
-        step (gradient accumulation) are averaged into that step's loss: the monitor's step
-        advances only when an iteration begins, so its counter tells them apart."""
+        """The loss of one batch (a tensor: no host sync). The batches of one optimizer step
+        (gradient accumulation) are averaged into that step's loss: each call writes the
+        running mean, so the step keeps the mean of all of them."""
         mon = self.monitor
         if mon is None or loss is None:
             return
+        if mon.step != self._loss_step:
+            self._loss_sum, self._loss_count, self._loss_step = None, 0, mon.step
         if hasattr(loss, "detach"):
             loss = loss.detach()
             self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
         else:
             self._loss_sum = float(loss) + (self._loss_sum if self._loss_sum is not None else 0.0)
         self._loss_count += 1
-        if mon.step != self._loss_step:
-            mon.observe_loss(self._loss_sum / self._loss_count if self._loss_count > 1 else self._loss_sum)
-            self._loss_sum, self._loss_count, self._loss_step = None, 0, mon.step
+        mon.observe_loss(self._loss_sum / self._loss_count if self._loss_count > 1 else self._loss_sum)
 
     def finish(self, raise_errors: bool, print_report: bool = False) -> None:
         """Detach (always); then the final check, which raises a pending TrainingError when
@@ -94,9 +84,7 @@ class MonitorAdapter:
             return
         self._running = False
         try:
-            mon.close(raise_errors=raise_errors)
+            mon.close(raise_errors=raise_errors)  # closes the event log too
         finally:
-            if self.event_log is not None:
-                self.event_log.close()
             if print_report and self.print_report:
                 mon.report()

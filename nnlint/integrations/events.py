@@ -1,11 +1,12 @@
 """An event log for a monitored run: ``events.jsonl`` and, when ``tensorboard`` is
 installed, TensorBoard scalars and the findings as text.
 
-    mon = nnlint.monitor(model, optimizer)
-    log = EventLog("runs/exp").attach(mon)
-    with mon:
+    with nnlint.monitor(model, optimizer, log_dir="runs/exp") as mon:
         ...train...
-    log.plot("grads.png")      # or: nnlint report runs/exp/events.jsonl --plot grads.png
+    mon.plot("grads.png")      # or: nnlint report runs/exp/events.jsonl --plot grads.png
+
+(``EventLog("runs/exp").attach(mon)`` before the ``with`` does the same.) The log is an
+observer of the monitor (:meth:`nnlint.runtime.Monitor.add_observer`).
 
 The schema of ``events.jsonl`` is documented (and versioned) in :mod:`nnlint.report.events`.
 Everything is written at the monitor's checks (every ``check_every`` steps) from the
@@ -23,11 +24,11 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from nnlint.findings import Finding
 from nnlint.report.events import SCHEMA_VERSION, encode
-from nnlint.runtime.detector import Detector, DetectorContext, Window
+from nnlint.runtime.detector import Window
 
 EVENTS_FILE = "events.jsonl"
 
@@ -61,45 +62,6 @@ def _row(stats: Any) -> dict[str, Any]:
     return row
 
 
-class _Observer(Detector):
-    """Rides along with the detectors to see each check's window; reports nothing."""
-
-    code = "NR000"
-    name = "event-log"
-    default = False
-
-    def __init__(self, log: "EventLog") -> None:
-        super().__init__()
-        self.log = log
-
-    def check(self, window: Window, ctx: DetectorContext) -> None:
-        self.log._on_check(window)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-
-class _Sink:
-    """The monitor's sink, plus the log: every finding goes to both; ``flush`` (called when
-    the monitor closes) closes the log."""
-
-    def __init__(self, inner: Callable[[Finding], None], log: "EventLog") -> None:
-        self.inner = inner
-        self.log = log
-
-    def __call__(self, finding: Finding) -> None:
-        self.log._on_finding(finding)
-        self.inner(finding)
-
-    def flush(self) -> None:
-        try:
-            flush = getattr(self.inner, "flush", None)
-            if callable(flush):
-                flush()
-        finally:
-            self.log.close()
-
-
 class EventLog:
     """Writes ``log_dir/events.jsonl`` (and TensorBoard files) for the monitor it is attached
     to. ``tensorboard``: None writes them when the package is installed, True requires it,
@@ -121,8 +83,7 @@ class EventLog:
         if self.monitor is not None:
             raise RuntimeError("this event log is already attached to a monitor")
         self.monitor = mon
-        mon.detectors.append(_Observer(self))  # last: it sees the fixes the others asked for
-        mon.sink = _Sink(mon.sink, self)
+        mon.add_observer(self)  # called after the detectors: it sees the fixes they asked for
         self._open()
         self._write({"event": "start", "schema": SCHEMA_VERSION, "nnlint": _version(), "time": time.time(),
                      "mode": mon.mode, "check_every": mon.check_every})
@@ -149,7 +110,7 @@ class EventLog:
 
     # -- from the monitor -------------------------------------------------------------
 
-    def _on_check(self, window: Window) -> None:
+    def on_check(self, mon: Any, window: Window) -> None:
         rows = [_row(stats) for stats in window.steps]
         event: dict[str, Any] = {"event": "check", "step": rows[-1]["step"] if rows else self.monitor.step,
                                  "steps": rows}
@@ -166,7 +127,7 @@ class EventLog:
             self._scalars(rows, dead)
         self._file.flush()
 
-    def _on_finding(self, finding: Finding) -> None:
+    def on_finding(self, mon: Any, finding: Finding) -> None:
         self._findings += 1
         self._write({"event": "finding", "code": finding.code, "name": finding.name, "severity": finding.severity,
                      "message": finding.message, "module": finding.module, "step": finding.step})
@@ -197,6 +158,9 @@ class EventLog:
         last = rows[-1]["step"] if rows else self.monitor.step
         for site, value in dead.items():
             writer.add_scalar(f"dead_fraction/{site}", value["fraction"], last)
+
+    def on_close(self, mon: Any) -> None:
+        self.close()
 
     # -- end ---------------------------------------------------------------------------
 

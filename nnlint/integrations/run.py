@@ -108,24 +108,14 @@ def run_command(argv: Sequence[str]) -> int:
 
 
 class _StatusObserver:
-    """Rides along with a monitor's detectors: one status line on a terminal at each check."""
+    """A monitor observer: one status line on a terminal at each check."""
 
     def __init__(self, runner: "Runner") -> None:
-        from nnlint.runtime.detector import Detector
+        self.runner = runner
 
-        class Observer(Detector):
-            code = "NR000"
-            name = "status-line"
-            default = False
-
-            def check(self, window: Any, ctx: Any) -> None:
-                losses = [s.loss for s in window.steps if s.loss is not None]
-                runner._status(window.steps[-1].step if window.steps else None, losses[-1] if losses else None)
-
-            def state_dict(self) -> dict[str, Any]:
-                return {}
-
-        self.detector = Observer()
+    def on_check(self, mon: Any, window: Any) -> None:
+        losses = [s.loss for s in window.steps if s.loss is not None]
+        self.runner._status(window.steps[-1].step if window.steps else None, losses[-1] if losses else None)
 
 
 class Runner:
@@ -238,19 +228,15 @@ class Runner:
         kwargs: dict[str, Any] = {}
         if self.options.check_every:
             kwargs["check_every"] = self.options.check_every
-        mon = monitor(model, optimizer, self.options.mode, **kwargs)
-        log = None
         if self.options.log_dir:
-            from nnlint.integrations.events import EventLog
-
-            where = self.options.log_dir if not self.monitors else os.path.join(
+            kwargs["log_dir"] = self.options.log_dir if not self.monitors else os.path.join(
                 self.options.log_dir, f"{len(self.monitors) + 1}-{type(model).__name__}")
-            log = EventLog(where).attach(mon)
+        mon = monitor(model, optimizer, self.options.mode, **kwargs)
         if self._live:
-            mon.detectors.append(_StatusObserver(self).detector)
+            mon.add_observer(_StatusObserver(self))
         mon.start()
         self.monitors.append(mon)
-        self.logs.append(log)
+        self.logs.append(mon.event_log)
 
     # -- the status line ----------------------------------------------------------------
 

@@ -7,10 +7,9 @@
     trainer.train()
     callback.findings, callback.fixes, callback.report()
 
-It watches the model and the optimizer from ``on_train_begin`` to ``on_train_end``. Each
-micro-batch is an iteration (the model's forward starts it); with gradient accumulation
-the micro-batches whose optimizer step has not run yet keep their gradient norms, and
-``max_grad_norm`` clipping is seen as any clipping before ``optimizer.step()`` is. The
+It watches the model and the optimizer from ``on_train_begin`` to ``on_train_end``. A step
+is an optimizer step: with gradient accumulation its micro-batches are one step (their
+losses averaged), and ``max_grad_norm`` clipping is seen as any clipping before ``optimizer.step()`` is. The
 loss of each micro-batch is read from the model's output (``output.loss``), so a NaN or
 infinite loss is reported even though ``logging_nan_inf_filter`` keeps it out of the
 logged training loss. Evaluation runs in ``eval()``/``no_grad`` and is not counted.

@@ -19,7 +19,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
+from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequence, TextIO
 
 from nnlint.findings import Finding
 from nnlint.runtime.detector import Detector, DetectorContext, RemedyRequest, Window
@@ -33,6 +33,7 @@ FIRST_CHECK = 10
 SETTING_KEYS = ("mode", "check-every", "sample-every", "activation-every", "overhead-budget", "fix", "stop-on",
                 "select", "ignore", "log-level")
 DEFAULT_OVERHEAD_BUDGET = 0.05
+HISTORY_ROWS = 1024  # per-layer gradient norms kept in memory for mon.plot() (thinned beyond)
 
 logger = logging.getLogger("nnlint.runtime")
 
@@ -63,8 +64,11 @@ class LoggingSink:
     def __init__(self, log: logging.Logger = logger) -> None:
         self.log = log
         self.counts: dict[tuple[str, Optional[str]], int] = {}
+        self.enabled = True  # off on the ranks other than 0 of a distributed run (same findings)
 
     def __call__(self, finding: Finding) -> None:
+        if not self.enabled:
+            return
         key = (finding.code, finding.module)
         seen = self.counts.get(key, 0)
         self.counts[key] = seen + 1
@@ -80,6 +84,41 @@ class LoggingSink:
         for (code, module), count in self.counts.items():
             if count > 1:
                 self.log.info("%s [%s]: %d occurrences in total", code, module or "<model>", count)
+
+
+class Observer(Protocol):
+    """What :meth:`Monitor.add_observer` takes. Every method is optional; each runs on the
+    host, at a check (every ``check_every`` steps), from what the monitor already read back."""
+
+    def on_check(self, monitor: "Monitor", window: Window) -> None:
+        """After the detectors ran on ``window`` (and any fix they asked for was applied)."""
+
+    def on_finding(self, monitor: "Monitor", finding: Finding) -> None:
+        """Each finding, when it is reported."""
+
+    def on_close(self, monitor: "Monitor") -> None:
+        """Once, when the monitor closes (after the final check; also after an error)."""
+
+
+class _History:
+    """Per-layer gradient norms and the loss at every step, for :meth:`Monitor.plot` without
+    an event log. Bounded: beyond 2 x HISTORY_ROWS rows every other one is dropped."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.layers: list[str] = []
+        self.stride = 1
+
+    def on_check(self, monitor: "Monitor", window: Window) -> None:
+        for layer in window.layers:
+            if layer.name not in self.layers:
+                self.layers.append(layer.name)
+        for stats in window.steps:
+            if stats.step % self.stride == 0:
+                self.rows.append({"step": stats.step, "loss": stats.loss, "grad_norm": dict(stats.grad_norm)})
+        if len(self.rows) > 2 * HISTORY_ROWS:
+            self.stride *= 2
+            self.rows = [row for row in self.rows if row["step"] % self.stride == 0]
 
 
 def _load_settings() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -149,6 +188,8 @@ class Monitor:
         options: Optional[Mapping[str, Mapping[str, Any]]] = None,
         sink: Optional[Callable[[Finding], None]] = None,
         use_config: bool = True,
+        log_dir: Optional[str | Path] = None,
+        distributed: Optional[bool] = None,
     ) -> None:
         file_settings, file_options = _load_settings() if use_config else ({}, {})
         mode = mode if mode is not None else file_settings.get("mode", "warn")
@@ -196,6 +237,15 @@ class Monitor:
         self._collector: Any = None
         self._entered = False
         self._state_to_load: Optional[dict[str, Any]] = None
+        self._history = _History()
+        self._observers: list[Any] = [self._history]
+        # log_dir comes from the caller only (never from a config file: it writes files).
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.event_log: Any = None  # the EventLog writing log_dir, from start() on
+        # None: follow torch.distributed when a process group is initialised (see
+        # nnlint.runtime.distributed); False: every rank on its own.
+        self.distributed = distributed
+        self.rank, self.world_size = 0, 1
 
     # -- setup ------------------------------------------------------------------
 
@@ -244,8 +294,10 @@ class Monitor:
         """Attach the hooks (``with`` does this)."""
         if self._entered:
             raise RuntimeError("this monitor is already attached")
-        from nnlint.runtime.stats import Collector, has_own_forward
+        from nnlint.runtime.stats import Collector, compiled_original, has_own_forward
 
+        # torch.compile(model): the modules, names and parameters are the original's
+        self.model, compiled = compiled_original(self.model)
         if not has_own_forward(self.model):
             names = [name for name, _ in self.model.named_children()]
             raise ValueError(
@@ -254,6 +306,13 @@ class Monitor:
                 f"optimizer (submodules: {', '.join(names) or 'none'}), e.g. "
                 f"`with nnlint.monitor(models['G'], opt_g) as mon_g, nnlint.monitor(models['D'], opt_d) as mon_d:`")
 
+        from nnlint.runtime.distributed import rank_and_size
+
+        self.rank, self.world_size = rank_and_size() if self.distributed is not False else (0, 1)
+        if self.distributed and self.world_size == 1 and not torch_distributed_ready():
+            raise ValueError("nnlint.monitor(distributed=True): no torch.distributed process group is initialised")
+        if self.rank != 0 and isinstance(self.sink, LoggingSink):
+            self.sink.enabled = False
         # The collector is built from what the selected detectors ask of it.
         settings: dict[str, Any] = {}
         for detector in self.detectors:
@@ -272,6 +331,8 @@ class Monitor:
             sample_every=self.sample_every,
             activation_every=self.activation_every,
             overhead_budget=self.overhead_budget,
+            world_size=self.world_size,
+            compiled=compiled,
             **settings,
         )
         self._collector.after_commit = self._check_due
@@ -284,7 +345,15 @@ class Monitor:
         if self._state_to_load is not None:
             self._collector.load_state_dict(self._state_to_load)
             self._state_to_load = None
-        self._collector.attach()
+        if self.log_dir is not None and self.event_log is None and self.rank == 0:  # one log per run
+            from nnlint.integrations.events import EventLog
+
+            self.event_log = EventLog(self.log_dir).attach(self)
+        try:
+            self._collector.attach()
+        except BaseException:
+            self._notify("on_close")
+            raise
         self._entered = True
 
     def close(self, raise_errors: bool = True) -> None:
@@ -292,6 +361,10 @@ class Monitor:
         collector = self._collector
         if collector is None:
             return
+        if not raise_errors:
+            # Leaving on an error: the other ranks may not be closing, so the last read
+            # is this rank's own (a collective here could wait forever).
+            collector.world_size = 1
         try:
             collector.commit()
         finally:
@@ -303,9 +376,12 @@ class Monitor:
             if raise_errors:
                 raise
         finally:
-            flush = getattr(self.sink, "flush", None)
-            if callable(flush):
-                flush()
+            try:
+                flush = getattr(self.sink, "flush", None)
+                if callable(flush):
+                    flush()
+            finally:
+                self._notify("on_close")
 
     # -- public API -----------------------------------------------------------------
 
@@ -317,6 +393,32 @@ class Monitor:
     def check(self) -> None:
         """Read back and run the detectors now (one host sync)."""
         self._check(final=False)
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer`` at every check, finding and close (see :class:`Observer`): an
+        event log, a status line, a dashboard. It sees what the detectors saw, adds no device
+        work, and cannot change a decision; an error it raises is logged, never raised."""
+        if observer not in self._observers:
+            self._observers.append(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def plot(self, out: str | Path) -> Path:
+        """Draw the gradient flow so far (per-layer gradient norm over steps, findings marked;
+        see :mod:`nnlint.report.plot`) to ``out`` (.png, .svg, .pdf). Uses the event log
+        when there is one (``log_dir``), else the history kept in memory. Needs matplotlib."""
+        if self.event_log is not None:
+            return self.event_log.plot(out)
+        from nnlint.report.events import Run
+        from nnlint.report.plot import plot_run
+
+        history = self._history
+        run = Run(path=type(self.model).__name__, rows=list(history.rows), layers=list(history.layers),
+                  findings=[{"code": f.code, "severity": f.severity, "module": f.module, "step": f.step}
+                            for f in self._findings])
+        return plot_run(run, out)
 
     @property
     def findings(self) -> list[Finding]:
@@ -336,7 +438,10 @@ class Monitor:
         return [event for detector in self.detectors for event in detector.state.get("events", [])]
 
     def report(self, format: str = "table", stream: Optional[TextIO] = None) -> None:
-        """Print the findings: a rich summary table, or any static-side format (json, ...)."""
+        """Print the findings: a rich summary table, or any static-side format (json, ...).
+        In a distributed run only rank 0 prints (every rank has the same findings)."""
+        if self.rank != 0:
+            return
         stream = stream if stream is not None else sys.stdout
         if format == "table":
             from nnlint.runtime.summary import write_table
@@ -422,6 +527,7 @@ class Monitor:
                                   self._learning_rates)
             detector.check(window, ctx)
         self._explain_fixes(fixes_before)
+        self._notify("on_check", window)
         if self._snapshot is not None and not self._rolled_back:
             self._refresh_snapshot(readback.rows, self._findings[findings_before:], readback.nonfinite_steps)
         stops, self._stop_requests = self._stop_requests, []
@@ -485,6 +591,7 @@ class Monitor:
         )
         self._findings.append(finding)
         self.sink(finding)
+        self._notify("on_finding", finding)
         if self._pending_error is None and (
             code in self.stop_on or (self.mode == "raise" and finding.severity == "error")
         ):
@@ -501,13 +608,32 @@ class Monitor:
         # check_every steps after the finding it answers: record when it took effect.
         applied_at = max(self.step, request.step)
         target = Target(self.model, self.optimizer, self._collector, self._snapshot, self._stop, FIRST_CHECK)
-        applied = remedy(target, request.code, request.module, dict(request.params))
+        if self.world_size > 1:
+            # A re-initialisation draws the same numbers on every rank: replicas stay equal.
+            from nnlint.runtime.distributed import same_random_numbers
+
+            seed = (applied_at * 1000003 + sum(map(ord, f"{request.code}{request.module}"))) % (2 ** 63)
+            with same_random_numbers(self.model, seed):
+                applied = remedy(target, request.code, request.module, dict(request.params))
+        else:
+            applied = remedy(target, request.code, request.module, dict(request.params))
         if applied is None:
             return False
         self._rolled_back = self._rolled_back or target.rolled_back
         for action, module, detail in applied:
             self._fixes.append(AppliedFix(request.code, action, module, applied_at, detail))
         return True
+
+    def _notify(self, event: str, *args: Any) -> None:
+        for observer in list(self._observers):
+            method = getattr(observer, event, None)
+            if method is None:
+                continue
+            try:
+                method(self, *args)
+            except Exception:  # an observer (a full disk under the event log) never stops training
+                logger.warning("nnlint.monitor: observer %s failed in %s", type(observer).__name__, event,
+                               exc_info=True)
 
     def _stop(self, code: str) -> bool:
         """Stop the run after this check; the finding the detector reported last explains it."""
@@ -516,6 +642,12 @@ class Monitor:
                 self._stop_requests.append(finding)
                 return True
         return False
+
+
+def torch_distributed_ready() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
 
 
 def monitor(
@@ -535,7 +667,12 @@ def monitor(
     ``overhead_budget`` (default 0.05: after 50 steps the monitor times what module-output
     statistics cost and takes them every k-th step, k >= activation_every, so that they stay
     within this fraction of a step; 0 never adapts), ``select``,
-    ``ignore``, ``options={"NR101": {...}}``, ``sink=callable``, ``use_config``.
+    ``ignore``, ``options={"NR101": {...}}``, ``sink=callable``, ``use_config``,
+    ``log_dir`` (write an event log there: ``events.jsonl`` and, with tensorboard
+    installed, TensorBoard scalars; see :mod:`nnlint.integrations.events`),
+    ``distributed`` (None: under an initialised ``torch.distributed`` process group the
+    statistics are reduced over ranks at each check, findings and fixes are the same on
+    every rank and rank 0 reports; False: every rank on its own).
     Unset values come from ``[tool.nnlint.monitor]``.
     """
     return Monitor(model, optimizer, mode, **kwargs)

@@ -43,12 +43,45 @@ MATMUL_TYPES: tuple[type, ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn
 CONV_TYPES: tuple[type, ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d)
 logger = logging.getLogger("nnlint.runtime")
 SATURATION_EPS = 0.01
+# A step is an optimizer step: further training forwards before it (gradient accumulation, a
+# generator called twice) belong to it, up to this many (an optimizer that never steps
+# through its hooks must not silence the monitor).
+MAX_FORWARDS_PER_STEP = 64
 STEADY_STEPS = 50  # a sigmoid output within 0.01 of 0 or 1 (tanh: of +-1) is saturated
 
 # Kinds of statistics in a row (the row's columns are assigned lazily, first come first served).
 # HELD: gradient norms of an iteration whose optimizer step did not run (GradScaler skipped
 # it, or a gradient-accumulation micro-step), read from the grads the backward produced.
 OUT, INP, SAT, GRAD, WEIGHT, UPDATE, CLIP, SKIP, HELD = range(9)
+NORM_KINDS = frozenset({OUT, INP, GRAD, WEIGHT, UPDATE, HELD})  # combined over ranks as a root mean square
+
+
+def _eager(hook: Any) -> Any:
+    """A hook Dynamo never traces: under ``torch.compile`` it runs as plain Python (a graph
+    break where it is called inside a compiled region) instead of being compiled with
+    guards on the monitor's step counters, which would recompile at every step."""
+    disable = getattr(getattr(torch, "compiler", None), "disable", None)
+    return disable(hook) if disable is not None else hook
+
+
+def _in_compiled_module() -> bool:
+    """Whether this call comes through a ``torch.compile(model)`` wrapper (the model's
+    forward is compiled even though the monitor was given the original module)."""
+    try:
+        from torch._dynamo.eval_frame import _is_in_optimized_module
+    except ImportError:  # an older or newer torch without it: only what start() saw counts
+        return False
+    return bool(_is_in_optimized_module())
+
+
+def compiled_original(model: nn.Module) -> tuple[nn.Module, bool]:
+    """(the module to hook, whether its forward is compiled): ``torch.compile(model)``
+    returns a wrapper whose ``_orig_mod`` holds the modules; ``model.compile()`` compiles
+    in place."""
+    original = getattr(model, "_orig_mod", None)
+    if isinstance(original, nn.Module) and type(model).__name__ == "OptimizedModule":
+        return original, True
+    return model, getattr(model, "_compiled_call_impl", None) is not None
 
 
 def has_own_forward(model: nn.Module) -> bool:
@@ -174,8 +207,16 @@ class Collector:
         clip_warmup: int = 5,
         overhead_budget: Optional[float] = None,
         calibration_steps: int = 50,
+        world_size: int = 1,
+        compiled: bool = False,
     ) -> None:
         self.model = model
+        # A compiled forward: module-output hooks would be traced into the graph and, turned
+        # on and off by the sampling, recompile it; they are never registered (gradient,
+        # weight, update and loss statistics come from hooks outside the graph).
+        self.compiled = compiled
+        # > 1: reads are all-reduced over the default process group (nnlint.runtime.distributed)
+        self.world_size = max(1, int(world_size))
         self.optimizer = optimizer
         self.capacity = max(1, int(check_every))
         self.sample_every = max(1, int(sample_every))
@@ -257,6 +298,7 @@ class Collector:
         self._activation_outputs: set[int] = set()
         self._pend_cols: list[int] = []
         self._pend_vals: list[torch.Tensor] = []
+        self._pend_pos: dict[int, int] = {}  # column -> position in _pend_vals (module outputs)
         self._numel: dict[int, int] = {}
         self._last_out: Optional[torch.Tensor] = None
         self._last_norm: Optional[torch.Tensor] = None
@@ -285,6 +327,9 @@ class Collector:
         # evaluations belong to the iteration its step hook opened.
         self._in_step = False
         self._step_forwards = 0
+        self._open_forwards = 0  # further training forwards of the open step
+        self._backward_in_step = False  # a backward reached the watched parameters this step
+        self.warned_no_step = False
         self._closure_bad: Optional[torch.Tensor] = None
         self._skip_armed = False  # the skip snapshot was taken for the step now running
         self._loss_value: Optional[torch.Tensor] = None  # this iteration's observed loss (device)
@@ -295,15 +340,19 @@ class Collector:
 
     def attach(self) -> None:
         try:
-            self.handles.append(self.model.register_forward_pre_hook(self._on_root_forward))
+            self.handles.append(self.model.register_forward_pre_hook(_eager(self._on_root_forward)))
             if self.overhead_budget is not None:
-                self.handles.append(self.model.register_forward_hook(self._on_root_forward_end))
+                self.handles.append(self.model.register_forward_hook(_eager(self._on_root_forward_end)))
             self._leaf_modules = [m for m in self.model.modules() if not any(True for _ in m.children())]
+            marker = self.params[0] if self.optimizer is not None and self.params else None
+            if marker is not None and hasattr(marker, "register_post_accumulate_grad_hook"):
+                # one parameter tells that a backward ran (see _continues_step)
+                self.handles.append(marker.register_post_accumulate_grad_hook(_eager(self._on_marker_grad)))
             self._leaf_hooks(True)
             self._grad_hooks(True)
             if self.optimizer is not None:
-                self.handles.append(self.optimizer.register_step_pre_hook(self._on_pre_step))
-                self.handles.append(self.optimizer.register_step_post_hook(self._on_post_step))
+                self.handles.append(self.optimizer.register_step_pre_hook(_eager(self._on_pre_step)))
+                self.handles.append(self.optimizer.register_step_post_hook(_eager(self._on_post_step)))
         except BaseException:
             self.detach()
             raise
@@ -312,8 +361,9 @@ class Collector:
         """Module-output hooks are registered only for the steps that take module-output
         statistics: a module with any hook leaves PyTorch's fast call path, which on a small
         model costs more than the statistics."""
-        if on and not self._leaf_handles:
-            self._leaf_handles = [m.register_forward_hook(self._on_forward) for m in self._leaf_modules]
+        if on and not self._leaf_handles and not self.compiled:
+            hook = _eager(self._on_forward)
+            self._leaf_handles = [m.register_forward_hook(hook) for m in self._leaf_modules]
         elif not on and self._leaf_handles:
             handles, self._leaf_handles = self._leaf_handles, []
             for handle in handles:
@@ -324,7 +374,8 @@ class Collector:
         (a GradScaler skip, gradient accumulation): after STEADY_STEPS iterations that all
         stepped they are removed, and put back at the first iteration that does not step."""
         if on and not self._grad_handles:
-            self._grad_handles = [param.register_post_accumulate_grad_hook(self._on_grad)
+            hook = _eager(self._on_grad)
+            self._grad_handles = [param.register_post_accumulate_grad_hook(hook)
                                   for param in self.params if hasattr(param, "register_post_accumulate_grad_hook")]
         elif not on and self._grad_handles:
             handles, self._grad_handles = self._grad_handles, []
@@ -352,7 +403,7 @@ class Collector:
         """Hook a module added after attach (the LeakyReLU swap remedy)."""
         self._leaf_modules.append(module)
         if self._leaf_handles:
-            self._leaf_handles.append(module.register_forward_hook(self._on_forward))
+            self._leaf_handles.append(module.register_forward_hook(_eager(self._on_forward)))
 
     # -- bookkeeping ----------------------------------------------------------
 
@@ -366,7 +417,19 @@ class Collector:
         return column
 
     def _put(self, kind: int, index: int, value: torch.Tensor) -> None:
-        self._pend_cols.append(self._column(kind, index))
+        column = self._column(kind, index)
+        if kind <= SAT:  # OUT, INP, SAT: module outputs, which a step may see several times
+            position = self._pend_pos.get(column)
+            if position is not None and self._open_forwards:
+                # the (m+1)-th forward of an optimizer step (accumulation): the mean over the
+                # forwards (root mean square for norms; a NaN in any of them stays one)
+                m = float(self._open_forwards)
+                old = self._pend_vals[position]
+                self._pend_vals[position] = (old * m + value) / (m + 1) if kind == SAT else \
+                    torch.sqrt((old * old * m + value * value) / (m + 1))
+                return
+            self._pend_pos[column] = len(self._pend_cols)
+        self._pend_cols.append(column)
         self._pend_vals.append(value)
 
     def _put_many(self, kind: int, indices: list[int], values: list[torch.Tensor]) -> None:
@@ -461,6 +524,11 @@ class Collector:
             self._last_out = None
             self._last_norm = None
             return
+        if not self.compiled and _in_compiled_module():
+            self.compiled = True  # called through torch.compile(model): see __init__
+            self._leaf_hooks(False)
+            logger.info("nnlint.monitor: the model's forward is compiled; module-output statistics "
+                        "(NR201/NR202/NR203, NR301 forward attribution) are not taken")
         if not (module.training and torch.is_grad_enabled()):
             # an evaluation forward (validation between steps): the training iteration before it
             # is complete, so its row is kept rather than dropped with the evaluation's
@@ -468,6 +536,16 @@ class Collector:
             if self.due and self.after_commit is not None:
                 self.after_commit()
             self.active = False
+            return
+        if self._continues_step():
+            # one more forward of the optimizer step already open: its module outputs go
+            # into the same columns, averaged over the step's forwards (see _put)
+            self._open_forwards += 1
+            self._calls.clear()
+            self._activation_outputs.clear()
+            self._last_out = None
+            self._last_norm = None
+            self._forward_start = None
             return
         if self.overhead_budget is None:
             self._begin_iteration()
@@ -478,6 +556,26 @@ class Collector:
         self._step_start = now
         self._begin_iteration()
         self._forward_start = time.perf_counter()
+
+    def _continues_step(self) -> bool:
+        """Whether a training forward belongs to the optimizer step already open: that step
+        has not run yet, and no backward of it has been followed by ``zero_grad`` (which
+        starts a new iteration: the one before had its step skipped, as a GradScaler does).
+        Without an optimizer every forward is a step."""
+        if self.optimizer is None or not self.active or self._stepped or self.step < 0:
+            return False
+        if self._open_forwards + 1 >= MAX_FORWARDS_PER_STEP:
+            if not self.warned_no_step:
+                self.warned_no_step = True
+                logger.warning("nnlint.monitor: %d forward passes without an optimizer step of the watched "
+                               "optimizer; counting each forward as a step from now on",
+                               MAX_FORWARDS_PER_STEP)
+            return False
+        marker = self.params[0] if self.params else None
+        return not (self._backward_in_step and marker is not None and marker.grad is None)
+
+    def _on_marker_grad(self, param: torch.Tensor) -> None:
+        self._backward_in_step = True
 
     def _tick(self, key: str, seconds: float) -> None:
         previous = self._clock[key]
@@ -491,7 +589,7 @@ class Collector:
 
     def adapt(self) -> None:
         """At a read: choose how often module-output statistics are taken (see __init__)."""
-        if self.overhead_budget is None or self.step + 1 < self.calibration_steps:
+        if self.overhead_budget is None or self.compiled or self.step + 1 < self.calibration_steps:
             return
         act, plain, step = self._clock["act"], self._clock["plain"], self._clock["step"]
         if plain is None or act is None or not step:
@@ -515,7 +613,10 @@ class Collector:
             self.after_commit()
         self.step += 1
         self.active = True
-        self._act_step = self.step < self.activation_warmup or self.step % self.activation_every == 0
+        self._open_forwards = 0
+        self._backward_in_step = False
+        self._act_step = not self.compiled and (
+            self.step < self.activation_warmup or self.step % self.activation_every == 0)
         if self._act_step != bool(self._leaf_handles):
             self._leaf_hooks(self._act_step)
         self._calls.clear()
@@ -646,7 +747,8 @@ class Collector:
         """``optimizer.step(closure)``: the step is the iteration; every evaluation of the
         closure is checked, and in fix mode a non-finite one is zeroed before the optimizer
         sees it (its loss and gradients), and the step is undone afterwards."""
-        self._begin_iteration()
+        if not self._continues_step():  # else: accumulation micro-batches before this step began it
+            self._begin_iteration()
         self._in_step = True
         self._step_forwards = 0
         self._stepped = True
@@ -668,7 +770,7 @@ class Collector:
                     self._put(GRAD, i, norm)
             if self.fix_skip:
                 finite = torch.isfinite(torch.stack([n.to(norms[0].device) for n in norms])).all()
-                if isinstance(loss, torch.Tensor):
+                if isinstance(loss, torch.Tensor) and self.world_size == 1:  # see _fix_gradients
                     finite = finite & torch.isfinite(loss.detach()).all().to(finite.device)
                 with torch.no_grad():
                     for grad in grads:
@@ -710,7 +812,9 @@ class Collector:
             {g.device for g in grads}
         ) > 1 else torch.stack(norms)
         finite = torch.isfinite(stacked).all()
-        if self._loss_value is not None:  # observed before step(): a non-finite loss skips it too
+        if self._loss_value is not None and self.world_size == 1:
+            # observed before step(): a non-finite loss skips it too. Not under DDP: a loss is
+            # one rank's, while the gradients (averaged by DDP) decide alike on every rank.
             finite = finite & torch.isfinite(self._loss_value).all().to(finite.device)
         if self.fix_skip:
             bad = finite.logical_not()
@@ -820,7 +924,7 @@ class Collector:
             return
         columns = tuple(self._pend_cols)
         values = self._pend_vals
-        self._pend_cols, self._pend_vals = [], []
+        self._pend_cols, self._pend_vals, self._pend_pos = [], [], {}
         device = values[0].device if values else (self.device or torch.device("cpu"))
         self._ensure_buffers(device)
         assert self.buf is not None
@@ -858,8 +962,8 @@ class Collector:
         rows = self.rows
         self.rows = []
         self.first_check = None
-        self.adapt()
         if self.buf is None or self.loss_buf is None:
+            self.adapt()
             return Readback([], None, 0, None)
         n = len(rows)
         width = len(self.column_keys)
@@ -871,7 +975,15 @@ class Collector:
             self.loss_buf[:n],
         ]
         parts.extend(s.mask.to(torch.float32).to(self.device) for s in relu_sites if s.mask is not None)
-        host = torch.cat(parts).cpu().tolist()  # the one device->host transfer per check
+        packed = torch.cat(parts)
+        if self.world_size > 1:
+            packed = self._all_reduce(packed, n, width)
+        host = packed.cpu().tolist()  # the one device->host transfer per check
+        if self.world_size > 1:  # the timings of every rank, averaged: adapt() decides alike
+            for key, value in zip(("act", "plain", "step"), host[-3:]):
+                self._clock[key] = value if math.isfinite(value) else None
+            host = host[:-3]
+        self.adapt()
         offset = n * width
         losses = host[offset : offset + n]
         offset += n
@@ -896,6 +1008,23 @@ class Collector:
                      if not _all_finite(host[r * width:(r + 1) * width], row.columns)
                      or (row.loss and not math.isfinite(losses[r]))]
         return Readback(stats, bad_steps[0] if bad_steps else None, len(bad_steps), dead)
+
+    def _all_reduce(self, packed: torch.Tensor, n: int, width: int) -> torch.Tensor:
+        """The one collective of a check (see :mod:`nnlint.runtime.distributed`): norms as a
+        root mean square over ranks (in float64, whose squares do not overflow), everything
+        else as a mean; the timings ride along (appended) so that adapt() decides alike."""
+        from nnlint.runtime.distributed import all_reduce_mean
+
+        squared = torch.tensor([key[0] in NORM_KINDS for key in self.column_keys[:width]], device=packed.device)
+        clocks = [self._clock[key] for key in ("act", "plain", "step")]
+        timing = torch.tensor([math.nan if c is None else c for c in clocks], dtype=torch.float64,
+                              device=packed.device)
+        wide = torch.cat([packed.to(torch.float64), timing])
+        block = wide[: n * width].view(n, width)
+        block.copy_(torch.where(squared, block * block, block))
+        all_reduce_mean(wide, self.world_size)
+        block.copy_(torch.where(squared, block.sqrt(), block))
+        return wide  # the timings last
 
     def _column_meta(self, column: int) -> tuple[int, int, str, str]:
         """(kind, index, site or layer name, parameter name) of a column, worked out once."""

@@ -180,3 +180,75 @@ def test_mon_log_plot(tmp_path: Path) -> None:
         train(model, optimizer, 10, mon=mon)
         mid = log.plot(tmp_path / "mid.png")  # while training: what was logged so far
     assert mid.stat().st_size > 1000 and log.plot(tmp_path / "end.svg").read_text().startswith("<?xml")
+
+
+def test_monitor_log_dir_writes_the_log_as_an_observer(tmp_path: Path) -> None:
+    """``log_dir=`` opens the log at start and closes it with the monitor; the monitor's
+    detectors and sink are left as they were."""
+    torch.manual_seed(0)
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    found: list = []
+    mon = nnlint.monitor(model, optimizer, check_every=5, use_config=False, sink=found.append,
+                         log_dir=tmp_path / "exp")
+    codes = [d.code for d in mon.detectors]
+    assert not (tmp_path / "exp").exists()  # nothing written before the run starts
+    with mon:
+        train(model, optimizer, 20, _nan_at(7), mon)
+    assert [d.code for d in mon.detectors] == codes and mon.sink == found.append
+    assert found == mon.findings and mon.event_log is not None and mon.event_log._file is None
+    events = [_strict(line) for line in (tmp_path / "exp" / "events.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "end" and events[-1]["steps"] == 20
+    assert [(e["code"], e["step"]) for e in events if e["event"] == "finding"] == \
+        [(f.code, f.step) for f in mon.findings] and mon.findings[0].step == 7
+
+
+def test_observer_hook_sees_checks_findings_and_close_and_cannot_stop_training() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+            self.findings: list[str] = []
+            self.closed = 0
+
+        def on_check(self, mon, window) -> None:
+            self.steps += [s.step for s in window.steps]
+
+        def on_finding(self, mon, finding) -> None:
+            self.findings.append(finding.code)
+
+        def on_close(self, mon) -> None:
+            self.closed += 1
+
+    class Broken:
+        def on_check(self, mon, window) -> None:
+            raise OSError("disk full")
+
+    torch.manual_seed(0)
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    recorder = Recorder()
+    mon = nnlint.monitor(model, optimizer, check_every=5, use_config=False, sink=lambda f: None)
+    mon.add_observer(Broken())
+    mon.add_observer(recorder)
+    with mon:
+        train(model, optimizer, 12, _nan_at(3), mon)
+    assert recorder.steps == list(range(12)) and recorder.closed == 1
+    assert recorder.findings == [f.code for f in mon.findings] and "NR301" in recorder.findings
+
+
+@pytest.mark.parametrize("with_log", [False, True], ids=["memory", "log_dir"])
+def test_mon_plot(tmp_path: Path, with_log: bool) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    torch.manual_seed(0)
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    mon = nnlint.monitor(model, optimizer, check_every=5, use_config=False, sink=lambda f: None,
+                         log_dir=tmp_path / "exp" if with_log else None)
+    with mon:
+        train(model, optimizer, 30, _nan_at(12), mon)
+    out = mon.plot(tmp_path / "grads.png")
+    image = imread(out)
+    assert image.shape[:2] == (650, 1000) and image[..., :3].std() > 0.05
+    assert (tmp_path / "exp" / "events.jsonl").exists() == with_log

@@ -109,10 +109,13 @@ def test_healthy_run_is_quiet_and_bit_identical(trainer_kwargs: dict) -> None:
     assert hook_count(watched, cb.monitor.optimizer) == 0
 
 
-def test_accumulation_reports_the_optimizer_step() -> None:
+@pytest.mark.parametrize("call_self", [False, True], ids=["net", "module-forward"])
+def test_accumulation_reports_the_optimizer_step(call_self: bool) -> None:
+    """Also when the LightningModule's own forward runs in every micro-batch: the
+    micro-batches before the optimizer step belong to it."""
     torch.manual_seed(0)
     cb = callback()
-    fit(Regressor(nan_at=20), [cb], accumulate_grad_batches=2)
+    fit(Regressor(nan_at=20, call_self=call_self), [cb], accumulate_grad_batches=2)
     nan = [f for f in cb.findings if f.code == "NR301"]
     assert nan and nan[0].step == 9  # batch 20 belongs to the 10th optimizer step
     assert cb.monitor.step + 1 == 16
