@@ -157,7 +157,6 @@ _CONTRIB_DROPOUT = "tensorflow.contrib.layers.dropout"
 _DROPOUT_WRAPPERS = frozenset(f"{prefix}.DropoutWrapper" for prefix in (
     "tensorflow.nn.rnn_cell", "tensorflow.contrib.rnn", "tensorflow.compat.v1.nn.rnn_cell",
     "tensorflow.contrib.rnn.core_rnn_cell"))
-_GRAPH_MARKERS = frozenset({"tensorflow.placeholder", "tensorflow.Session", "tensorflow.InteractiveSession"})
 _LIGHTNING = ("pytorch_lightning.", "lightning.")
 
 
@@ -184,7 +183,7 @@ class DropoutAlwaysOn(Rule):
                                  "create it in __init__")
             elif qualname in (_TF_DROPOUT, _CONTRIB_DROPOUT) or qualname in _DROPOUT_WRAPPERS:
                 if graph_mode is None:
-                    graph_mode = any(names.qualname(c.func) in _GRAPH_MARKERS for c in ctx.facts.calls())
+                    graph_mode = ctx.facts.models.tf1_graph
                 self._check_tensorflow(ctx, call, qualname, graph_mode)
 
     # -- PyTorch ------------------------------------------------------------------

@@ -12,7 +12,9 @@ Reported pairs:
   `NLLLoss` with a `log_softmax` output, or drop it);
 * Keras/TensorFlow: a last layer with `activation="softmax"`/`"sigmoid"` (or an
   `Activation`/`Softmax` layer) compiled with a loss built with `from_logits=True`, and
-  `tf.nn.softmax_cross_entropy_with_logits(logits=tf.nn.softmax(...))`.
+  `tf.nn.softmax_cross_entropy_with_logits(logits=tf.nn.softmax(...))` (in TF1 graph code,
+  also with the logits passed first positionally, as TF 0.x took them), including layers made
+  by `tf.layers.dense`, `tf.contrib.layers`/slim and tflearn with a softmax activation.
 
 The finding points where the fix goes: at the activation (the `F.softmax` or
 `self.softmax(x)` call in `forward`, the `nn.Softmax()` inside an `nn.Sequential`, the Keras

@@ -935,6 +935,27 @@ if __name__ == "__main__":
     fine = NeuralNetClassifier(module=Logits, criterion=nn.CrossEntropyLoss())
 ''',
     },
+    # TF 0.x took (logits, labels) positionally; TF 2 takes (labels, logits): a graph script
+    # (placeholders) is the former, a TF 2 distillation loss with soft labels the latter
+    "tensorflow-positional-logits": {
+        "graph.py": '''
+import tensorflow as tf
+import tflearn
+
+X = tf.placeholder(shape=(None, 784), dtype=tf.float32)
+Y = tf.placeholder(shape=(None, 10), dtype=tf.float32)
+net = tflearn.fully_connected(X, 128, activation="tanh")
+net = tflearn.fully_connected(net, 10, activation="softmax")  # NN201
+loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(net, Y))
+''',
+        "distill.py": '''
+import tensorflow as tf
+
+def distillation_loss(teacher_logits, student_logits):
+    soft_labels = tf.nn.softmax(teacher_logits / 2.0)
+    return tf.nn.softmax_cross_entropy_with_logits(soft_labels, student_logits)
+''',
+    },
     # a factory returning one of several models, all with dropout or batch norm
     "factory-of-models": {
         "__select__": "NN307",

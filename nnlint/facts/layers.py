@@ -417,6 +417,14 @@ KERAS_LOSS_FUNCTIONS: Mapping[str, str] = {
 KERAS_LOSS_MODULES = ("keras.losses", "keras.metrics", "keras.backend", "tensorflow.losses", "keras.ops")
 
 #: TensorFlow losses that take logits (TF1 ``tf.losses`` and ``tf.nn``): qualname -> (kind, logits keyword, position)
+#: TF 1.x losses whose first parameter is a ``_sentinel`` refusing positional arguments (0.x took
+#: ``(logits, labels)`` positionally)
+TF_SENTINEL_LOSSES = frozenset({
+    "tensorflow.nn.softmax_cross_entropy_with_logits", "tensorflow.nn.sparse_softmax_cross_entropy_with_logits",
+    "tensorflow.nn.sigmoid_cross_entropy_with_logits"})
+#: calls that make a file TensorFlow 1 graph code
+TF1_GRAPH_CALLS = frozenset({"tensorflow.placeholder", "tensorflow.Session", "tensorflow.InteractiveSession",
+                             "tensorflow.compat.v1.placeholder", "tensorflow.compat.v1.Session"})
 TF_LOGITS_LOSSES: Mapping[str, tuple[str, str, int]] = {
     "tensorflow.nn.softmax_cross_entropy_with_logits": ("categorical_crossentropy", "logits", 1),
     "tensorflow.nn.softmax_cross_entropy_with_logits_v2": ("categorical_crossentropy", "logits", 1),

@@ -208,6 +208,12 @@ class ModelFacts:
                 sites.append(site)
         return tuple(sites)
 
+    @cached_property
+    def tf1_graph(self) -> bool:
+        """Does this file build a TensorFlow 1 graph (placeholders fed to a session)?"""
+        names = self._facts.names
+        return any(names.qualname(call.func) in L.TF1_GRAPH_CALLS for call in self._facts.calls())
+
     def exported_summaries(self) -> dict[str, ModelSummary]:
         """Top-level model classes and module-level model variables, by name."""
         exported: dict[str, ModelSummary] = {}
@@ -1091,6 +1097,9 @@ class ModelFacts:
             return LossSite(call, kind.kind, kind.expects, "torch", argument(call, 0, "input"))
         if qualname in L.TF_LOGITS_LOSSES:
             kind_name, word, index = L.TF_LOGITS_LOSSES[qualname]
+            if qualname in L.TF_SENTINEL_LOSSES and len(call.args) >= 2 and all(a.keyword is None for a in call.args) \
+                    and self.tf1_graph:
+                index = 0  # positional: TF 1.x refuses it (a sentinel first), so this is 0.x's (logits, labels)
             return LossSite(call, kind_name, "logits", "keras", argument(call, index, word))
         if isinstance(call.func, cst.Attribute) and call.func.attr.value == "compile" and qualname is None:
             return self._compile_site(call)
