@@ -956,6 +956,36 @@ def distillation_loss(teacher_logits, student_logits):
     return tf.nn.softmax_cross_entropy_with_logits(soft_labels, student_logits)
 ''',
     },
+    # the training step is a closure a framework helper built from the parameters (it steps and
+    # clears the gradients); the evaluation every few steps leaves the model in eval mode
+    "framework-step-closure": {
+        "__select__": "NN303,NN308",
+        "train.py": '''
+import torch
+import texar.torch as tx
+
+def main(model, iterator, eval_steps):
+    train_op = tx.core.get_train_op(params=model.parameters(), hparams=None)
+
+    def _train_epoch():
+        model.train()
+        for step, batch in enumerate(iterator):
+            loss = model(batch)
+            loss.backward()
+            train_op()
+            if step % eval_steps == 0:
+                _eval_epoch()
+
+    @torch.no_grad()
+    def _eval_epoch():
+        model.eval()  # NN308
+        for batch in iterator:
+            model(batch)
+
+    for epoch in range(10):
+        _train_epoch()
+''',
+    },
     # a factory returning one of several models, all with dropout or batch norm
     "factory-of-models": {
         "__select__": "NN307",

@@ -474,6 +474,11 @@ class _Walker:
             owner = self._params_owner(params) if params is not None else None
             self._emit("clip", call, owner, state)
             return
+        if isinstance(func, cst.Name) and not call.args and self._step_closure(func):
+            # ``train_op()`` from ``get_train_op(params=...)``: such helpers step, then clear the gradients
+            self._emit("step", call, func.value, state)
+            self._emit("zero_grad", call, func.value, state)
+            return
         if method == "manual_backward" and qualname is None:  # Lightning manual optimization
             self._emit("backward", call, None, state)
             return
@@ -530,6 +535,24 @@ class _Walker:
         if text is not None:
             self._emit("call", call, text, state)
         self._inline(call, state)
+
+    def _step_closure(self, name: cst.Name) -> bool:
+        """Is ``name`` a training step built by a framework helper from the model's parameters
+        (``train_op = tx.core.get_train_op(params=model.parameters())``)?"""
+        dataflow = self.facts.dataflow
+        value = dataflow.value_of(name)
+        if value is None and not dataflow.definitions(name):
+            # a closure's free variable: the one binding of an enclosing function
+            for scope in self.facts.ancestors(name):
+                bound = dataflow.assignments(scope, name.value) if isinstance(scope, cst.FunctionDef) else ()
+                if bound:
+                    value = bound[0].value if len(bound) == 1 else None
+                    break
+        if not isinstance(value, cst.Call) or self.loops.callee(value) is not None:
+            return False
+        return any(isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+                   and node.func.attr.value == "parameters" and not node.args
+                   for arg in value.args for node in self.facts.walk(arg.value))
 
     def _inline(self, call: cst.Call, state: _State) -> None:
         function = self.loops.callee(call)
