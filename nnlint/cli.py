@@ -30,6 +30,7 @@ from nnlint.config import OUTPUT_FORMATS, ConfigError, parse_selector_list
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.catalogue import Catalogue, RuleInfo
     from nnlint.config import Settings
+    from nnlint.engine import LintResult
     from nnlint.findings import Finding
 
 SUBCOMMANDS = ("check", "explain", "rules", "clean", "server", "report", "run")
@@ -335,11 +336,7 @@ def _check(args: argparse.Namespace) -> int:
     finally:
         if report not in (sys.stdout, sys.stderr):
             report.close()
-    for warning in result.warnings:
-        print(f"nnlint: warning: {warning}", file=sys.stderr)
-    for error in result.errors:
-        print(f"nnlint: error: {error}", file=sys.stderr)
-    if result.errors:
+    if _print_problems(result):
         return EXIT_ERROR
     if result.findings and not args.exit_zero:
         return EXIT_FINDINGS
@@ -416,11 +413,7 @@ def _show_diff(args: argparse.Namespace, result: _Outcome) -> int:
         else:
             print(f"Would fix {count_by_severity(fixed)}." if fixed else "No fixes would be applied.",
                   file=sys.stderr)
-    for warning in result.warnings:
-        print(f"nnlint: warning: {warning}", file=sys.stderr)
-    for error in result.errors:
-        print(f"nnlint: error: {error}", file=sys.stderr)
-    if result.errors:
+    if _print_problems(result):
         return EXIT_ERROR
     return EXIT_FINDINGS if result.changes else EXIT_OK
 
@@ -567,6 +560,15 @@ def _unique(paths: Sequence[str]) -> list[str]:
             seen.add(key)
             out.append(path)
     return out
+
+
+def _print_problems(result: "LintResult") -> bool:
+    """Print the run's warnings and errors on standard error; were there errors?"""
+    for warning in result.warnings:
+        print(f"nnlint: warning: {warning}", file=sys.stderr)
+    for error in result.errors:
+        print(f"nnlint: error: {error}", file=sys.stderr)
+    return bool(result.errors)
 
 
 def _cache_dir_flag(value: str) -> str:

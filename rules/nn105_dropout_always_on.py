@@ -136,28 +136,15 @@ al., "Dropout" (JMLR 2014).
 '''
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Optional
 
 import libcst as cst
 
-from nnlint.facts.names import argument, has_star_args, keyword, literal, positional
+from nnlint.facts.dropout import (ATTENTION, CONTRIB_DROPOUT, FUNCTIONAL, MODULE_CALL, WRAPPER, DropoutFacts,
+                                  DropoutSite, first_parameter)
+from nnlint.facts.names import argument, has_star_args, keyword, positional
 from nnlint.facts.tensors import original_text
 from nnlint.rule import Context, Rule
-
-#: torch functional dropouts whose ``training`` parameter defaults to True (position 2)
-_SDPA = "torch.nn.functional.scaled_dot_product_attention"
-_DROPOUT_MODULES = frozenset({"torch.nn.Dropout", "torch.nn.Dropout1d", "torch.nn.Dropout2d", "torch.nn.Dropout3d"})
-_TORCH_DROPOUTS = frozenset({
-    "torch.nn.functional.dropout", "torch.nn.functional.dropout1d",
-    "torch.nn.functional.dropout2d", "torch.nn.functional.dropout3d",
-})
-_TF_DROPOUT = "tensorflow.nn.dropout"
-_CONTRIB_DROPOUT = "tensorflow.contrib.layers.dropout"
-#: TF1 recurrent cells wrapped with dropout: ``DropoutWrapper(cell, output_keep_prob=0.5)``
-_DROPOUT_WRAPPERS = frozenset(f"{prefix}.DropoutWrapper" for prefix in (
-    "tensorflow.nn.rnn_cell", "tensorflow.contrib.rnn", "tensorflow.compat.v1.nn.rnn_cell",
-    "tensorflow.contrib.rnn.core_rnn_cell"))
-_LIGHTNING = ("pytorch_lightning.", "lightning.")
 
 
 class DropoutAlwaysOn(Rule):
@@ -169,216 +156,81 @@ class DropoutAlwaysOn(Rule):
     options = {}
 
     def check(self, ctx: Context) -> None:
-        names = ctx.facts.names
+        dropout = ctx.facts.dropout
         graph_mode: Optional[bool] = None
-        for call in ctx.facts.calls():
-            qualname = names.qualname(call.func)
-            if qualname in _TORCH_DROPOUTS:
-                self._check_torch(ctx, call)
-            elif qualname == _SDPA:
-                self._check_attention(ctx, call)
-            elif isinstance(call.func, cst.Call) and names.qualname(call.func.func) in _DROPOUT_MODULES \
-                    and _torch_method(ctx, call) is not None:
-                ctx.report(call, "a dropout module built inside forward is always in training mode: "
-                                 "create it in __init__")
-            elif qualname in (_TF_DROPOUT, _CONTRIB_DROPOUT) or qualname in _DROPOUT_WRAPPERS:
+        for site in dropout.sites:
+            if site.kind == FUNCTIONAL:
+                self._check_torch(ctx, dropout, site.call)
+            elif site.kind == ATTENTION:
+                self._check_attention(ctx, dropout, site.call)
+            elif site.kind == MODULE_CALL:
+                if dropout.forward_method(site.call) is not None:
+                    ctx.report(site.call, "a dropout module built inside forward is always in training mode: "
+                                          "create it in __init__")
+            else:
                 if graph_mode is None:
                     graph_mode = ctx.facts.models.tf1_graph
-                self._check_tensorflow(ctx, call, qualname, graph_mode)
+                self._check_tensorflow(ctx, dropout, site, graph_mode)
 
     # -- PyTorch ------------------------------------------------------------------
-    def _check_torch(self, ctx: Context, call: cst.Call) -> None:
+    def _check_torch(self, ctx: Context, dropout: DropoutFacts, call: cst.Call) -> None:
         if has_star_args(call) or argument(call, 2, "training") is not None or not call.args:
             return
-        method = _torch_method(ctx, call)
-        if method is None or _under_training_test(ctx, call):
+        method = dropout.forward_method(call)
+        if method is None or dropout.under_training_test(call):
             return
-        receiver = _first_parameter(method)
+        receiver = first_parameter(method)
         if receiver is None:
             ctx.report(call, "F.dropout without training=: it stays on in eval mode")
             return
+        last = call.args[-1].value  # append the argument after the last one, keeping the call's layout
         ctx.report(
             call,
             "F.dropout without training=: it stays on in eval mode",
-            fix=[_training_argument_fix(ctx, call, receiver)],
+            fix=[(last, f"{original_text(ctx, last)}, training={receiver}.training")],
             fix_message=f"Pass training={receiver}.training",
             applicability="unsafe",
         )
 
-    def _check_attention(self, ctx: Context, call: cst.Call) -> None:
+    def _check_attention(self, ctx: Context, dropout: DropoutFacts, call: cst.Call) -> None:
         """``F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout)``: no ``training`` argument."""
         rate = argument(call, 4, "dropout_p")
-        if rate is None or _constant(ctx, rate) in (0, 0.0) or _may_follow_training(ctx, rate, 0) \
-                or _torch_method(ctx, call) is None or _under_training_test(ctx, call):
+        if rate is None or dropout.constant(rate) in (0, 0.0) or dropout.follows_training(rate) \
+                or dropout.forward_method(call) is None or dropout.under_training_test(call):
             return
         ctx.report(call, "scaled_dot_product_attention with a dropout_p that eval mode does not turn off: "
                          "pass dropout_p=p if self.training else 0.0")
 
     # -- TensorFlow -----------------------------------------------------------------
-    def _check_tensorflow(self, ctx: Context, call: cst.Call, qualname: str, graph_mode: bool) -> None:
-        if has_star_args(call) or _under_training_test(ctx, call):
+    def _check_tensorflow(self, ctx: Context, dropout: DropoutFacts, site: DropoutSite, graph_mode: bool) -> None:
+        call = site.call
+        if has_star_args(call) or dropout.under_training_test(call):
             return
-        if qualname in _DROPOUT_WRAPPERS:
-            kept = [_constant(ctx, keyword(call, k)) for k in ("input_keep_prob", "output_keep_prob", "state_keep_prob")]
-            if graph_mode and any(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1 for v in kept):
+        if site.kind == WRAPPER:
+            kept = [dropout.constant(keyword(call, k))
+                    for k in ("input_keep_prob", "output_keep_prob", "state_keep_prob")]
+            if graph_mode and any(_probability(v) for v in kept):
                 ctx.report(call, "DropoutWrapper with a constant keep probability: it stays on when the graph is "
                                  "evaluated; feed keep_prob through a placeholder (1.0 at inference)")
             return
-        if qualname == _CONTRIB_DROPOUT:
+        if site.kind == CONTRIB_DROPOUT:
             if not graph_mode or argument(call, 3, "is_training") is not None:
                 return
             keep = argument(call, 1, "keep_prob")
-            value = _constant(ctx, keep) if keep is not None else 0.5
+            value = dropout.constant(keep) if keep is not None else 0.5
             if isinstance(value, (int, float)) and 0 < value < 1:
                 ctx.report(call, "dropout without is_training: it stays on when the graph is evaluated")
             return
         # keep_prob (TF1) and rate (TF2) are both "drop something" strictly between 0 and 1
         probability = keyword(call, "keep_prob") or keyword(call, "rate") or positional(call, 1)
-        value = _constant(ctx, probability)
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1):
+        if not _probability(dropout.constant(probability)):
             return
         if graph_mode:
             ctx.report(call, "tf.nn.dropout with a constant probability: it stays on when the graph is evaluated")
-        elif _keras_call_method(ctx, call):
+        elif dropout.keras_call_method(call):
             ctx.report(call, "tf.nn.dropout with a constant rate in call(): it stays on at inference")
 
 
-def _constant(ctx: Context, expr: Optional[cst.BaseExpression]) -> object:
-    """The literal value of ``expr``, following local variables and module constants."""
-    if expr is None:
-        return None
-    value = literal(ctx.facts.dataflow.resolve(expr), None)
-    if value is not None:
-        return value
-    constant = ctx.facts.constants.value(expr)
-    return None if constant is None or not isinstance(constant, (int, float)) else constant
-
-
-def _enclosing_method(ctx: Context, node: cst.CSTNode) -> Optional[tuple[cst.FunctionDef, cst.ClassDef]]:
-    """The method (directly in a class body) that contains ``node``, and its class."""
-    function: Optional[cst.FunctionDef] = None
-    for ancestor in ctx.facts.ancestors(node):
-        if isinstance(ancestor, cst.FunctionDef):
-            function = ancestor
-        elif isinstance(ancestor, cst.ClassDef):
-            if function is not None and ctx.facts.parent(function) is ancestor.body:
-                return function, ancestor
-            return None
-    return None
-
-
-def _torch_method(ctx: Context, call: cst.Call) -> Optional[cst.FunctionDef]:
-    """The method of an ``nn.Module`` subclass, run by ``forward``, that contains ``call``."""
-    found = _enclosing_method(ctx, call)
-    if found is None:
-        return None
-    method, owner = found
-    if not _is_torch_module(ctx, owner, depth=0):
-        return None
-    return method if method.name.value in _methods_run_by_forward(owner) else None
-
-
-def _is_torch_module(ctx: Context, owner: cst.ClassDef, depth: int) -> bool:
-    if depth > 8:
-        return False
-    names = ctx.facts.names
-    for base in owner.bases:
-        if base.keyword is not None:
-            continue
-        if isinstance(base.value, cst.Name) and base.value.value in names.classes and (
-            base.value.value not in names.bindings
-        ):
-            if _is_torch_module(ctx, names.classes[base.value.value], depth + 1):
-                return True
-            continue
-        qualname = names.qualname(base.value)
-        if qualname is None:
-            continue
-        if qualname.startswith("torch.nn.") or (qualname.startswith(_LIGHTNING) and qualname.endswith("LightningModule")):
-            return True
-        summary = ctx.facts.project.model(qualname, ctx.path)
-        if summary is not None and summary.framework == "torch":
-            return True
-    return False
-
-
-def _methods_run_by_forward(owner: cst.ClassDef) -> set[str]:
-    """``forward`` and the methods it calls as ``self.<name>(...)``, transitively."""
-    methods = {
-        statement.name.value: statement
-        for statement in owner.body.body
-        if isinstance(statement, cst.FunctionDef)
-    }
-    reached: set[str] = set()
-    pending = ["forward"]
-    while pending:
-        name = pending.pop()
-        if name in reached or name not in methods:
-            continue
-        reached.add(name)
-        method = methods[name]
-        receiver = _first_parameter(method)
-        for node in _walk(method.body):
-            if (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
-                    and isinstance(node.func.value, cst.Name) and node.func.value.value == receiver):
-                pending.append(node.func.attr.value)
-    return reached
-
-
-def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(current.children)
-
-
-def _first_parameter(method: cst.FunctionDef) -> Optional[str]:
-    params = list(method.params.posonly_params) + list(method.params.params)
-    return params[0].name.value if params else None
-
-
-def _under_training_test(ctx: Context, call: cst.Call) -> bool:
-    """Inside ``if self.training:`` / ``if training:`` / ``x if is_training else y`` / a lambda (``tf.cond``)."""
-    for ancestor in ctx.facts.ancestors(call):
-        if isinstance(ancestor, (cst.If, cst.IfExp, cst.While)) and _mentions_training(ancestor.test):
-            return True
-        if isinstance(ancestor, cst.Lambda):
-            return True
-        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
-            return False
-    return False
-
-
-def _may_follow_training(ctx: Context, rate: cst.BaseExpression, depth: int) -> bool:
-    """``p if self.training else 0.0``, also through a local (``dropout_p = ...``); unknown counts."""
-    if _mentions_training(rate):
-        return True
-    if not isinstance(rate, cst.Name) or depth > 4:
-        return False
-    definitions = ctx.facts.dataflow.definitions(rate)
-    return any(d.value is None or _may_follow_training(ctx, d.value, depth + 1) for d in definitions)
-
-
-def _mentions_training(test: cst.BaseExpression) -> bool:
-    for node in _walk(test):
-        if isinstance(node, cst.Name) and "train" in node.value.lower():
-            return True
-    return False
-
-
-def _keras_call_method(ctx: Context, call: cst.Call) -> bool:
-    found = _enclosing_method(ctx, call)
-    if found is None or found[0].name.value != "call":
-        return False
-    for base in found[1].bases:
-        qualname = ctx.facts.names.qualname(base.value)
-        if qualname is not None and qualname.startswith("keras."):
-            return True
-    return False
-
-
-def _training_argument_fix(ctx: Context, call: cst.Call, receiver: str) -> tuple[cst.CSTNode, str]:
-    """Append ``training=<receiver>.training`` after the last argument, keeping the call's layout."""
-    last = call.args[-1].value
-    return last, f"{original_text(ctx, last)}, training={receiver}.training"
+def _probability(value: object) -> bool:
+    """A number strictly between 0 and 1."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1

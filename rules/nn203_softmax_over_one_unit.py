@@ -120,17 +120,14 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.models import Layer, Step
-from nnlint.facts.names import argument, literal
-from nnlint.facts.tensors import LOG_SOFTMAX, SOFTMAX, TORCH, TensorOps
+from nnlint.facts.models import Step
+from nnlint.facts.names import argument
+from nnlint.facts.tensors import LOG_SOFTMAX, SOFTMAX, TensorOps
 from nnlint.facts.edits import softmax_to_sigmoid
 from nnlint.rule import Context, Rule
 
 _SOFTMAX_KINDS = frozenset({"Softmax", "LogSoftmax"})
 _KERAS_SOFTMAX_LAYERS = frozenset({"keras.layers.Softmax", "keras.layers.Activation"})
-#: layers that keep a flattened (batch, features) tensor 2-D
-_KEEPS_2D = frozenset({L.DENSE, L.ACTIVATION, L.DROPOUT})
-_KEEPS_2D_NORMS = frozenset({"BatchNorm1d", "LazyBatchNorm1d", "LayerNorm", "RMSNorm"})
 
 
 class SoftmaxOverOneUnit(Rule):
@@ -169,7 +166,7 @@ class SoftmaxOverOneUnit(Rule):
             if kind is None or kind.kind != "Dense" or not qualname.startswith("keras."):
                 continue
             activation = ctx.facts.models.keras_activation(argument(call, 1, "activation"))
-            if activation in _SOFTMAX_KINDS and _int(ctx, argument(call, 0, "units")) == 1:
+            if activation in _SOFTMAX_KINDS and ctx.facts.shapes.int_value(argument(call, 0, "units")) == 1:
                 yield call, _name(activation)
 
     # a one-unit dense layer, then a softmax layer, in a Sequential
@@ -187,7 +184,8 @@ class SoftmaxOverOneUnit(Rule):
                 softmax = following[0]
                 if not _same_block(ctx, layer.node, softmax.node):
                     continue  # model.add(...) calls in different branches
-                if _normalises_last_axis(ctx, softmax, flattened=_flattened_before(ctx, layers[:index])):
+                shapes = ctx.facts.shapes
+                if shapes.normalises_last_axis(softmax, flattened=shapes.flattened_before(layers[:index])):
                     yield softmax.node, _name(softmax.kind)
 
     # softmax(x) where x is a one-unit dense layer's output
@@ -199,7 +197,7 @@ class SoftmaxOverOneUnit(Rule):
             op = ops.op(call)
             operand: Optional[cst.BaseExpression] = None
             if op is not None and op.kind in (SOFTMAX, LOG_SOFTMAX):
-                if not _last_axis(ctx, op.dim, op.framework, call):
+                if not ctx.facts.shapes.last_axis(op.dim, op.framework, call):
                     continue
                 operand, what = op.operand, op.kind
             elif isinstance(call.func, cst.Call) and names.qualname(call.func.func) in _KERAS_SOFTMAX_LAYERS:
@@ -226,54 +224,8 @@ def _name(kind: str) -> str:
     return "log_softmax" if kind in ("LogSoftmax", LOG_SOFTMAX) else "softmax"
 
 
-def _int(ctx: Context, expr: Optional[cst.BaseExpression]) -> Optional[int]:
-    if expr is None:
-        return None
-    value = literal(expr, None)
-    if value is None and isinstance(expr, cst.Name):
-        value = ctx.facts.constants.value(expr)  # UNITS = 1; Dense(UNITS, ...)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _last_axis(ctx: Context, dim: Optional[cst.BaseExpression], framework: str, call: cst.Call) -> bool:
-    """Does this softmax certainly normalise the last axis?"""
-    if dim is not None:
-        return _int(ctx, dim) == -1
-    if framework == TORCH:
-        return False  # PyTorch's implicit dim depends on the number of dimensions
-    # TensorFlow/Keras/JAX default to the last axis; TF1 spelled it ``dim=``
-    return all(arg.keyword is None or arg.keyword.value == "name" for arg in call.args[1:]) and not any(
-        arg.keyword is not None and arg.keyword.value == "dim" for arg in call.args)
-
-
-def _normalises_last_axis(ctx: Context, softmax: Layer, flattened: bool) -> bool:
-    qualname = softmax.qualname or ""
-    if qualname.startswith("keras."):
-        if qualname.endswith(".Activation"):
-            return True  # activation functions use the last axis
-        axis = argument(softmax.node, 0, "axis")
-        return axis is None or _int(ctx, axis) == -1
-    if qualname not in ("torch.nn.Softmax", "torch.nn.LogSoftmax"):
-        return False  # Softmax2d normalises the channels
-    dim = _int(ctx, argument(softmax.node, 0, "dim"))
-    return dim == -1 or (flattened and dim == 1)
-
-
 def _same_block(ctx: Context, first: cst.CSTNode, second: cst.CSTNode) -> bool:
     def block(node: cst.CSTNode) -> Optional[cst.CSTNode]:
         return next((a for a in ctx.facts.ancestors(node) if isinstance(a, (cst.IndentedBlock, cst.Module))), None)
 
     return block(first) is block(second)
-
-
-def _flattened_before(ctx: Context, layers: tuple[Layer, ...]) -> bool:
-    """Was the tensor flattened to (batch, features) and kept 2-D up to here?"""
-    for layer in reversed(layers):
-        if layer.qualname == "torch.nn.Flatten":
-            start = argument(layer.node, 0, "start_dim")
-            end = argument(layer.node, 1, "end_dim")
-            return (start is None or _int(ctx, start) == 1) and (end is None or _int(ctx, end) == -1)
-        if layer.category in _KEEPS_2D or (layer.category == L.NORM and layer.kind in _KEEPS_2D_NORMS):
-            continue
-        return False
-    return False

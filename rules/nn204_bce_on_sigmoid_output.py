@@ -146,19 +146,13 @@ import libcst as cst
 
 from nnlint.facts import layers as L
 from nnlint.facts.models import LossSite, Step
-from nnlint.facts.names import keyword, literal, positional
+from nnlint.facts.names import positional
 from nnlint.facts.tensors import original_text
 from nnlint.rule import Context, Rule
 
 _BCE = "torch.nn.functional.binary_cross_entropy"
 _WITH_LOGITS = "torch.nn.functional.binary_cross_entropy_with_logits"
 _SIGMOID_FUNCTIONS = frozenset({"torch.sigmoid", "torch.nn.functional.sigmoid", "torch.special.expit"})
-_AUTOCAST = frozenset({"torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast",
-                       "torch.amp.autocast_mode.autocast", "torch.cuda.amp.autocast_mode.autocast"})
-_LIGHTNING_TRAINERS = frozenset({"lightning.Trainer", "lightning.pytorch.Trainer", "pytorch_lightning.Trainer"})
-_LIGHTNING_STEPS = frozenset({"training_step", "validation_step", "test_step", "predict_step"})
-_MIXED_PRECISION = frozenset({16, "16", "16-mixed", "bf16", "bf16-mixed"})
-_MAX_CALLERS = 3
 
 
 class BceOnSigmoidOutput(Rule):
@@ -240,7 +234,7 @@ def _last_activation(steps: tuple[Step, ...]) -> tuple[Optional[str], Optional[S
 
 def _message(ctx: Context, site: LossSite, step: Optional[Step]) -> str:
     fix = "drop the sigmoid and use BCEWithLogitsLoss / binary_cross_entropy_with_logits"
-    if _under_autocast(ctx, site.node):
+    if ctx.facts.precision.under_autocast(site.node):
         return f"binary cross-entropy on a sigmoid output under autocast: PyTorch raises 'unsafe to autocast'; {fix}"
     if step is not None and step.category == L.MODEL:
         return (f"binary cross-entropy on the sigmoid output of {step.kind}: past a logit of about 17 the loss is "
@@ -248,50 +242,3 @@ def _message(ctx: Context, site: LossSite, step: Optional[Step]) -> str:
                 f"the one autocast allows")
     return ("binary cross-entropy of a sigmoid taken before the loss: past a logit of about 17 it is clamped at "
             f"100 and its gradient is zero; {fix} on the logits")
-
-
-def _under_autocast(ctx: Context, node: cst.CSTNode) -> bool:
-    """Does ``node`` run under CUDA autocast: a ``with`` block, a decorated function, a caller's block,
-    or a Lightning step of a file whose ``Trainer`` uses mixed precision?"""
-    facts = ctx.facts
-    loops = facts.loops
-    pending: list[tuple[cst.CSTNode, int]] = [(node, 0)]
-    seen: set[int] = set()
-    while pending:
-        current, depth = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        for ancestor in facts.ancestors(current):
-            if isinstance(ancestor, cst.With) and any(_autocast(ctx, item.item) for item in ancestor.items):
-                return True
-            if isinstance(ancestor, cst.FunctionDef):
-                if any(_autocast(ctx, d.decorator) for d in ancestor.decorators):
-                    return True
-                if ancestor.name.value in _LIGHTNING_STEPS and _lightning_mixed_precision(ctx):
-                    return True
-                if depth < _MAX_CALLERS:
-                    pending.extend((call, depth + 1) for call in loops.call_sites(ancestor))
-                break
-    return False
-
-
-def _autocast(ctx: Context, expr: cst.BaseExpression) -> bool:
-    """``torch.autocast("cuda")``, ``torch.cuda.amp.autocast()``, ``accelerator.autocast()``; not CPU, not disabled."""
-    call = expr if isinstance(expr, cst.Call) else None
-    func = call.func if call is not None else expr
-    qualname = ctx.facts.names.qualname(func)
-    if qualname not in _AUTOCAST and not (qualname is None and isinstance(func, cst.Attribute)
-                                           and func.attr.value == "autocast"):
-        return False
-    if call is None:
-        return True
-    device = literal(keyword(call, "device_type") or (positional(call, 0) if qualname != "torch.cuda.amp.autocast"
-                                                       else None), None)
-    return device != "cpu" and literal(keyword(call, "enabled"), True) is not False
-
-
-def _lightning_mixed_precision(ctx: Context) -> bool:
-    names = ctx.facts.names
-    return any(names.qualname(call.func) in _LIGHTNING_TRAINERS
-               and literal(keyword(call, "precision"), None) in _MIXED_PRECISION for call in ctx.facts.calls())

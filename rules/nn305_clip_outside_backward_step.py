@@ -110,8 +110,8 @@ class ClipOutsideBackwardStep(Rule):
                     else:
                         message = _BEFORE_BACKWARD
                     ctx.report(clip.node, message)
-        for function in ctx.facts.nodes_of(cst.FunctionDef):
-            self._check_function(ctx, function, reported)  # type: ignore[arg-type]
+        for function in loops.clipping_functions:
+            self._check_function(ctx, function, reported)
 
     def _check_function(self, ctx: Context, function: cst.FunctionDef, reported: set[object]) -> None:
         """Straight-line code outside a loop (``def backward(self, losses): clip(...); loss.backward()``)."""

@@ -105,21 +105,9 @@ in evaluation), https://pytorch.org/docs/stable/generated/torch.nn.Module.html#t
 '''
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Optional
-
-import libcst as cst
-
 from nnlint.facts.edits import around
-from nnlint.facts.loops import is_eval_function_name, mode_switch, rename, scope_calls
-from nnlint.facts.names import dotted_name, positional
 from nnlint.facts.testcode import in_test_code
 from nnlint.rule import Context, Rule
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nnlint.facts.models import ModelSummary
-
-_MAX_DEPTH = 3
 
 
 class EvalWithoutEvalMode(Rule):
@@ -132,36 +120,31 @@ class EvalWithoutEvalMode(Rule):
 
     def check(self, ctx: Context) -> None:
         facts = ctx.facts
-        loops = facts.loops
-        training_nodes = {t.node for t in loops.training_loops} | set(loops.outer_loops)
+        evaluation = facts.evaluation
+        training_nodes = evaluation.training_nodes
         reported: set[tuple[int, str]] = set()
-        backward_scopes: dict[cst.CSTNode, bool] = {}  # one walk per scope, not per call
         for call in facts.calls():
-            model = dotted_name(call.func)
-            if model is None:
+            found = evaluation.model_call(call)
+            if found is None:
                 continue
-            model_expr = call.func
-            for method in _INFERENCE_METHODS:
-                if model.endswith(method) and isinstance(call.func, cst.Attribute):
-                    model, model_expr = model[: -len(method)], call.func.value
-                    break
-            scope = loops.function_of(call)
+            model, model_expr = found
+            scope = facts.loops.function_of(call)
             key = (id(scope), model)
-            if key in reported or not _in_evaluation(ctx, call, scope, training_nodes, backward_scopes):
+            if key in reported or not evaluation.in_evaluation(call, scope):
                 continue
-            if _synthetic_input(ctx, call) or in_test_code(facts, call):
+            if evaluation.synthetic_input(call) or in_test_code(facts, call):
                 continue
-            summaries = _model_summaries(ctx, model_expr, scope, 0)
-            mode = _mode_at(ctx, call, scope, model, 0)
-            if mode == "unknown" and _trained_here_never_evaluated(ctx, model):
+            summaries = evaluation.model_summaries(model_expr, scope)
+            mode = evaluation.mode_at(call, scope, model)
+            if mode == "unknown" and evaluation.trained_here_never_evaluated(model):
                 mode = "train"  # callers from other files: but this file trains it and never calls eval()
             if summaries is None:
                 # A model nnlint cannot see (a library model, one built in another file): the
                 # evidence is the program itself, which puts this model in training mode
                 # (``model.train()``) on the way here and never back in eval mode.
-                if mode != "train" or not (_put_in_training_mode(ctx, model)
-                                           or _trained_here_never_evaluated(ctx, model)) \
-                        or not _named_or_looping_like_evaluation(ctx, call, scope, training_nodes, backward_scopes):
+                if mode != "train" or not (evaluation.put_in_training_mode(model)
+                                           or evaluation.trained_here_never_evaluated(model)) \
+                        or not evaluation.named_or_looping_like_evaluation(call, scope):
                     continue
                 message = f"{model} was put in training mode and is evaluated without {model}.eval()"
             else:
@@ -172,231 +155,7 @@ class EvalWithoutEvalMode(Rule):
                     ("batch norm", all(s.has_batchnorm for s in summaries))) if on) or "dropout or batch norm"
                 message = f"{model} has {layers} but is evaluated in training mode: call {model}.eval() first"
             reported.add(key)
-            ctx.report(call, message, fix=around(ctx, call, training_nodes, f"{model}.eval()", f"{model}.train()",
-                                                  lambda node: _calls_backward(ctx, node, backward_scopes)),
+            ctx.report(call, message, fix=around(ctx, call, set(training_nodes), f"{model}.eval()",
+                                                  f"{model}.train()", evaluation.calls_backward),
                        fix_message=f"Call {model}.eval() before the evaluation and {model}.train() after it",
                        applicability="unsafe")
-
-
-#: ``model.generate(x)`` and ``model.forward(x)`` run the model ``model``
-_INFERENCE_METHODS = (".forward", ".generate")
-#: functions that evaluate or predict: ``evaluate``, ``run_validation``, ``predict``, ``inference``
-_EVALUATION_NAME = re.compile(r"(^|_)(eval|evaluate|evaluation|valid|validate|validation|val|test|predict|"
-                              r"prediction|infer|inference)($|_)", re.I)
-#: names of evaluation data: ``test_loader``, ``val_dl``, ``loaders["valid"]``, ``dev_set``
-_EVALUATION_DATA = re.compile(r"(^|[\s_'\"])(test|val|valid|validation|eval|dev)(_|[\s'\"]|loader|set|data|$)", re.I)
-_SYNTHETIC = frozenset({"torch.randn", "torch.rand", "torch.randint", "torch.zeros", "torch.ones",
-                        "torch.empty", "torch.full", "torch.randn_like", "torch.rand_like"})
-
-
-def _synthetic_input(ctx: Context, call: cst.Call) -> bool:
-    """``net(torch.randn(1, 3, 32, 32))``: a shape smoke test on made-up data, not an evaluation."""
-    inputs = [arg.value for arg in call.args if not arg.star]
-    if not inputs:
-        return False
-    for value in inputs:
-        if isinstance(value, cst.Name):
-            value = ctx.facts.dataflow.value_of(value) or value
-        if not (isinstance(value, cst.Call) and ctx.facts.names.qualname(value.func) in _SYNTHETIC):
-            return False
-    return True
-
-
-def _in_evaluation(ctx: Context, call: cst.Call, scope: Optional[cst.FunctionDef],
-                   training_nodes: set[cst.CSTNode], backward_scopes: dict[cst.CSTNode, bool]) -> bool:
-    loops = ctx.facts.loops
-    if _fed_evaluation_data(ctx, call, backward_scopes):
-        return True  # ``next(iter(test_loader))`` every few training steps
-    if scope is not None:
-        name = scope.name.value
-        if name.endswith("_step") or name == "forward":
-            return False
-        if _over_evaluation_data(ctx, call, training_nodes, backward_scopes):
-            return True  # ``for x, y in test_loader: model(x)`` after the training loop
-        if _calls_backward(ctx, scope, backward_scopes):
-            return False
-        if is_eval_function_name(name) and not name.startswith("test_"):
-            return True
-    elif _over_evaluation_data(ctx, call, training_nodes, backward_scopes):
-        return True
-    elif _calls_backward(ctx, ctx.facts.module, backward_scopes):
-        return False
-    if not loops.grad_disabled(call):
-        return False
-    return not any(ancestor in training_nodes for ancestor in ctx.facts.ancestors(call))
-
-
-def _over_evaluation_data(ctx: Context, call: cst.Call, training_nodes: set[cst.CSTNode],
-                          backward_scopes: dict[cst.CSTNode, bool]) -> bool:
-    """Is ``call`` in a loop over evaluation data (``test_loader``, ``loaders["val"]``) that trains nothing?"""
-    for ancestor in ctx.facts.ancestors(call):
-        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            return False
-        if isinstance(ancestor, cst.For):
-            if ancestor in training_nodes or _calls_backward(ctx, ancestor, backward_scopes):
-                return False
-            words = ctx.facts.nodes_of(cst.Name, cst.SimpleString, within=ancestor.iter)
-            text = " ".join(word.value for word in words)  # type: ignore[attr-defined]
-            if _EVALUATION_DATA.search(text):
-                return True
-    return False
-
-
-def _fed_evaluation_data(ctx: Context, call: cst.Call, backward_scopes: dict[cst.CSTNode, bool]) -> bool:
-    """Does the model's input come from evaluation data (``points, target = next(iter(test_loader))``
-    then ``model(points.cuda())``), in a block that does not backpropagate (test-time adaptation
-    trains on test data on purpose)?"""
-    block = next((a for a in ctx.facts.ancestors(call) if isinstance(a, cst.IndentedBlock)), None)
-    if not call.args or call.args[0].star or (block is not None and _calls_backward(ctx, block, backward_scopes)):
-        return False
-    dataflow = ctx.facts.dataflow
-    pending: list[Optional[cst.BaseExpression]] = [call.args[0].value]
-    seen: set[int] = set()
-    while pending and len(seen) < 32:
-        expr = pending.pop()
-        if expr is None or id(expr) in seen:
-            continue
-        seen.add(id(expr))
-        # follow the data only (``points.cuda()``, ``Variable(points)``, ``next(iter(loader))``),
-        # never the other arguments (``x.to(dev)``)
-        if isinstance(expr, cst.Name):
-            if _EVALUATION_DATA.search(expr.value):
-                return True
-            for definition in dataflow.definitions(expr):
-                statement = definition.statement
-                pending.append(definition.value if definition.value is not None else definition.unpacked)
-                pending.append(statement.iter if isinstance(statement, cst.For) else None)
-        elif isinstance(expr, (cst.Attribute, cst.Subscript)):
-            pending.append(expr.value)
-        elif isinstance(expr, cst.Call):
-            method = isinstance(expr.func, cst.Attribute) and ctx.facts.names.qualname(expr.func) is None
-            pending.append(expr.func.value if method else positional(expr, 0))  # type: ignore[attr-defined]
-        elif isinstance(expr, cst.Tuple):
-            pending.extend(element.value for element in expr.elements)
-    return False
-
-
-def _calls_backward(ctx: Context, scope: cst.CSTNode, cache: dict[cst.CSTNode, bool]) -> bool:
-    if scope not in cache:
-        cache[scope] = _walk_calls_backward(ctx, scope)
-    return cache[scope]
-
-
-def _walk_calls_backward(ctx: Context, scope: cst.CSTNode) -> bool:
-    return any(n.attr.value in ("backward", "grad", "requires_grad_", "requires_grad")  # type: ignore[attr-defined]
-               for n in ctx.facts.nodes_of(cst.Attribute, within=scope))
-
-
-def _model_summaries(ctx: Context, expr: cst.BaseExpression, scope: Optional[cst.FunctionDef],
-                     depth: int) -> Optional[tuple["ModelSummary", ...]]:
-    """The models ``expr`` may be; a parameter is followed to the arguments of the function's calls."""
-    found = ctx.facts.models.candidates(expr)
-    if found is not None or depth >= _MAX_DEPTH or scope is None or not isinstance(expr, cst.Name):
-        return found
-    loops = ctx.facts.loops
-    for site in loops.call_sites(scope):
-        argument_text = loops.renames(scope, site).get(expr.value)
-        if argument_text is None:
-            continue
-        argument_expr = _argument_expression(site, argument_text)
-        if argument_expr is None:
-            continue
-        found = _model_summaries(ctx, argument_expr, loops.function_of(site), depth + 1)
-        if found is not None and all(s.has_dropout or s.has_batchnorm for s in found):
-            return found
-    return None
-
-
-def _named_or_looping_like_evaluation(ctx: Context, call: cst.Call, scope: Optional[cst.FunctionDef],
-                                      training_nodes: set[cst.CSTNode],
-                                      backward_scopes: dict[cst.CSTNode, bool]) -> bool:
-    """Stronger evidence for a model nnlint cannot see: a function named for evaluation or
-    prediction, or a loop over evaluation data (``torch.no_grad()`` alone also fills memory banks
-    and computes statistics in training mode on purpose)."""
-    if scope is not None and _EVALUATION_NAME.search(scope.name.value):
-        return True
-    return _over_evaluation_data(ctx, call, training_nodes, backward_scopes)
-
-
-def _trained_here_never_evaluated(ctx: Context, model: str) -> bool:
-    """Is ``model`` a module this file trains (a training loop runs it, and its ``.parameters()``
-    are taken) while nothing in the file ever switches it to eval mode?"""
-    facts = ctx.facts
-    last = model.rsplit(".", 1)[-1]
-    has_parameters = False
-    for call in facts.calls():
-        switch = mode_switch(call, facts)
-        if switch is not None and switch.mode == "eval" and (switch.receiver or "").rsplit(".", 1)[-1] == last:
-            return False
-        func = call.func
-        if isinstance(func, cst.Attribute) and func.attr.value in ("parameters", "named_parameters") \
-                and dotted_name(func.value) == model:
-            has_parameters = True
-    return has_parameters and any(event.kind == "call" and event.receiver == model
-                                  for loop in facts.loops.training_loops for event in loop.events)
-
-
-def _put_in_training_mode(ctx: Context, model: str) -> bool:
-    """Does the file call ``<model>.train()`` (spelled ``model``, ``self.model`` or ``net.model``)?"""
-    facts = ctx.facts
-    last = model.rsplit(".", 1)[-1]
-    for call in facts.calls():
-        switch = mode_switch(call, facts)
-        if switch is not None and switch.mode == "train" and switch.receiver \
-                and switch.receiver.rsplit(".", 1)[-1] == last:
-            return True
-    return False
-
-
-def _argument_expression(site: cst.Call, text: str) -> Optional[cst.BaseExpression]:
-    for arg in site.args:
-        if dotted_name(arg.value) == text:
-            return arg.value
-    return None
-
-
-def _mode_at(ctx: Context, node: cst.CSTNode, scope: Optional[cst.FunctionDef], model: str, depth: int) -> str:
-    """"eval" | "train" | "none" (top of the program, never switched) | "unknown" at ``node`` for ``model``."""
-    facts = ctx.facts
-    last: Optional[str] = None
-    for call in scope_calls(facts, scope if scope is not None else facts.module):
-        if call is node:
-            break
-        switch = mode_switch(call, facts)
-        if switch is not None and (_covers(switch.receiver, model) or _covers(switch.alias, model)):
-            last = switch.mode
-    if last is not None:
-        return last
-    if scope is None or _is_local(ctx, scope, model):
-        # a model built in this scope starts in training mode
-        return "none"
-    if depth >= _MAX_DEPTH:
-        return "unknown"
-    loops = facts.loops
-    sites = loops.call_sites(scope)
-    if not sites:
-        return "unknown"
-    results: set[str] = set()
-    for site in sites:
-        renamed = rename(model, loops.renames(scope, site))
-        if renamed is None:
-            return "unknown"
-        results.add(_mode_at(ctx, site, loops.function_of(site), renamed, depth + 1))
-    if "unknown" in results:
-        return "unknown"
-    if results & {"train", "none"}:
-        return "train"
-    return "eval"
-
-
-def _is_local(ctx: Context, scope: cst.FunctionDef, model: str) -> bool:
-    head = model.split(".")[0]
-    params = {p.name.value for p in (*scope.params.posonly_params, *scope.params.params, *scope.params.kwonly_params)}
-    return head not in params and any(d.value is not None for d in ctx.facts.dataflow.assignments(scope, head))
-
-
-def _covers(receiver: Optional[str], model: str) -> bool:
-    if receiver is None:
-        return False
-    return receiver == model or model.startswith(receiver + ".")
-

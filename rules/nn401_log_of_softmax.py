@@ -87,10 +87,8 @@ import libcst as cst
 
 from nnlint.facts.tensors import (
     FUNCTION_STYLE,
-    LOG,
     LOG_SOFTMAX,
     METHOD_STYLE,
-    NUMPY,
     SOFTMAX,
     FUNCTIONS,
     TensorOp,
@@ -116,10 +114,9 @@ class LogOfSoftmax(Rule):
 
     def check(self, ctx: Context) -> None:
         ops = TensorOps(ctx.facts)
-        for call in ctx.facts.calls():
-            log = ops.op(call)
-            if log is None or log.kind != LOG or log.framework == NUMPY or log.operand is None:
-                continue
+        for log in ops.logs():
+            call = log.call
+            assert log.operand is not None
             direct = ops.op(log.operand)
             if direct is not None and direct.kind == SOFTMAX:
                 self._report_nested(ctx, log, direct)

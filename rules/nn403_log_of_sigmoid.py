@@ -78,7 +78,7 @@ from typing import Optional
 import libcst as cst
 
 from nnlint.facts.names import literal
-from nnlint.facts.tensors import LOG, NUMPY, SIGMOID, TensorOps
+from nnlint.facts.tensors import SIGMOID, TensorOps
 from nnlint.rule import Context, Rule
 
 
@@ -92,10 +92,9 @@ class LogOfSigmoid(Rule):
 
     def check(self, ctx: Context) -> None:
         ops = TensorOps(ctx.facts)
-        for call in ctx.facts.calls():
-            log = ops.op(call)
-            if log is None or log.kind != LOG or log.framework == NUMPY or log.operand is None:
-                continue
+        for log in ops.logs():
+            call = log.call
+            assert log.operand is not None
             found = _sigmoid_under(ctx, ops, log.operand)
             if found is None:
                 continue

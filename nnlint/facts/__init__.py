@@ -12,7 +12,19 @@ focused module and is computed lazily, once, the first time a rule asks:
   subclasses, Keras ``Sequential``/functional), and what reaches each loss
 * :mod:`nnlint.facts.loops` - training/evaluation loops and the order of what they call
 * :mod:`nnlint.facts.optimizers` - optimizer constructions: class, learning rate, momentum, trained models
+* :mod:`nnlint.facts.init` - weight initialisation: normal draws and their std, Xavier/He inits and the
+  activations after the initialised layers
+* :mod:`nnlint.facts.dropout` - dropout calls, the methods that run them, and the training flags that
+  turn them off
+* :mod:`nnlint.facts.gradients` - which expressions hold gradients, and where they are clipped by value
+* :mod:`nnlint.facts.norms` - whether a layer's output is normalised before the next layer, transformer-style code
 * :mod:`nnlint.facts.index` - the project index that connects files
+* :mod:`nnlint.facts.evaluation` - which calls are evaluation, and the mode (train/eval) a model is in there
+* :mod:`nnlint.facts.shapes` - shape unpackings, size reads, reshapes and the dims they name, softmax axes
+* :mod:`nnlint.facts.checkpoints` - what a checkpoint saves, and whether saved weights are only loaded for inference
+* :mod:`nnlint.facts.loaders` - data loaders and the training loops that iterate them
+* :mod:`nnlint.facts.accumulation` - loss tensors, and running sums of them that outlive a loop iteration
+* :mod:`nnlint.facts.precision` - whether code runs under CUDA autocast (mixed precision)
 
 Rules never walk imports or rebuild models themselves: a new rule asks these modules,
 and a new kind of understanding is added here, not in the engine.
@@ -34,7 +46,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts.dataflow import Dataflow
     from nnlint.facts.loops import LoopFacts
     from nnlint.facts.models import ModelFacts
+    from nnlint.facts.init import InitFacts
+    from nnlint.facts.norms import NormFacts
+    from nnlint.facts.gradients import GradientFacts
+    from nnlint.facts.dropout import DropoutFacts
     from nnlint.facts.optimizers import OptimizerFacts
+    from nnlint.facts.evaluation import Evaluation
+    from nnlint.facts.shapes import Shapes
+    from nnlint.facts.checkpoints import Checkpoints
+    from nnlint.facts.loaders import Loaders
+    from nnlint.facts.accumulation import Accumulation
+    from nnlint.facts.precision import Precision
     from nnlint.facts.values import Values
     from nnlint.facts.index import Site
     from nnlint.positions import Positions
@@ -125,6 +147,76 @@ class FileFacts:
         from nnlint.facts.optimizers import OptimizerFacts
 
         return OptimizerFacts(self)
+
+    @cached_property
+    def evaluation(self) -> "Evaluation":
+        """Which calls are evaluation code, the mode a model is in there, whether this file trains it."""
+        from nnlint.facts.evaluation import Evaluation
+
+        return Evaluation(self)
+
+    @cached_property
+    def shapes(self) -> "Shapes":
+        """Shape unpackings, sizes read one by one, reshape calls and the dims they name, softmax axes."""
+        from nnlint.facts.shapes import Shapes
+
+        return Shapes(self)
+
+    @cached_property
+    def checkpoints(self) -> "Checkpoints":
+        """The stateful optimizer, what each save holds, best-model exports, inference-only loading."""
+        from nnlint.facts.checkpoints import Checkpoints
+
+        return Checkpoints(self)
+
+    @cached_property
+    def loaders(self) -> "Loaders":
+        """DataLoader constructions, the training loops over them, and the models those loops run."""
+        from nnlint.facts.loaders import Loaders
+
+        return Loaders(self)
+
+    @cached_property
+    def accumulation(self) -> "Accumulation":
+        """Which expressions are loss tensors, and which ``total += loss`` sums outlive a loop iteration."""
+        from nnlint.facts.accumulation import Accumulation
+
+        return Accumulation(self)
+
+    @cached_property
+    def precision(self) -> "Precision":
+        """Whether a node runs under CUDA autocast (a with block, a decorator, a caller, Lightning precision)."""
+        from nnlint.facts.precision import Precision
+
+        return Precision(self)
+
+    @cached_property
+    def init(self) -> "InitFacts":
+        """Weight initialisation: normal draws and whether their scale matters, Xavier/He inits and what follows."""
+        from nnlint.facts.init import InitFacts
+
+        return InitFacts(self)
+
+    @cached_property
+    def norms(self) -> "NormFacts":
+        """Whether a layer's output reaches the next dense/conv layer unnormalised; transformer-style code."""
+        from nnlint.facts.norms import NormFacts
+
+        return NormFacts(self)
+
+    @cached_property
+    def gradients(self) -> "GradientFacts":
+        """Which expressions hold gradients, where they are clipped by value, whether clipping by norm is offered."""
+        from nnlint.facts.gradients import GradientFacts
+
+        return GradientFacts(self)
+
+    @cached_property
+    def dropout(self) -> "DropoutFacts":
+        """Dropout calls, whether forward runs them, and whether a training flag turns them off."""
+        from nnlint.facts.dropout import DropoutFacts
+
+        return DropoutFacts(self)
 
     @cached_property
     def _tree(self) -> "TreeIndex":

@@ -130,6 +130,19 @@ class LoopFacts:
             self._iterations[loop] = cached
         return cached
 
+    @cached_property
+    def clipping_functions(self) -> tuple[Function, ...]:
+        """The functions that clip gradients themselves (``clip_grad_norm_``, ``self.clip_gradients``)."""
+        found: dict[int, Function] = {}
+        for call in self._facts.calls():
+            func = call.func
+            last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+            if last in _CLIP_FUNCTIONS or last == "clip_gradients":
+                function = self.function_of(call)
+                if function is not None:
+                    found.setdefault(id(function), function)
+        return tuple(found.values())
+
     def body_events(self, function: Function) -> tuple[Event, ...]:
         """What one call of ``function`` does, in order, helpers inlined (a loop inside it is an
         event's guard: see :attr:`Event.inner_loops`)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Iterator, Mapping, Optional
 
 import libcst as cst
 
@@ -215,6 +215,14 @@ class TensorOps:
                    if method.dim_name is not None and method.dim_index is not None else None)
             return TensorOp(method.kind, expr, receiver, METHOD_STYLE, TORCH, None, dim)
         return None
+
+    def logs(self) -> Iterator[TensorOp]:
+        """Every log of a tensor in the file (``torch.log(p)``, ``p.log()``, ``tf.math.log(p)``;
+        not NumPy's, which runs on arrays outside the graph)."""
+        for call in self._facts.calls():
+            log = self.op(call)
+            if log is not None and log.kind == LOG and log.framework != NUMPY and log.operand is not None:
+                yield log
 
     def resolve(self, expr: Optional[cst.BaseExpression], depth: int = 8) -> Optional[cst.BaseExpression]:
         """Follow a local variable to the expression assigned to it (``p`` -> ``F.softmax(x)``)."""

@@ -88,3 +88,25 @@ class MonitorAdapter:
         finally:
             if print_report and self.print_report:
                 mon.report()
+
+
+class AdapterAttributes:
+    """What a callback shows its users, read from its :class:`MonitorAdapter` (``self._adapter``)."""
+
+    _adapter: MonitorAdapter
+
+    @property
+    def monitor(self) -> Any:
+        """The :class:`nnlint.Monitor` of the current (or last) run; None before it."""
+        return self._adapter.monitor
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self._adapter.findings
+
+    @property
+    def fixes(self) -> list[Any]:
+        return self._adapter.fixes
+
+    def report(self, format: str = "table", stream: Optional[TextIO] = None) -> None:
+        self._adapter.report(format, stream)

@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Optional, TextIO
+from typing import Any, Optional
 
 try:  # the unified package first; the standalone one is the same API
     from lightning.pytorch.callbacks import Callback
 except ImportError:  # pragma: no cover - depends on what is installed
     from pytorch_lightning.callbacks import Callback  # type: ignore[no-redef]
 
-from nnlint.findings import Finding
-from nnlint.integrations._adapter import MonitorAdapter
+from nnlint.integrations._adapter import AdapterAttributes, MonitorAdapter
 
 logger = logging.getLogger("nnlint.runtime")
 
 
-class NNLintCallback(Callback):
+class NNLintCallback(AdapterAttributes, Callback):
     """``mode``: "warn" | "fix" | "raise" (as :func:`nnlint.monitor`). ``log_dir``: write an
     event log there (see :mod:`nnlint.integrations.events`). ``print_report``: print the
     report on rank 0 when ``fit`` ends or fails. Other keywords go to :func:`nnlint.monitor`
@@ -41,22 +40,6 @@ class NNLintCallback(Callback):
         super().__init__()
         self._adapter = MonitorAdapter(mode, print_report, log_dir, monitor_kwargs)
         self._state_to_load: Optional[dict[str, Any]] = None
-
-    @property
-    def monitor(self) -> Any:
-        """The :class:`nnlint.Monitor` of the current (or last) ``fit``; None before it."""
-        return self._adapter.monitor
-
-    @property
-    def findings(self) -> list[Finding]:
-        return self._adapter.findings
-
-    @property
-    def fixes(self) -> list[Any]:
-        return self._adapter.fixes
-
-    def report(self, format: str = "table", stream: Optional[TextIO] = None) -> None:
-        self._adapter.report(format, stream)
 
     # -- Lightning hooks ---------------------------------------------------------
 

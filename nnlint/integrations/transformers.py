@@ -21,12 +21,11 @@ every hook is removed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Optional, TextIO
+from typing import Any, Optional
 
 from transformers import TrainerCallback
 
-from nnlint.findings import Finding
-from nnlint.integrations._adapter import MonitorAdapter
+from nnlint.integrations._adapter import AdapterAttributes, MonitorAdapter
 
 
 def _torch_optimizer(optimizer: Any) -> Any:
@@ -41,7 +40,7 @@ def _torch_optimizer(optimizer: Any) -> Any:
     return optimizer
 
 
-class NNLintCallback(TrainerCallback):
+class NNLintCallback(AdapterAttributes, TrainerCallback):
     """``mode``: "warn" | "fix" | "raise" (as :func:`nnlint.monitor`). ``log_dir``: write an
     event log there (see :mod:`nnlint.integrations.events`). ``print_report``: print the
     report on the main process when training ends. Other keywords go to
@@ -51,22 +50,6 @@ class NNLintCallback(TrainerCallback):
                  **monitor_kwargs: Any) -> None:
         self._adapter = MonitorAdapter(mode, print_report, log_dir, monitor_kwargs)
         self._loss_handle: Any = None
-
-    @property
-    def monitor(self) -> Any:
-        """The :class:`nnlint.Monitor` of the current (or last) ``train()``; None before it."""
-        return self._adapter.monitor
-
-    @property
-    def findings(self) -> list[Finding]:
-        return self._adapter.findings
-
-    @property
-    def fixes(self) -> list[Any]:
-        return self._adapter.fixes
-
-    def report(self, format: str = "table", stream: Optional[TextIO] = None) -> None:
-        self._adapter.report(format, stream)
 
     def close(self) -> None:
         """Remove every hook now (after a ``train()`` that raised); idempotent."""

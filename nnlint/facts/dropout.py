@@ -1,0 +1,206 @@
+"""Dropout: where a file drops activations, and whether a training flag turns it off.
+
+Questions answered:
+
+* :attr:`DropoutFacts.sites` - which calls drop activations: torch's functional dropouts
+  (``FUNCTIONAL``), ``F.scaled_dot_product_attention`` (``ATTENTION``), a dropout module built and
+  called in one expression, ``nn.Dropout(p)(x)`` (``MODULE_CALL``), ``tf.nn.dropout`` (``TF_DROPOUT``),
+  ``tf.contrib.layers.dropout`` (``CONTRIB_DROPOUT``) and TF1 ``DropoutWrapper`` cells (``WRAPPER``).
+* :meth:`DropoutFacts.forward_method` - which method of an ``nn.Module`` (or ``LightningModule``,
+  also through project base classes) contains a call and is run by ``forward`` (``forward`` itself or
+  a ``self.<method>(...)`` it calls, transitively).
+* :meth:`DropoutFacts.keras_call_method` - is a call inside ``call()`` of a Keras layer/model?
+* :meth:`DropoutFacts.under_training_test` - is a call guarded by a training flag (``if self.training:``,
+  ``x if is_training else y``, ``while training``) or deferred in a lambda (``tf.cond``)?
+* :meth:`DropoutFacts.follows_training` - may an expression (a dropout rate) depend on a training flag
+  (``p if self.training else 0.0``, also through local variables; an unknown definition counts)?
+* :meth:`DropoutFacts.constant` - the literal value of a probability, through local variables and
+  module constants.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Optional
+
+import libcst as cst
+
+from nnlint.facts.names import literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnlint.facts import FileFacts
+
+#: kinds of dropout site (:attr:`DropoutSite.kind`)
+FUNCTIONAL = "functional"
+ATTENTION = "attention"
+MODULE_CALL = "module-call"
+TF_DROPOUT = "tf-dropout"
+CONTRIB_DROPOUT = "contrib-dropout"
+WRAPPER = "wrapper"
+
+_SDPA = "torch.nn.functional.scaled_dot_product_attention"
+_DROPOUT_MODULES = frozenset({"torch.nn.Dropout", "torch.nn.Dropout1d", "torch.nn.Dropout2d", "torch.nn.Dropout3d"})
+#: torch functional dropouts, whose ``training`` parameter (position 2) defaults to True
+_TORCH_DROPOUTS = frozenset({
+    "torch.nn.functional.dropout", "torch.nn.functional.dropout1d",
+    "torch.nn.functional.dropout2d", "torch.nn.functional.dropout3d",
+})
+_TF_DROPOUT = "tensorflow.nn.dropout"
+_CONTRIB_DROPOUT = "tensorflow.contrib.layers.dropout"
+#: TF1 recurrent cells wrapped with dropout: ``DropoutWrapper(cell, output_keep_prob=0.5)``
+_DROPOUT_WRAPPERS = frozenset(f"{prefix}.DropoutWrapper" for prefix in (
+    "tensorflow.nn.rnn_cell", "tensorflow.contrib.rnn", "tensorflow.compat.v1.nn.rnn_cell",
+    "tensorflow.contrib.rnn.core_rnn_cell"))
+_LIGHTNING = ("pytorch_lightning.", "lightning.")
+
+
+@dataclass(frozen=True)
+class DropoutSite:
+    call: cst.Call
+    #: ``FUNCTIONAL`` | ``ATTENTION`` | ``MODULE_CALL`` | ``TF_DROPOUT`` | ``CONTRIB_DROPOUT`` | ``WRAPPER``
+    kind: str
+
+
+def first_parameter(method: cst.FunctionDef) -> Optional[str]:
+    """The name of a method's receiver (``self``), ``None`` without parameters."""
+    params = list(method.params.posonly_params) + list(method.params.params)
+    return params[0].name.value if params else None
+
+
+class DropoutFacts:
+    def __init__(self, facts: "FileFacts") -> None:
+        self._facts = facts
+
+    @cached_property
+    def sites(self) -> tuple[DropoutSite, ...]:
+        """Every dropout call of the file, in source order."""
+        names = self._facts.names
+        found: list[DropoutSite] = []
+        for call in self._facts.calls():
+            qualname = names.qualname(call.func)
+            if qualname in _TORCH_DROPOUTS:
+                found.append(DropoutSite(call, FUNCTIONAL))
+            elif qualname == _SDPA:
+                found.append(DropoutSite(call, ATTENTION))
+            elif isinstance(call.func, cst.Call) and names.qualname(call.func.func) in _DROPOUT_MODULES:
+                found.append(DropoutSite(call, MODULE_CALL))
+            elif qualname == _TF_DROPOUT:
+                found.append(DropoutSite(call, TF_DROPOUT))
+            elif qualname == _CONTRIB_DROPOUT:
+                found.append(DropoutSite(call, CONTRIB_DROPOUT))
+            elif qualname in _DROPOUT_WRAPPERS:
+                found.append(DropoutSite(call, WRAPPER))
+        return tuple(found)
+
+    def constant(self, expr: Optional[cst.BaseExpression]) -> object:
+        """The literal value of ``expr``, following local variables and module constants."""
+        if expr is None:
+            return None
+        value = literal(self._facts.dataflow.resolve(expr), None)
+        if value is not None:
+            return value
+        constant = self._facts.constants.value(expr)
+        return None if constant is None or not isinstance(constant, (int, float)) else constant
+
+    def forward_method(self, call: cst.Call) -> Optional[cst.FunctionDef]:
+        """The method of an ``nn.Module`` subclass, run by ``forward``, that contains ``call``."""
+        found = self._enclosing_method(call)
+        if found is None:
+            return None
+        method, owner = found
+        if not self._is_torch_module(owner, depth=0):
+            return None
+        return method if method.name.value in self._methods_run_by_forward(owner) else None
+
+    def keras_call_method(self, call: cst.Call) -> bool:
+        """Is ``call`` inside ``call()`` of a class with a Keras base?"""
+        found = self._enclosing_method(call)
+        if found is None or found[0].name.value != "call":
+            return False
+        for base in found[1].bases:
+            qualname = self._facts.names.qualname(base.value)
+            if qualname is not None and qualname.startswith("keras."):
+                return True
+        return False
+
+    def under_training_test(self, call: cst.Call) -> bool:
+        """Inside ``if self.training:`` / ``if training:`` / ``x if is_training else y`` / a lambda (``tf.cond``)."""
+        for ancestor in self._facts.ancestors(call):
+            if isinstance(ancestor, (cst.If, cst.IfExp, cst.While)) and self._mentions_training(ancestor.test):
+                return True
+            if isinstance(ancestor, cst.Lambda):
+                return True
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
+                return False
+        return False
+
+    def follows_training(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """``p if self.training else 0.0``, also through a local (``dropout_p = ...``); unknown counts."""
+        if self._mentions_training(expr):
+            return True
+        if not isinstance(expr, cst.Name) or depth > 4:
+            return False
+        definitions = self._facts.dataflow.definitions(expr)
+        return any(d.value is None or self.follows_training(d.value, depth + 1) for d in definitions)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _mentions_training(self, test: cst.BaseExpression) -> bool:
+        return any(isinstance(node, cst.Name) and "train" in node.value.lower() for node in self._facts.walk(test))
+
+    def _enclosing_method(self, node: cst.CSTNode) -> Optional[tuple[cst.FunctionDef, cst.ClassDef]]:
+        """The method (directly in a class body) that contains ``node``, and its class."""
+        function: Optional[cst.FunctionDef] = None
+        for ancestor in self._facts.ancestors(node):
+            if isinstance(ancestor, cst.FunctionDef):
+                function = ancestor
+            elif isinstance(ancestor, cst.ClassDef):
+                if function is not None and self._facts.parent(function) is ancestor.body:
+                    return function, ancestor
+                return None
+        return None
+
+    def _is_torch_module(self, owner: cst.ClassDef, depth: int) -> bool:
+        if depth > 8:
+            return False
+        names = self._facts.names
+        for base in owner.bases:
+            if base.keyword is not None:
+                continue
+            if isinstance(base.value, cst.Name) and base.value.value in names.classes and (
+                base.value.value not in names.bindings
+            ):
+                if self._is_torch_module(names.classes[base.value.value], depth + 1):
+                    return True
+                continue
+            qualname = names.qualname(base.value)
+            if qualname is None:
+                continue
+            if qualname.startswith("torch.nn.") or (
+                    qualname.startswith(_LIGHTNING) and qualname.endswith("LightningModule")):
+                return True
+            summary = self._facts.project.model(qualname, self._facts.path)
+            if summary is not None and summary.framework == "torch":
+                return True
+        return False
+
+    def _methods_run_by_forward(self, owner: cst.ClassDef) -> set[str]:
+        """``forward`` and the methods it calls as ``self.<name>(...)``, transitively."""
+        methods = {
+            statement.name.value: statement
+            for statement in owner.body.body
+            if isinstance(statement, cst.FunctionDef)
+        }
+        reached: set[str] = set()
+        pending = ["forward"]
+        while pending:
+            name = pending.pop()
+            if name in reached or name not in methods:
+                continue
+            reached.add(name)
+            method = methods[name]
+            receiver = first_parameter(method)
+            for node in self._facts.calls(method.body):
+                if (isinstance(node.func, cst.Attribute)
+                        and isinstance(node.func.value, cst.Name) and node.func.value.value == receiver):
+                    pending.append(node.func.attr.value)
+        return reached

@@ -1,0 +1,276 @@
+"""Evaluation code and the mode (``train``/``eval``) a model is in when it runs.
+
+Questions answered (through ``FileFacts.evaluation``):
+
+* :meth:`Evaluation.model_call` - which model a call runs (``model(x)``, ``model.forward(x)``,
+  ``model.generate(x)``), as dotted text and expression
+* :meth:`Evaluation.in_evaluation` - is a call evaluation code: in a function named for
+  evaluation, under ``torch.no_grad()`` outside the training loop in code that never
+  backpropagates, in a loop over evaluation data, or fed a batch of evaluation data
+* :meth:`Evaluation.named_or_looping_like_evaluation` - the stronger evidence: a function named
+  for evaluation or prediction, or a loop over evaluation data
+* :meth:`Evaluation.synthetic_input` - is a call a shape smoke test on made-up tensors
+* :meth:`Evaluation.mode_at` - the mode of a model at a node, through ``model.eval()``/
+  ``model.train()`` before it in its function and, a few calls up, at every call of that function
+* :meth:`Evaluation.model_summaries` - the models an expression may be, following a parameter to
+  the arguments of its function's calls
+* :meth:`Evaluation.trained_here_never_evaluated` / :meth:`Evaluation.put_in_training_mode` - does
+  this file train a model and never switch it to eval mode; does it call ``model.train()``
+* :meth:`Evaluation.calls_backward` - does a block backpropagate (``backward``, ``grad``,
+  ``requires_grad``), answered once per block
+* :attr:`Evaluation.training_nodes` - the training loops and the loops around them
+"""
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import TYPE_CHECKING, Optional
+
+import libcst as cst
+
+from nnlint.facts.loops import is_eval_function_name, mode_switch, rename, scope_calls
+from nnlint.facts.names import dotted_name, positional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnlint.facts import FileFacts
+    from nnlint.facts.models import ModelSummary
+
+_MAX_DEPTH = 3
+#: ``model.generate(x)`` and ``model.forward(x)`` run the model ``model``
+_INFERENCE_METHODS = (".forward", ".generate")
+#: functions that evaluate or predict: ``evaluate``, ``run_validation``, ``predict``, ``inference``
+_EVALUATION_NAME = re.compile(r"(^|_)(eval|evaluate|evaluation|valid|validate|validation|val|test|predict|"
+                              r"prediction|infer|inference)($|_)", re.I)
+#: names of evaluation data: ``test_loader``, ``val_dl``, ``loaders["valid"]``, ``dev_set``
+_EVALUATION_DATA = re.compile(r"(^|[\s_'\"])(test|val|valid|validation|eval|dev)(_|[\s'\"]|loader|set|data|$)", re.I)
+_SYNTHETIC = frozenset({"torch.randn", "torch.rand", "torch.randint", "torch.zeros", "torch.ones",
+                        "torch.empty", "torch.full", "torch.randn_like", "torch.rand_like"})
+_BACKPROPAGATION = ("backward", "grad", "requires_grad_", "requires_grad")
+
+
+#: libraries whose functions, and builtins, that are never a model being run
+_NOT_MODELS = frozenset({
+    "torch", "numpy", "math", "tensorflow", "keras", "jax", "os", "sys", "time", "logging", "json", "random",
+    "print", "len", "range", "enumerate", "zip", "sum", "min", "max", "isinstance", "getattr", "hasattr",
+    "list", "dict", "tuple", "set", "float", "int", "str", "bool", "sorted", "any", "all", "iter", "next",
+    "open", "super", "type", "round", "abs", "map", "filter", "format", "repr",
+})
+
+
+class Evaluation:
+    def __init__(self, facts: "FileFacts") -> None:
+        self._facts = facts
+        self._backward: dict[cst.CSTNode, bool] = {}  # one walk per block, not per call
+
+    @cached_property
+    def training_nodes(self) -> frozenset[cst.CSTNode]:
+        """The training loops and the loops around them (an evaluation is never inside one)."""
+        loops = self._facts.loops
+        return frozenset({t.node for t in loops.training_loops} | set(loops.outer_loops))
+
+    def model_call(self, call: cst.Call) -> Optional[tuple[str, cst.BaseExpression]]:
+        """``("model", model)`` for ``model(x)``, ``model.forward(x)`` and ``model.generate(x)``."""
+        model = dotted_name(call.func)
+        if model is None:
+            return None
+        qualname = self._facts.names.qualname(call.func)
+        if (qualname or "").split(".", 1)[0] in _NOT_MODELS or (
+                isinstance(call.func, cst.Name) and call.func.value in _NOT_MODELS
+                and call.func.value not in self._facts.names.bindings):
+            return None  # ``torch.zeros(n)``, ``len(batch)``: never a model (and the commonest calls)
+        model_expr = call.func
+        for method in _INFERENCE_METHODS:
+            if model.endswith(method) and isinstance(call.func, cst.Attribute):
+                return model[: -len(method)], call.func.value
+        return model, model_expr
+
+    def calls_backward(self, block: cst.CSTNode) -> bool:
+        if block not in self._backward:
+            self._backward[block] = any(
+                n.attr.value in _BACKPROPAGATION  # type: ignore[attr-defined]
+                for n in self._facts.nodes_of(cst.Attribute, within=block))
+        return self._backward[block]
+
+    def synthetic_input(self, call: cst.Call) -> bool:
+        """``net(torch.randn(1, 3, 32, 32))``: a shape smoke test on made-up data, not an evaluation."""
+        inputs = [arg.value for arg in call.args if not arg.star]
+        if not inputs:
+            return False
+        for value in inputs:
+            if isinstance(value, cst.Name):
+                value = self._facts.dataflow.value_of(value) or value
+            if not (isinstance(value, cst.Call) and self._facts.names.qualname(value.func) in _SYNTHETIC):
+                return False
+        return True
+
+    def in_evaluation(self, call: cst.Call, scope: Optional[cst.FunctionDef]) -> bool:
+        facts = self._facts
+        if self._fed_evaluation_data(call):
+            return True  # ``next(iter(test_loader))`` every few training steps
+        if scope is not None:
+            name = scope.name.value
+            if name.endswith("_step") or name == "forward":
+                return False
+            if self.over_evaluation_data(call):
+                return True  # ``for x, y in test_loader: model(x)`` after the training loop
+            if self.calls_backward(scope):
+                return False
+            if is_eval_function_name(name) and not name.startswith("test_"):
+                return True
+        elif self.over_evaluation_data(call):
+            return True
+        elif self.calls_backward(facts.module):
+            return False
+        if not facts.loops.grad_disabled(call):
+            return False
+        training_nodes = self.training_nodes
+        return not any(ancestor in training_nodes for ancestor in facts.ancestors(call))
+
+    def over_evaluation_data(self, call: cst.Call) -> bool:
+        """Is ``call`` in a loop over evaluation data (``test_loader``, ``loaders["val"]``) that trains nothing?"""
+        facts = self._facts
+        for ancestor in facts.ancestors(call):
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                return False
+            if isinstance(ancestor, cst.For):
+                if ancestor in self.training_nodes or self.calls_backward(ancestor):
+                    return False
+                words = facts.nodes_of(cst.Name, cst.SimpleString, within=ancestor.iter)
+                text = " ".join(word.value for word in words)  # type: ignore[attr-defined]
+                if _EVALUATION_DATA.search(text):
+                    return True
+        return False
+
+    def _fed_evaluation_data(self, call: cst.Call) -> bool:
+        """Does the model's input come from evaluation data (``points, target = next(iter(test_loader))``
+        then ``model(points.cuda())``), in a block that does not backpropagate (test-time adaptation
+        trains on test data on purpose)?"""
+        facts = self._facts
+        block = next((a for a in facts.ancestors(call) if isinstance(a, cst.IndentedBlock)), None)
+        if not call.args or call.args[0].star or (block is not None and self.calls_backward(block)):
+            return False
+        dataflow = facts.dataflow
+        pending: list[Optional[cst.BaseExpression]] = [call.args[0].value]
+        seen: set[int] = set()
+        while pending and len(seen) < 32:
+            expr = pending.pop()
+            if expr is None or id(expr) in seen:
+                continue
+            seen.add(id(expr))
+            # follow the data only (``points.cuda()``, ``Variable(points)``, ``next(iter(loader))``),
+            # never the other arguments (``x.to(dev)``)
+            if isinstance(expr, cst.Name):
+                if _EVALUATION_DATA.search(expr.value):
+                    return True
+                for definition in dataflow.definitions(expr):
+                    statement = definition.statement
+                    pending.append(definition.value if definition.value is not None else definition.unpacked)
+                    pending.append(statement.iter if isinstance(statement, cst.For) else None)
+            elif isinstance(expr, (cst.Attribute, cst.Subscript)):
+                pending.append(expr.value)
+            elif isinstance(expr, cst.Call):
+                method = isinstance(expr.func, cst.Attribute) and facts.names.qualname(expr.func) is None
+                pending.append(expr.func.value if method else positional(expr, 0))  # type: ignore[attr-defined]
+            elif isinstance(expr, cst.Tuple):
+                pending.extend(element.value for element in expr.elements)
+        return False
+
+    def named_or_looping_like_evaluation(self, call: cst.Call, scope: Optional[cst.FunctionDef]) -> bool:
+        """Stronger evidence for a model nnlint cannot see: a function named for evaluation or
+        prediction, or a loop over evaluation data (``torch.no_grad()`` alone also fills memory banks
+        and computes statistics in training mode on purpose)."""
+        if scope is not None and _EVALUATION_NAME.search(scope.name.value):
+            return True
+        return self.over_evaluation_data(call)
+
+    def model_summaries(self, expr: cst.BaseExpression, scope: Optional[cst.FunctionDef],
+                        depth: int = 0) -> Optional[tuple["ModelSummary", ...]]:
+        """The models ``expr`` may be; a parameter is followed to the arguments of the function's calls."""
+        found = self._facts.models.candidates(expr)
+        if found is not None or depth >= _MAX_DEPTH or scope is None or not isinstance(expr, cst.Name):
+            return found
+        loops = self._facts.loops
+        for site in loops.call_sites(scope):
+            argument_text = loops.renames(scope, site).get(expr.value)
+            if argument_text is None:
+                continue
+            argument_expr = next((arg.value for arg in site.args if dotted_name(arg.value) == argument_text), None)
+            if argument_expr is None:
+                continue
+            found = self.model_summaries(argument_expr, loops.function_of(site), depth + 1)
+            if found is not None and all(s.has_dropout or s.has_batchnorm for s in found):
+                return found
+        return None
+
+    def trained_here_never_evaluated(self, model: str) -> bool:
+        """Is ``model`` a module this file trains (a training loop runs it, and its ``.parameters()``
+        are taken) while nothing in the file ever switches it to eval mode?"""
+        facts = self._facts
+        last = model.rsplit(".", 1)[-1]
+        has_parameters = False
+        for call in facts.calls():
+            switch = mode_switch(call, facts)
+            if switch is not None and switch.mode == "eval" and (switch.receiver or "").rsplit(".", 1)[-1] == last:
+                return False
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in ("parameters", "named_parameters") \
+                    and dotted_name(func.value) == model:
+                has_parameters = True
+        return has_parameters and any(event.kind == "call" and event.receiver == model
+                                      for loop in facts.loops.training_loops for event in loop.events)
+
+    def put_in_training_mode(self, model: str) -> bool:
+        """Does the file call ``<model>.train()`` (spelled ``model``, ``self.model`` or ``net.model``)?"""
+        facts = self._facts
+        last = model.rsplit(".", 1)[-1]
+        for call in facts.calls():
+            switch = mode_switch(call, facts)
+            if switch is not None and switch.mode == "train" and switch.receiver \
+                    and switch.receiver.rsplit(".", 1)[-1] == last:
+                return True
+        return False
+
+    def mode_at(self, node: cst.CSTNode, scope: Optional[cst.FunctionDef], model: str, depth: int = 0) -> str:
+        """"eval" | "train" | "none" (top of the program, never switched) | "unknown" at ``node`` for ``model``."""
+        facts = self._facts
+        last: Optional[str] = None
+        for call in scope_calls(facts, scope if scope is not None else facts.module):
+            if call is node:
+                break
+            switch = mode_switch(call, facts)
+            if switch is not None and (_covers(switch.receiver, model) or _covers(switch.alias, model)):
+                last = switch.mode
+        if last is not None:
+            return last
+        if scope is None or self._is_local(scope, model):
+            # a model built in this scope starts in training mode
+            return "none"
+        if depth >= _MAX_DEPTH:
+            return "unknown"
+        loops = facts.loops
+        sites = loops.call_sites(scope)
+        if not sites:
+            return "unknown"
+        results: set[str] = set()
+        for site in sites:
+            renamed = rename(model, loops.renames(scope, site))
+            if renamed is None:
+                return "unknown"
+            results.add(self.mode_at(site, loops.function_of(site), renamed, depth + 1))
+        if "unknown" in results:
+            return "unknown"
+        if results & {"train", "none"}:
+            return "train"
+        return "eval"
+
+    def _is_local(self, scope: cst.FunctionDef, model: str) -> bool:
+        head = model.split(".")[0]
+        params = {p.name.value for p in (*scope.params.posonly_params, *scope.params.params,
+                                         *scope.params.kwonly_params)}
+        return head not in params and any(d.value is not None for d in self._facts.dataflow.assignments(scope, head))
+
+
+def _covers(receiver: Optional[str], model: str) -> bool:
+    if receiver is None:
+        return False
+    return receiver == model or model.startswith(receiver + ".")
