@@ -113,7 +113,7 @@ class LogOfSoftmax(Rule):
     options = {}
 
     def check(self, ctx: Context) -> None:
-        ops = TensorOps(ctx.facts)
+        ops = ctx.facts.tensors
         for log in ops.logs():
             call = log.call
             assert log.operand is not None

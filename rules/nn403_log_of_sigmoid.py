@@ -91,7 +91,7 @@ class LogOfSigmoid(Rule):
     options = {}
 
     def check(self, ctx: Context) -> None:
-        ops = TensorOps(ctx.facts)
+        ops = ctx.facts.tensors
         for log in ops.logs():
             call = log.call
             assert log.operand is not None

@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts.dropout import DropoutFacts
     from nnlint.facts.optimizers import OptimizerFacts
     from nnlint.facts.evaluation import Evaluation
+    from nnlint.facts.tensors import TensorOps
     from nnlint.facts.shapes import Shapes
     from nnlint.facts.checkpoints import Checkpoints
     from nnlint.facts.loaders import Loaders
@@ -147,6 +148,13 @@ class FileFacts:
         from nnlint.facts.optimizers import OptimizerFacts
 
         return OptimizerFacts(self)
+
+    @cached_property
+    def tensors(self) -> "TensorOps":
+        """Which tensor op an expression computes (log, softmax, sigmoid, exp, sum, ...) in any spelling."""
+        from nnlint.facts.tensors import TensorOps
+
+        return TensorOps(self)
 
     @cached_property
     def evaluation(self) -> "Evaluation":

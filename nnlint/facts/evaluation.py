@@ -63,6 +63,12 @@ class Evaluation:
         self._backward: dict[cst.CSTNode, bool] = {}  # one walk per block, not per call
 
     @cached_property
+    def _evaluation_data_named(self) -> bool:
+        """Does any name in the file look like evaluation data (``test_loader``, ``val_set``)?"""
+        names = {node.value for node in self._facts.nodes_of(cst.Name)}  # type: ignore[attr-defined]
+        return any(_EVALUATION_DATA.search(name) for name in names)
+
+    @cached_property
     def training_nodes(self) -> frozenset[cst.CSTNode]:
         """The training loops and the loops around them (an evaluation is never inside one)."""
         loops = self._facts.loops
@@ -146,6 +152,8 @@ class Evaluation:
         then ``model(points.cuda())``), in a block that does not backpropagate (test-time adaptation
         trains on test data on purpose)?"""
         facts = self._facts
+        if not self._evaluation_data_named or not call.args:
+            return False  # no name in the file says evaluation data: nothing to follow
         block = next((a for a in facts.ancestors(call) if isinstance(a, cst.IndentedBlock)), None)
         if not call.args or call.args[0].star or (block is not None and self.calls_backward(block)):
             return False

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 import libcst as cst
 
@@ -181,6 +181,7 @@ class TensorOps:
 
     def __init__(self, facts: "FileFacts") -> None:
         self._facts = facts
+        self._logs: Optional[tuple[TensorOp, ...]] = None
 
     def op(self, expr: Optional[cst.BaseExpression]) -> Optional[TensorOp]:
         """The op ``expr`` computes, if it is a call to one of the known spellings."""
@@ -216,13 +217,14 @@ class TensorOps:
             return TensorOp(method.kind, expr, receiver, METHOD_STYLE, TORCH, None, dim)
         return None
 
-    def logs(self) -> Iterator[TensorOp]:
+    def logs(self) -> tuple[TensorOp, ...]:
         """Every log of a tensor in the file (``torch.log(p)``, ``p.log()``, ``tf.math.log(p)``;
         not NumPy's, which runs on arrays outside the graph)."""
-        for call in self._facts.calls():
-            log = self.op(call)
-            if log is not None and log.kind == LOG and log.framework != NUMPY and log.operand is not None:
-                yield log
+        if self._logs is None:
+            found = (self.op(call) for call in self._facts.calls())
+            self._logs = tuple(log for log in found if log is not None and log.kind == LOG
+                               and log.framework != NUMPY and log.operand is not None)
+        return self._logs
 
     def resolve(self, expr: Optional[cst.BaseExpression], depth: int = 8) -> Optional[cst.BaseExpression]:
         """Follow a local variable to the expression assigned to it (``p`` -> ``F.softmax(x)``)."""
