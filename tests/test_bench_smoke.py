@@ -53,3 +53,21 @@ def test_quick_mode_on_a_tiny_tree(tmp_path: Path) -> None:
     assert timings["torchfix"]["seconds"] is None
     assert set(result["startup"]) >= {"python -c pass", "nnlint notdl.py"}
     assert all(seconds > 0 for seconds in result["startup"].values())
+
+
+def test_adapter_overhead_runs(tmp_path: Path) -> None:
+    """bench/adapter_overhead.py prints one row per loop: timings, or why a framework was skipped."""
+    import pytest
+
+    pytest.importorskip("torch")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "adapter_overhead.py"), "--steps", "4", "--rounds", "1"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {line.split("  ")[0].strip(): line for line in done.stdout.splitlines()
+            if line.startswith(("hand-written", "lightning", "transformers"))}
+    assert set(rows) == {"hand-written + monitor", "lightning + NNLintCallback", "transformers + callback"}
+    for row in rows.values():
+        fields = row.split()
+        assert "skipped:" in row or (len(fields) >= 4 and float(fields[-1]) > 0), row
