@@ -11,8 +11,13 @@ main input (first positional argument, or the receiver of a tensor method). The 
 follows ``if``/``else`` bindings that agree, helper methods (``self.decode(z)``),
 ``data_parallel``/``checkpoint`` calls, the elements of a tuple output
 (``recon, mu, logvar = model(x)``) and a function's parameter to what every call in the file
-passes for it. Anything it cannot follow (branches or returns that differ, a function also
-passed around as a value) leaves ``output_activation`` as ``None``, which keeps rules quiet.
+passes for it. A plain function that builds and returns an output (a TF1 graph helper
+``def model(x): ...; return tf.nn.softmax(logits)``) is summarised as applied by calling it
+(``ModelSummary.returns_output``), also for other files; TF1 functional layers
+(``tf.layers.dense(..., activation=...)``, contrib/slim, tflearn) apply their activation.
+A value that may be one of several models (chosen by a flag) is traced once per model
+(:meth:`ModelFacts.output_activations`). Anything it cannot follow (a function also passed
+around as a value) leaves ``output_activation`` as ``None``, which keeps rules quiet.
 """
 from __future__ import annotations
 
