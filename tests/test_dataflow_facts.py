@@ -122,3 +122,24 @@ def test_a_while_test_runs_every_iteration() -> None:
         x = step(x)
     """
     assert reaching(source) == ["first()", "step(x)"]
+
+
+def test_a_closure_free_variable_takes_its_enclosing_binding() -> None:
+    source = textwrap.dedent('''
+        def main(model, make):
+            step = make(model.parameters())
+            twice = 1
+            twice = 2
+
+            def inner():
+                step()
+                twice
+                local = 3
+                local
+        ''')
+    facts = FileFacts("m.py", cst.parse_module(source))
+    reads = [n for n in facts.nodes_of(cst.Name) if n.value in ("step", "twice", "local")]
+    last = {n.value: n for n in reads}  # the reads inside inner() come last
+    assert facts.module.code_for_node(facts.dataflow.enclosing_value(last["step"])) == "make(model.parameters())"
+    assert facts.dataflow.enclosing_value(last["twice"]) is None  # bound twice: not one value
+    assert facts.dataflow.enclosing_value(last["local"]) is None  # bound in inner() itself

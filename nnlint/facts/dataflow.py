@@ -91,6 +91,18 @@ class Dataflow:
                 return (module_defs[0],)
         return tuple(found)
 
+    def enclosing_value(self, name: cst.Name) -> Optional[cst.BaseExpression]:
+        """A closure's free variable (``train_op`` read in a nested function): the value of its one
+        binding in the nearest enclosing function that binds it; ``None`` if bound locally, more
+        than once, or nowhere."""
+        if self.definitions(name):
+            return None
+        for scope in self._facts.ancestors(name):
+            bound = self.assignments(scope, name.value) if isinstance(scope, cst.FunctionDef) else ()
+            if bound:
+                return bound[0].value if len(bound) == 1 else None
+        return None
+
     def resolve(self, expr: Optional[cst.BaseExpression], depth: int = 8) -> Optional[cst.BaseExpression]:
         """Follow ``a = b; b = <expr>`` chains of names to the expression behind them."""
         seen = 0

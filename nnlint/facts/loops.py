@@ -553,14 +553,7 @@ class _Walker:
         """Is ``name`` a training step built by a framework helper from the model's parameters
         (``train_op = tx.core.get_train_op(params=model.parameters())``)?"""
         dataflow = self.facts.dataflow
-        value = dataflow.value_of(name)
-        if value is None and not dataflow.definitions(name):
-            # a closure's free variable: the one binding of an enclosing function
-            for scope in self.facts.ancestors(name):
-                bound = dataflow.assignments(scope, name.value) if isinstance(scope, cst.FunctionDef) else ()
-                if bound:
-                    value = bound[0].value if len(bound) == 1 else None
-                    break
+        value = dataflow.value_of(name) or dataflow.enclosing_value(name)
         if not isinstance(value, cst.Call) or self.loops.callee(value) is not None:
             return False
         return any(isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
