@@ -210,5 +210,39 @@ def import_rule_module(info: RuleInfo) -> ModuleType:
     return module
 
 
+#: the method the engine calls on a static rule (``check(ctx)``) and the monitor calls on
+#: a runtime detector (``inspect(window, ctx)``): different names for different contracts
+ENTRY_POINTS = {"static": "check", "runtime": "inspect"}
+
+
+class RuleLoadError(TypeError):
+    """A rule file whose class does not keep its kind's contract (a bug in the rule file)."""
+
+
 def load_rule_class(info: RuleInfo) -> type:
-    return getattr(import_rule_module(info), info.class_name)
+    """The class of a static rule or a runtime detector, checked against its kind's contract:
+    a static rule defines ``check(ctx)``, a detector ``inspect(window, ctx)``, never the other."""
+    cls = getattr(import_rule_module(info), info.class_name)
+    expected = ENTRY_POINTS[info.kind]
+    (wrong,) = (name for kind, name in ENTRY_POINTS.items() if kind != info.kind)
+    where = f"{info.path.name}: {info.class_name} ({info.code}, a {info.kind} rule)"
+    bases = [klass for klass in cls.__mro__ if (klass.__module__, klass.__qualname__) in _BASES.values()]
+    if [(klass.__module__, klass.__qualname__) for klass in bases] != [_BASES[info.kind]]:
+        raise RuleLoadError(f"{where} must subclass {'.'.join(_BASES[info.kind])}")
+    # The base class declares the entry point and raises NotImplementedError: only a
+    # definition below it counts.
+    own = cls.__mro__[: cls.__mro__.index(bases[0])]
+    if any(wrong in vars(klass) for klass in cls.__mro__):
+        raise RuleLoadError(
+            f"{where} defines {wrong}(); its entry point is {expected}()" + _SIGNATURES[info.kind]
+        )
+    if not any(callable(vars(klass).get(expected)) for klass in own):
+        raise RuleLoadError(f"{where} does not define {expected}()" + _SIGNATURES[info.kind])
+    return cls
+
+
+_BASES = {"static": ("nnlint.rule", "Rule"), "runtime": ("nnlint.runtime.detector", "Detector")}
+_SIGNATURES = {
+    "static": ": def check(self, ctx: Context) -> None",
+    "runtime": ": def inspect(self, window: Window, ctx: DetectorContext) -> None",
+}

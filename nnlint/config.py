@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 
-from nnlint.catalogue import Catalogue
+from nnlint.catalogue import Catalogue, RuleInfo
 
 OUTPUT_FORMATS = ("full", "concise", "json", "sarif", "github")
 TOP_LEVEL_KEYS = (
@@ -65,8 +65,12 @@ DEFAULT_EXCLUDES = (
 )
 
 
-class ConfigError(Exception):
-    """A configuration or usage problem: exit code 2, one clear message."""
+class ConfigError(ValueError):
+    """A configuration or usage problem: exit code 2, one clear message.
+
+    A ``ValueError``: ``nnlint.monitor(options=...)`` raises it for a bad option, as any
+    Python API rejects a bad argument.
+    """
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def _expand(selector: str, catalogue: Catalogue, source: str) -> set[str]:
         return set(codes)
     matched = {code for code in codes if code.startswith(selector)}
     if not matched:
-        raise ConfigError(f"{source}: unknown rule selector {selector!r}{_suggest(selector, codes)}")
+        raise ConfigError(f"{source}: unknown rule selector {selector!r}{suggest(selector, codes)}")
     return matched
 
 
@@ -185,7 +189,8 @@ def _glob_match(path: str, pattern: str) -> bool:
     return PurePosixPath(path).match(pattern) or path.startswith(pattern.rstrip("/") + "/")
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str:
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'select'?)`` for the closest of ``choices``, or "" when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -256,6 +261,7 @@ def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings
         raise ConfigError(f"{config_path}: [tool.nnlint] must be a table")
     by_name = {info.name: info for info in catalogue.rules}
     settings: dict[str, Any] = {}
+    monitor_tables: dict[str, Any] = {}
     rule_options: dict[str, dict[str, Any]] = {}
     for key, value in data.items():
         info = catalogue.get(key) if isinstance(key, str) else None
@@ -263,11 +269,11 @@ def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings
         if info is not None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{config_path}: [tool.nnlint.{key}] must be a table of options")
-            rule_options[info.code] = _validate_options(info.code, value, catalogue, config_path)
+            rule_options[info.code] = validate_options(info, value, str(config_path))
             continue
         if key not in TOP_LEVEL_KEYS:
             choices = list(TOP_LEVEL_KEYS) + [i.code for i in catalogue.rules] + list(by_name)
-            raise ConfigError(f"{config_path}: unknown key {key!r} in [tool.nnlint]{_suggest(key, choices)}")
+            raise ConfigError(f"{config_path}: unknown key {key!r} in [tool.nnlint]{suggest(key, choices)}")
         attr = key.replace("-", "_")
         if key in ("select", "ignore", "extend-select"):
             settings[attr] = _string_list(value, config_path, key)
@@ -285,7 +291,7 @@ def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings
             if value not in OUTPUT_FORMATS:
                 raise ConfigError(
                     f"{config_path}: [tool.nnlint] output-format must be one of "
-                    f"{', '.join(OUTPUT_FORMATS)}{_suggest(str(value), OUTPUT_FORMATS)}"
+                    f"{', '.join(OUTPUT_FORMATS)}{suggest(str(value), OUTPUT_FORMATS)}"
                 )
             settings[attr] = value
         elif key == "cache-dir":
@@ -299,7 +305,13 @@ def load_settings(config_path: Optional[Path], catalogue: Catalogue) -> Settings
         elif key == "monitor":
             if not isinstance(value, dict):
                 raise ConfigError(f"{config_path}: [tool.nnlint.monitor] must be a table")
-            settings[attr] = dict(value)
+            # [tool.nnlint.monitor.NR101] is a detector's option table, like [tool.nnlint.NR101]
+            # (which it overrides); the monitor checks the other keys, which it alone knows.
+            settings[attr] = {k: v for k, v in value.items() if not isinstance(v, dict)}
+            monitor_tables = {k: v for k, v in value.items() if isinstance(v, dict)}
+    for key, table in monitor_tables.items():
+        info = runtime_rule(key, catalogue.runtime_rules, f"{config_path}: [tool.nnlint.monitor]")
+        rule_options.setdefault(info.code, {}).update(validate_options(info, table, str(config_path)))
     result = Settings(
         **settings,
         rule_options=rule_options,
@@ -341,18 +353,29 @@ def _project_cache_dir(value: str, config_path: Path) -> str:
     return value
 
 
-def _validate_options(
-    code: str, values: Mapping[str, Any], catalogue: Catalogue, path: Path
-) -> dict[str, Any]:
-    info = catalogue.by_code[code]
+def validate_options(info: RuleInfo, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The options a user set for one rule or detector, checked: ``ConfigError`` otherwise.
+
+    The one check for every option of every code, from ``[tool.nnlint.<code>]``,
+    ``[tool.nnlint.monitor.<NRxxx>]`` and ``nnlint.monitor(options=...)`` alike; ``source``
+    (a file, or the call) starts the message. Options are spelled in kebab-case
+    (``max-depth``); the snake_case spelling (``max_depth``, natural in Python keyword
+    style) is accepted and returned in kebab-case. Each value must have its default's type
+    (an int for a float, never a bool for a number) and stay within the rule's
+    ``option_ranges``.
+    """
+    code = info.code
     out: dict[str, Any] = {}
-    for option, value in values.items():
+    for given, value in values.items():
+        option = _option_name(given, info)
         if option not in info.options:
             raise ConfigError(
-                f"{path}: unknown option {option!r} for {code} ({info.name})"
-                f"{_suggest(option, info.options)}"
+                f"{source}: unknown option {given!r} for {code} ({info.name})"
+                f"{suggest(str(given).replace('_', '-'), info.options)}"
                 + ("" if info.options else f"; {code} has no options")
             )
+        if option in out:
+            raise ConfigError(f"{source}: option {option!r} of {code} is given twice ({given!r})")
         default = info.options[option]
         # bool is an int subclass: `max-depth = true` must not pass as an int (nor 1 as a bool).
         wrong_bool = isinstance(value, bool) != isinstance(default, bool)
@@ -360,13 +383,40 @@ def _validate_options(
             isinstance(default, float) and isinstance(value, int)
         ))):
             raise ConfigError(
-                f"{path}: option {option!r} of {code} must be {type(default).__name__}, got {value!r}"
+                f"{source}: option {option!r} of {code} must be {type(default).__name__}, got {value!r}"
             )
         problem = _out_of_range(value, info.option_ranges.get(option, {}))
         if problem:
-            raise ConfigError(f"{path}: option {option!r} of {code} must be {problem}, got {value!r}")
+            raise ConfigError(f"{source}: option {option!r} of {code} must be {problem}, got {value!r}")
         out[option] = value
     return out
+
+
+def _option_name(given: Any, info: RuleInfo) -> Any:
+    """``max_depth`` -> ``max-depth`` where that is one of the rule's options."""
+    if isinstance(given, str) and given not in info.options and given.replace("_", "-") in info.options:
+        return given.replace("_", "-")
+    return given
+
+
+def runtime_rule(key: Any, infos: Iterable[RuleInfo], source: str) -> RuleInfo:
+    """The detector a monitor option table is for, named by code (``NR101``, any case) or
+    name (``exploding-gradients``), as ``[tool.nnlint.<key>]`` names a rule."""
+    infos = list(infos)
+    for info in infos:
+        if (isinstance(key, str) and key.upper() == info.code) or key == info.name:
+            return info
+    choices = [info.code for info in infos] + [info.name for info in infos]
+    word = str(key).upper() if str(key)[:2].upper() in ("NR", "NN") else str(key)
+    raise ConfigError(f"{source}: unknown detector {key!r}{suggest(word, choices)}")
+
+
+def option_values(info: RuleInfo, user: Mapping[str, Any]) -> dict[str, Any]:
+    """What a rule or detector runs with: its class defaults, overridden by the user's
+    values (already checked by :func:`validate_options`)."""
+    options = dict(info.options)
+    options.update(user)
+    return options
 
 
 def _out_of_range(value: Any, bounds: Mapping[str, Any]) -> str:
@@ -394,9 +444,7 @@ def _out_of_range(value: Any, bounds: Mapping[str, Any]) -> str:
 
 def rule_options(code: str, settings: Settings, catalogue: Catalogue) -> dict[str, Any]:
     """A rule's options: its defaults overridden by the user's settings."""
-    options = dict(catalogue.by_code[code].options)
-    options.update(settings.rule_options.get(code, {}))
-    return options
+    return option_values(catalogue.by_code[code], settings.rule_options.get(code, {}))
 
 
 def parse_selector_list(text: Optional[str]) -> Optional[Tuple[str, ...]]:

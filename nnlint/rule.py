@@ -16,6 +16,11 @@ A rule is a class in its own file in ``rules/``::
                 ctx.report(site.node, "softmax output fed to cross_entropy")
 
 Class attributes must be literals: the catalogue reads them without importing the file.
+Option names are kebab-case; ``option_ranges`` (name -> ``minimum``/``maximum``/``above``/
+``below``) bounds their values, checked with their types when the configuration loads.
+A runtime detector (``rules/nr*.py``) subclasses :class:`nnlint.runtime.detector.Detector`
+and is run as ``inspect(window, ctx)``: the catalogue refuses a class that defines the
+other kind's entry point.
 Rules ask :attr:`Context.facts` (``nnlint.facts``) what the code means; they do not walk
 import statements or rebuild layer sequences themselves.
 """

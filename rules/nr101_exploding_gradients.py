@@ -50,29 +50,29 @@ with nnlint.monitor(model, optimizer, check_every=10) as mon:
 ```
 
 ## Options
-- `spike_factor` (default 10.0): a step's total gradient norm above this many times the
+- `spike-factor` (default 10.0): a step's total gradient norm above this many times the
   median of the previous `history` steps is a spike; a norm that more than doubles
-  `patience` steps in a row and ends `spike_factor` times above the running level it
+  `patience` steps in a row and ends `spike-factor` times above the running level it
   started from grows without bound.
-- `history` (default 50) and `min_history` (default 10): the running level's window, and
+- `history` (default 50) and `min-history` (default 10): the running level's window, and
   how many steps it needs before spikes are judged.
 - `patience` (default 3): consecutive spiking steps (or steps over the layer ratio)
   before reporting.
-- `max_layer_ratio` (default 1000.0): first / last weight-layer gradient norm above this
+- `max-layer-ratio` (default 1000.0): first / last weight-layer gradient norm above this
   is an explosion through depth (AUTOTRAINER uses 70 on one batch; the fault suite's
   healthy controls stay below 6 on every step, p95 below 3: the default leaves room for
   deeper healthy networks).
-- `clip_factor` (default 5.0) and `warmup_steps` (default 5): in fix mode, gradients are
-  clipped by norm to `clip_factor` times the run's running (geometric mean) norm, after
-  `warmup_steps` steps.
-- `early_steps` (default 50): an explosion reported this early is blamed on the
+- `clip-factor` (default 5.0) and `warmup-steps` (default 5): in fix mode, gradients are
+  clipped by norm to `clip-factor` times the run's running (geometric mean) norm, after
+  `warmup-steps` steps.
+- `early-steps` (default 50): an explosion reported this early is blamed on the
   initialisation and, in fix mode, the weight layers are re-initialised (Kaiming/He).
 
 ## Fix safety
 Clipping runs on the device every step in fix mode (no host sync); it changes training
-only on steps whose norm exceeds `clip_factor` times the running level, and every
+only on steps whose norm exceeds `clip-factor` times the running level, and every
 clipped step is recorded in `mon.fixes`. Re-initialising layers discards what they
-learnt, so it is only done within `early_steps` of the start, and resets the
+learnt, so it is only done within `early-steps` of the start, and resets the
 optimizer's state for those parameters.
 
 ## Source
@@ -118,26 +118,29 @@ class ExplodingGradients(Detector):
     fixable = True
     remedies = ("reinit-layers", "clip-grad-norm")
     options = {
-        "spike_factor": 10.0,
+        "spike-factor": 10.0,
         "history": 50,
-        "min_history": 10,
+        "min-history": 10,
         "patience": 3,
-        "max_layer_ratio": 1000.0,
-        "clip_factor": 5.0,
-        "warmup_steps": 5,
-        "early_steps": 50,
+        "max-layer-ratio": 1000.0,
+        "clip-factor": 5.0,
+        "warmup-steps": 5,
+        "early-steps": 50,
     }
+    option_ranges = {"spike-factor": {"above": 1}, "history": {"minimum": 1}, "min-history": {"minimum": 1},
+                     "patience": {"minimum": 1}, "max-layer-ratio": {"above": 1}, "clip-factor": {"above": 0},
+                     "warmup-steps": {"minimum": 0}, "early-steps": {"minimum": 0}}
 
     def collector_settings(self, fixing: bool) -> dict[str, Any]:
         # clipping runs on the device, every step, in the optimizer's pre-step hook
-        return {"fix_clip": fixing, "clip_factor": float(self.opt["clip_factor"]),
-                "clip_warmup": int(self.opt["warmup_steps"])}
+        return {"fix_clip": fixing, "clip_factor": float(self.option["clip-factor"]),
+                "clip_warmup": int(self.option["warmup-steps"])}
 
     def initial_state(self) -> dict[str, Any]:
         return {"norms": [], "spikes": 0, "ratio_steps": 0, "active": False, "reinit_done": False,
                 "growth": 0, "growth_base": None, "previous": None}
 
-    def check(self, window: Window, ctx: DetectorContext) -> None:
+    def inspect(self, window: Window, ctx: DetectorContext) -> None:
         layers = window.matmul_layers()
         first = layers[0].name if len(layers) >= 2 else None
         last = layers[-1].name if len(layers) >= 2 else None
@@ -149,7 +152,7 @@ class ExplodingGradients(Detector):
                 # that every clip in mon.fixes has a finding behind it.
                 state["explained"] = True
                 ctx.report(
-                    f"gradient spike at step {stats.step}: total norm {total:.3g} is over {self.opt['clip_factor']:g}x "
+                    f"gradient spike at step {stats.step}: total norm {total:.3g} is over {self.option['clip-factor']:g}x "
                     f"the run's running level, and fix mode clipped it (every clipped step is in mon.fixes). "
                     f"Likely cause: an outlier batch (a wrong label or scale) or a learning rate near its limit. "
                     f"Fix: inspect the batches at the clipped steps; keep torch.nn.utils.clip_grad_norm_ in the "
@@ -162,8 +165,8 @@ class ExplodingGradients(Detector):
                 continue  # NR301 reports non-finite gradients
             history = state["norms"]
             spike = False
-            level = median(history) if len(history) >= self.opt["min_history"] else math.nan
-            if math.isfinite(level) and level > 0 and total > self.opt["spike_factor"] * level:
+            level = median(history) if len(history) >= self.option["min-history"] else math.nan
+            if math.isfinite(level) and level > 0 and total > self.option["spike-factor"] * level:
                 spike = True
             previous = state["previous"]
             if previous is not None and previous > 0 and total > 2.0 * previous:
@@ -176,8 +179,8 @@ class ExplodingGradients(Detector):
             else:
                 state["growth"] = 0
             state["previous"] = total
-            growing = (state["growth"] >= int(self.opt["patience"])
-                       and total > self.opt["spike_factor"] * state["growth_base"])
+            growing = (state["growth"] >= int(self.option["patience"])
+                       and total > self.option["spike-factor"] * state["growth_base"])
             if growing:
                 spike = True
                 level = state["growth_base"]
@@ -187,12 +190,12 @@ class ExplodingGradients(Detector):
                 g_first, g_last = stats.grad_norm.get(first), stats.grad_norm.get(last)
                 if g_first is not None and g_last is not None and g_last > 0:
                     ratio = g_first / g_last
-            over = math.isfinite(ratio) and ratio > self.opt["max_layer_ratio"]
+            over = math.isfinite(ratio) and ratio > self.option["max-layer-ratio"]
             state["ratio_steps"] = state["ratio_steps"] + 1 if over else 0
             # A spike does not move the running level much: it is a median.
             history.append(total)
-            del history[: -int(self.opt["history"])]
-            patience = int(self.opt["patience"])
+            del history[: -int(self.option["history"])]
+            patience = int(self.option["patience"])
             triggered = state["spikes"] >= patience or state["ratio_steps"] >= patience or growing
             if not triggered:
                 if state["spikes"] == 0 and state["ratio_steps"] == 0:
@@ -213,7 +216,7 @@ class ExplodingGradients(Detector):
                 module = max(stats.grad_norm, key=lambda k: stats.grad_norm[k])
                 steps = state["growth"] if growing else state["spikes"]
                 how = "doubling every step" if growing else "above it"
-                early = stats.step < self.opt["early_steps"]
+                early = stats.step < self.option["early-steps"]
                 cause = ("a bad initialisation (weights too large) or a learning rate too high" if early
                          else "a learning rate too high, or outlier batches")
                 message = (f"exploding gradients at step {stats.step}: total norm {total:.3g} is "
@@ -222,7 +225,7 @@ class ExplodingGradients(Detector):
                            f"(or add warm-up), use He/Xavier initialisation, and clip with "
                            f"torch.nn.utils.clip_grad_norm_.")
             ctx.report(message, module=module, step=stats.step, grad_norm=total)
-            if stats.step < self.opt["early_steps"] and not state["reinit_done"]:
+            if stats.step < self.option["early-steps"] and not state["reinit_done"]:
                 names = off_init_layers(window)
                 if names and ctx.remedy("reinit-layers", module=module, step=stats.step, layers=tuple(names)):
                     state["reinit_done"] = True

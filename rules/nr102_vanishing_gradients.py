@@ -57,11 +57,11 @@ with nnlint.monitor(model, optimizer, check_every=20) as mon:
 ```
 
 ## Options
-- `max_ratio` (default 1e-3): first / last weight-layer gradient norm below this is
+- `max-ratio` (default 1e-3): first / last weight-layer gradient norm below this is
   vanishing (AUTOTRAINER's threshold, here on every step instead of one batch). On the
   fault suite the healthy controls never go below 0.15 and the ten-sigmoid stack sits at
   ~1e-8.
-- `max_relative_grad` (default 1e-3): and the first layer's gradient norm must be below
+- `max-relative-grad` (default 1e-3): and the first layer's gradient norm must be below
   this fraction of its weight norm (a converged model's gradients are small everywhere).
 - `patience` (default 20): steps, most of them (80%) meeting both conditions, before
   reporting.
@@ -86,17 +86,18 @@ class VanishingGradients(Detector):
     severity = "warning"
     default = True
     fixable = False
-    options = {"max_ratio": 1e-3, "max_relative_grad": 1e-3, "patience": 20}
+    options = {"max-ratio": 1e-3, "max-relative-grad": 1e-3, "patience": 20}
+    option_ranges = {"max-ratio": {"above": 0}, "max-relative-grad": {"above": 0}, "patience": {"minimum": 1}}
 
     def initial_state(self) -> dict[str, Any]:
         return {"recent": [], "active": False, "weights": {}}
 
-    def check(self, window: Window, ctx: DetectorContext) -> None:
+    def inspect(self, window: Window, ctx: DetectorContext) -> None:
         layers = window.matmul_layers()
         if len(layers) < 2:
             return
         first, last = layers[0].name, layers[-1].name
-        patience = int(self.opt["patience"])
+        patience = int(self.option["patience"])
         state = self.state
         for stats in window.steps:
             state["weights"].update({k: v for k, v in stats.weight_norm.items() if math.isfinite(v)})
@@ -108,7 +109,7 @@ class VanishingGradients(Detector):
                 continue  # an exactly zero gradient is dead units (NR201), not vanishing
             ratio = g_first / g_last
             relative = g_first / weight
-            bad = ratio < self.opt["max_ratio"] and relative < self.opt["max_relative_grad"]
+            bad = ratio < self.option["max-ratio"] and relative < self.option["max-relative-grad"]
             state["recent"].append(bool(bad))
             del state["recent"][:-patience]
             persistent = len(state["recent"]) >= patience and sum(state["recent"]) >= 0.8 * patience

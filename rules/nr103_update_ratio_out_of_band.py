@@ -49,15 +49,15 @@ with nnlint.monitor(model, optimizer, check_every=10, sample_every=2) as mon:
 ```
 
 ## Options
-- `max_ratio` (default 0.1): median update/weight ratio above this is too high (one
+- `max-ratio` (default 0.1): median update/weight ratio above this is too high (one
   finding until it falls below half of it again). Measured on the fault suite: healthy
   runs (Adam/AdamW 1e-3, SGD 0.05 with momentum) stay below 0.033.
-- `min_ratio` (default 1e-6): when *every* weight layer's median ratio is below this,
-  while the (median) loss has not fallen below `converged_fraction` of its first value,
+- `min-ratio` (default 1e-6): when *every* weight layer's median ratio is below this,
+  while the (median) loss has not fallen below `converged-fraction` of its first value,
   the rate is too low (needs `observe_loss`: a converged model legitimately takes tiny
   steps). A few starved early layers alone are vanishing gradients (NR102), and layers
   that do not move at all are dead (NR201) or frozen: neither is reported here.
-- `converged_fraction` (default 0.5).
+- `converged-fraction` (default 0.5).
 - `samples` (default 5): how many sampled steps (every `sample_every` steps) the median
   runs over before reporting.
 
@@ -80,14 +80,16 @@ class UpdateRatioOutOfBand(Detector):
     severity = "warning"
     default = True
     fixable = False
-    options = {"max_ratio": 0.1, "min_ratio": 1e-6, "converged_fraction": 0.5, "samples": 5}
+    options = {"max-ratio": 0.1, "min-ratio": 1e-6, "converged-fraction": 0.5, "samples": 5}
+    option_ranges = {"max-ratio": {"above": 0}, "min-ratio": {"minimum": 0}, "converged-fraction": {"minimum": 0, "maximum": 1},
+                     "samples": {"minimum": 1}}
 
     def initial_state(self) -> dict[str, Any]:
         return {"ratios": {}, "first_losses": [], "recent_losses": [], "reported": {}}
 
-    def check(self, window: Window, ctx: DetectorContext) -> None:
+    def inspect(self, window: Window, ctx: DetectorContext) -> None:
         state = self.state
-        samples = int(self.opt["samples"])
+        samples = int(self.option["samples"])
         weight_layers = {layer.name for layer in window.matmul_layers()}
         for stats in window.steps:
             self._observe_loss(stats.loss)
@@ -111,10 +113,10 @@ class UpdateRatioOutOfBand(Detector):
         # Too low is a learning-rate verdict only when every layer is starved: when the
         # last layers move normally and the early ones do not, the gradient does not reach
         # them (vanishing gradients, NR102), whatever the learning rate.
-        all_low = all(level < self.opt["min_ratio"] for level in levels.values()) and self._loss_still_high()
+        all_low = all(level < self.option["min-ratio"] for level in levels.values()) and self._loss_still_high()
         for layer, level in levels.items():
             verdict = None
-            if level > self.opt["max_ratio"] or (reported.get(layer) == "high" and level > 0.5 * self.opt["max_ratio"]):
+            if level > self.option["max-ratio"] or (reported.get(layer) == "high" and level > 0.5 * self.option["max-ratio"]):
                 verdict = "high"  # hysteresis: a ratio hovering at the limit is one finding
             elif all_low:
                 verdict = "low"
@@ -127,11 +129,11 @@ class UpdateRatioOutOfBand(Detector):
             reported[layer] = verdict
             if verdict == "high":
                 message = (f"updates too large at step {step}: each step changes {layer!r} by {level:.2g} of its "
-                           f"weight norm (sane: ~1e-3, limit {self.opt['max_ratio']:g}). Likely cause: the "
+                           f"weight norm (sane: ~1e-3, limit {self.option['max-ratio']:g}). Likely cause: the "
                            f"learning rate is too high. Fix: lower it about {level / 1e-3:.2g}x, or add warm-up.")
             else:
                 message = (f"updates too small at step {step}: each step changes {layer!r} by only {level:.2g} "
-                           f"of its weight norm (every layer is below {self.opt['min_ratio']:g}) while the loss "
+                           f"of its weight norm (every layer is below {self.option['min-ratio']:g}) while the loss "
                            f"is still high. Likely cause: the learning rate is too low. Fix: raise it about "
                            f"{1e-3 / max(level, 1e-12):.2g}x.")
             ctx.report(message, module=layer, step=step, ratio=level)
@@ -150,4 +152,4 @@ class UpdateRatioOutOfBand(Detector):
         first, recent = self.state["first_losses"], self.state["recent_losses"]
         if not first or not recent or median(first) <= 0:
             return False
-        return median(recent) > self.opt["converged_fraction"] * median(first)
+        return median(recent) > self.option["converged-fraction"] * median(first)

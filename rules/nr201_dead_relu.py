@@ -60,12 +60,12 @@ with nnlint.monitor(model, optimizer, check_every=10, options={"NR201": {"window
 
 ## Options
 - `window` (default 100): steps over which a unit must stay silent to count as dead.
-- `max_dead_fraction` (default 0.5): report a site when more than this fraction of its
+- `max-dead-fraction` (default 0.5): report a site when more than this fraction of its
   units is dead (AUTOTRAINER uses 70% zero gradients on one batch).
-- `min_units` (default 4): sites with fewer units are not judged.
-- `swap_to_leaky` (default false): in fix mode, replace the `nn.ReLU` module with
+- `min-units` (default 4): sites with fewer units are not judged.
+- `swap-to-leaky` (default false): in fix mode, replace the `nn.ReLU` module with
   `nn.LeakyReLU(0.01)` instead of re-initialising the dead units.
-- `full_dead_steps` (default 10): a site whose units are *all* silent is reported at the
+- `full-dead-steps` (default 10): a site whose units are *all* silent is reported at the
   first check after this many steps, without waiting for its window to close: a fully
   dead layer passes no gradient to anything below it. With the default `check_every`
   the monitor's first check comes after 10 steps, so such a layer is reported (and, in fix
@@ -97,16 +97,18 @@ class DeadRelu(Detector):
     default = True
     fixable = True
     remedies = ("reinit-units", "swap-leaky-relu")
-    options = {"window": 100, "max_dead_fraction": 0.5, "min_units": 4, "swap_to_leaky": False,
-               "full_dead_steps": 10}
+    options = {"window": 100, "max-dead-fraction": 0.5, "min-units": 4, "swap-to-leaky": False,
+               "full-dead-steps": 10}
+    option_ranges = {"window": {"minimum": 1}, "max-dead-fraction": {"minimum": 0, "maximum": 1}, "min-units": {"minimum": 1},
+                     "full-dead-steps": {"minimum": 1}}
 
     def collector_settings(self, fixing: bool) -> dict[str, Any]:
-        return {"relu_window": int(self.opt["window"])}
+        return {"relu_window": int(self.option["window"])}
 
     def initial_state(self) -> dict[str, Any]:
         return {"reported": [], "poisoned": False}
 
-    def check(self, window: Window, ctx: DetectorContext) -> None:
+    def inspect(self, window: Window, ctx: DetectorContext) -> None:
         # A NaN compares false with 0: once activations are non-finite every unit looks
         # dead. That window is NR301's, not a dying-ReLU finding.
         if any(not math.isfinite(v) for stats in window.steps for v in stats.act_rms.values()):
@@ -121,17 +123,17 @@ class DeadRelu(Detector):
         step = window.steps[-1].step if window.steps else 0
         sites = {site.name: site for site in window.sites}
         for dead in window.dead_units:
-            if dead.total < self.opt["min_units"]:
+            if dead.total < self.option["min-units"]:
                 continue
             fraction = dead.dead / dead.total
-            if dead.steps < int(self.opt["full_dead_steps"]):
+            if dead.steps < int(self.option["full-dead-steps"]):
                 continue  # too few looks at this site to call any unit dead
             if not dead.closed:
                 # A window still open: only a layer with every unit silent for
                 # full_dead_steps is judged now: it blocks every gradient below it.
                 if dead.dead < dead.total:
                     continue
-            elif fraction <= self.opt["max_dead_fraction"]:
+            elif fraction <= self.option["max-dead-fraction"]:
                 if dead.site in self.state["reported"]:
                     self.state["reported"].remove(dead.site)
                 continue
@@ -163,7 +165,7 @@ class DeadRelu(Detector):
                 dead=dead.dead,
                 units=dead.total,
             )
-            if self.opt["swap_to_leaky"]:
+            if self.option["swap-to-leaky"]:
                 ctx.remedy("swap-leaky-relu", module=module, step=step)
             else:
                 ctx.remedy("reinit-units", module=module, step=step, layer=feeder, units=dead.indices)

@@ -59,7 +59,7 @@ with nnlint.monitor(model, optimizer, check_every=10) as mon:
 ```
 
 ## Options
-- `max_saturated_fraction` (default 0.5): report when the mean fraction of saturated
+- `max-saturated-fraction` (default 0.5): report when the mean fraction of saturated
   outputs over the last `patience` steps exceeds this.
 - `patience` (default 10): steps the mean runs over.
 
@@ -86,17 +86,18 @@ class SaturatedActivation(Detector):
     severity = "warning"
     default = True
     fixable = False
-    options = {"max_saturated_fraction": 0.5, "patience": 10}
+    options = {"max-saturated-fraction": 0.5, "patience": 10}
+    option_ranges = {"max-saturated-fraction": {"minimum": 0, "maximum": 1}, "patience": {"minimum": 1}}
 
     def initial_state(self) -> dict[str, Any]:
         return {"recent": {}, "reported": []}
 
-    def check(self, window: Window, ctx: DetectorContext) -> None:
+    def inspect(self, window: Window, ctx: DetectorContext) -> None:
         if not window.sites:
             return
         last_site = max(window.sites, key=lambda s: s.order)
         kinds = {site.name: site for site in window.sites}
-        patience = int(self.opt["patience"])
+        patience = int(self.option["patience"])
         for stats in window.steps:
             for name, fraction in stats.saturated.items():
                 site = kinds.get(name)
@@ -108,8 +109,8 @@ class SaturatedActivation(Detector):
                 if len(recent) < patience:
                     continue
                 mean = sum(recent) / len(recent)
-                if mean <= self.opt["max_saturated_fraction"]:
-                    if name in self.state["reported"] and mean < 0.5 * self.opt["max_saturated_fraction"]:
+                if mean <= self.option["max-saturated-fraction"]:
+                    if name in self.state["reported"] and mean < 0.5 * self.option["max-saturated-fraction"]:
                         self.state["reported"].remove(name)
                     continue
                 if name in self.state["reported"]:

@@ -61,11 +61,11 @@ with nnlint.monitor(model, optimizer, check_every=5) as mon:
 ## Options
 - `steps` (default 5): the check runs once, at the first read-back that saw one of the
   first `steps` steps, on the earliest step's forward pass (the initial weights).
-- `max_layer_factor` (default 2.0): a geometric-mean growth per layer above this (or
+- `max-layer-factor` (default 2.0): a geometric-mean growth per layer above this (or
   shrinkage below its inverse) is drift.
-- `max_total_factor` (default 100.0): and the last layer's scale must differ from the
+- `max-total-factor` (default 100.0): and the last layer's scale must differ from the
   first's by more than this factor.
-- `min_layers` (default 4): fewer weight layers are not judged.
+- `min-layers` (default 4): fewer weight layers are not judged.
 
 ## Fix safety
 In fix mode every weight layer whose weight standard deviation is more than 2x away
@@ -113,19 +113,21 @@ class ActivationScaleDrift(Detector):
     default = True
     fixable = True
     remedies = ("reinit-layers",)
-    options = {"steps": 5, "max_layer_factor": 2.0, "max_total_factor": 100.0, "min_layers": 4}
+    options = {"steps": 5, "max-layer-factor": 2.0, "max-total-factor": 100.0, "min-layers": 4}
+    option_ranges = {"steps": {"minimum": 1}, "max-layer-factor": {"above": 1}, "max-total-factor": {"above": 1},
+                     "min-layers": {"minimum": 2}}
 
     def collector_settings(self, fixing: bool) -> dict[str, Any]:
         # module outputs on every one of the first steps, whatever the sampling
-        return {"activation_warmup": int(self.opt["steps"]) + 3}
+        return {"activation_warmup": int(self.option["steps"]) + 3}
 
     def initial_state(self) -> dict[str, Any]:
         return {"rms": {}, "done": False}
 
-    def check(self, window: Window, ctx: DetectorContext) -> None:
+    def inspect(self, window: Window, ctx: DetectorContext) -> None:
         if self.state["done"]:
             return
-        limit = int(self.opt["steps"])
+        limit = int(self.option["steps"])
         matmul_modules = {layer.name for layer in window.matmul_layers()}
         sites = [s for s in sorted(window.sites, key=lambda s: s.order)
                  if s.call == 0 and s.module in matmul_modules]
@@ -143,20 +145,20 @@ class ActivationScaleDrift(Detector):
         if last_step is None:
             return  # judged at the first check that saw any of the first steps
         self.state["done"] = True
-        if len(sites) < self.opt["min_layers"]:
+        if len(sites) < self.option["min-layers"]:
             return
         # The last weight layer is the output head (its width is the task's, not a
         # hidden size): judge the hidden layers.
         # The first step's forward pass ran with the initial weights: that is what is judged
         # (later steps may already have diverged because of it).
         scales = [self.state["rms"][s.name][0] for s in sites[:-1] if s.name in self.state["rms"]]
-        if len(scales) < self.opt["min_layers"] - 1:
+        if len(scales) < self.option["min-layers"] - 1:
             return
         total = scales[-1] / scales[0]
         per_layer = total ** (1.0 / (len(scales) - 1))
-        grows = per_layer > self.opt["max_layer_factor"] and total > self.opt["max_total_factor"]
-        shrinks = (per_layer < 1.0 / self.opt["max_layer_factor"]
-                   and total < 1.0 / self.opt["max_total_factor"])
+        grows = per_layer > self.option["max-layer-factor"] and total > self.option["max-total-factor"]
+        shrinks = (per_layer < 1.0 / self.option["max-layer-factor"]
+                   and total < 1.0 / self.option["max-total-factor"])
         if not (grows or shrinks):
             return
         step = int(self.state.get("first_step", last_step))  # the forward pass that is judged

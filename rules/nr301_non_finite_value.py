@@ -82,11 +82,11 @@ with nnlint.monitor(model, optimizer, check_every=5) as mon:
 ```
 
 ## Options
-- `max_skipped_steps` (default 20): consecutive iterations whose gradients overflowed
+- `max-skipped-steps` (default 20): consecutive iterations whose gradients overflowed
   and whose optimizer step did not run (a GradScaler skipping) before reporting.
   GradScaler halves its scale at each skip, so 20 skips take the default 65536 below
   0.1: calibration takes a handful.
-- `skip_budget` (default 10): in fix mode, non-finite steps in a row before the run is
+- `skip-budget` (default 10): in fix mode, non-finite steps in a row before the run is
   stopped with `nnlint.TrainingError` (its finding says where the NaN starts); 0 never
   stops. Skipping rescues a run whose NaN is rare; one that is non-finite at every step
   cannot train, and skipping would only hide it.
@@ -103,10 +103,10 @@ is zeroed through its values; with a closure optimizer (`LBFGS`) every evaluatio
 closure is checked, a non-finite one is zeroed before the optimizer sees it and the step
 is undone, so no NaN reaches the weights or the optimizer's state. When the loss is
 observed before `optimizer.step()`, a step with a non-finite loss is skipped too. After
-`skip_budget` non-finite steps in a row the run is stopped with `nnlint.TrainingError`.
+`skip-budget` non-finite steps in a row the run is stopped with `nnlint.TrainingError`.
 With a `GradScaler`, the scaler already skips `step()` on overflowing gradients; those iterations are counted in
 `mon.nonfinite_events` (kind `gradient`, note `optimizer step skipped`) but its first
-calibration skips are normal and are not reported: only `max_skipped_steps` skips in a
+calibration skips are normal and are not reported: only `max-skipped-steps` skips in a
 row are (the gradients overflow whatever the scale). Skipping does not cure a NaN made in every forward pass (the
 finding names the module to fix); it keeps the weights finite meanwhile.
 
@@ -149,7 +149,8 @@ class NonFiniteValue(Detector):
     default = True
     fixable = True
     remedies = ("stop-training", "skip-step")
-    options = {"max_skipped_steps": 20, "skip_budget": 10}
+    options = {"max-skipped-steps": 20, "skip-budget": 10}
+    option_ranges = {"max-skipped-steps": {"minimum": 1}, "skip-budget": {"minimum": 0}}
 
     def collector_settings(self, fixing: bool) -> dict[str, Any]:
         # skipping runs on the device, every step, around the optimizer's step
@@ -189,7 +190,7 @@ class NonFiniteValue(Detector):
         for name in bad:
             self._event("gradient", name, stats.step, note="optimizer step skipped")
         self.state["skip_run"] += 1
-        if self.state["skip_run"] >= int(self.opt["max_skipped_steps"]) and not self.state["skip_reported"]:
+        if self.state["skip_run"] >= int(self.option["max-skipped-steps"]) and not self.state["skip_reported"]:
             self.state["skip_reported"] = True
             ctx.report(
                 f"non-finite gradients in {len(bad)} layer(s) (first {bad[0]!r}) and no optimizer step for "
@@ -233,7 +234,7 @@ class NonFiniteValue(Detector):
         numbers = [*stats.grad_norm.values(), *stats.unapplied_grad_norm.values(), *stats.weight_norm.values()]
         return all(math.isfinite(v) for v in numbers)
 
-    def check(self, window: Window, ctx: DetectorContext) -> None:
+    def inspect(self, window: Window, ctx: DetectorContext) -> None:
         sites = sorted(window.sites, key=lambda s: s.order)
         forward_order = {layer.name: layer.order for layer in window.layers}
         for stats in window.steps:
@@ -304,7 +305,7 @@ class NonFiniteValue(Detector):
             return
         self.state["skipped_run"] = self.state.get("skipped_run", 0) + 1
         self.state["skipped_in_run"] = self.state.get("skipped_in_run", 0) + int(stats.skipped)
-        budget = int(self.opt["skip_budget"])
+        budget = int(self.option["skip-budget"])
         if budget <= 0 or self.state["skipped_run"] < budget or self.state.get("stopped"):
             return
         self.state["stopped"] = True

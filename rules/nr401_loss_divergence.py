@@ -56,9 +56,9 @@ with nnlint.monitor(model, optimizer, check_every=10) as mon:
   `factor` times the larger of the progress so far (first loss - minimum) and |minimum|.
 - `smooth` (default 5): the recent median runs over this many observed steps.
 - `cooldown` (default 20): steps after a report before judging again.
-- `lr_factor` (default 0.5): in fix mode, each back-off multiplies every param group's
+- `lr-factor` (default 0.5): in fix mode, each back-off multiplies every param group's
   learning rate by this.
-- `max_backoffs` (default 8): back-offs before fix mode gives up and stops the run with
+- `max-backoffs` (default 8): back-offs before fix mode gives up and stops the run with
   `nnlint.TrainingError` ("lower the learning rate to ~X").
 
 ## Fix safety
@@ -68,10 +68,10 @@ device, refreshed (a device-to-device copy into storage allocated once, no host 
 each check whose steps had no error finding, no non-finite value, no clipped or skipped
 step. Its memory is one copy of all of those: with Adam three times the parameters'
 memory (SGD with momentum: twice), and only in fix mode. When the loss diverges the
-snapshot is restored and the learning rate multiplied by `lr_factor`, and the next check
+snapshot is restored and the learning rate multiplied by `lr-factor`, and the next check
 comes after 10 steps to judge the new rate; the run goes on from where it was still
 healthy (a diverged run usually has dead units and huge weights that a lower rate alone
-cannot repair). After `max_backoffs` back-offs it stops with `nnlint.TrainingError`. A
+cannot repair). After `max-backoffs` back-offs it stops with `nnlint.TrainingError`. A
 learning-rate scheduler that sets the rate from scratch every step undoes the back-off;
 one that multiplies (StepLR, ExponentialLR) keeps it.
 
@@ -96,14 +96,16 @@ class LossDivergence(Detector):
     default = True
     fixable = True
     remedies = ("rollback", "halve-lr", "stop-training")
-    options = {"factor": 3.0, "smooth": 5, "cooldown": 20, "lr_factor": 0.5, "max_backoffs": 8}
+    options = {"factor": 3.0, "smooth": 5, "cooldown": 20, "lr-factor": 0.5, "max-backoffs": 8}
+    option_ranges = {"factor": {"above": 0}, "smooth": {"minimum": 1}, "cooldown": {"minimum": 0},
+                     "lr-factor": {"above": 0, "below": 1}, "max-backoffs": {"minimum": 0}}
 
     def initial_state(self) -> dict[str, Any]:
         return {"first": None, "minimum": None, "recent": [], "quiet_until": -1, "backoffs": 0, "stopped": False}
 
-    def check(self, window: Window, ctx: DetectorContext) -> None:
+    def inspect(self, window: Window, ctx: DetectorContext) -> None:
         state = self.state
-        smooth = int(self.opt["smooth"])
+        smooth = int(self.option["smooth"])
         for stats in window.steps:
             loss = stats.loss
             if loss is None or not math.isfinite(loss):
@@ -123,7 +125,7 @@ class LossDivergence(Detector):
                 continue
             minimum, first = state["minimum"], state["first"]
             scale = max(first - minimum, abs(minimum), 1e-12)
-            if level <= minimum + self.opt["factor"] * scale:
+            if level <= minimum + self.option["factor"] * scale:
                 continue
             self._diverged(stats.step, level, minimum, first, ctx)
             if state["stopped"]:
@@ -143,11 +145,11 @@ class LossDivergence(Detector):
         message = (f"loss diverges at step {step}: recent median {level:.4g} vs running minimum {minimum:.4g} "
                    f"(first {first:.4g}). Likely cause: the learning rate ({lr}) is too high. Fix: lower the "
                    f"learning rate to ~{suggestion}, or add warm-up.")
-        state["quiet_until"] = step + int(self.opt["cooldown"])
+        state["quiet_until"] = step + int(self.option["cooldown"])
         if not ctx.fix_enabled:
             ctx.report(message, module=None, step=step, loss=level)
             return
-        if state["backoffs"] >= int(self.opt["max_backoffs"]):
+        if state["backoffs"] >= int(self.option["max-backoffs"]):
             state["stopped"] = True
             ctx.report(f"loss still diverges at step {step} after {state['backoffs']} learning-rate back-offs "
                        f"(now {lr}): stopping the run. Lower the learning rate to ~{suggestion} (or find why "
@@ -155,7 +157,7 @@ class LossDivergence(Detector):
                        loss=level)
             ctx.remedy("stop-training", module=None, step=step)
             return
-        factor = float(self.opt["lr_factor"])
+        factor = float(self.option["lr-factor"])
         new_lr = f"{min(rates) * factor:.3g}" if rates else "?"
         ctx.report(f"{message} Fix mode restores the weights and optimizer state of the last healthy check and "
                    f"lowers the learning rate to {new_lr}.", module=None, step=step, loss=level)

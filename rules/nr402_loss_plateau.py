@@ -1,8 +1,8 @@
 '''
 ## What it does
 Reports a loss that makes no progress. Over two consecutive windows of `window`
-observed steps, the median loss improves by less than `min_improvement` (relative),
-while it is still above `converged_fraction` of its first value. Needs
+observed steps, the median loss improves by less than `min-improvement` (relative),
+while it is still above `converged-fraction` of its first value. Needs
 `mon.observe_loss(loss)`.
 
 ## Why is this bad?
@@ -54,8 +54,8 @@ with nnlint.monitor(model, optimizer, check_every=20, options={"NR402": {"window
 ## Options
 - `window` (default 200): observed steps per window; the medians of two consecutive
   windows are compared.
-- `min_improvement` (default 0.01): relative improvement below this is no progress.
-- `converged_fraction` (default 0.05): a loss below this fraction of its first value
+- `min-improvement` (default 0.01): relative improvement below this is no progress.
+- `converged-fraction` (default 0.05): a loss below this fraction of its first value
   has converged and is not judged.
 
 ## Source
@@ -78,14 +78,15 @@ class LossPlateau(Detector):
     severity = "info"
     default = True
     fixable = False
-    options = {"window": 200, "min_improvement": 0.01, "converged_fraction": 0.05}
+    options = {"window": 200, "min-improvement": 0.01, "converged-fraction": 0.05}
+    option_ranges = {"window": {"minimum": 1}, "min-improvement": {"minimum": 0}, "converged-fraction": {"minimum": 0, "maximum": 1}}
 
     def initial_state(self) -> dict[str, Any]:
         return {"losses": [], "first": None, "quiet_until": -1}
 
-    def check(self, window: Window, ctx: DetectorContext) -> None:
+    def inspect(self, window: Window, ctx: DetectorContext) -> None:
         state = self.state
-        size = int(self.opt["window"])
+        size = int(self.option["window"])
         for stats in window.steps:
             loss = stats.loss
             if loss is None or not math.isfinite(loss):
@@ -101,10 +102,10 @@ class LossPlateau(Detector):
             first = state["first"]
             if stats.step < state["quiet_until"]:
                 continue
-            if first > 0 and now < self.opt["converged_fraction"] * first:
+            if first > 0 and now < self.option["converged-fraction"] * first:
                 continue
             improvement = (before - now) / max(abs(before), 1e-12)
-            if improvement >= self.opt["min_improvement"]:
+            if improvement >= self.option["min-improvement"]:
                 continue
             state["quiet_until"] = stats.step + size  # one report per window of no progress
             ctx.report(

@@ -210,6 +210,52 @@ def test_runtime_rule_options_are_validated_too(tmp_path: Path, catalogue: Catal
     assert "must be int" in error_of(tmp_path, "[tool.nnlint.NR101]\npatience = 'x'\n", catalogue)
 
 
+def test_detector_options_are_checked_for_range_and_accept_the_snake_case_spelling(tmp_path: Path) -> None:
+    real = load_catalogue()
+    assert load(tmp_path, "[tool.nnlint.NR201]\nmax_dead_fraction = 0.7\n", real).rule_options == {
+        "NR201": {"max-dead-fraction": 0.7}
+    }
+    assert "must be >= 1, got 0" in error_of(tmp_path, "[tool.nnlint.NR201]\nwindow = 0\n", real)
+    assert "must be < 1, got 1.5" in error_of(tmp_path, "[tool.nnlint.NR401]\nlr-factor = 1.5\n", real)
+    assert "must be <= 1" in error_of(tmp_path, "[tool.nnlint.dead-relu]\nmax-dead-fraction = 2\n", real)
+    assert "must be a finite number" in error_of(tmp_path, "[tool.nnlint.NR101]\nclip-factor = inf\n", real)
+    assert "must be bool" in error_of(tmp_path, "[tool.nnlint.NR201]\nswap-to-leaky = 1\n", real)
+    assert "did you mean 'clip-factor'" in error_of(tmp_path, "[tool.nnlint.NR101]\nclip_factr = 2.0\n", real)
+    twice = error_of(tmp_path, "[tool.nnlint.NR101]\nclip-factor = 2.0\nclip_factor = 3.0\n", real)
+    assert "'clip-factor' of NR101 is given twice" in twice
+
+
+def test_monitor_detector_tables_are_option_tables_too(tmp_path: Path) -> None:
+    real = load_catalogue()
+    settings = load(tmp_path, """\
+        [tool.nnlint.NR101]
+        warmup-steps = 3
+        patience = 4
+
+        [tool.nnlint.monitor]
+        check-every = 5
+
+        [tool.nnlint.monitor.NR101]   # overrides [tool.nnlint.NR101]
+        warmup_steps = 5
+        """, real)
+    assert settings.monitor == {"check-every": 5}
+    assert settings.rule_options == {"NR101": {"warmup-steps": 5, "patience": 4}}
+    assert "must be int" in error_of(tmp_path, "[tool.nnlint.monitor.NR101]\npatience = 'x'\n", real)
+    assert "must be >= 1" in error_of(tmp_path, "[tool.nnlint.monitor.dead-relu]\nwindow = -3\n", real)
+    unknown = error_of(tmp_path, "[tool.nnlint.monitor.NR1O1]\npatience = 4\n", real)
+    assert "unknown detector 'NR1O1'" in unknown and "did you mean 'NR101'" in unknown
+    assert "unknown detector 'NN102'" in error_of(tmp_path, "[tool.nnlint.monitor.NN102]\nmax-depth = 4\n", real)
+
+
+def test_every_option_is_spelled_in_kebab_case_with_ranges_for_its_own_options() -> None:
+    import re
+
+    for info in load_catalogue().rules:
+        for option in info.options:
+            assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", option), f"{info.code}: option {option!r}"
+        assert set(info.option_ranges) <= set(info.options), info.code
+
+
 def test_lowercase_code_table(tmp_path: Path, catalogue: Catalogue) -> None:
     settings = load(tmp_path, "[tool.nnlint.nn101]\nmax-depth = 2\n", catalogue)
     assert settings.rule_options == {"NN101": {"max-depth": 2}}
@@ -312,9 +358,9 @@ def test_real_catalogue_loads_every_rule_option_default() -> None:
         assert isinstance(info.options, dict), info.code
         if info.options:
             # Writing the defaults back as user settings must be accepted unchanged.
-            from nnlint.config import _validate_options
+            from nnlint.config import validate_options
 
-            assert _validate_options(info.code, info.options, real, Path("pyproject.toml")) == dict(info.options)
+            assert validate_options(info, info.options, "pyproject.toml") == dict(info.options)
 
 
 # -- end to end through the command line ---------------------------------------------

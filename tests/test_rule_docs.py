@@ -8,12 +8,23 @@ produce none.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 import nnlint
-from nnlint.catalogue import DOC_SECTIONS, OPTIONAL_SECTIONS, RuleInfo, code_blocks, load_catalogue
+from nnlint.catalogue import (
+    DOC_SECTIONS,
+    ENTRY_POINTS,
+    OPTIONAL_SECTIONS,
+    RuleInfo,
+    RuleLoadError,
+    code_blocks,
+    load_catalogue,
+    load_rule_class,
+    read_rule_file,
+)
 
 CATALOGUE = load_catalogue()
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
@@ -63,6 +74,61 @@ def test_metadata_is_consistent(info: RuleInfo) -> None:
     # Opinionated rules (category 9) are off by default; every other rule is on.
     assert info.default == (info.code[2] != "9"), "NNx9x rules must be off by default, others on"
     assert info.summary and len(info.summary) < 200
+
+
+@pytest.mark.parametrize("info", CATALOGUE.rules, ids=_id)
+def test_each_kind_defines_its_own_entry_point(info: RuleInfo) -> None:
+    """A static rule is run as ``check(ctx)``, a runtime detector as ``inspect(window, ctx)``."""
+    cls = load_rule_class(info)
+    expected = "check" if info.kind == "static" else "inspect"
+    assert ENTRY_POINTS[info.kind] == expected
+    assert expected in vars(cls), f"{info.code}: {info.class_name} must define {expected}()"
+    assert not hasattr(cls, "inspect" if expected == "check" else "check"), info.code
+
+
+_DETECTOR = '''"""Doc."""
+from nnlint.runtime.detector import Detector
+
+
+class {cls}(Detector):
+    code = "{code}"
+    name = "{name}"
+{body}
+'''
+_RULE = '''"""Doc."""
+from nnlint.rule import Rule
+
+
+class {cls}(Rule):
+    code = "{code}"
+    name = "{name}"
+{body}
+'''
+
+
+@pytest.mark.parametrize(
+    ("template", "code", "body", "message"),
+    [
+        (_DETECTOR, "NR981", "    def check(self, window, ctx):\n        pass", "defines check(); its entry point is inspect()"),
+        (_DETECTOR, "NR982", "    def inspect_window(self, window, ctx):\n        pass", "does not define inspect()"),
+        (_RULE, "NN983", "    def inspect(self, window, ctx):\n        pass", "defines inspect(); its entry point is check()"),
+        (_RULE, "NN984", "    pass", "does not define check()"),
+        (_RULE, "NR985", "    def inspect(self, window, ctx):\n        pass", "must subclass nnlint.runtime.detector.Detector"),
+    ],
+)
+def test_a_rule_file_with_the_wrong_entry_point_is_refused_at_load(
+    tmp_path: Path, template: str, code: str, body: str, message: str
+) -> None:
+    name = f"wrong-entry-{code.lower()}"
+    path = tmp_path / f"{code.lower()}_{name.replace('-', '_')}.py"
+    path.write_text(template.format(cls="Wrong", code=code, name=name, body=body))
+    info = read_rule_file(path)
+    assert info is not None
+    try:
+        with pytest.raises(RuleLoadError, match=re.escape(message)):
+            load_rule_class(info)
+    finally:
+        sys.modules.pop(info.module_name, None)
 
 
 @pytest.mark.parametrize("info", CATALOGUE.rules, ids=_id)

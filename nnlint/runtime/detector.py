@@ -105,7 +105,7 @@ class RemedyRequest:
 
 
 class DetectorContext:
-    """Passed to :meth:`Detector.check`: report findings and request remedies."""
+    """Passed to :meth:`Detector.inspect`: report findings and request remedies."""
 
     def __init__(
         self,
@@ -146,9 +146,24 @@ class DetectorContext:
 
 
 class Detector:
-    """Base of the runtime rules. Subclasses set the catalogue attributes as literals.
+    """Base of the runtime rules (``rules/nr*.py``), the runtime counterpart of
+    :class:`nnlint.rule.Rule`. A detector declares, as literal class attributes the
+    catalogue reads without importing it:
 
-    ``self.state`` holds everything a detector remembers between checks, as plain
+    - ``code`` (``NRxxx``), ``name``, ``severity``, ``default``, ``fixable``;
+    - ``options``: option name in kebab-case (``"clip-factor"``, as static rules spell
+      theirs) -> default, with optional ``option_ranges`` bounds. Users set them in
+      ``[tool.nnlint.NRxxx]``, ``[tool.nnlint.monitor.NRxxx]`` or
+      ``nnlint.monitor(options={"NRxxx": {...}})`` (``clip_factor`` is accepted as the
+      same option), all checked by :func:`nnlint.config.validate_options`; the detector
+      reads the merged values as ``self.option["clip-factor"]``;
+    - ``remedies``: the repairs it may request through ``ctx.remedy`` in fix mode (see
+      :mod:`nnlint.runtime.remedies`); a request for any other is refused.
+
+    It says which statistics it needs with :meth:`collector_settings` and judges them in
+    :meth:`inspect`, called with each window of read-back steps (a static rule's entry
+    point is ``check(ctx)``; the catalogue refuses a detector that defines ``check``).
+    ``self.state`` holds everything a detector remembers between windows, as plain
     Python values, so that :meth:`Monitor.state_dict` can save and restore it.
     """
 
@@ -158,15 +173,19 @@ class Detector:
     default: bool = True
     fixable: bool = False
     options: Mapping[str, Any] = {}
-    # The remedies this detector may request through ``ctx.remedy`` (see
-    # :mod:`nnlint.runtime.remedies`); a request for any other is refused.
+    option_ranges: Mapping[str, Mapping[str, Any]] = {}
     remedies: Tuple[str, ...] = ()
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None) -> None:
+        """``options``: values checked by :func:`nnlint.config.validate_options` (the monitor
+        passes them); the class defaults fill in the rest."""
+        unknown = sorted(set(options or {}) - set(type(self).options))
+        if unknown:
+            raise ValueError(f"{self.code}: unknown option(s) {unknown}; its options are {sorted(type(self).options)}")
         merged = dict(type(self).options)
-        for key, value in (options or {}).items():
-            merged[key.replace("-", "_")] = value
-        self.opt: dict[str, Any] = merged
+        merged.update(options or {})
+        # a Mapping, read only by contract; a plain dict so that a detector still pickles
+        self.option: Mapping[str, Any] = merged
         self.state: dict[str, Any] = self.initial_state()
 
     def initial_state(self) -> dict[str, Any]:
@@ -178,7 +197,8 @@ class Detector:
         merge: flags by "or", numbers by the largest."""
         return {}
 
-    def check(self, window: Window, ctx: DetectorContext) -> None:  # pragma: no cover - abstract
+    def inspect(self, window: Window, ctx: DetectorContext) -> None:  # pragma: no cover - abstract
+        """Judge the steps read back since the previous window; report through ``ctx``."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:

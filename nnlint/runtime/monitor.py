@@ -122,24 +122,21 @@ class _History:
 
 
 def _load_settings() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """``[tool.nnlint.monitor]`` and the ``[tool.nnlint.NRxxx]`` option tables, if any."""
+    """``[tool.nnlint.monitor]`` and the detector options the file sets, by code: its
+    ``[tool.nnlint.NRxxx]`` and ``[tool.nnlint.monitor.NRxxx]`` tables, which
+    :func:`nnlint.config.load_settings` checks as it checks every rule's options."""
     from nnlint.catalogue import load_catalogue
-    from nnlint.config import find_config, load_settings
+    from nnlint.config import ConfigError, find_config, load_settings, suggest
 
     path = find_config(Path.cwd())
     if path is None:
         return {}, {}
     settings = load_settings(path, load_catalogue())
     monitor = dict(settings.monitor)
-    unknown = [k for k in monitor if k not in SETTING_KEYS and not k.upper().startswith("NR")]
-    if unknown:
-        from nnlint.config import ConfigError
-
-        raise ConfigError(f"{path}: unknown key(s) {unknown} in [tool.nnlint.monitor]")
+    for key in monitor:
+        if key not in SETTING_KEYS:
+            raise ConfigError(f"{path}: unknown key {key!r} in [tool.nnlint.monitor]{suggest(key, SETTING_KEYS)}")
     options = {code: dict(values) for code, values in settings.rule_options.items() if code.startswith("NR")}
-    for key, value in monitor.items():  # [tool.nnlint.monitor.NR101] tables work too
-        if key.upper().startswith("NR") and isinstance(value, dict):
-            options.setdefault(key.upper(), {}).update(value)
     return monitor, options
 
 
@@ -216,10 +213,7 @@ class Monitor:
         fix_codes = _codes(fix if fix is not None else file_settings.get("fix"))
         self.stop_on = set(_codes(stop_on if stop_on is not None else file_settings.get("stop-on")) or ())
 
-        merged_options: dict[str, dict[str, Any]] = {k: dict(v) for k, v in file_options.items()}
-        for code, values in (options or {}).items():
-            merged_options.setdefault(code.upper(), {}).update(values)
-        self.detectors: list[Detector] = self._load_detectors(selectors, ignored, merged_options)
+        self.detectors: list[Detector] = self._load_detectors(selectors, ignored, file_options, options or {})
         fixable = {d.code for d in self.detectors if d.fixable}
         if mode == "fix":
             self.fix_codes = fixable if fix_codes is None else {c for c in fixable if _selected(c, fix_codes)}
@@ -253,28 +247,31 @@ class Monitor:
     def _load_detectors(
         selectors: Optional[Sequence[str]],
         ignored: Sequence[str],
-        options: Mapping[str, Mapping[str, Any]],
+        file_options: Mapping[str, Mapping[str, Any]],
+        options: Mapping[Any, Any],
     ) -> list[Detector]:
+        """The selected detectors, loaded and given their options as the engine gives static
+        rules theirs: ``options`` (``monitor(options=...)``, by code or name) is checked by
+        the configuration's :func:`~nnlint.config.validate_options` (a ``ConfigError``, which
+        is a ``ValueError``) and overrides the file's (``file_options``, checked when read)."""
         from nnlint.catalogue import load_rule_class
+        from nnlint.config import ConfigError, option_values, runtime_rule, validate_options
 
+        infos = _runtime_rules()
+        values: dict[str, dict[str, Any]] = {code: dict(v) for code, v in file_options.items()}
+        source = "nnlint.monitor(options=...)"
+        for key, given in options.items():
+            info = runtime_rule(key, infos, source)
+            if not isinstance(given, Mapping):
+                raise ConfigError(f"{source}: the options of {info.code} must be a dict, got {given!r}")
+            values.setdefault(info.code, {}).update(validate_options(info, given, source))
         detectors: list[Detector] = []
-        for info in _runtime_rules():
+        for info in infos:
             if not (_selected(info.code, selectors) if selectors is not None else info.default):
                 continue
             if any(info.code.startswith(s) for s in ignored):
                 continue
-            values = dict(options.get(info.code, {}))
-            unknown = [k for k in values if k.replace("-", "_") not in info.options]
-            if unknown:
-                import difflib
-
-                spelled = [o.replace("_", "-") for o in info.options]
-                hints = [f" (did you mean {close[0]!r}?)" if close else ""
-                         for close in (difflib.get_close_matches(k.replace("_", "-"), spelled, 1) for k in unknown)]
-                raise ValueError(f"unknown option(s) for {info.code} ({info.name}): "
-                                 + ", ".join(f"{k!r}{h}" for k, h in zip(unknown, hints))
-                                 + f"; its options are {', '.join(spelled)}")
-            detectors.append(load_rule_class(info)(values))
+            detectors.append(load_rule_class(info)(option_values(info, values.get(info.code, {}))))
         return detectors
 
     def detector(self, code: str) -> Optional[Detector]:
@@ -525,7 +522,7 @@ class Monitor:
         for detector in self.detectors:
             ctx = DetectorContext(detector.code, self._report, self._apply, detector.code in self.fix_codes,
                                   self._learning_rates)
-            detector.check(window, ctx)
+            detector.inspect(window, ctx)
         self._explain_fixes(fixes_before)
         self._notify("on_check", window)
         if self._snapshot is not None and not self._rolled_back:

@@ -38,7 +38,7 @@ def _window(steps: list[StepStats]) -> Window:
 
 def _feed(detector, rows: list[StepStats], recorder: Recorder, every: int = 25) -> None:
     for start in range(0, len(rows), every):
-        detector.check(_window(rows[start:start + every]), recorder.ctx)
+        detector.inspect(_window(rows[start:start + every]), recorder.ctx)
 
 
 def test_nr101_noise_dominated_gradient_is_not_an_explosion() -> None:
@@ -159,7 +159,7 @@ def test_nr301_names_the_module_whose_output_went_bad_first() -> None:
     stats.act_rms = {"0": 1.0, "2": math.inf, "4": math.nan}
     stats.input_finite = {"0": True, "2": True, "4": False}
     recorder = Recorder("NR301")
-    NonFiniteValue().check(_window([stats]), recorder.ctx)
+    NonFiniteValue().inspect(_window([stats]), recorder.ctx)
     assert len(recorder.found) == 1
     message, module, step = recorder.found[0]
     assert module == "2" and step == 3 and "Inf" in message
@@ -170,7 +170,7 @@ def test_nr301_an_infinity_the_model_turns_finite_again_is_counted_not_reported(
     stats.act_rms = {"0": 1.0, "2": math.inf, "4": 0.7}  # "2" is a -inf mask, "4" a softmax
     stats.input_finite = {"0": True, "2": True, "4": False}
     detector, recorder = NonFiniteValue(), Recorder("NR301")
-    detector.check(_window([stats]), recorder.ctx)
+    detector.inspect(_window([stats]), recorder.ctx)
     assert recorder.found == []
     assert detector.state["events"][0]["note"].startswith("contained")
     # A NaN, or an infinity that reaches the loss, is reported.
@@ -178,5 +178,5 @@ def test_nr301_an_infinity_the_model_turns_finite_again_is_counted_not_reported(
         bad = StepStats(2, loss=loss, stepped=True, grad_norm={"0": 1.0})
         bad.act_rms, bad.input_finite = act, {"0": True, "2": True, "4": False}
         recorder = Recorder("NR301")
-        NonFiniteValue().check(_window([bad]), recorder.ctx)
+        NonFiniteValue().inspect(_window([bad]), recorder.ctx)
         assert len(recorder.found) == 1 and recorder.found[0][1] == "2"

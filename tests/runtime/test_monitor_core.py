@@ -214,7 +214,7 @@ def test_settings_come_from_pyproject(tmp_path: Path, monkeypatch: pytest.Monkey
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     mon = nnlint.monitor(model, optimizer)
     assert mon.check_every == 3 and mon.mode == "fix"
-    assert mon.detector("NR201").opt["window"] == 7
+    assert mon.detector("NR201").option["window"] == 7
     assert nnlint.monitor(model, optimizer, mode="warn", check_every=9).check_every == 9
 
 

@@ -91,4 +91,4 @@ def test_an_unknown_detector_option_names_a_close_match() -> None:
     with pytest.raises(ValueError, match="did you mean 'clip-factor'"):
         nnlint.monitor(mlp(), None, use_config=False, options={"NR101": {"clip-factr": 2.0}})
     mon = nnlint.monitor(mlp(), None, use_config=False, options={"NR101": {"clip-factor": 2.0}})
-    assert mon.detector("NR101").opt["clip_factor"] == 2.0
+    assert mon.detector("NR101").option["clip-factor"] == 2.0
