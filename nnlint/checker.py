@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import StringIO
 from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple
@@ -28,6 +28,7 @@ from nnlint.files import (
     read_source,
 )
 from nnlint.findings import Finding
+from nnlint.legacy import Python3Reading, as_python3
 from nnlint.suppression import parse_suppressions
 
 PARSE_ERROR_CODE = "NN001"
@@ -84,6 +85,9 @@ class _Parsed:
     is_package: bool
     #: phase one's FileFacts; phase two reuses what does not depend on the project index
     facts: Any = None
+    #: how a Python 2 file was read (``decoded.text`` is then the rewritten text, see
+    #: :mod:`nnlint.legacy`): its findings get no fixes and columns of the original
+    legacy: Optional[Python3Reading] = None
 
 
 @dataclass
@@ -154,9 +158,13 @@ class FileChecker:
         # CPython's own parser first: it is ~15x faster, gives clearer messages, and rejects
         # pathological nesting that would crash the native CST parser (a segfault, not an exception).
         python_error = _python_syntax_error(decoded.text)
+        legacy = None
         if python_error is not None:
-            message, line, column = python_error
-            return self._parse_error(source, message, line, column)
+            reading = as_python3(decoded.text)
+            if reading is None:
+                message, line, column = python_error
+                return self._parse_error(source, message, line, column)
+            decoded, legacy = replace(decoded, text=reading.text), reading
         if _pathological_nesting(decoded.text) is not None:
             # valid, but the CST parser and every walk over it would take minutes or overflow
             return Skipped(f"{source.display}: skipped: too deeply nested to analyse (expressions or elif "
@@ -169,7 +177,7 @@ class FileChecker:
             return self._parse_error(source, "too deeply nested to parse", 1, 1)
         except Exception as error:  # libcst raises a few other types on odd input
             return self._parse_error(source, f"cannot parse: {error}".splitlines()[0], 1, 1)
-        return _Parsed(decoded, module, module_name, is_package)
+        return _Parsed(decoded, module, module_name, is_package, legacy=legacy)
 
     def _syntax_error(self, source: SourceFile, text: str, error: Any) -> "Finding | Skipped":
         """The CST parser failed on code CPython accepts (syntax newer than libcst knows, or a parser limit)."""
@@ -237,7 +245,10 @@ class FileChecker:
                     else:
                         errors.append(_internal_error(f"running {info.code}", source.display, error))
             try:
-                findings.extend(ctx.findings())
+                found = ctx.findings()
+                if parsed.legacy is not None:
+                    found = [_as_in_original(f, parsed.legacy, source.display) for f in found]
+                findings.extend(found)
             except Exception as error:
                 if _from_recursion(error):
                     too_deep.append("locating findings")
@@ -406,6 +417,19 @@ def _python_syntax_error(text: str) -> Optional[tuple[str, int, int]]:
     except ValueError as error:  # e.g. NUL bytes
         return f"cannot parse: {error}", 1, 1
     return None
+
+
+def _as_in_original(finding: Finding, reading: Python3Reading, path: str) -> Finding:
+    """A finding on a Python 2 file read as Python 3: no fix (one computed on the rewritten text
+    must not touch the original) and columns of the original lines."""
+    if finding.path != path:
+        return finding
+    return replace(
+        finding,
+        fix=None,
+        column=reading.original_column(finding.line, finding.column),
+        end_column=reading.original_column(finding.end_line, finding.end_column),
+    )
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

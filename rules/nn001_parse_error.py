@@ -9,6 +9,11 @@ rest of the tree is still linted; this finding makes sure the gap is visible ins
 silently skipped. (Only files that mention `torch`, `tensorflow`, `keras` or `jax` are
 parsed at all, so a broken file unrelated to deep learning is not reported.)
 
+A Python 2 script whose only Python 3 errors are `print x`, `exec code`, `except E, e:`,
+`raise E, "message"` or indentation mixing tabs and spaces is not reported: those
+statements are read in their Python 3 form, line for line, and the rest of the file is
+checked as usual (much published training code is Python 2). Such a file gets no fixes.
+
 ## Example
 ```python
 import torch.nn as nn

@@ -67,6 +67,20 @@ hidden = tf.layers.dense(x, 256, activation=tf.nn.relu)
 hidden_drop = tf.nn.dropout(hidden, keep_prob=0.5)  # NN105
 logits = tf.layers.dense(hidden_drop, 10)
 cell = tf.nn.rnn_cell.DropoutWrapper(tf.nn.rnn_cell.BasicLSTMCell(128), output_keep_prob=0.5)  # NN105
+
+
+class LstmModel:
+    def __init__(self, keep_prob=0.8, dropout=0.5):
+        self.keep_prob = keep_prob
+        self.inputs = tf.placeholder(tf.float32, [None, 30, 8])
+        self.embed_keep = tf.constant(dropout)
+
+    def build(self):
+        embedded = tf.nn.dropout(self.inputs, self.embed_keep)  # NN105
+        cell = tf.nn.rnn_cell.BasicLSTMCell(128)
+        if self.keep_prob < 1.0:  # a Python number: the graph keeps it
+            cell = tf.nn.rnn_cell.DropoutWrapper(cell, output_keep_prob=self.keep_prob)  # NN105
+        return tf.nn.dynamic_rnn(cell, embedded, dtype=tf.float32)
 ```
 
 ## Use instead
@@ -109,6 +123,19 @@ hidden = tf.layers.dense(x, 256, activation=tf.nn.relu)
 hidden_drop = tf.nn.dropout(hidden, keep_prob=keep_prob)
 logits = tf.layers.dense(hidden_drop, 10)
 cell = tf.nn.rnn_cell.DropoutWrapper(tf.nn.rnn_cell.BasicLSTMCell(128), output_keep_prob=keep_prob)
+
+
+class LstmModel:
+    """One graph for training and one for evaluation, built with ``is_training``."""
+
+    def __init__(self, is_training, keep_prob=0.8):
+        self.inputs = tf.placeholder(tf.float32, [None, 30, 8])
+        cell = tf.nn.rnn_cell.BasicLSTMCell(128)
+        if is_training and keep_prob < 1.0:
+            cell = tf.nn.rnn_cell.DropoutWrapper(cell, output_keep_prob=keep_prob)
+        self.embed_keep = tf.placeholder_with_default(1.0, shape=())
+        embedded = tf.nn.dropout(self.inputs, self.embed_keep)
+        self.outputs = tf.nn.dynamic_rnn(cell, embedded, dtype=tf.float32)
 ```
 Or use an `nn.Dropout(p)` module (PyTorch) / a `keras.layers.Dropout(rate)` layer, which
 follow `model.train()`/`model.eval()` and Keras' `training` flag by themselves.
@@ -207,9 +234,8 @@ class DropoutAlwaysOn(Rule):
         if has_star_args(call) or dropout.under_training_test(call):
             return
         if site.kind == WRAPPER:
-            kept = [dropout.constant(keyword(call, k))
-                    for k in ("input_keep_prob", "output_keep_prob", "state_keep_prob")]
-            if graph_mode and any(_probability(v) for v in kept):
+            kept = (keyword(call, k) for k in ("input_keep_prob", "output_keep_prob", "state_keep_prob"))
+            if graph_mode and any(dropout.fixed_in_graph(k, call) for k in kept):
                 ctx.report(call, "DropoutWrapper with a constant keep probability: it stays on when the graph is "
                                  "evaluated; feed keep_prob through a placeholder (1.0 at inference)")
             return
@@ -223,11 +249,9 @@ class DropoutAlwaysOn(Rule):
             return
         # keep_prob (TF1) and rate (TF2) are both "drop something" strictly between 0 and 1
         probability = keyword(call, "keep_prob") or keyword(call, "rate") or positional(call, 1)
-        if not _probability(dropout.constant(probability)):
-            return
-        if graph_mode:
+        if graph_mode and dropout.fixed_in_graph(probability, call):
             ctx.report(call, "tf.nn.dropout with a constant probability: it stays on when the graph is evaluated")
-        elif dropout.keras_call_method(call):
+        elif not graph_mode and _probability(dropout.constant(probability)) and dropout.keras_call_method(call):
             ctx.report(call, "tf.nn.dropout with a constant rate in call(): it stays on at inference")
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
-from nnlint.facts.names import literal
+from nnlint.facts.names import argument, literal
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -46,11 +46,12 @@ _TORCH_DROPOUTS = frozenset({
     "torch.nn.functional.dropout2d", "torch.nn.functional.dropout3d",
 })
 _TF_DROPOUT = "tensorflow.nn.dropout"
+_TF_CONSTANTS = frozenset({"tensorflow.constant", "tensorflow.compat.v1.constant"})
 _CONTRIB_DROPOUT = "tensorflow.contrib.layers.dropout"
 #: TF1 recurrent cells wrapped with dropout: ``DropoutWrapper(cell, output_keep_prob=0.5)``
 _DROPOUT_WRAPPERS = frozenset(f"{prefix}.DropoutWrapper" for prefix in (
     "tensorflow.nn.rnn_cell", "tensorflow.contrib.rnn", "tensorflow.compat.v1.nn.rnn_cell",
-    "tensorflow.contrib.rnn.core_rnn_cell"))
+    "tensorflow.contrib.rnn.core_rnn_cell", "tensorflow.python.ops.rnn_cell"))
 _LIGHTNING = ("pytorch_lightning.", "lightning.")
 
 
@@ -101,6 +102,46 @@ class DropoutFacts:
             return value
         constant = self._facts.constants.value(expr)
         return None if constant is None or not isinstance(constant, (int, float)) else constant
+
+    def fixed_in_graph(self, expr: Optional[cst.BaseExpression], call: cst.Call) -> bool:
+        """Is the probability ``expr`` that TF1 graph code passes to ``call`` below 1 and fixed when
+        the graph is built (so evaluating the graph drops units too)? Evidence, any of:
+
+        * a literal in (0, 1), through locals and module constants;
+        * every value it may hold is ``tf.constant(...)`` (``self.keep = tf.constant(self.dropout)``);
+        * ``call`` runs only under ``if <expr> < 1:``: a graph tensor cannot be a Python ``if``
+          test, so ``expr`` is a Python number, and below 1 there.
+        A placeholder, ``tf.cond``, or a value nnlint cannot follow is not fixed."""
+        if expr is None:
+            return False
+        value = self.constant(expr)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return 0 < value < 1
+        origins = self._facts.values.origins(expr)
+        if origins and all(self._tf_constant_below_one(origin) for origin in origins):
+            return True
+        return self._guarded_below_one(expr, call)
+
+    def _tf_constant_below_one(self, origin: object) -> bool:
+        if not isinstance(origin, cst.Call) or self._facts.names.qualname(origin.func) not in _TF_CONSTANTS:
+            return False
+        value = self.constant(argument(origin, 0, "value"))
+        return value is None or (isinstance(value, (int, float)) and 0 < value < 1)
+
+    def _guarded_below_one(self, expr: cst.BaseExpression, call: cst.Call) -> bool:
+        """``if self.keep_prob < 1.0: ... DropoutWrapper(cell, output_keep_prob=self.keep_prob)``."""
+        for ancestor in self._facts.ancestors(call):
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
+                return False
+            if not isinstance(ancestor, cst.If) or not isinstance(ancestor.test, cst.Comparison):
+                continue
+            test = ancestor.test
+            if len(test.comparisons) != 1 or not test.left.deep_equals(expr):
+                continue
+            target = test.comparisons[0]
+            if isinstance(target.operator, (cst.LessThan, cst.NotEqual)) and self.constant(target.comparator) == 1:
+                return True
+        return False
 
     def forward_method(self, call: cst.Call) -> Optional[cst.FunctionDef]:
         """The method of an ``nn.Module`` subclass, run by ``forward``, that contains ``call``."""
