@@ -13,7 +13,9 @@ file) and argparse defaults (`lr=args.lr` with `parser.add_argument("--lr", defa
 The rule stays quiet when the constructor's value is not what training runs with: a learning
 rate schedule object (`keras.optimizers.schedules.ExponentialDecay(...)`), parameter groups
 with their own `"lr"`, a warm-up, cyclic or lambda scheduler over the optimizer (`OneCycleLR`,
-`CyclicLR`, `LambdaLR`, `get_linear_schedule_with_warmup`, ...), learning rates set by hand in
+`CyclicLR`, `LambdaLR`, `get_linear_schedule_with_warmup`, ...; a `LambdaLR` whose factor is
+known to be at least 1 at step 0, such as a linear decay, does start at the constructor's
+rate and is reported), learning rates set by hand in
 the file (`param_group["lr"] = lr`, `optimizer.learning_rate.assign(...)`, a Keras
 `LearningRateScheduler` callback), and optimizers over a plain list of tensors
 (`Adam([image], lr=0.05)`, which optimizes inputs, not a network). Small networks known to
@@ -46,6 +48,14 @@ args = parser.parse_args()
 optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)  # NN312
 optimizer = torch.optim.AdamW(model.parameters(), 0.05, weight_decay=0.01)  # NN312
 keras_model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.02), loss="mse")  # NN312
+
+
+def fit(model, epochs):
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.08)  # NN312
+    final = 0.01
+    # a linear decay: LambdaLR multiplies by 1.0 at step 0, so training starts at 0.08
+    decay = lambda epoch: (1 - epoch / epochs) * (1.0 - final) + final
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=decay)
 ```
 
 ## Use instead
@@ -64,6 +74,14 @@ keras_model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="m
 # OneCycleLR sets the learning rate itself (max_lr is its peak, reached after warm-up)
 optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
 scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01, total_steps=1000)
+
+
+def warm_up(step):
+    return min(1.0, (step + 1) / 4000)  # 0.00025 at step 0: the rate is reached after warm-up
+
+
+optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warm_up)
 
 
 # a subclass of a model nnlint cannot read: its size is unknown

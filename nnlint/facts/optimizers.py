@@ -16,6 +16,7 @@ not what training uses. Anything uncertain is ``None`` / unknown, which keeps ru
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,7 +25,8 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.names import argument, dotted_name, has_star_args, keyword, literal, positional
+from nnlint.facts.names import (argument, dotted_name, fold, has_star_args, is_unknown, keyword, literal,
+                                positional)
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -498,9 +500,72 @@ class OptimizerFacts:
     def _scheduled(self, site: OptimizerSite) -> bool:
         for call in self.schedulers(site):
             qualname = self._facts.names.qualname(call.func) or dotted_name(call.func) or ""
-            if qualname.rsplit(".", 1)[-1] not in DECAY_ONLY_SCHEDULERS:
+            name = qualname.rsplit(".", 1)[-1]
+            if name == "LambdaLR" and self._starts_at_full_rate(argument(call, 1, "lr_lambda")):
+                continue  # a decay from the constructor's rate (``lambda x: (1 - x / epochs) * ...``)
+            if name not in DECAY_ONLY_SCHEDULERS:
                 return True  # warm-up, cyclic, lambda, one-cycle: the constructor's lr is not the peak
         return False
+
+    def _starts_at_full_rate(self, factor: Optional[cst.BaseExpression]) -> bool:
+        """Is a ``LambdaLR`` factor known to be at least 1 at step 0 (so training starts at the
+        constructor's rate)? A warm-up (``min(1, step / warmup)``) starts below 1; a factor that
+        cannot be evaluated counts as a warm-up."""
+        function = self._facts.dataflow.resolve(factor) if factor is not None else None
+        if isinstance(function, cst.Lambda):
+            params, body = function.params.params, function.body
+        elif isinstance(function, cst.Name):
+            names = self._facts.names
+            found = names.functions.get(function.value) if function.value not in names.bindings else None
+            returned = _single_return(found) if found is not None else None
+            if returned is None:
+                return False
+            params, body = found.params.params, returned
+        else:
+            return False
+        if len(params) != 1:
+            return False
+        value = self._at_zero(body, params[0].name.value, depth=0)
+        return isinstance(value, (int, float)) and value >= 1
+
+    def _at_zero(self, expr: cst.BaseExpression, variable: str, depth: int) -> object:
+        """``expr`` with ``variable`` = 0; ``None`` if unknown. ``0 * a`` and ``0 / a`` are 0 for any ``a``."""
+        if depth > 12:
+            return None
+        if isinstance(expr, cst.Name) and expr.value == variable:
+            return 0
+        if isinstance(expr, cst.BinaryOperation):
+            left = self._at_zero(expr.left, variable, depth + 1)
+            right = self._at_zero(expr.right, variable, depth + 1)
+            if left == 0 and isinstance(expr.operator, (cst.Multiply, cst.Divide, cst.FloorDivide)):
+                return 0
+            if right == 0 and isinstance(expr.operator, cst.Multiply):
+                return 0
+            value = fold(expr.operator, left, right)
+            return None if is_unknown(value) else value
+        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+            value = self._at_zero(expr.expression, variable, depth + 1)
+            return -value if isinstance(value, (int, float)) else None
+        if isinstance(expr, cst.Call) and len(expr.args) >= 1 and not has_star_args(expr):
+            name = self._facts.names.qualname(expr.func) or dotted_name(expr.func) or ""
+            values = [self._at_zero(arg.value, variable, depth + 1) for arg in expr.args]
+            if any(not isinstance(v, (int, float)) for v in values):
+                return None
+            if name in ("min", "max"):
+                return (min if name == "min" else max)(values)  # type: ignore[type-var]
+            if name.rsplit(".", 1)[-1] == "cos" and name.split(".")[0] in ("math", "numpy") and len(values) == 1:
+                return math.cos(values[0])  # type: ignore[arg-type]
+            return None
+        if dotted_name(expr) in ("math.pi", "numpy.pi", "np.pi"):
+            return math.pi
+        dataflow = self._facts.dataflow
+        value = literal(dataflow.resolve(expr), None)
+        if value is None and isinstance(expr, cst.Name):  # a local of the function that built the lambda
+            enclosing = dataflow.enclosing_value(expr)
+            value = literal(dataflow.resolve(enclosing), None) if enclosing is not None else None
+        if value is None:
+            value = self._facts.constants.value(expr)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     @cached_property
     def _file_sets_lr(self) -> bool:
@@ -537,3 +602,14 @@ def _is_lr_attribute(expr: cst.BaseExpression) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _single_return(function: cst.FunctionDef) -> Optional[cst.BaseExpression]:
+    """The expression of a function whose body is one ``return <expr>`` (a docstring aside)."""
+    body = [statement for statement in function.body.body
+            if not (isinstance(statement, cst.SimpleStatementLine) and isinstance(statement.body[0], cst.Expr)
+                    and isinstance(statement.body[0].value, cst.SimpleString))]
+    if len(body) != 1 or not isinstance(body[0], cst.SimpleStatementLine):
+        return None
+    statement = body[0].body[0]
+    return statement.value if isinstance(statement, cst.Return) else None
