@@ -170,6 +170,7 @@ def lint_paths(
     stdin: Optional[bytes] = None,
     per_file_config: bool = False,
     progress: Optional[Callable[[str, int, int], None]] = None,
+    check_dependants: bool = True,
 ) -> LintResult:
     """Lint files and directories. Raises :class:`ConfigError` for bad paths or settings.
 
@@ -180,7 +181,12 @@ def lint_paths(
     With ``fix``, the fixed files are written unless ``write_fixes`` is false; either way
     :attr:`LintResult.changes` says what changed. ``stdin`` is the content of the one path
     given (an editor's unsaved buffer: the file need not exist, and is never written); the
-    project around that path is read as for a file on disk."""
+    project around that path is read as for a file on disk.
+
+    Without ``check_dependants``, the project files that import the linted ones are still read
+    for context (the index), but only their cached results count: those whose cached results are
+    out of date are not checked again, so findings they would report in the linted files are
+    missing (an editor's answer for the file being typed in; a full run follows later)."""
     paths = list(paths) or ["."]
     catalogue = catalogue or load_catalogue()
     if settings is None:
@@ -196,7 +202,7 @@ def lint_paths(
                     select=_tuple(select), ignore=_tuple(ignore), extend_select=_tuple(extend_select))
                 run = _Run(_plan(group_settings, catalogue), catalogue, group_settings, jobs, use_cache, fix,
                            unsafe_fixes, write_fixes)
-                run.progress = progress
+                run.progress, run.check_dependants = progress, check_dependants
                 results.append(run.run(files, roots=discovery.roots, warnings=discovery.warnings,
                                        errors=discovery.errors))
             return _merged(results)
@@ -209,11 +215,12 @@ def lint_paths(
             raise ConfigError("text from standard input is linted as one file: give one name for it")
         given = SourceFile(display=display_path(paths[0]), absolute=os.path.realpath(paths[0]))
         run = _Run(plan, catalogue, settings, jobs, use_cache, fix, unsafe_fixes, write=False)
+        run.progress, run.check_dependants = progress, check_dependants
         run.given[given.absolute] = stdin
         return run.run([given], roots=(given.absolute,))
     found = found or find_sources(paths, settings)
     run = _Run(plan, catalogue, settings, jobs, use_cache, fix, unsafe_fixes, write_fixes)
-    run.progress = progress
+    run.progress, run.check_dependants = progress, check_dependants
     return run.run(list(found.files), roots=found.roots, warnings=found.warnings, errors=found.errors)
 
 
@@ -297,6 +304,8 @@ class _Run:
         self.given: dict[str, bytes] = {}
         #: told ``(phase, done, total)`` as files are parsed and checked (a progress bar)
         self.progress: Optional[Callable[[str, int, int], None]] = None
+        #: check the files that import the linted ones again when their cached results are out of date
+        self.check_dependants = True
         if use_cache and not fix:
             self.cache = self._open_cache()
 
@@ -441,7 +450,7 @@ class _Run:
                 if entry is not None and entry.findings is not None and entry.dependencies == dependencies[position]:
                     # The cache is keyed by real path; report the path as spelled in this run.
                     results[position] = PhaseTwo(tuple(self._relabel(f, source.display) for f in entry.findings))
-                else:
+                elif position not in context or self.check_dependants:
                     pending.append(position)
 
             tell("Checking", 0, len(pending))
@@ -484,7 +493,7 @@ class _Run:
         warnings: dict[str, None] = skipped
         given = {source.display for position, (_, source, _, _) in enumerate(candidates) if position not in context}
         for position, (order, source, data, digest) in enumerate(candidates):
-            if position in importers:
+            if position in importers and position in results:
                 # a file that imports a given one: only what it finds in the given files counts
                 result = results[position]
                 findings.extend(f for f in result.findings if f.path in given)

@@ -12,7 +12,14 @@
 
 Linting runs on one worker thread, so requests are answered while a file is linted; a
 lint whose text was edited again before it started is skipped (only the newest text of
-a document is linted). Needs pygls and lsprotocol (the ``server`` extra); ``import
+a document is linted). An edit is answered first with the edited file's own findings: the
+project files that import it are read for context but not checked again (with many
+importers that would take seconds). Once the editor has been quiet for
+:data:`FOLLOW_UP_DELAY`, background lints publish what changed: the edited file's full
+answer (what a loss in an importer reports in it) and, after a save, the other open
+documents (they read the project as saved), importers first. A newer edit stops a
+background lint at its next file; it is redone later, and nothing computed before the
+newer edit is published. Needs pygls and lsprotocol (the ``server`` extra); ``import
 nnlint`` and plain linting never import them.
 """
 from __future__ import annotations
@@ -24,7 +31,7 @@ import re
 import tokenize
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -42,6 +49,8 @@ FIX_ALL_KIND = "source.fixAll.nnlint"
 _LINE_BREAK = re.compile(r"\r\n?|\n")
 #: files the server lints (a notebook's text is its JSON: cells are not LSP documents here)
 _SUFFIXES = (".py", ".pyi")
+#: seconds without edits before the background lints start (each edit restarts the wait)
+FOLLOW_UP_DELAY = 0.3
 _SEVERITY = {
     "error": types.DiagnosticSeverity.Error,
     "warning": types.DiagnosticSeverity.Warning,
@@ -68,16 +77,34 @@ class LintOutcome:
 
 # -- linting -------------------------------------------------------------------
 
-def lint_text(path: str, text: str, catalogue: Catalogue, fix: bool = False) -> tuple[LintOutcome, Optional[str]]:
+class _Superseded(Exception):
+    """A background lint stopped: the editor sent something newer, its answer would be stale."""
+
+
+def lint_text(
+    path: str,
+    text: str,
+    catalogue: Catalogue,
+    fix: bool = False,
+    *,
+    dependants: bool = True,
+    progress: Optional[Callable[[str, int, int], None]] = None,
+) -> tuple[LintOutcome, Optional[str]]:
     """Lint ``text`` as the file ``path`` (the project around it read as usual); with ``fix``,
-    also the text with every safe fix applied (``None`` when nothing changed)."""
+    also the text with every safe fix applied (``None`` when nothing changed).
+
+    Without ``dependants``, the project files importing ``path`` whose cached results are out of
+    date are not checked again (what a loss there reports in this file is then missing): the quick
+    answer while the file is edited. ``progress`` is told of each file checked and may raise to
+    stop the lint."""
     from nnlint.engine import discover_settings, lint_paths
     from nnlint.files import display_path
 
     name = _as_given(path)
     try:
         settings = discover_settings([name], None, catalogue)
-        result = lint_paths([name], settings, jobs=1, catalogue=catalogue, stdin=_encode(text), fix=fix)
+        result = lint_paths([name], settings, jobs=1, catalogue=catalogue, stdin=_encode(text), fix=fix,
+                            check_dependants=dependants, progress=progress)
     except ConfigError as error:
         return LintOutcome((), (str(error),)), None
     shown = display_path(name)
@@ -88,6 +115,18 @@ def lint_text(path: str, text: str, catalogue: Catalogue, fix: bool = False) -> 
 
         fixed = decode_source(result.changes[0].after).text
     return LintOutcome(findings, tuple(result.errors)), fixed
+
+
+def _module_name(uri: str) -> str:
+    """The name an import of the document's module ends with (``pkg/model.py`` -> ``model``)."""
+    path = document_path(uri) or to_fs_path(uri) or ""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.basename(os.path.dirname(path)) if stem == "__init__" else stem
+
+
+def _imports(text: str, name: str) -> bool:
+    """Whether an import statement of ``text`` names ``name`` (what the engine looks for, too)."""
+    return bool(name) and re.search(rf"(?m)^[ \t]*(?:from|import)\b[^\n]*\b{re.escape(name)}\b", text) is not None
 
 
 def _as_given(path: str) -> str:
@@ -279,6 +318,13 @@ class NnlintLanguageServer(LanguageServer):
         #: one lint at a time, off the event loop: requests are answered meanwhile
         self.linter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nnlint-lint")
         self._told: set[str] = set()
+        #: counts what the editor sent that background lints give way to
+        self.generation = 0
+        #: when (event loop time) the background lints may start
+        self._due = 0.0
+        #: documents whose full answer is still to be published, in the order to lint them
+        self.stale: dict[str, None] = {}
+        self._follow_up: Optional["asyncio.Future[None]"] = None
 
     def current(self, uri: str) -> Optional[Snapshot]:
         """The snapshot of ``uri`` if it is of the text the editor has now (else positions are stale)."""
@@ -291,34 +337,85 @@ class NnlintLanguageServer(LanguageServer):
     def lines(self, snapshot: Snapshot) -> Lines:
         return Lines(snapshot.text, self.workspace.position_codec)
 
-    async def lint(self, uri: str) -> None:
+    def news(self) -> None:
+        """The editor sent something to answer first: background lints stop at their next file and
+        wait until it has been quiet for :data:`FOLLOW_UP_DELAY`."""
+        self.generation += 1
+        self._due = asyncio.get_running_loop().time() + FOLLOW_UP_DELAY
+
+    async def lint(self, uri: str, *, dependants: bool = True, background: bool = False) -> Optional[bool]:
+        """Lint the document's current text and publish what it finds. Without ``dependants`` the
+        files importing it are not checked again (the quick answer to an edit); a ``background``
+        lint stops when the editor sends something newer and then publishes nothing, else only what
+        changed. ``True`` when done, ``False`` when superseded, ``None`` when it cannot be linted."""
         document = self.workspace.text_documents.get(uri)
         path = document_path(uri)
         if document is None or path is None:
-            return
-        version, text = document.version, document.source
+            return None
+        version, text, generation = document.version, document.source, self.generation
         loop = asyncio.get_running_loop()
 
-        def work() -> Optional[LintOutcome]:
+        def newer() -> bool:
             latest = self.workspace.text_documents.get(uri)
-            if latest is None or latest.version != version:
+            return latest is None or latest.version != version or (background and self.generation != generation)
+
+        def stop_if_newer(phase: str, done: int, total: int) -> None:
+            if newer():
+                raise _Superseded()
+
+        def work() -> Optional[LintOutcome]:
+            if newer():
                 return None  # edited again (or closed) before its turn: the newer lint counts
-            return lint_text(path, text, self.catalogue)[0]
+            return lint_text(path, text, self.catalogue, dependants=dependants,
+                             progress=stop_if_newer if background else None)[0]
 
         try:
             outcome = await loop.run_in_executor(self.linter, work)
+        except _Superseded:
+            return False
         except Exception as error:  # a bug in a rule must not take the editor's linter down
             self.window_log_message(types.LogMessageParams(
                 type=types.MessageType.Error, message=f"nnlint: internal error: {type(error).__name__}: {error}"))
-            return
-        latest = self.workspace.text_documents.get(uri)
-        if outcome is None or latest is None or latest.version != version:
-            return
+            return None
+        if outcome is None or newer():
+            return False
         for problem in outcome.problems:
             self.tell(problem)
+        before = self.snapshots.get(uri)
         snapshot = Snapshot(uri, version, text, outcome.findings)
         self.snapshots[uri] = snapshot
-        self.publish(snapshot)
+        if not background or before is None or before.version != version or before.findings != snapshot.findings:
+            self.publish(snapshot)
+        return True
+
+    async def edited(self, uri: str, others: bool = False) -> None:
+        """Answer an edit of ``uri``: its own findings now, without checking the files that import
+        it again; then, in the background, its full answer (what a loss in an importer reports in
+        it) and, with ``others``, every other open document again (the saved file is what they
+        read), those that import it first."""
+        self.news()
+        await self.lint(uri, dependants=False)
+        self.stale[uri] = None
+        if others:
+            name = _module_name(uri)
+            rest = [u for u in self.workspace.text_documents if u != uri]
+            for other in sorted(rest, key=lambda u: not _imports(self.workspace.text_documents[u].source, name)):
+                self.stale[other] = None
+        if self._follow_up is None or self._follow_up.done():
+            self._follow_up = asyncio.ensure_future(self._follow_ups())
+
+    async def _follow_ups(self) -> None:
+        """Lint the stale documents in the background, one at a time, once the editor is quiet."""
+        loop = asyncio.get_running_loop()
+        while self.stale:
+            wait = self._due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            uri = next(iter(self.stale))
+            done = await self.lint(uri, background=True)
+            if done is not False or uri not in self.workspace.text_documents:
+                self.stale.pop(uri, None)  # done, closed or failed (a failure is logged once, not retried)
 
     def publish(self, snapshot: Snapshot) -> None:
         lines, codec = self.lines(snapshot), self.workspace.position_codec
@@ -358,25 +455,23 @@ def build_server() -> NnlintLanguageServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: NnlintLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
-        await ls.lint(params.text_document.uri)
+        await ls.edited(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: NnlintLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
-        await ls.lint(params.text_document.uri)
+        # The other open documents read the project as saved: an unsaved edit does not change them.
+        await ls.edited(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: NnlintLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
         # What a saved file defines reaches the open files that import it: lint them all again
         # (the saved one first); a saved pyproject.toml changes every file's settings.
-        saved = params.text_document.uri
-        await ls.lint(saved)
-        for uri in list(ls.workspace.text_documents):
-            if uri != saved:
-                await ls.lint(uri)
+        await ls.edited(params.text_document.uri, others=True)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: NnlintLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
+        ls.stale.pop(uri, None)
         if ls.snapshots.pop(uri, None) is not None:
             ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
@@ -432,6 +527,10 @@ def build_server() -> NnlintLanguageServer:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: NnlintLanguageServer, params: Any) -> None:
+        ls.generation += 1  # a background lint in progress stops at its next file
+        ls.stale.clear()
+        if ls._follow_up is not None:
+            ls._follow_up.cancel()
         ls.linter.shutdown(wait=False, cancel_futures=True)
 
     return server

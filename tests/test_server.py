@@ -311,3 +311,136 @@ def test_ignore_edit_is_the_add_ignore_comment_as_one_small_edit() -> None:
         "x = 1  # nnlint: ignore[NN105, NN401] why\r\ny = 2\r\n"
     assert ignored("x = 1  # nnlint: ignore[NN4]\n", 1, 1) is None  # already silenced
     assert ignored('s = """\nabc\n"""\n', 2, 2) is None  # inside a string: no comment can silence it
+
+
+MODEL = '''import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x)
+'''
+
+#: ``Net`` returns a sigmoid: BCELoss on it is NN204 in train.py, BCEWithLogitsLoss NN201 at the sigmoid
+SIGMOID_MODEL = MODEL.replace("return self.fc(x)", "return torch.sigmoid(self.fc(x))")
+
+TRAIN = '''import torch
+import torch.nn as nn
+from model import Net
+
+model = Net()
+criterion = nn.{loss}()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+
+def train(x, y):
+    optimizer.zero_grad()
+    loss = criterion(model(x), y)
+    loss.backward()
+    optimizer.step()
+'''
+
+
+def _open(client: Any, path: Path, text: str) -> str:
+    uri = _uri(path)
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                            "text": text}})
+    return uri
+
+
+def _change(client: Any, uri: str, version: int, text: str) -> None:
+    client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
+                                             "contentChanges": [{"text": text}]})
+
+
+def _codes(diagnostics: list[dict[str, Any]]) -> list[str]:
+    return sorted(d["code"] for d in diagnostics)
+
+
+def _until(client: Any, uri: str, version: int, codes: list[str]) -> tuple[float, list[dict[str, Any]]]:
+    """Wait for ``uri``'s diagnostics of ``version`` to have ``codes``: when they came, and them."""
+    while True:
+        diagnostics = client.diagnostics(uri, version)
+        if _codes(diagnostics) == codes:
+            return time.monotonic(), diagnostics
+
+
+def test_edit_answers_the_edited_file_first_then_its_importers(session: Any) -> None:
+    """An edit that changes what model.py exports: model.py's own findings come first, without the
+    importers checked again; what a loss in an importer reports in model.py follows, and after the
+    save the open train.py is linted again with the new answer."""
+    client, root = session
+    (root / "model.py").write_text(MODEL, encoding="utf-8")
+    (root / "fit.py").write_text(TRAIN.format(loss="BCEWithLogitsLoss"), encoding="utf-8")  # not open
+    (root / "train.py").write_text(TRAIN.format(loss="BCELoss"), encoding="utf-8")
+    model = _open(client, root / "model.py", MODEL)
+    assert client.diagnostics(model, 1) == []
+    train = _open(client, root / "train.py", TRAIN.format(loss="BCELoss"))
+    assert client.diagnostics(train, 1) == []
+    time.sleep(1.0)  # the background lints after opening are done
+    client.notifications.clear()
+
+    _change(client, model, 2, SIGMOID_MODEL)
+    (root / "model.py").write_text(SIGMOID_MODEL, encoding="utf-8")
+    client.notify("textDocument/didSave", {"textDocument": {"uri": model}})
+    first = client._wait(lambda m: m.get("method") == "textDocument/publishDiagnostics")["params"]
+    # the first answer is model.py's own: fit.py (whose loss reports the sigmoid) was not checked again
+    assert (first["uri"], first["version"], first["diagnostics"]) == (model, 2, [])
+    # then, in the background: fit.py's finding in model.py, and train.py's new finding
+    _, [nn201] = _until(client, model, 2, ["NN201"])
+    assert nn201["range"]["start"]["line"] == 11
+    [related] = nn201["relatedInformation"]
+    assert related["location"]["uri"] == _uri(root / "fit.py")
+    [nn204] = client.diagnostics(train, 1)
+    assert nn204["code"] == "NN204" and nn204["range"]["start"]["line"] == 11
+
+    # edited back before the background lints ran: nothing older is published after the newer answer
+    _change(client, model, 3, SIGMOID_MODEL.replace("import torch\n", "import torch\n\n", 1))
+    _change(client, model, 4, MODEL)
+    (root / "model.py").write_text(MODEL, encoding="utf-8")
+    client.notify("textDocument/didSave", {"textDocument": {"uri": model}})
+    assert client.diagnostics(train, 1) == []
+    seen = [(m["params"]["version"], m["params"]["diagnostics"]) for m in client.notifications
+            if m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == model]
+    assert seen and seen[-1] == (4, []) and [v for v, _ in seen] == sorted(v for v, _ in seen), seen
+    assert client.request("shutdown", None) is None
+    client.notify("exit", None)
+    assert client.process.wait(timeout=TIMEOUT) == 0
+
+
+def test_edited_file_does_not_wait_for_its_importers(session: Any) -> None:
+    """With many files importing model.py, an edit that moves its softmax is answered before any
+    importer is checked again (their finding in model.py is not in the first answer), well before
+    the full answer that checks them all."""
+    from nnlint.server import FOLLOW_UP_DELAY
+
+    client, root = session
+    softmax = MODEL.replace("return self.fc(x)", "return F.softmax(self.fc(x), dim=1)")
+    (root / "model.py").write_text(softmax, encoding="utf-8")
+    for number in range(30):
+        (root / f"train_{number}.py").write_text(TRAIN.format(loss="CrossEntropyLoss") + f"\nRUN = {number}\n",
+                                                 encoding="utf-8")
+    model = _open(client, root / "model.py", softmax)
+    _until(client, model, 1, ["NN201"])  # the importers' finding, once they have all been checked
+    time.sleep(0.5)
+    client.notifications.clear()
+
+    timings = []
+    for version, moved in enumerate(("\n", "\n\n"), 2):
+        text = softmax.replace("class Net", f"{moved}class Net")  # the softmax moves: model.py exports change
+        start = time.monotonic()
+        _change(client, model, version, text)
+        assert client.diagnostics(model, version) == []  # its own findings: no importer checked yet
+        own = time.monotonic()
+        full, [nn201] = _until(client, model, version, ["NN201"])  # then the full answer
+        assert nn201["range"]["start"]["line"] == 10 + version
+        timings.append((own - start, full - start - FOLLOW_UP_DELAY))
+    # both measured in this session: the quick answer is a fraction of checking the importers again
+    for own, full in timings:
+        assert own < full / 2, timings
