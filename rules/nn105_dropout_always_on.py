@@ -6,6 +6,9 @@ Reports dropout that stays on at evaluation and inference time. It looks for:
   `nn.Module` subclass (or a method `forward` calls) without a `training` argument. Unlike
   the `nn.Dropout` module, the functional form does not look at `model.eval()`: its
   `training` parameter defaults to `True`.
+* a hand-written dropout module (an `nn.Module` subclass named `*Dropout*` whose `forward`
+  draws a random mask with `torch.rand`/`bernoulli`) that never reads `self.training`
+  (Monte-Carlo, concrete and Bayesian dropout classes are on by design and not reported).
 * `F.scaled_dot_product_attention(q, k, v, dropout_p=p)` in a module's `forward` with a
   rate that does not look at `self.training` (the function has no `training` parameter), and
   an `nn.Dropout(p)(x)` built inside `forward`: a module made there is always in training mode.
@@ -31,6 +34,7 @@ the one that was trained.
 
 ## Example
 ```python
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -57,6 +61,16 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout)  # NN105
         return nn.Dropout(0.1)(y)  # NN105
+
+
+class SparseDropout(nn.Module):
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.keep = 1 - p
+
+    def forward(self, x):
+        mask = (torch.rand(x._values().size()) + self.keep).floor().bool()  # NN105
+        return torch.sparse_coo_tensor(x._indices()[:, mask], x._values()[mask] / self.keep, x.shape)
 ```
 
 ```python
@@ -85,6 +99,7 @@ class LstmModel:
 
 ## Use instead
 ```python
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -112,6 +127,18 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.out_drop(y)
+
+
+class SparseDropout(nn.Module):
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.keep = 1 - p
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        mask = (torch.rand(x._values().size()) + self.keep).floor().bool()
+        return torch.sparse_coo_tensor(x._indices()[:, mask], x._values()[mask] / self.keep, x.shape)
 ```
 
 ```python
@@ -198,6 +225,8 @@ class DropoutAlwaysOn(Rule):
                 if graph_mode is None:
                     graph_mode = ctx.facts.models.tf1_graph
                 self._check_tensorflow(ctx, dropout, site, graph_mode)
+        for draw in dropout.hand_written:
+            ctx.report(draw, "hand-written dropout that never reads self.training: it stays on in eval mode")
 
     # -- PyTorch ------------------------------------------------------------------
     def _check_torch(self, ctx: Context, dropout: DropoutFacts, call: cst.Call) -> None:

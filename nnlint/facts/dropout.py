@@ -19,6 +19,7 @@ Questions answered:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Optional
@@ -46,6 +47,10 @@ _TORCH_DROPOUTS = frozenset({
     "torch.nn.functional.dropout2d", "torch.nn.functional.dropout3d",
 })
 _TF_DROPOUT = "tensorflow.nn.dropout"
+#: dropout modules that sample at test time on purpose
+_DELIBERATE = re.compile(r"^mc|montecarlo|monte_carlo|concrete|bayes|variational")
+#: draws that make a dropout mask
+_RANDOM_DRAWS = frozenset({"torch.rand", "torch.rand_like", "torch.bernoulli", "torch.randint", "torch.randint_like"})
 _TF_CONSTANTS = frozenset({"tensorflow.constant", "tensorflow.compat.v1.constant"})
 _CONTRIB_DROPOUT = "tensorflow.contrib.layers.dropout"
 #: TF1 recurrent cells wrapped with dropout: ``DropoutWrapper(cell, output_keep_prob=0.5)``
@@ -102,6 +107,36 @@ class DropoutFacts:
             return value
         constant = self._facts.constants.value(expr)
         return None if constant is None or not isinstance(constant, (int, float)) else constant
+
+    @cached_property
+    def hand_written(self) -> tuple[cst.Call, ...]:
+        """The random mask of each hand-written dropout module that ignores eval mode: an
+        ``nn.Module`` subclass named ``*Dropout*`` whose ``forward`` (or a method it runs) draws
+        random numbers (``torch.rand(...)``, ``bernoulli``) while nothing in the class reads a
+        training flag. Monte-Carlo, concrete and Bayesian dropout stay on by design. ``nn.Dropout`` checks ``self.training``; a copy that does not drops units
+        at test time too."""
+        found: list[cst.Call] = []
+        for owner in self._facts.nodes_of(cst.ClassDef):
+            assert isinstance(owner, cst.ClassDef)
+            name = owner.name.value.lower()
+            if "dropout" not in name or _DELIBERATE.search(name) or not self._is_torch_module(owner, depth=0):
+                continue
+            if any(self._mentions_training(node) for node in self._facts.nodes_of(cst.Name, within=owner)):
+                continue
+            run = self._methods_run_by_forward(owner)
+            for method in owner.body.body:
+                if isinstance(method, cst.FunctionDef) and method.name.value in run:
+                    draw = next((call for call in self._facts.calls(method.body) if self._random_draw(call)), None)
+                    if draw is not None:
+                        found.append(draw)
+                        break
+        return tuple(found)
+
+    def _random_draw(self, call: cst.Call) -> bool:
+        qualname = self._facts.names.qualname(call.func) or ""
+        if qualname in _RANDOM_DRAWS:
+            return True
+        return isinstance(call.func, cst.Attribute) and call.func.attr.value in ("bernoulli", "bernoulli_", "uniform_")
 
     def fixed_in_graph(self, expr: Optional[cst.BaseExpression], call: cst.Call) -> bool:
         """Is the probability ``expr`` that TF1 graph code passes to ``call`` below 1 and fixed when
