@@ -14,6 +14,15 @@ Splitting or merging dimensions in their original order is fine: `x.view(b, c * 
 So is a reshape that follows a transpose: `x.transpose(1, 2).contiguous().view(b, t, c)`,
 or `x = x.permute(0, 2, 1)` before the `view` (the rule follows reassignments).
 
+The axes are followed through what happens to the tensor in between, inside one function:
+`permute`/`transpose`/`flatten`, `chunk`/`split`, element-wise ops, a same-file helper such as
+`attention(q, k, v)` returning `softmax(q @ k.T) @ v`, blocks applied to tokens, and an RNN's final
+state (`h_n` is `(layers, batch, hidden)` whatever `batch_first` says). So
+`values.reshape(b, t, heads * hd)` of heads moved before time, `x.reshape(B, C, H, W)` of
+`x.flatten(2).transpose(1, 2)` tokens, `h_n[-2:].view(batch, -1)` with the batch size read from the
+input, and `x.view(n, -1, h, 1)` of a conv output (the `-1` takes channels and width across the
+height) are reported.
+
 ## Why is this bad?
 `view` and `reshape` never move data: they reinterpret the same memory, row-major, with a
 new shape. Asking for `(b, t, c)` from a `(b, c, t)` tensor does not swap channels and
@@ -41,6 +50,14 @@ class TemporalHead(nn.Module):
 def to_tokens(feature_map):
     b, c, h, w = feature_map.shape
     return feature_map.reshape(b, h * w, c)  # NN502
+
+
+def tokens_to_map(blocks, x):
+    B, C, H, W = x.shape
+    x = x.flatten(2).transpose(1, 2)
+    for block in blocks:
+        x = block(x)
+    return x.reshape(B, C, H, W)  # NN502
 ```
 
 ## Use instead
@@ -62,6 +79,14 @@ class TemporalHead(nn.Module):
 def to_tokens(feature_map):
     b, c, h, w = feature_map.shape
     return feature_map.flatten(2).transpose(1, 2)
+
+
+def tokens_to_map(blocks, x):
+    B, C, H, W = x.shape
+    x = x.flatten(2).transpose(1, 2)
+    for block in blocks:
+        x = block(x)
+    return x.transpose(1, 2).reshape(B, C, H, W)
 ```
 In TensorFlow, `tf.reshape` has the same semantics; use `tf.transpose(x, perm)`.
 
@@ -76,6 +101,8 @@ reference: PyTorch documentation, `torch.Tensor.view` and `torch.permute`,
 https://pytorch.org/docs/stable/generated/torch.permute.html.
 '''
 from __future__ import annotations
+
+import libcst as cst
 
 from nnlint.facts.shapes import reordered
 from nnlint.rule import Context, Rule
@@ -94,6 +121,7 @@ class ReshapeUsedAsTranspose(Rule):
         for call in ctx.facts.calls():
             reshape = shapes.reshape(call)
             if reshape is None:
+                self._check_layout(ctx, call)
                 continue
             tensor = reshape.tensor
             read = shapes.dims_read_one_by_one(tensor, reshape.shape)
@@ -111,3 +139,13 @@ class ReshapeUsedAsTranspose(Rule):
                         f"({', '.join(unpacking.dims)} -> {requested}): use permute/transpose",
                     )
                     break
+            else:
+                self._check_layout(ctx, call)
+
+    def _check_layout(self, ctx: Context, call: cst.Call) -> None:
+        """A reshape of a tensor whose axes were moved (permute, RNN state, helper function) on the way."""
+        reshape = ctx.facts.shapes.reshape_of(call)
+        if reshape is not None and ctx.facts.layouts.mixes(reshape, reshape.tensor):
+            ctx.report(call, f"{reshape.name} cuts across the axes this tensor holds (followed through "
+                             f"permutes, chunks, helper calls and RNN states, the sizes it names are not in "
+                             f"that order): permute/transpose first")

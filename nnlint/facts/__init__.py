@@ -21,6 +21,7 @@ focused module and is computed lazily, once, the first time a rule asks:
 * :mod:`nnlint.facts.index` - the project index that connects files
 * :mod:`nnlint.facts.evaluation` - which calls are evaluation, and the mode (train/eval) a model is in there
 * :mod:`nnlint.facts.shapes` - shape unpackings, size reads, reshapes and the dims they name, softmax axes
+* :mod:`nnlint.facts.layouts` - which original axes a tensor's axes hold through permutes and calls
 * :mod:`nnlint.facts.checkpoints` - what a checkpoint saves, and whether saved weights are only loaded for inference
 * :mod:`nnlint.facts.loaders` - data loaders and the training loops that iterate them
 * :mod:`nnlint.facts.accumulation` - loss tensors, and running sums of them that outlive a loop iteration
@@ -54,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts.evaluation import Evaluation
     from nnlint.facts.tensors import TensorOps
     from nnlint.facts.shapes import Shapes
+    from nnlint.facts.layouts import Layouts
     from nnlint.facts.checkpoints import Checkpoints
     from nnlint.facts.loaders import Loaders
     from nnlint.facts.accumulation import Accumulation
@@ -169,6 +171,13 @@ class FileFacts:
         from nnlint.facts.shapes import Shapes
 
         return Shapes(self)
+
+    @cached_property
+    def layouts(self) -> "Layouts":
+        """Which original axes each axis of a tensor holds after permutes, reshapes and calls; reshapes that mix them."""
+        from nnlint.facts.layouts import Layouts
+
+        return Layouts(self)
 
     @cached_property
     def checkpoints(self) -> "Checkpoints":

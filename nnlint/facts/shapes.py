@@ -6,6 +6,8 @@ Questions answered (through ``FileFacts.shapes``):
 * :meth:`Shapes.unpackings_of` - those that unpack the same binding of a tensor name as a use
 * :meth:`Shapes.reshape` - a ``x.view(...)``/``x.reshape(...)``/``torch.reshape(x, ...)`` call: the
   tensor name (through layout-preserving ``.contiguous()``/``.to()``) and the requested shape
+* :meth:`Shapes.reshape_of` - the same, of any expression (``h[-2:].view(b, -1)``); whether it
+  cuts across the axes the tensor holds is :meth:`nnlint.facts.layouts.Layouts.mixes`
 * :meth:`Shapes.dims_per_argument` - for each reshape argument, the unpacked sizes it multiplies
 * :meth:`Shapes.dims_read_one_by_one` - for each reshape argument, the dims whose sizes it reads
   one by one (``x.size(1)``, ``x.shape[2] * x.shape[3]``), ``-1`` standing for the rest
@@ -55,6 +57,7 @@ class Reshape:
     """``x.view(b, t, c)``: the call, the tensor name, the shape arguments and the spelling (``view``)."""
 
     call: cst.Call
+    #: a name (an expression for :meth:`Shapes.reshape_of`)
     tensor: cst.Name
     shape: tuple[cst.BaseExpression, ...]
     name: str
@@ -77,6 +80,14 @@ class Shapes:
 
     def reshape(self, call: cst.Call) -> Optional[Reshape]:
         """``x.view(...)``/``x.reshape(...)``/``torch.reshape(x, ...)`` of a tensor name, with its shape."""
+        found = self.reshape_of(call)
+        if found is None or not isinstance(found.tensor, cst.Name):
+            return None
+        return found  # type: ignore[return-value]
+
+    def reshape_of(self, call: cst.Call) -> Optional[Reshape]:
+        """A reshape call as :meth:`reshape`, of any expression (``h[-2:].view(b, -1)``); its
+        ``tensor`` is that expression. Layout-preserving calls (``.contiguous()``) are skipped."""
         if has_star_args(call) or any(arg.keyword is not None for arg in call.args):
             return None
         names = self._facts.names
@@ -94,7 +105,7 @@ class Shapes:
             receiver.func.attr.value in _LAYOUT_PRESERVING
         ):
             receiver = receiver.func.value
-        if not isinstance(receiver, cst.Name) or not shape:
+        if receiver is None or not shape:
             return None
         if len(shape) == 1 and isinstance(shape[0], (cst.Tuple, cst.List)):
             shape = [element.value for element in shape[0].elements]
