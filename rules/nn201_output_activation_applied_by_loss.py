@@ -23,7 +23,12 @@ location, also when the model lives in another file (`from model import Net`, `i
 a model passed to a function of another file, a TF1 helper `def model(): ... return x, y,
 output` unpacked by its caller). `# nnlint: ignore[NN201]` on the activation's line silences it.
 A library estimator given a module and its loss (skorch's `NeuralNetClassifier(MyModule,
-criterion=nn.CrossEntropyLoss)`) feeds one to the other and counts as a loss site.
+criterion=nn.CrossEntropyLoss)`, or one whose default loss is known: skada's `DeepCoral(model)`
+trains with `CrossEntropyLoss`) feeds one to the other and counts as a loss site.
+The output is found where models put it: a module built and called inline
+(`nn.LogSoftmax(dim=1)(x)`), the last module an `nn.Sequential` subclass passes to
+`super().__init__`, a default constructor argument (`pred_activation=nn.Softmax(dim=1)`, when
+every caller leaves it), one softmax per head in a loop (appended to a list or concatenated).
 When the prediction may come from one of several models (`if args.model == "mlp": net = MLP()
 else: net = CNN()`), it is reported only if every one of them is wrong, at each activation.
 Not reported: Keras softmax with plain `categorical_crossentropy`, `log_softmax` with
@@ -118,7 +123,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from nnlint.facts.models import LossSite, OutputActivation
+from nnlint.facts.models import LossSite
 from nnlint.facts.edits import drop_activation, report_activation
 from nnlint.rule import Context, Rule
 
@@ -148,10 +153,8 @@ class OutputActivationAppliedByLoss(Rule):
                 continue
             if site.prediction is not None:
                 outputs = models.output_activations(site.prediction)
-            elif site.model is not None:
-                outputs = (OutputActivation(site.model.output_activation, None, None),)
             else:
-                continue
+                outputs = models.trained_outputs(site)
             # one of several models (chosen by a flag): a finding needs every one of them to be wrong
             messages = [self._message(site, output.activation) for output in outputs]
             if not outputs or any(message is None for message in messages):

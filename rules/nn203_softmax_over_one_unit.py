@@ -13,9 +13,13 @@ Reported spellings:
 * a softmax applied to a one-unit layer's output: `F.softmax(self.fc(x), dim=-1)`,
   `self.fc(x).softmax(-1)`, `torch.softmax(fc_out, -1)`, `tf.nn.softmax(Dense(1)(x))`.
 
+A library MLP whose listed widths end in 1 (torchdrug's `MLP(k, hidden_dims=[*hidden, 1])`,
+`torchvision.ops.MLP`, torch_geometric's `MLP(channel_list=[...])`) is a one-unit dense layer.
+
 Only when the size-1 axis is certainly the one normalised: the last axis (Keras'
 default, `dim=-1` in PyTorch), or `dim=1` in an `nn.Sequential` whose input was flattened
-to 2-D (`nn.Flatten()`) before the dense layer. A softmax over another axis of a one-unit
+to 2-D (`nn.Flatten()`) before the dense layer, or whose output a model's `forward` returns
+(`return self.head(x)`: the prediction, one row of scores per example). A softmax over another axis of a one-unit
 output is attention pooling (`F.softmax(self.score(h), dim=1)` over the time steps) and is
 not reported, nor is a softmax after a reshape (`self.score(h).squeeze(-1)`).
 
@@ -169,12 +173,10 @@ class SoftmaxOverOneUnit(Rule):
             if activation in _SOFTMAX_KINDS and ctx.facts.shapes.int_value(argument(call, 0, "units")) == 1:
                 yield call, _name(activation)
 
-    # a one-unit dense layer, then a softmax layer, in a Sequential
+    # a one-unit dense layer, then a softmax layer, in a Sequential (also one a model class holds)
     def _sequences(self, ctx: Context) -> Iterator[tuple[cst.CSTNode, str]]:
-        for model in ctx.facts.models.models:
-            if not isinstance(model.node, cst.Call):
-                continue  # a model class lists its layers in __init__ order, not data-flow order
-            layers = model.layers
+        for sequence in ctx.facts.models.sequences:
+            layers = sequence.layers
             for index, layer in enumerate(layers):
                 if layer.category != L.DENSE or layer.units != 1 or layer.activation is not None:
                     continue
@@ -185,7 +187,9 @@ class SoftmaxOverOneUnit(Rule):
                 if not _same_block(ctx, layer.node, softmax.node):
                     continue  # model.add(...) calls in different branches
                 shapes = ctx.facts.shapes
-                if shapes.normalises_last_axis(softmax, flattened=shapes.flattened_before(layers[:index])):
+                # a model's prediction (``return self.head(x)``) is (batch, units): dim=1 is its last axis
+                flat = sequence.is_output or shapes.flattened_before(layers[:index])
+                if shapes.normalises_last_axis(softmax, flattened=flat):
                     yield softmax.node, _name(softmax.kind)
 
     # softmax(x) where x is a one-unit dense layer's output

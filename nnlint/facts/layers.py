@@ -385,6 +385,22 @@ TORCH_LOSS_FUNCTIONS: Mapping[str, LossKind] = {
     f"{_F}.huber_loss": LossKind("huber", "values", "torch"),
 }
 
+#: library multi-layer perceptrons whose last layer is a plain linear one: qualname -> (position,
+#: keyword) of the argument listing the layer widths, the last of which is the output width
+LIBRARY_MLPS: Mapping[str, tuple[int, str]] = {
+    "torchdrug.layers.MLP": (1, "hidden_dims"),
+    "torchvision.ops.MLP": (1, "hidden_channels"),
+    "torch_geometric.nn.MLP": (0, "channel_list"),
+}
+
+#: library estimators that train the module they are given with a loss of their own when none is
+#: passed: qualname -> (the keyword naming the loss, the loss class used when it is left out).
+#: skada's deep domain-adaptation estimators fall back to ``CrossEntropyLoss`` on ``base_criterion``.
+ESTIMATOR_DEFAULT_LOSSES: Mapping[str, tuple[str, str]] = {
+    f"skada.deep.{name}": ("base_criterion", "torch.nn.CrossEntropyLoss")
+    for name in ("DeepCoral", "DAN", "DANN", "CDAN", "DeepJDOT", "MCC", "SPA", "MFSAN", "SourceOnly", "TargetOnly")
+}
+
 #: Keras loss identifiers; ``expects`` is for from_logits=False
 KERAS_LOSS_NAMES: Mapping[str, str] = {
     "categorical_crossentropy": "categorical_crossentropy",

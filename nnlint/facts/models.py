@@ -2,22 +2,28 @@
 
 A *model* is one of: an ``nn.Sequential(...)`` / Keras ``Sequential([...])`` literal
 (plus ``model.add(...)`` calls), an ``nn.Module`` / ``keras.Model`` subclass (layers made
-in ``__init__`` as ``self.x = ...``, ordered by the data flow of ``forward``/``call``), or
-a Keras functional ``Model(inputs, outputs)``. Each model gets a picklable
+in ``__init__``, or in the methods it calls on ``self``, as ``self.x = ...``, ordered by the
+data flow of ``forward``/``call``), an ``nn.Sequential`` subclass (the modules it passes to
+``super().__init__``), or a Keras functional ``Model(inputs, outputs)``. Each model gets a picklable
 :class:`ModelSummary` so other files can ask about it through the project index.
 
 The output of a model is found by tracing the returned expression backwards through its
 main input (first positional argument, or the receiver of a tensor method). The trace also
 follows ``if``/``else`` bindings that agree, helper methods (``self.decode(z)``),
 ``data_parallel``/``checkpoint`` calls, the elements of a tuple output
-(``recon, mu, logvar = model(x)``) and a function's parameter to what every call in the file
-passes for it. A plain function that builds and returns an output (a TF1 graph helper
+(``recon, mu, logvar = model(x)``), a function's parameter to what every call in the file
+passes for it, a module built and called inline (``nn.LogSoftmax(dim=1)(x)``), and lists of
+head outputs (``outs.append(F.softmax(head(h), 1))`` in a loop, ``acc = torch.cat((acc, out))``
+onto an empty tensor, read back by ``for out, y in zip(outs, ys)`` or ``torch.stack(outs)``)
+when every element agrees. A plain function that builds and returns an output (a TF1 graph helper
 ``def model(x): ...; return tf.nn.softmax(logits)``) is summarised as applied by calling it
 (``ModelSummary.returns_output``), also for other files; TF1 functional layers
 (``tf.layers.dense(..., activation=...)``, contrib/slim, tflearn) apply their activation.
 A value that may be one of several models (chosen by a flag) is traced once per model
-(:meth:`ModelFacts.output_activations`). Anything it cannot follow (a function also passed
-around as a value) leaves ``output_activation`` as ``None``, which keeps rules quiet.
+(:meth:`ModelFacts.output_activations`). A library estimator given a module trains it with its
+``criterion=``, or with its own default loss (skada's deep estimators: ``CrossEntropyLoss``).
+Anything it cannot follow (a function also passed around as a value) leaves
+``output_activation`` as ``None``, which keeps rules quiet.
 """
 from __future__ import annotations
 
@@ -80,6 +86,16 @@ class Model:
 
 
 @dataclass(frozen=True, eq=False)
+class LayerSequence:
+    """The layers of one Sequential, in data-flow order (:attr:`ModelFacts.sequences`)."""
+
+    node: cst.CSTNode
+    layers: tuple[Layer, ...]
+    #: a Sequential that a model class's ``forward`` returns the output of (``return self.head(x)``)
+    is_output: bool = False
+
+
+@dataclass(frozen=True, eq=False)
 class LossSite:
     """A loss computation: ``criterion(pred, y)``, ``F.cross_entropy(pred, y)``, ``model.compile(loss=...)``."""
 
@@ -94,6 +110,8 @@ class LossSite:
     constructor: Optional[cst.Call] = None
     #: the compiled model (Keras ``compile``)
     model: Optional[ModelSummary] = None
+    #: every model an estimator may be given, when it is one of several (``model = A() if ... else B()``)
+    models: tuple[ModelSummary, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +221,30 @@ class ModelFacts:
         finally:
             self._partial_models = None
         return tuple(found)
+
+    @cached_property
+    def sequences(self) -> tuple[LayerSequence, ...]:
+        """Every layer sequence in data-flow order: each Sequential model (with its ``model.add``
+        layers), and each ``nn.Sequential`` nested in a model class or in another Sequential."""
+        found = [LayerSequence(model.node, model.layers) for model in self.models if isinstance(model.node, cst.Call)]
+        known = {id(model.node) for model in self.models}
+        for model in self.models:
+            outputs = self._returned_attributes(model.node) if isinstance(model.node, cst.ClassDef) else set()
+            for call in self._facts.calls(model.node):
+                if id(call) not in known and self._facts.names.qualname(call.func) == "torch.nn.Sequential":
+                    known.add(id(call))
+                    found.append(LayerSequence(call, tuple(self._sequential_layers(call, 0)),
+                                               self._binding_name(call) in outputs))
+        return tuple(found)
+
+    def _returned_attributes(self, node: cst.ClassDef) -> set[Optional[str]]:
+        """``{"head"}`` when ``forward`` returns ``self.head(...)`` at every return."""
+        method = _method(node, "forward")
+        returns = self._returns(method) if method is not None else []
+        names = {value.func.attr.value if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
+                 and isinstance(value.func.value, cst.Name) and value.func.value.value == "self" else None
+                 for value in returns}
+        return names if len(names) == 1 and None not in names else set()
 
     @cached_property
     def losses(self) -> tuple[LossSite, ...]:
@@ -397,6 +439,18 @@ class ModelFacts:
             found.append(OutputActivation(_output_activation(ops), node, site))
         return tuple(found) if not pending else ()
 
+    def trained_outputs(self, site: LossSite) -> tuple[OutputActivation, ...]:
+        """What each model a loss site without a prediction trains ends in (a Keras ``compile``, an
+        estimator given a model, or one of several), with where each is applied when several."""
+        if not site.models:
+            return (OutputActivation(site.model.output_activation, None, None),) if site.model is not None else ()
+        found: list[OutputActivation] = []
+        for model in site.models:
+            place = model.output_site
+            node = self.node_at(place) if place is not None and place.path == self._facts.path else None
+            found.append(OutputActivation(model.output_activation, node, place))
+        return tuple(found)
+
     def _where(self, op: Optional[_Op]) -> tuple[Optional[cst.CSTNode], Optional[Site]]:
         if op is None:
             return None, None
@@ -548,6 +602,12 @@ class ModelFacts:
                 if kind.kind == "Softmax":
                     activation = None
             return Layer(kind.kind, kind.category, qualname, expr, attribute, activation, _units(qualname, expr))
+        mlp = L.LIBRARY_MLPS.get(qualname)
+        if mlp is not None:  # ``MLP(input_dim=k, hidden_dims=[*hidden, 1])``: its output width is the last listed
+            widths = argument(expr, *mlp)
+            last = literal(widths.elements[-1].value, None) if isinstance(widths, (cst.List, cst.Tuple)) \
+                and widths.elements and not isinstance(widths.elements[-1], cst.StarredElement) else None
+            return Layer("MLP", L.DENSE, qualname, expr, attribute, units=last if type(last) is int else None)
         summary = self._model_for_class(qualname, depth + 1)
         if summary is not None:
             return Layer(summary.name, L.MODEL, qualname, expr, attribute, inner=summary)
@@ -638,6 +698,10 @@ class ModelFacts:
         method = _method(node, "forward" if framework == "torch" else "call")
         if method is None:
             method = _method(node, "call" if framework == "torch" else "forward")
+        if method is None and self._sequential_subclass(node):
+            passed = self._super_init_layers(node)  # ``super().__init__(nn.Linear(k, 1), nn.Sigmoid())``
+            if passed:
+                return self._make_model(name, node, framework, passed)
         if method is None:
             ops = [op for layer in layers for op in _layer_ops(layer)]
             summary = self._summarise(name, framework, [], layers, flow=ops)
@@ -653,6 +717,23 @@ class ModelFacts:
         if elements:
             summary = dataclasses.replace(summary, output_elements=elements, element_sites=sites)
         return Model(name, node, framework, layers, summary)
+
+    def _sequential_subclass(self, node: cst.ClassDef) -> bool:
+        names = self._facts.names
+        return any(names.qualname(base.value) == "torch.nn.Sequential" for base in node.bases)
+
+    def _super_init_layers(self, node: cst.ClassDef) -> tuple[Layer, ...]:
+        """The modules an ``nn.Sequential`` subclass passes to ``super().__init__`` positionally, in
+        order (empty unless ``__init__`` makes exactly one such call)."""
+        init = _method(node, "__init__")
+        if init is None:
+            return ()
+        calls = [call for call in self._facts.calls(init.body) if isinstance(call.func, cst.Attribute)
+                 and call.func.attr.value == "__init__" and isinstance(call.func.value, cst.Call)
+                 and isinstance(call.func.value.func, cst.Name) and call.func.value.func.value == "super"]
+        if len(calls) != 1 or not any(arg.keyword is None for arg in calls[0].args):
+            return ()
+        return tuple(self._sequential_layers(calls[0], 0))
 
     def _tuple_elements(self, returns: list[Optional[cst.BaseExpression]], attributes: Optional[dict[str, Layer]]
                         ) -> tuple[tuple[Optional[str], ...], tuple[Optional[Site], ...]]:
@@ -678,7 +759,7 @@ class ModelFacts:
         init = _method(node, "__init__") or _method(node, "build")
         if init is None:
             return found
-        for statement in self._facts.walk(init.body):
+        for statement in self._construction_nodes(node, init):
             if isinstance(statement, cst.Assign):
                 targets = [t.target for t in statement.targets]
             elif isinstance(statement, cst.AnnAssign) and statement.value is not None:
@@ -693,6 +774,21 @@ class ModelFacts:
                         found[target.attr.value] = layer
         return found
 
+    def _construction_nodes(self, node: cst.ClassDef, init: cst.FunctionDef) -> Iterator[cst.CSTNode]:
+        """The nodes of ``__init__``, then of the methods it calls on ``self`` to build layers
+        (``self._create_network(...)``), a few calls deep, each method once."""
+        pending, seen = [init], {id(init)}
+        while pending and len(seen) <= _MAX_BRANCHES * 2:
+            method = pending.pop(0)
+            for child in self._facts.walk(method.body):
+                yield child
+                func = child.func if isinstance(child, cst.Call) else None
+                if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+                    helper = _method(node, func.attr.value)
+                    if helper is not None and id(helper) not in seen:
+                        seen.add(id(helper))
+                        pending.append(helper)
+
     def _forward_flow(self, method: cst.FunctionDef, attributes: dict[str, Layer]) -> list[_Op]:
         """Ops of ``forward`` in evaluation order (inner calls before outer ones)."""
         flow: list[_Op] = []
@@ -700,8 +796,25 @@ class ModelFacts:
         # pre-order lists outer calls first; evaluation runs arguments first
         order = {id(c): i for i, c in enumerate(calls)}
         for call in sorted(calls, key=lambda c: (self._statement_index(c, method), -order[id(c)])):
-            flow.extend(self._op_of_call(call, attributes, 0))
+            ops = self._op_of_call(call, attributes, 0)
+            if not ops and self._loop_module(call):
+                ops = [_Op("Unknown", L.OTHER)]  # ``for head in self.heads: head(h)``: some layer, not nothing
+            flow.extend(ops)
         return flow
+
+    def _loop_module(self, call: cst.Call) -> bool:
+        """Is ``call`` a module taken from one of the model's containers by a loop (``for head in self.heads``)?"""
+        if not isinstance(call.func, cst.Name):
+            return False
+        definitions = self._facts.dataflow.definitions(call.func)
+        loop = definitions[0].statement if len(definitions) == 1 else None
+        if not isinstance(loop, cst.For):
+            return False
+        source = loop.iter
+        if isinstance(source, cst.Call) and isinstance(source.func, cst.Name) and source.func.value == "enumerate" \
+                and source.args:
+            source = source.args[0].value
+        return isinstance(source, cst.Attribute) and isinstance(source.value, cst.Name) and source.value.value == "self"
 
     def _statement_index(self, node: cst.CSTNode, method: cst.FunctionDef) -> int:
         tree = self._facts._tree  # one traversal shared by all facts
@@ -800,6 +913,8 @@ class ModelFacts:
             steps += 1
             if isinstance(expr, cst.Name):
                 definitions = self._facts.dataflow.definitions(expr)
+                if len(definitions) > 1:  # ``acc = torch.tensor([])`` then ``acc = torch.cat((acc, out))``
+                    definitions = self._without_seed(expr, definitions)
                 if 1 < len(definitions) <= _MAX_BRANCHES and all(d.value is not None for d in definitions):
                     # ``if ...: out = a(x) else: out = b(x)``: known only if every branch agrees
                     ops.extend(_either([self._trace(d.value, attributes, depth + 1, bound) for d in definitions]))
@@ -811,8 +926,11 @@ class ModelFacts:
                     expr = bound[id(definitions[0].statement)]  # a helper method's parameter
                     continue
                 statement = definitions[0].statement
-                if value is None and isinstance(statement, cst.For) and isinstance(statement.target, cst.Name):
-                    expr = statement.iter  # ``for out in outputs``: a row of what ``outputs`` holds
+                if isinstance(value, cst.List):  # ``outs = []; for h in self.heads: outs.append(F.softmax(h(x), 1))``
+                    ops.extend(self._rows(expr, attributes, depth, bound))
+                    break
+                if value is None and isinstance(statement, cst.For):
+                    expr = _loop_source(statement, expr.value)  # ``for out in outputs``: a row of ``outputs``
                     continue
                 if value is None and definitions[0].element is not None:
                     # ``recon, mu, logvar = model(x)``: that element of the model's tuple output
@@ -883,10 +1001,20 @@ class ModelFacts:
         qualname = names.qualname(call.func)
         if qualname in ("torch.cat", "torch.stack", "torch.concat", "torch.concatenate"):
             parts = argument(call, 0, "tensors")
+            if isinstance(parts, cst.Name) and isinstance(self._facts.dataflow.value_of(parts), cst.List):
+                return self._rows(parts, attributes, depth, bound)  # ``torch.stack(outs)``, ``outs = []`` appended to
+            if isinstance(parts, (cst.Name, cst.Call)):  # ``torch.stack(model(x))``: rows of a list of outputs
+                return self._trace(parts, attributes, depth + 1, bound)
             if not isinstance(parts, (cst.List, cst.Tuple)) or not parts.elements \
                     or any(isinstance(e, cst.StarredElement) for e in parts.elements):
                 return []
-            return _agreed([self._trace(e.value, attributes, depth + 1, bound) for e in parts.elements]) or []
+            # ``acc = torch.cat((acc, out))`` accumulates in a loop: the parts added are what it holds
+            target = self._facts.parent(call)
+            accumulator = target.targets[0].target if isinstance(target, cst.Assign) and len(target.targets) == 1 \
+                else None
+            values = [e.value for e in parts.elements if not (isinstance(accumulator, cst.Name) and isinstance(
+                e.value, cst.Name) and e.value.value == accumulator.value)]
+            return _agreed([self._trace(value, attributes, depth + 1, bound) for value in values]) or []
         if qualname == "torch.autograd.Variable":
             inner = positional(call, 0)
             return self._trace(inner, attributes, depth + 1, bound) if inner is not None else []
@@ -900,6 +1028,37 @@ class ModelFacts:
                 return [_Op(kind, L.ACTIVATION, node=call)] + below[1:]
             return []
         return None
+
+    def _without_seed(self, name: cst.Name, definitions: list["Definition"]) -> list["Definition"]:
+        """The bindings of ``name`` less an empty tensor (``torch.tensor([])``, ``torch.empty(0)``)
+        that the others only concatenate onto (``acc = torch.cat((acc, out))``)."""
+        qualname = self._facts.names.qualname
+
+        def seed(value: Optional[cst.BaseExpression]) -> bool:
+            if not isinstance(value, cst.Call) or len(value.args) != 1 or value.args[0].keyword is not None \
+                    or qualname(value.func) not in _EMPTY_TENSORS:
+                return False
+            only = value.args[0].value
+            return (isinstance(only, (cst.List, cst.Tuple)) and not only.elements) or literal(only, None) == 0
+
+        def accumulates(value: Optional[cst.BaseExpression]) -> bool:
+            parts = argument(value, 0, "tensors") if isinstance(value, cst.Call) \
+                and qualname(value.func) in _CONCATENATE else None
+            return isinstance(parts, (cst.List, cst.Tuple)) and any(
+                isinstance(e.value, cst.Name) and e.value.value == name.value for e in parts.elements)
+
+        rest = [d for d in definitions if not seed(d.value)]
+        return rest if rest and len(rest) < len(definitions) and all(accumulates(d.value) for d in rest) \
+            else definitions
+
+    def _rows(self, name: cst.Name, attributes: Optional[dict[str, Layer]], depth: int,
+              bound: Optional[dict[int, cst.BaseExpression]]) -> list[_Op]:
+        """The ops of each element of a list built by ``append`` (a row of a list of head outputs),
+        when every element agrees; empty otherwise."""
+        items = self._facts.values.list_items(name)
+        if not items or len(items) > 2 * _MAX_BRANCHES:
+            return []
+        return _agreed([self._trace(item, attributes, depth + 1, bound) for item in items]) or []
 
     def _tuple_element(self, definition: "Definition", attributes: Optional[dict[str, Layer]],
                        depth: int) -> list[_Op]:
@@ -1108,7 +1267,7 @@ class ModelFacts:
             return LossSite(call, kind_name, "logits", "keras", argument(call, index, word))
         if isinstance(call.func, cst.Attribute) and call.func.attr.value == "compile" and qualname is None:
             return self._compile_site(call)
-        if qualname is not None and keyword(call, "criterion") is not None:
+        if qualname is not None and (keyword(call, "criterion") is not None or qualname in L.ESTIMATOR_DEFAULT_LOSSES):
             return self._estimator_site(call, qualname)
         if qualname is not None:
             keras_kind = _keras_loss_function(qualname)
@@ -1185,18 +1344,27 @@ class ModelFacts:
         if facts.project.resolve(qualname, near=facts.path) is not None or qualname in facts.names.classes \
                 or qualname in facts.names.functions:
             return None  # a project class: its own code is followed instead
-        criterion = keyword(call, "criterion")
-        criterion_name = facts.names.qualname(criterion.func if isinstance(criterion, cst.Call) else criterion)
+        default = L.ESTIMATOR_DEFAULT_LOSSES.get(qualname)
+        criterion = keyword(call, default[0] if default is not None else "criterion")
+        if criterion is None and default is not None:  # left out: the estimator's own loss
+            criterion_name: Optional[str] = default[1]
+        else:
+            criterion_name = facts.names.qualname(criterion.func if isinstance(criterion, cst.Call) else criterion)
         kind = L.TORCH_LOSS_CLASSES.get(criterion_name or "")
         module = keyword(call, "module") or positional(call, 0)
         model = self._model_of(module, 0) if module is not None else None
         module_name = facts.names.qualname(module) if isinstance(module, (cst.Name, cst.Attribute)) else None
         if model is None and module_name is not None:  # the class itself: the estimator builds it
             model = self._model_for_class(module_name, 1)
+        options = self.candidates(module) if model is None and module is not None else None
+        if options is not None and len(options) > 1 \
+                and _agreed([option.output_activation for option in options]) is not None:
+            model = options[0]  # one of several models, all ending alike (each is reported)
         if kind is None or model is None:
             return None
         return LossSite(call, kind.kind, kind.expects, "torch", None,
-                        criterion if isinstance(criterion, cst.Call) else None, model)
+                        criterion if isinstance(criterion, cst.Call) else None, model,
+                        options if options is not None and len(options) > 1 else ())
 
     def _compile_site(self, call: cst.Call) -> Optional[LossSite]:
         loss = keyword(call, "loss")
@@ -1324,6 +1492,31 @@ def _output_units(ops_out_first: list[_Op]) -> Optional[int]:
         if op.category == _ALTERNATIVES:
             return _agreed([_output_units(list(alternative)) for alternative in op.alternatives])
         return op.units
+    return None
+
+
+#: constructors of an empty tensor a loop then concatenates onto
+_EMPTY_TENSORS = frozenset({"torch.tensor", "torch.Tensor", "torch.empty", "torch.zeros", "torch.FloatTensor"})
+_CONCATENATE = frozenset({"torch.cat", "torch.concat", "torch.concatenate"})
+
+
+def _loop_source(loop: cst.For, name: str) -> Optional[cst.BaseExpression]:
+    """What a loop variable is a row of: ``outputs`` for ``for out in outputs``, ``for i, out in
+    enumerate(outputs)`` and ``for out, y in zip(outputs, ys)``; ``None`` when not known."""
+    target, source = loop.target, loop.iter
+    if isinstance(target, cst.Name):
+        return source if target.value == name else None
+    if not isinstance(target, cst.Tuple) or not isinstance(source, cst.Call) or not isinstance(source.func, cst.Name) \
+            or any(arg.star or arg.keyword is not None for arg in source.args):
+        return None
+    names = [e.value.value if isinstance(e.value, cst.Name) else None for e in target.elements]
+    if name not in names:
+        return None
+    index = names.index(name)
+    if source.func.value == "enumerate" and len(names) == 2 and index == 1 and source.args:
+        return source.args[0].value
+    if source.func.value == "zip" and len(names) == len(source.args):
+        return source.args[index].value
     return None
 
 
