@@ -17,6 +17,15 @@ constructor); `model.eval()` ... `model.train()` around the evaluation (nanoGPT'
 tensors (`net(torch.randn(1, 3, 32, 32))` in a `test()` helper of a model file), as are unit
 tests (a pytest/unittest `test_*.py` file or a `unittest.TestCase` method).
 
+A model whose layers nnlint cannot see (a library model, a parameter, a module assembled by a
+registry) is reported only on evidence from the program itself, and never where the file
+switches a model of that name to eval mode elsewhere: the program puts it in training mode
+(`model.train()`) on the way to a function named for evaluation; or an inference entry point
+(a function named like `predict`/`evaluate`/`test` that nothing in the project calls, nor any
+function on the way to it) runs `self` of an `nn.Module` subclass or a parameter the same file
+trains; or a script that never backpropagates runs a module it moved to a device (`.cuda()`)
+under `torch.no_grad()` in a loop (not one from `from_pretrained`, which returns it in eval mode).
+
 ## Why is this bad?
 In training mode dropout zeroes random units and batch normalisation normalises with the
 statistics of the current batch (and updates its running averages with evaluation data).
@@ -139,14 +148,12 @@ class EvalWithoutEvalMode(Rule):
             if mode == "unknown" and evaluation.trained_here_never_evaluated(model):
                 mode = "train"  # callers from other files: but this file trains it and never calls eval()
             if summaries is None:
-                # A model nnlint cannot see (a library model, one built in another file): the
-                # evidence is the program itself, which puts this model in training mode
-                # (``model.train()``) on the way here and never back in eval mode.
-                if mode != "train" or not (evaluation.put_in_training_mode(model)
-                                           or evaluation.trained_here_never_evaluated(model)) \
-                        or not evaluation.named_or_looping_like_evaluation(call, scope):
+                # A model nnlint cannot see (a library model, a parameter, one built in another
+                # file): the evidence is the program itself (see the facts for what counts).
+                unseen = evaluation.unseen_model_in_training_mode(call, scope, model, mode)
+                if unseen is None:
                     continue
-                message = f"{model} was put in training mode and is evaluated without {model}.eval()"
+                message = unseen
             else:
                 if not all(s.has_dropout or s.has_batchnorm for s in summaries) or mode not in ("train", "none"):
                     continue

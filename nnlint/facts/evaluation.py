@@ -14,6 +14,10 @@ Questions answered (through ``FileFacts.evaluation``):
   ``model.train()`` before it in its function and, a few calls up, at every call of that function
 * :meth:`Evaluation.model_summaries` - the models an expression may be, following a parameter to
   the arguments of its function's calls
+* :meth:`Evaluation.unseen_model_in_training_mode` - for a model whose class nnlint cannot see:
+  why the program evaluates it in training mode, or ``None`` when the evidence is not strong enough
+* :meth:`Evaluation.grad_disabled` - is a node under ``torch.no_grad()``, also where ``torch``
+  comes from a star import
 * :meth:`Evaluation.trained_here_never_evaluated` / :meth:`Evaluation.put_in_training_mode` - does
   this file train a model and never switch it to eval mode; does it call ``model.train()``
 * :meth:`Evaluation.calls_backward` - does a block backpropagate (``backward``, ``grad``,
@@ -46,6 +50,14 @@ _EVALUATION_DATA = re.compile(r"(^|[\s_'\"])(test|val|valid|validation|eval|dev)
 _SYNTHETIC = frozenset({"torch.randn", "torch.rand", "torch.randint", "torch.zeros", "torch.ones",
                         "torch.empty", "torch.full", "torch.randn_like", "torch.rand_like"})
 _BACKPROPAGATION = ("backward", "grad", "requires_grad_", "requires_grad")
+_GRAD_OFF_SPELLED = frozenset({"torch.no_grad", "torch.inference_mode"})
+#: bases of a class whose ``self`` is a torch module (``nn.Module``, ``pl.LightningModule``)
+_MODULE_BASE = re.compile(r"(^|\.)(Module|LightningModule)$")
+#: loaders whose models may come back in eval mode already (``from_pretrained`` calls ``model.eval()``;
+#: a TorchScript module, also one a hub entry point returns, keeps the mode it was saved in)
+_LOADED_IN_EVAL_MODE = ("from_pretrained", "jit.load", "hub.load", "pipeline")
+#: moving a value (``.to(device)``, ``.cuda()``, ``.cpu()``) that is also called: a module, never a tensor
+_MOVES = frozenset({"to", "cuda", "cpu"})
 
 
 #: libraries whose functions, and builtins, that are never a model being run
@@ -127,10 +139,32 @@ class Evaluation:
             return True
         elif self.calls_backward(facts.module):
             return False
-        if not facts.loops.grad_disabled(call):
+        if not self.grad_disabled(call):
             return False
         training_nodes = self.training_nodes
         return not any(ancestor in training_nodes for ancestor in facts.ancestors(call))
+
+    def grad_disabled(self, node: cst.CSTNode) -> bool:
+        """``LoopFacts.grad_disabled``, and ``with torch.no_grad():`` in a file that only gets ``torch``
+        from a star import (``from .torchy import *``), which qualified names cannot resolve."""
+        facts = self._facts
+        if facts.loops.grad_disabled(node):
+            return True
+        if "torch" in facts.names.bindings or not self._star_imported:
+            return False
+        for ancestor in facts.ancestors(node):
+            if isinstance(ancestor, cst.With) and any(
+                    isinstance(item.item, cst.Call) and dotted_name(item.item.func) in _GRAD_OFF_SPELLED
+                    for item in ancestor.items):
+                return True
+            if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
+                return False
+        return False
+
+    @cached_property
+    def _star_imported(self) -> bool:
+        return any(isinstance(node.names, cst.ImportStar)  # type: ignore[attr-defined]
+                   for node in self._facts.nodes_of(cst.ImportFrom))
 
     def over_evaluation_data(self, call: cst.Call) -> bool:
         """Is ``call`` in a loop over evaluation data (``test_loader``, ``loaders["val"]``) that trains nothing?"""
@@ -191,9 +225,18 @@ class Evaluation:
             return True
         return self.over_evaluation_data(call)
 
-    def model_summaries(self, expr: cst.BaseExpression, scope: Optional[cst.FunctionDef],
-                        depth: int = 0) -> Optional[tuple["ModelSummary", ...]]:
-        """The models ``expr`` may be; a parameter is followed to the arguments of the function's calls."""
+    def model_summaries(self, expr: cst.BaseExpression,
+                        scope: Optional[cst.FunctionDef]) -> Optional[tuple["ModelSummary", ...]]:
+        """The models ``expr`` may be; a parameter is followed to the arguments of the function's calls.
+        ``None`` also for a class none of whose layers nnlint can see (built by a registry or passed
+        in): that is no evidence that it lacks dropout and batch norm."""
+        found = self._summaries(expr, scope)
+        if found is not None and not any(s.layers or s.has_dropout or s.has_batchnorm for s in found):
+            return None
+        return found
+
+    def _summaries(self, expr: cst.BaseExpression, scope: Optional[cst.FunctionDef],
+                   depth: int = 0) -> Optional[tuple["ModelSummary", ...]]:
         found = self._facts.models.candidates(expr)
         if found is not None or depth >= _MAX_DEPTH or scope is None or not isinstance(expr, cst.Name):
             return found
@@ -205,7 +248,7 @@ class Evaluation:
             argument_expr = next((arg.value for arg in site.args if dotted_name(arg.value) == argument_text), None)
             if argument_expr is None:
                 continue
-            found = self.model_summaries(argument_expr, loops.function_of(site), depth + 1)
+            found = self._summaries(argument_expr, loops.function_of(site), depth + 1)
             if found is not None and all(s.has_dropout or s.has_batchnorm for s in found):
                 return found
         return None
@@ -238,8 +281,11 @@ class Evaluation:
                 return True
         return False
 
-    def mode_at(self, node: cst.CSTNode, scope: Optional[cst.FunctionDef], model: str, depth: int = 0) -> str:
-        """"eval" | "train" | "none" (top of the program, never switched) | "unknown" at ``node`` for ``model``."""
+    def mode_at(self, node: cst.CSTNode, scope: Optional[cst.FunctionDef], model: str, depth: int = 0,
+                uncalled: str = "unknown") -> str:
+        """"eval" | "train" | "none" (top of the program, never switched) | "unknown" at ``node`` for ``model``;
+        ``uncalled`` where every way here starts in a function nothing in the project calls (an entry
+        point: its callers, outside the project, decide the mode)."""
         facts = self._facts
         last: Optional[str] = None
         for call in scope_calls(facts, scope if scope is not None else facts.module):
@@ -257,19 +303,110 @@ class Evaluation:
             return "unknown"
         loops = facts.loops
         sites = loops.call_sites(scope)
-        if not sites:
-            return "unknown"
+        if not sites:  # nothing in this file calls it: an entry point, unless another file does
+            return "unknown" if uncalled == "unknown" or self._called_from_other_files(scope) else uncalled
         results: set[str] = set()
         for site in sites:
             renamed = rename(model, loops.renames(scope, site))
             if renamed is None:
                 return "unknown"
-            results.add(self.mode_at(site, loops.function_of(site), renamed, depth + 1))
+            results.add(self.mode_at(site, loops.function_of(site), renamed, depth + 1, uncalled))
         if "unknown" in results:
             return "unknown"
         if results & {"train", "none"}:
             return "train"
-        return "eval"
+        return uncalled if results == {uncalled} else "eval"
+
+    def _called_from_other_files(self, scope: cst.FunctionDef) -> bool:
+        """Does another project file call this module-level function? (Calls of methods are not
+        recorded across files: a method answers no.)"""
+        facts = self._facts
+        if facts.names.functions.get(scope.name.value) is not scope or not facts.module_name:
+            return False
+        return bool(facts.project.calls_to(f"{facts.module_name}.{scope.name.value}"))
+
+    def unseen_model_in_training_mode(self, call: cst.Call, scope: Optional[cst.FunctionDef], model: str,
+                                      mode: str) -> Optional[str]:
+        """Why ``model``, whose class nnlint cannot see (a library model, a parameter, a model built in
+        another file), is evaluated in training mode; ``None`` when the evidence is not strong enough.
+        ``call`` is evaluation code (:meth:`in_evaluation`) and ``mode`` is :meth:`mode_at` there.
+
+        * The program puts it in training mode on the way here (``model.train()``, or this file
+          trains it and never calls ``eval()``), in a function named for evaluation or a loop over
+          evaluation data.
+        * An inference entry point: a function named for evaluation or prediction that nothing in
+          the project calls, nor any function on the way here (its callers are users, who cannot
+          see that it needs ``eval()`` first), running a module: ``self`` of an ``nn.Module``
+          subclass, or a parameter the file also puts in training mode (``model.train()``).
+          A parameter only moved to a device is not enough: calls from other files are known only
+          where they pass a model nnlint can name, so a helper whose caller in another file
+          switched to eval mode would look uncalled.
+        * A script: at the top of a file that never backpropagates, under ``torch.no_grad()`` in a
+          loop, a value that is moved (``.cuda()``) and called, unless its loader returns it in
+          eval mode already (``from_pretrained``, ``torch.jit.load``, ``torch.hub.load``).
+
+        The last two also need a file that never switches a model of that name to eval mode:
+        code that does so elsewhere has a reason not to here (its callers switch).
+        """
+        if mode == "train" and (self.put_in_training_mode(model) or self.trained_here_never_evaluated(model)) \
+                and self.named_or_looping_like_evaluation(call, scope):
+            return f"{model} was put in training mode and is evaluated without {model}.eval()"
+        if self._switched_to_eval(model):
+            return None
+        if scope is not None:
+            if _EVALUATION_NAME.search(scope.name.value) and self._is_module(model, scope) \
+                    and self.mode_at(call, scope, model, uncalled="entry") == "entry":
+                return (f"{scope.name.value}() runs {model} without {model}.eval(), and no caller in the "
+                        f"project switches it to eval mode")
+            return None
+        if mode == "none" and "." not in model and self._in_loop(call) and self.grad_disabled(call) \
+                and self._moved_not_loaded_in_eval(model, self._facts.module):
+            return f"{model} is evaluated without {model}.eval(): nothing switches it to eval mode"
+        return None
+
+    def _switched_to_eval(self, model: str) -> bool:
+        """Does the file switch a model spelled like ``model`` (same last name) to eval mode anywhere?"""
+        facts = self._facts
+        last = model.rsplit(".", 1)[-1]
+        for call in facts.calls():
+            switch = mode_switch(call, facts)
+            if switch is not None and switch.mode == "eval" and any(
+                    (name or "").rsplit(".", 1)[-1] == last for name in (switch.receiver, switch.alias)):
+                return True
+        return False
+
+    def _is_module(self, model: str, scope: cst.FunctionDef) -> bool:
+        """Is ``model`` ``self`` of an ``nn.Module`` subclass, or a parameter of ``scope`` that the file
+        puts in training mode (``model.train()``)?"""
+        facts = self._facts
+        if model == "self":
+            owner = next((a for a in facts.ancestors(scope) if isinstance(a, (cst.ClassDef, cst.FunctionDef))), None)
+            return isinstance(owner, cst.ClassDef) and any(
+                _MODULE_BASE.search(dotted_name(base.value) or "") for base in owner.bases)
+        params = {p.name.value for p in (*scope.params.posonly_params, *scope.params.params,
+                                         *scope.params.kwonly_params)}
+        if model not in params:
+            return False
+        return self.put_in_training_mode(model)
+
+    def _moved_not_loaded_in_eval(self, model: str, scope: cst.CSTNode) -> bool:
+        """Is ``model`` bound in ``scope`` to a value moved to a device (``x.cuda()``, ``x.to(dev)``),
+        and never to one a loader returns in eval mode (``from_pretrained``)?"""
+        facts = self._facts
+        moved = False
+        for definition in facts.dataflow.assignments(scope, model):  # type: ignore[arg-type]
+            value = definition.value
+            if value is None:
+                continue
+            text = facts.module.code_for_node(value)
+            if any(loader in text for loader in _LOADED_IN_EVAL_MODE):
+                return False
+            moved = moved or (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
+                              and value.func.attr.value in _MOVES)
+        return moved
+
+    def _in_loop(self, call: cst.Call) -> bool:
+        return any(isinstance(a, (cst.For, cst.While)) for a in self._facts.ancestors(call))
 
     def _is_local(self, scope: cst.FunctionDef, model: str) -> bool:
         head = model.split(".")[0]

@@ -1,0 +1,266 @@
+"""Evaluation of a model whose class nnlint cannot see (a parameter, a library model, a module
+assembled from a registry): each case is a small project written for this suite in the shape of a
+real missing-``eval()`` bug, together with the correct code next to it that must stay quiet. A
+line ending in ``# NN307`` must get exactly that finding; no other NN307 may appear."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import nnlint
+from test_program_shapes import _expected
+
+#: a classifier whose layers come from a registry: nnlint cannot tell whether it has dropout
+REGISTRY_MODEL = '''
+import torch
+import torch.nn as nn
+from registry import build_layers
+
+
+class ClassifierBase(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.layers = build_layers(config)
+
+    def forward(self, x):
+        return self.layers(x)
+
+    def predict_batch(self, x):
+        with torch.no_grad():
+            return self(x).softmax(-1)  # NN307
+
+    def predict(self, x):
+        return self.predict_batch(x).argmax(-1)
+'''
+
+CASES: dict[str, dict[str, str]] = {
+    # a library function named for evaluation runs a model parameter that the same file trains;
+    # nothing in the project calls it, so its users must know to call eval() first
+    "entry-point-parameter": {
+        "lib.py": '''
+import torch
+
+
+def train_model(loader, model, criterion, optimizer):
+    model.train()
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+    return model
+
+
+def dnn_test_model(loader, model):
+    correct = 0
+    for inputs, targets in loader:
+        outputs = model(inputs)  # NN307
+        correct += (outputs.argmax(1) == targets).sum().item()
+    return correct
+
+
+def validate_model(loader, net):
+    net.eval()
+    with torch.no_grad():
+        return [net(inputs) for inputs, _ in loader]
+''',
+    },
+    # the way here runs through a helper called only by an uncalled function; a helper whose one
+    # caller switches to eval mode first stays quiet, and so does a parameter that is only moved to
+    # a device (no sign in the file that anyone trains it)
+    "entry-point-through-a-helper": {
+        "infer.py": '''
+import torch
+
+
+def fit(model, batches, optimizer):
+    model.train()
+    for x, y in batches:
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+
+
+def _predict_batches(model, batches):
+    with torch.no_grad():
+        return [model(x) for x, _ in batches]  # NN307
+
+
+def predict(model, batches):
+    return _predict_batches(model, batches)
+
+
+def predict_all(net, batches):
+    with torch.no_grad():
+        return [net(x) for x, _ in batches]
+
+
+def evaluate(net, batches):
+    net.eval()
+    return predict_all(net, batches)
+
+
+def run_inference(encoder, batches, device):
+    encoder = encoder.to(device)
+    with torch.no_grad():
+        return [encoder(x.to(device)) for x, _ in batches]
+''',
+    },
+    # a caller in another file that passes a model nnlint can name is followed (it switches the
+    # model to eval mode before calling predict); evaluate, which nothing calls, is an entry point
+    "entry-point-called-from-another-file": {
+        "helpers.py": '''
+import torch
+
+
+def fit(model, loader, optimizer):
+    model.train()
+    for x, y in loader:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+
+def predict(model, loader):
+    with torch.no_grad():
+        return [model(x) for x, _ in loader]
+
+
+def evaluate(model, loader):
+    with torch.no_grad():
+        return [model(x) for x, _ in loader]  # NN307
+''',
+        "main.py": '''
+import torch
+from torchvision.models import resnet18
+from helpers import fit, predict
+
+model = resnet18()
+fit(model, train_loader, torch.optim.SGD(model.parameters(), lr=0.1))
+model.eval()
+predictions = predict(model, test_loader)
+''',
+    },
+    # self of an nn.Module subclass whose layers nnlint cannot see, in a predict method nothing calls
+    # but its sibling; the same method with self.eval() first, and a Lightning validation_step, are fine
+    "module-predict-method": {
+        "model.py": REGISTRY_MODEL,
+        "safe_model.py": REGISTRY_MODEL.replace(
+            "with torch.no_grad():\n            return self(x).softmax(-1)  # NN307",
+            "self.eval()\n        with torch.no_grad():\n            return self(x).softmax(-1)"),
+        "lit.py": '''
+import torch
+import torch.nn.functional as F
+import pytorch_lightning as pl
+from registry import build_layers
+
+
+class LitClassifier(pl.LightningModule):
+    def __init__(self, config):
+        super().__init__()
+        self.layers = build_layers(config)
+
+    def forward(self, x):
+        return self.layers(x)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        with torch.no_grad():
+            self.log("val_loss", F.cross_entropy(self(x), y))
+''',
+    },
+    # the class is visible and has neither dropout nor batch norm: eval() changes nothing
+    "module-without-dropout-or-batchnorm": {
+        "model.py": REGISTRY_MODEL,
+        "plain.py": '''
+import torch
+import torch.nn as nn
+
+
+class Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.fc2 = nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+    def predict(self, x):
+        with torch.no_grad():
+            return self(x).argmax(-1)
+''',
+    },
+    # a script that gets torch from a star import (nnlint cannot resolve torch.no_grad by name)
+    # embeds a batch at a time with a module built by a library; a Hugging Face model comes back
+    # from from_pretrained in eval mode already
+    "script-star-import": {
+        "embed.py": '''
+from mylib.embeddings import *
+
+embedder = load_embeddings(args.name)["embeddings"].cpu()
+if args.cuda:
+    embedder = embedder.cuda()
+
+vectors = []
+for batch in chunks(lines, 32):
+    with torch.no_grad():
+        vectors.append(embedder(to_tensor(batch)))  # NN307
+''',
+        "hf.py": '''
+import torch
+from transformers import AutoModel
+
+encoder = AutoModel.from_pretrained("bert-base-uncased").cuda()
+for batch in batches:
+    with torch.no_grad():
+        states = encoder(**batch).last_hidden_state
+''',
+    },
+    # torch.no_grad() inside a training loop (an EMA copy, metrics on the training batch) is not an
+    # evaluation; the model evaluated after training without eval() is
+    "script-no-grad-in-training-loop": {
+        "train.py": '''
+import copy
+import torch
+from mylib import build_model
+
+model = build_model().cuda()
+ema = copy.deepcopy(model).cuda()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+for epoch in range(10):
+    for x, y in train_loader:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            ema_logits = ema(x)
+            train_acc = (model(x).argmax(1) == y).float().mean()
+''',
+        "predict.py": '''
+import torch
+from mylib import build_model
+
+net = build_model()
+net.load_state_dict(torch.load("net.pt"))
+net = net.cuda()
+with torch.no_grad():
+    for x in images:
+        print(net(x.cuda()).argmax(1))  # NN307
+''',
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_evaluation_shape(case: str, tmp_path: Path) -> None:
+    files = CASES[case]
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    result = nnlint.lint_paths([str(tmp_path)], select=["NN307"], use_cache=False, jobs=1)
+    assert not result.errors
+    got = {(Path(f.path).relative_to(tmp_path).as_posix(), f.line, f.code) for f in result.findings}
+    assert got == _expected(files)
