@@ -7,6 +7,11 @@ The sigmoid may be the last layer of a model (`nn.Sigmoid()`, or a `forward` tha
 `torch.special.expit`, also kept in a variable or reshaped with `.view(-1)`). The model may
 be defined in another file than the loss.
 
+A loss helper method that branches on the model's task (`if self.method == "binary": return
+F.binary_cross_entropy(y_pred, y)`) is reported when every call of it in the file passes what a
+helper of the same class returns under the same test, and that is a sigmoid
+(`if self.method == "binary": return torch.sigmoid(x)`).
+
 Not reported: Keras/TensorFlow (a sigmoid output with `binary_crossentropy` and
 `from_logits=False` is the documented Keras idiom, and Keras recovers the logits itself),
 a sigmoid output trained with another loss (an autoencoder with a `Sigmoid` output and
@@ -145,6 +150,7 @@ from typing import Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
+from nnlint.facts.dispatch import matching_returns
 from nnlint.facts.models import LossSite, Step
 from nnlint.facts.names import positional
 from nnlint.facts.tensors import original_text
@@ -169,7 +175,7 @@ class BceOnSigmoidOutput(Rule):
             if site.kind != "bce" or site.framework != "torch" or site.prediction is None:
                 continue
             activation, step = _last_activation(models.steps(site.prediction))
-            if activation != "sigmoid":
+            if activation != "sigmoid" and not self._dispatched_sigmoid(ctx, site):
                 continue
             message = _message(ctx, site, step)
             fix = self._fix(ctx, site)
@@ -178,6 +184,17 @@ class BceOnSigmoidOutput(Rule):
             else:
                 ctx.report(site.node, message, fix=fix, applicability="unsafe",
                            fix_message="Use binary_cross_entropy_with_logits on the logits")
+
+    def _dispatched_sigmoid(self, ctx: Context, site: LossSite) -> bool:
+        """A loss helper method whose prediction parameter is, at every call, what a same-class helper
+        returns under the loss's own ``if self.task == ...`` branch, and that is a sigmoid."""
+        prediction = site.prediction
+        definitions = ctx.facts.dataflow.definitions(prediction) if isinstance(prediction, cst.Name) else []
+        if len(definitions) != 1 or not isinstance(definitions[0].statement, cst.Param):
+            return False
+        passed = matching_returns(ctx.facts, definitions[0].statement, site.node)
+        return bool(passed) and all(isinstance(value, cst.Call) and self._sigmoid_operand(ctx, value) is not None
+                                    for value in passed or ())
 
     def _fix(self, ctx: Context, site: LossSite) -> Optional[list[tuple[cst.CSTNode, str]]]:
         call = site.node

@@ -18,6 +18,11 @@ function, in a function that calls it (`main()` restoring `--resume` before `tra
 its class or at module level beside a module-level loop is a resume path and keeps the
 finding.
 
+A checkpoint helper in a file that builds no optimizer (the training loop that calls it is
+elsewhere) is reported when it saves a model's and an LR scheduler's `state_dict()` but never
+mentions an optimizer: the scheduler's state is only read to resume training, so the
+checkpoint is meant for resuming, and it lacks the optimizer's state.
+
 ## Why is this bad?
 A checkpoint written during training exists to resume it. Adam keeps two moving averages
 per parameter and a step count; momentum SGD keeps a velocity. Resuming from weights only
@@ -40,6 +45,14 @@ for epoch in range(epochs):
         optimizer.step()
     torch.save(model.state_dict(), f"checkpoint_{epoch}.pt")  # NN302
 ```
+```python
+import torch
+
+
+def save_checkpoint(directory, model, lr_scheduler, step):
+    torch.save(model.state_dict(), f"{directory}/model_{step}.pt")  # NN302
+    torch.save(lr_scheduler.state_dict(), f"{directory}/scheduler_{step}.pt")
+```
 
 ## Use instead
 ```python
@@ -58,6 +71,14 @@ for epoch in range(epochs):
         "optimizer": optimizer.state_dict(),
     }
     torch.save(checkpoint, f"checkpoint_{epoch}.pt")
+```
+```python
+import torch
+
+
+def save_checkpoint(directory, model, optimizer, lr_scheduler, step):
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": lr_scheduler.state_dict()}, f"{directory}/checkpoint_{step}.pt")
 ```
 A program that only reads its snapshots back for inference may save the weights alone:
 ```python
@@ -111,6 +132,9 @@ class CheckpointWithoutOptimizerState(Rule):
     def check(self, ctx: Context) -> None:
         loops = ctx.facts.loops
         checkpoints = ctx.facts.checkpoints
+        for save in checkpoints.resume_saves_without_optimizer:
+            ctx.report(save, "checkpoint saves the model and the LR scheduler's state but not the optimizer's "
+                             "state_dict(): resuming restarts the optimizer's state")
         stateful = checkpoints.stateful_optimizer
         if stateful is None:
             return

@@ -6,9 +6,13 @@ carries its autograd graph, instead of `loss.item()`.
 A loss tensor is the result of a criterion (`criterion(out, y)` with
 `criterion = nn.CrossEntropyLoss()`, or a function named like `criterion`/`loss_fn`), of a
 functional loss (`F.cross_entropy(...)`, `F.mse_loss(...)`), a model output's `.loss`, or any
-tensor the loop calls `.backward()` on (`loss, mse = my_loss(...); loss.backward()`).
-`total` must be set before the loop and never backpropagated itself (summing losses of
-micro-batches to call `total.backward()` once is correct), and the sum must not run under
+tensor the loop calls `.backward()` on (`loss, mse = my_loss(...); loss.backward()`). What a
+function or method of the file returns is one when all its returns are (a `train_step` that
+returns its loss), and so are the parts of a tuple it returns and the values of a dict of
+losses (`for name, value in parts.items(): totals[name] += value`).
+`total` (or the dict `totals`) must be set before the loop and never backpropagated itself
+(summing losses of micro-batches to call `total.backward()` once is correct), nor returned
+from a loop that does not backpropagate (the caller may), and the sum must not run under
 `torch.no_grad()`/`inference_mode()`, where there is no graph to keep.
 
 ## Why is this bad?
@@ -83,12 +87,12 @@ class LossAccumulatedWithGraph(Rule):
         accumulation = facts.accumulation
         for node in facts.nodes_of(cst.AugAssign):
             if not (isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign)
-                    and isinstance(node.target, cst.Name)):
+                    and accumulation.accumulator(node) is not None):
                 continue
             loss = accumulation.loss_operand(node.value)
             if loss is None or not accumulation.accumulates_across_iterations(node):
                 continue
-            name = node.target.value
+            name = original_text(ctx, node.target)
             ctx.report(
                 node,
                 f"{name} += a loss tensor keeps every iteration's autograd graph alive; add loss.item()",

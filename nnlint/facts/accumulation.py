@@ -6,9 +6,14 @@ Questions answered (through ``FileFacts.accumulation``):
   ``total += loss * n``): a loss function's or criterion's result, ``outputs.loss``, a sum or
   scaling of those, or a name that is backpropagated
 * :meth:`Accumulation.is_loss` - is an expression such a loss tensor
-* :meth:`Accumulation.accumulates_across_iterations` - is ``total += ...`` inside a loop with grad
-  enabled, on a name set before the loop, never reset inside it, and never backpropagated or
-  returned (nor anything computed from it)
+* :meth:`Accumulation.accumulates_across_iterations` - is ``total += ...`` (or ``totals[key] += ...``)
+  inside a loop with grad enabled, on a name set before the loop, never reset inside it, and never
+  backpropagated or returned (nor anything computed from it); a sum returned after a loop that
+  backpropagates every iteration is a log of losses already used, and still counts
+
+A loss tensor is also what a same-file function or method returns when every ``return`` of it is
+one (outside ``no_grad``), an element of a tuple it returns, and a value of a dict of loss tensors
+(``for name, value in parts.items()`` over ``{"box": box_loss, "cls": cls_loss}``).
 """
 from __future__ import annotations
 
@@ -43,11 +48,17 @@ class Accumulation:
         return value if self.is_loss(value) else None
 
     def is_loss(self, expr: Optional[cst.BaseExpression], depth: int = 0) -> bool:
-        if expr is None or depth > 4:
+        if expr is None or depth > 8:
             return False
         facts = self._facts
         if isinstance(expr, cst.Name):
-            return self.is_loss(facts.dataflow.value_of(expr), depth + 1) or self._backpropagated(expr)
+            if self.is_loss(facts.dataflow.value_of(expr), depth + 1) or self._backpropagated(expr):
+                return True
+            held = self._held(expr, depth)
+            if held:
+                return all(self.is_loss(value, depth + 1) for value in held)
+            dicts = self._iterated_dicts(expr)
+            return bool(dicts) and all(self._is_loss_dict(d, depth + 1) for d in dicts)
         if isinstance(expr, cst.Attribute):
             # HuggingFace-style outputs.loss
             return expr.attr.value == "loss" and isinstance(expr.value, cst.Name) and expr.value.value != "self"
@@ -56,6 +67,9 @@ class Accumulation:
             return self.is_loss(expr.left, depth + 1) or self.is_loss(expr.right, depth + 1)
         if not isinstance(expr, cst.Call):
             return False
+        returned = self._returned(expr)
+        if returned:
+            return all(self.is_loss(value, depth + 1) for value in returned)
         qualname = facts.names.qualname(expr.func)
         if qualname is not None:
             if qualname.startswith("torch.nn.functional."):
@@ -72,6 +86,71 @@ class Accumulation:
             return False
         built = facts.names.qualname(constructor.func)
         return built is not None and built.startswith("torch.nn.") and built.endswith("Loss")
+
+    def _is_loss_dict(self, expr: Optional[cst.BaseExpression], depth: int) -> bool:
+        """A dict whose every value is a loss tensor: a literal, a name holding one, or what a helper returns."""
+        if expr is None or depth > 8:
+            return False
+        if isinstance(expr, cst.Dict):
+            values = [e.value for e in expr.elements if isinstance(e, cst.DictElement)]
+            return bool(values) and len(values) == len(expr.elements) \
+                and all(self.is_loss(v, depth + 1) for v in values)
+        held = self._held(expr, depth) if isinstance(expr, cst.Name) else self._returned(expr)
+        if not held and isinstance(expr, cst.Name):
+            value = self._facts.dataflow.value_of(expr)
+            held = [value] if value is not None else None
+        return bool(held) and all(self._is_loss_dict(value, depth + 1) for value in held or ())
+
+    def _returned(self, expr: cst.BaseExpression) -> Optional[list[cst.BaseExpression]]:
+        """What a call of a same-file function or method returns, when every ``return`` gives a value
+        computed with gradients on."""
+        if not isinstance(expr, cst.Call):
+            return None
+        function = self._facts.values.callee(expr)
+        if function is None:
+            return None
+        returns = self._facts.values.returns(function)
+        if not returns or any(value is None or self._facts.loops.grad_disabled(value) for value in returns):
+            return None
+        return [value for value in returns if value is not None]
+
+    def _held(self, name: cst.Name, depth: int) -> Optional[list[cst.BaseExpression]]:
+        """``a, b = helper(...)``: element ``b`` of every tuple the same-file helper returns."""
+        definitions = self._facts.dataflow.definitions(name)
+        if len(definitions) != 1 or definitions[0].unpacked is None or definitions[0].element is None:
+            return None
+        element = definitions[0].element
+        returned = self._returned(definitions[0].unpacked)
+        if not returned or depth > 4:
+            return None
+        out: list[cst.BaseExpression] = []
+        for value in returned:
+            if isinstance(value, cst.Name):
+                value = self._facts.dataflow.value_of(value) or value
+            if not isinstance(value, cst.Tuple) or element >= len(value.elements) \
+                    or any(isinstance(e, cst.StarredElement) for e in value.elements):
+                return None
+            out.append(value.elements[element].value)
+        return out
+
+    def _iterated_dicts(self, name: cst.Name) -> list[cst.BaseExpression]:
+        """The dicts ``name`` iterates the values of: ``for k, name in d.items()`` / ``for name in d.values()``."""
+        definitions = self._facts.dataflow.definitions(name)
+        out: list[cst.BaseExpression] = []
+        for definition in definitions:
+            loop = definition.statement
+            if not isinstance(loop, cst.For) or not isinstance(loop.iter, cst.Call) or loop.iter.args \
+                    or not isinstance(loop.iter.func, cst.Attribute):
+                return []
+            method, target = loop.iter.func.attr.value, loop.target
+            if method == "values" and isinstance(target, cst.Name) and target.value == name.value:
+                out.append(loop.iter.func.value)
+            elif method == "items" and isinstance(target, cst.Tuple) and len(target.elements) == 2 \
+                    and type(target.elements[1]) is cst.Element and isinstance(target.elements[1].value, cst.Name) and target.elements[1].value.value == name.value:
+                out.append(loop.iter.func.value)
+            else:
+                return []
+        return out
 
     def _backpropagated(self, name: cst.Name) -> bool:
         """``loss.backward()`` on the same binding of the name (``loss, mse = loss_fn(...)``): whatever
@@ -102,13 +181,18 @@ class Accumulation:
         if loop is None or facts.loops.grad_disabled(node):
             return False
         scope = facts.dataflow.scope_of(node)
-        if scope is None:
+        name = self.accumulator(node)
+        if scope is None or name is None:
             return False
-        name = node.target.value  # type: ignore[attr-defined]
         inside = set(facts.walk(loop))
         definitions = facts.dataflow.assignments(scope, name)
         if any(d.statement in inside and not isinstance(d.statement, cst.AugAssign) for d in definitions):
             return False  # reset inside the loop: a per-iteration sum
+        if any(isinstance(n, cst.AssignTarget) and isinstance(n.target, cst.Subscript)
+               and self.accumulator_name(n.target) == name for n in inside):
+            return False  # ``totals[key] = 0`` inside the loop
+        # the sum of losses a loop backpropagates as it goes is a log, even when returned
+        trains = any(t.node in facts.ancestors(node) for t in facts.loops.training_loops)
         if not any(d.statement not in inside and d.value is not None for d in definitions):
             return False
         derived = self._derived_names(scope, name)
@@ -121,10 +205,20 @@ class Accumulation:
                                                                                        "torch.autograd.grad"):
                 if self._mentions(other, derived):
                     return False
-            if isinstance(other, (cst.Return, cst.Yield)) and other.value is not None \
+            if isinstance(other, (cst.Return, cst.Yield)) and other.value is not None and not trains \
                     and self._mentions(other.value, derived):
                 return False
         return True
+
+    def accumulator(self, node: cst.AugAssign) -> Optional[str]:
+        """The name a ``+=`` sums into: ``total`` of ``total += x`` or of ``total[key] += x``."""
+        return self.accumulator_name(node.target)
+
+    @staticmethod
+    def accumulator_name(target: cst.BaseExpression) -> Optional[str]:
+        if isinstance(target, cst.Subscript):
+            target = target.value
+        return target.value if isinstance(target, cst.Name) else None
 
     def _derived_names(self, scope: cst.CSTNode, name: str) -> set[str]:
         """``name`` and every local assigned from an expression using it (``total_loss = content + style``)."""

@@ -11,6 +11,9 @@ Questions answered (through ``FileFacts.checkpoints``):
   ``if val < best``, to a "best" path, or a "last"/"final" weights file that is no checkpoint)
 * :attr:`Checkpoints.loaded_only_for_inference` - does the file load weights, and only in code
   that never reaches a training loop (no resume path)
+* :attr:`Checkpoints.resume_saves_without_optimizer` - checkpoint helpers of a file that builds no
+  optimizer (the loop calling them is elsewhere) that save a model's and an LR scheduler's state but
+  nothing of an optimizer: the scheduler is only needed to continue training
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
-from nnlint.facts.loops import Event
+from nnlint.facts.loops import Event, looks_like_optimizer
 from nnlint.facts.names import argument, dotted_name, keyword, literal
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +38,8 @@ _CHECKPOINT_NAME = re.compile(r"ckpt|checkpoint|resume|state")
 #: a project's own loader of saved weights: load_checkpoint, restore_weights, resume_from_snapshot, load_model
 _WEIGHT_LOADER = re.compile(r"^_*(load|restore|resume)\w*(ckpt|checkpoint|snapshot|state|weight|model|pretrained)"
                             r"|^_*resume", re.IGNORECASE)
+#: what a checkpoint holds besides weights: only resuming training reads it
+_TRAINING_STATE = re.compile(r"optim|sched|scaler|(?<![a-z])(amp|ema)(?![a-z])")
 _WEIGHT_LOAD_FUNCTIONS = frozenset({"torch.load", "safetensors.torch.load_file", "safetensors.torch.load_model"})
 
 
@@ -162,6 +167,47 @@ class Checkpoints:
             if function is not None and (function in functions or loops.class_of(function) in classes):
                 return False  # a resume path: weights are loaded where training runs
         return True
+
+    @cached_property
+    def resume_saves_without_optimizer(self) -> tuple[cst.Call, ...]:
+        """The first model-weights ``torch.save`` of each function that also saves an LR scheduler's
+        ``state_dict()`` (state that only resuming reads) and never mentions an optimizer, in a file
+        that builds no optimizer itself (so none is known to be stateless)."""
+        facts = self._facts
+        loops = facts.loops
+        if any(loops.is_optimizer_call(call) for call in facts.calls()):
+            return ()
+        found: list[cst.Call] = []
+        for function in facts.nodes_of(cst.FunctionDef):
+            saves = [c for c in facts.calls(function) if facts.names.qualname(c.func) == "torch.save"
+                     and facts.dataflow.scope_of(c) is function]
+            if not saves or any(isinstance(n, (cst.Name, cst.SimpleString)) and "optim" in n.value.lower()
+                                or isinstance(n, cst.Name) and looks_like_optimizer(n.value)
+                                for n in facts.walk(function)):
+                continue  # the optimizer is handled somehow
+            first_model_save: Optional[cst.Call] = None
+            scheduler = False
+            for save in saves:
+                owners = self._state_owners(argument(save, 0, "obj"), 0)
+                scheduler = scheduler or any("sched" in owner for owner in owners)
+                if first_model_save is None and any(not _TRAINING_STATE.search(owner) for owner in owners):
+                    first_model_save = save
+            if scheduler and first_model_save is not None and not self.best_model_export(first_model_save):
+                found.append(first_model_save)
+        return tuple(found)
+
+    def _state_owners(self, payload: Optional[cst.BaseExpression], depth: int) -> list[str]:
+        """The source text, lower-cased, of what each ``x.state_dict()`` in a save payload is called on
+        (following local names: ``state = {k: v.cpu() for k, v in model.state_dict().items()}``)."""
+        facts = self._facts
+        owners: list[str] = []
+        for node in facts.walk(payload) if payload is not None and depth <= _MAX_DEPTH else ():
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                    and node.func.attr.value == "state_dict":
+                owners.append(facts.module.code_for_node(node.func.value).lower())
+            elif isinstance(node, cst.Name) and not isinstance(facts.parent(node), cst.Attribute):
+                owners.extend(self._state_owners(facts.dataflow.value_of(node), depth + 1))
+        return owners
 
     def _loads_weights(self, call: cst.Call) -> bool:
         if self._facts.names.qualname(call.func) in _WEIGHT_LOAD_FUNCTIONS:
