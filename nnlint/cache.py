@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple, Type, TypeVar
 
 from nnlint import __version__
-from nnlint.facts.index import CallRecord, ModelSummary, ModuleSummary, Passed, Site
+from nnlint.facts.index import CallRecord, LossParameter, ModelSummary, ModuleSummary, Passed, Site
 from nnlint.files import replace_file
 from nnlint.findings import SEVERITIES, Edit, Finding, Fix, Related
 
@@ -42,7 +42,7 @@ KEY_BYTES = 32
 CACHEDIR_TAG = "CACHEDIR.TAG"
 _TAG_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 _TAG_TEXT = f"{_TAG_SIGNATURE}\n# This file is a cache directory tag created by nnlint.\n"
-_FORMAT = b"nnlint-cache 3"
+_FORMAT = b"nnlint-cache 4"
 #: a larger file is not read (it would be a huge or hostile one, never worth the time)
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 #: deeper nesting than constants ever have is not decoded
@@ -337,7 +337,8 @@ class _Invalid(Exception):
 
 _T = TypeVar("_T")
 _FIELDS: dict[type, tuple[str, ...]] = {
-    cls: tuple(f.name for f in fields(cls)) for cls in (CacheEntry, ModuleSummary, ModelSummary, Finding, Related, Site, Passed, CallRecord)
+    cls: tuple(f.name for f in fields(cls))
+    for cls in (CacheEntry, ModuleSummary, ModelSummary, Finding, Related, Site, Passed, CallRecord, LossParameter)
 }
 
 
@@ -394,7 +395,24 @@ def _encode_summary(summary: ModuleSummary) -> list[Any]:
         {_check_str(name): _encode_constant(value, 0) for name, value in summary.constants.items()},
         {_check_str(name): _check_str(target) for name, target in summary.bindings.items()},
         [_encode_call(call) for call in summary.calls],
+        {_check_str(name): [_encode_loss_parameter(p) for p in parameters]
+         for name, parameters in summary.loss_functions.items()},
     ]
+
+
+def _encode_loss_parameter(parameter: LossParameter) -> list[Any]:
+    if parameter.index is not None and type(parameter.index) is not int:
+        raise TypeError("not an index")
+    return [parameter.index, _check_str(parameter.name), _check_str(parameter.kind), _check_str(parameter.expects),
+            _check_str(parameter.framework)]
+
+
+def _decode_loss_parameter(data: Any) -> LossParameter:
+    index, name, kind, expects, framework = _list(data, 5)
+    if (index is not None and type(index) is not int) or any(
+            type(text) is not str for text in (name, kind, expects, framework)):
+        raise _Invalid("loss parameter")
+    return _make(LossParameter, index, name, kind, expects, framework)
 
 
 def _encode_passed(passed: Optional[Passed]) -> Any:
@@ -428,13 +446,13 @@ def _decode_call(data: Any) -> CallRecord:
     return _make(CallRecord, target, tuple(_decode_passed(p) for p in _list(positional)), tuple(named))
 
 
-_SUMMARY_TYPES = (str, str, bool, dict, dict, dict, list)
+_SUMMARY_TYPES = (str, str, bool, dict, dict, dict, list, dict)
 
 
 def _decode_summary(data: Any) -> ModuleSummary:
     if type(data) is not list or tuple(map(type, data)) != _SUMMARY_TYPES:
         raise _Invalid("summary")
-    module, path, is_package, models, constants, bindings, calls = data
+    module, path, is_package, models, constants, bindings, calls, loss_functions = data
     # JSON object keys are always strings; only the values need checking.
     if any(type(target) is not str for target in bindings.values()):
         raise _Invalid("bindings")
@@ -447,6 +465,8 @@ def _decode_summary(data: Any) -> ModuleSummary:
         {name: _decode_constant(value, 0) for name, value in constants.items()},
         bindings,
         tuple(_decode_call(call) for call in calls),
+        {name: tuple(_decode_loss_parameter(p) for p in _list(parameters))
+         for name, parameters in loss_functions.items()},
     )
 
 

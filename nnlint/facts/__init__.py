@@ -331,5 +331,6 @@ class FileFacts:
             constants=self.constants.exported(),
             bindings=dict(self.names.bindings),
             calls=self.values.call_records(),
+            loss_functions=self.models.exported_loss_functions(),
         )
 

@@ -98,6 +98,21 @@ class CallRecord:
 
 
 @dataclass(frozen=True)
+class LossParameter:
+    """A parameter that a top-level function hands to a loss as its prediction
+    (``def pair_loss(y1, y2, t): return F.cross_entropy(y1, t) + F.cross_entropy(y2, t)``), so that a
+    call from another file is a loss site for what it passes there."""
+
+    #: position of the parameter (``None``: keyword-only) and its name
+    index: Optional[int]
+    name: str
+    #: as :class:`nnlint.facts.models.LossSite`: the loss kind, what it expects, its framework
+    kind: str
+    expects: str
+    framework: str
+
+
+@dataclass(frozen=True)
 class ModuleSummary:
     module: str
     path: str
@@ -110,13 +125,16 @@ class ModuleSummary:
     bindings: Mapping[str, str] = field(default_factory=dict)
     #: calls of other project modules' functions and classes, with the models and losses they pass
     calls: tuple[CallRecord, ...] = ()
+    #: top-level function name -> the parameters it hands to a loss as the prediction
+    loss_functions: Mapping[str, tuple[LossParameter, ...]] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         payload = json.dumps(
             [self.module, self.is_package, sorted(self.constants.items(), key=repr),
              sorted(self.bindings.items()),
              sorted((k, repr(v)) for k, v in self.models.items()),
-             [repr(call) for call in self.calls]],
+             [repr(call) for call in self.calls],
+             sorted((k, repr(v)) for k, v in self.loss_functions.items())],
             default=repr,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
@@ -190,7 +208,7 @@ class ProjectIndex:
         while module:
             summary = self.module(module, near)
             if summary is not None:
-                if attr in summary.models or attr in summary.constants:
+                if attr in summary.models or attr in summary.constants or attr in summary.loss_functions:
                     return summary, attr
                 target = summary.bindings.get(attr.split(".")[0])
                 if target is not None and target != qualname:
@@ -256,6 +274,11 @@ class ProjectIndex:
             return found[0].constants[found[1]]
         return default
 
+    def loss_parameters(self, qualname: str, near: Optional[str] = None) -> tuple[LossParameter, ...]:
+        """The parameters the project function ``qualname`` hands to a loss as its prediction."""
+        found = self.resolve(qualname, near)
+        return found[0].loss_functions.get(found[1], ()) if found else ()
+
 
 def _common_depth(a: Path, b: Path) -> int:
     depth = 0
@@ -312,6 +335,11 @@ class RecordingIndex:
     def calls_to(self, qualname: str) -> tuple[CallRecord, ...]:
         answer = self._inner.calls_to(qualname)
         self._asked[("calls_to", (qualname,))] = answer
+        return answer
+
+    def loss_parameters(self, qualname: str, near: Optional[str] = None) -> tuple[LossParameter, ...]:
+        answer = self._inner.loss_parameters(qualname, near)
+        self._asked[("loss_parameters", (qualname, near))] = answer
         return answer
 
     def answers_alike(self, index: ProjectIndex) -> bool:

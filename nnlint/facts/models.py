@@ -36,7 +36,7 @@ import libcst as cst
 
 from nnlint.facts import layers as L
 from nnlint.facts.names import argument, dotted_name, keyword, literal, positional
-from nnlint.facts.values import External
+from nnlint.facts.values import LIBRARY_PACKAGES, External
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -51,7 +51,7 @@ _MAX_BRANCHES = 4
 
 
 # Defined next to ModuleSummary so that cached summaries unpickle without importing libcst.
-from nnlint.facts.index import ModelSummary, Site  # noqa: E402
+from nnlint.facts.index import LossParameter, ModelSummary, Site  # noqa: E402
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,12 +248,58 @@ class ModelFacts:
 
     @cached_property
     def losses(self) -> tuple[LossSite, ...]:
+        """Every loss computation of the file, also calls of another project file's function that
+        hands an argument to a loss (``pair_loss(out1, out2, y)``: a site per such argument)."""
         sites: list[LossSite] = []
+        own = {id(site.node): site for site in self._own_losses}
         for call in self._facts.calls():
-            site = self._loss_site(call)
+            site = own.get(id(call))
             if site is not None:
                 sites.append(site)
+            else:
+                sites.extend(self._wrapped_loss_sites(call))
         return tuple(sites)
+
+    @cached_property
+    def _own_losses(self) -> tuple[LossSite, ...]:
+        """The losses this file computes itself (``criterion(out, y)``, ``F.cross_entropy(out, y)``)."""
+        found = (self._loss_site(call) for call in self._facts.calls())
+        return tuple(site for site in found if site is not None)
+
+    def exported_loss_functions(self) -> dict[str, tuple[LossParameter, ...]]:
+        """Top-level functions that hand a parameter, unchanged, to a loss of their own as its
+        prediction (what a call from another file passes there reaches that loss)."""
+        found: dict[str, list[LossParameter]] = {}
+        dataflow = self._facts.dataflow
+        for site in self._own_losses:
+            prediction = site.prediction
+            if not isinstance(prediction, cst.Name):
+                continue
+            function = next((a for a in self._facts.ancestors(site.node) if isinstance(a, cst.FunctionDef)), None)
+            if function is None or self._facts.parent(function) is not self._facts.module:
+                continue
+            definitions = dataflow.definitions(prediction)
+            if not definitions or not all(isinstance(d.statement, cst.Param) for d in definitions):
+                continue
+            position = _parameter_position(function, prediction.value)
+            if position is None:
+                continue
+            parameter = LossParameter(position[0], prediction.value, site.kind, site.expects, site.framework)
+            if parameter not in found.setdefault(function.name.value, []):
+                found[function.name.value].append(parameter)
+        return {name: tuple(parameters) for name, parameters in found.items()}
+
+    def _wrapped_loss_sites(self, call: cst.Call) -> list[LossSite]:
+        qualname = self._facts.names.qualname(call.func)
+        if qualname is None or qualname.split(".", 1)[0] in LIBRARY_PACKAGES:
+            return []
+        sites = []
+        for parameter in self._facts.project.loss_parameters(qualname, self._facts.path):
+            prediction = argument(call, parameter.index, parameter.name) if parameter.index is not None \
+                else keyword(call, parameter.name)
+            if prediction is not None:
+                sites.append(LossSite(call, parameter.kind, parameter.expects, parameter.framework, prediction))
+        return sites
 
     @cached_property
     def tf1_graph(self) -> bool:
@@ -1583,3 +1629,15 @@ def _keras_loss_class(qualname: Optional[str]) -> Optional[str]:
 
 def _keras_expects(kind: str) -> str:
     return "probs" if "crossentropy" in kind else "values"
+
+
+def _parameter_position(function: cst.FunctionDef, name: str) -> Optional[tuple[Optional[int]]]:
+    """``(index,)`` of the parameter ``name`` (``(None,)`` for keyword-only), ``None`` if it is not one
+    (``*args``, ``**kwargs``)."""
+    params = function.params
+    for index, param in enumerate(list(params.posonly_params) + list(params.params)):
+        if param.name.value == name:
+            return (index,)
+    if any(param.name.value == name for param in params.kwonly_params):
+        return (None,)
+    return None

@@ -48,7 +48,7 @@ class External:
 Origin = Union[cst.BaseExpression, cst.ClassDef, External]
 
 #: top-level packages whose functions are never the project's own (their calls are not recorded)
-_LIBRARIES = frozenset({
+LIBRARY_PACKAGES = frozenset({
     "torch", "torchvision", "torchaudio", "torchtext", "tensorflow", "keras", "jax", "flax", "numpy", "scipy",
     "sklearn", "pandas", "matplotlib", "transformers", "timm", "lightning", "pytorch_lightning", "os", "sys",
     "math", "random", "json", "logging", "time", "argparse", "copy", "functools", "itertools", "collections",
@@ -283,7 +283,7 @@ class Values:
         out: list[CallRecord] = []
         for call in facts.calls():
             qualname = names.qualname(call.func)
-            if qualname is None or qualname.split(".", 1)[0] in _LIBRARIES or (own and qualname.startswith(own)) \
+            if qualname is None or qualname.split(".", 1)[0] in LIBRARY_PACKAGES or (own and qualname.startswith(own)) \
                     or any(arg.star for arg in call.args):
                 continue
             positional: list[Optional[Passed]] = []

@@ -1,0 +1,110 @@
+"""Losses applied by a function of another project file (``loss_coteaching(out1, out2, y)`` in
+``loss.py``): what a call passes there reaches the loss. Each case is written for this suite; a line
+ending in ``# NN201`` must get exactly that finding; no other finding of the selected codes may appear."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import nnlint
+from test_program_shapes import _expected
+
+LOSS_MODULE = '''
+import torch.nn.functional as F
+
+
+def pair_loss(y_1, y_2, t, weight=0.5):
+    loss_1 = F.cross_entropy(y_1, t, reduction="none")
+    loss_2 = F.cross_entropy(y_2, t, reduction="none")
+    return (weight * loss_1 + (1 - weight) * loss_2).mean()
+
+
+def scaled_loss(y, t):
+    return F.cross_entropy(y.exp(), t)  # what reaches the loss is not the parameter itself
+
+
+def keyword_loss(t, *, pred):
+    return F.cross_entropy(pred, t)
+'''
+
+CASES: dict[str, dict[str, str]] = {
+    "softmax-into-a-loss-of-another-file": {
+        "losses.py": LOSS_MODULE,
+        "main.py": '''
+import torch.nn.functional as F
+from losses import keyword_loss, pair_loss
+
+
+def train(model1, model2, loader, optimizer):
+    for images, labels in loader:
+        out1 = F.softmax(model1(images), dim=1)  # NN201
+        out2 = F.log_softmax(model2(images), dim=1)  # NN201
+        loss = pair_loss(out1, out2, labels)
+        loss = loss + keyword_loss(labels, pred=F.softmax(model1(images), dim=1))  # NN201
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+''',
+    },
+    "logits-into-a-loss-of-another-file": {
+        "losses.py": LOSS_MODULE,
+        "main.py": '''
+import torch.nn.functional as F
+from losses import pair_loss, scaled_loss
+
+
+def train(model1, model2, loader, optimizer):
+    for images, labels in loader:
+        loss = pair_loss(model1(images), model2(images), labels)
+        loss = loss + scaled_loss(F.log_softmax(model1(images), dim=1), labels)
+        probabilities = F.softmax(model1(images), dim=1)  # logged, not a loss input
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+''',
+    },
+}
+
+
+def _write(tmp_path: Path, files: dict[str, str]) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\n")
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_loss_of_another_file(case: str, tmp_path: Path) -> None:
+    _write(tmp_path, CASES[case])
+    result = nnlint.lint_paths([str(tmp_path)], select=["NN2"], use_cache=False, jobs=1)
+    assert not result.errors
+    got = {(Path(f.path).relative_to(tmp_path).as_posix(), f.line, f.code) for f in result.findings}
+    assert got == _expected(CASES[case])
+
+
+def test_the_caller_alone_gets_the_same_answer(tmp_path: Path) -> None:
+    """pre-commit passes only ``main.py``: the loss module is read for context."""
+    files = CASES["softmax-into-a-loss-of-another-file"]
+    _write(tmp_path, files)
+    settings = nnlint.engine.discover_settings([str(tmp_path)])
+    alone = nnlint.lint_paths([str(tmp_path / "main.py")], settings, select=["NN2"], use_cache=False, jobs=1)
+    got = {(Path(f.path).name, f.line, f.code) for f in alone.findings}
+    assert got == _expected(files)
+    related = {Path(place.path).name for f in alone.findings for place in f.related}
+    assert related == {"main.py"}  # the call that hands the output to the loss
+
+
+def test_a_changed_loss_module_changes_the_cached_answer(tmp_path: Path) -> None:
+    files = CASES["softmax-into-a-loss-of-another-file"]
+    _write(tmp_path, files)
+    settings = nnlint.engine.discover_settings([str(tmp_path)])
+
+    def codes() -> list[tuple[str, int]]:
+        result = nnlint.lint_paths([str(tmp_path)], settings, select=["NN201"], use_cache=True, jobs=1)
+        return sorted((Path(f.path).name, f.line) for f in result.findings)
+
+    assert len(codes()) == 3
+    assert len(codes()) == 3  # warm
+    (tmp_path / "losses.py").write_text(textwrap.dedent(LOSS_MODULE).replace("F.cross_entropy", "F.mse_loss"))
+    assert codes() == []
