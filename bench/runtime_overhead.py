@@ -1,8 +1,9 @@
 """Cost of the runtime monitor: python bench/runtime_overhead.py [--check-every N]
 
-Times a training step with and without ``nnlint.monitor`` (all default detectors;
-statistics are collected on every step and read back every ``--check-every`` steps,
-default the monitor's own) in one run, interleaving blocks of plain and monitored steps
+Times a training step with and without ``nnlint.monitor`` (all default detectors and the
+default overhead budget, which spreads module-output statistics and gradient norms over
+steps as their measured cost demands; read back every ``--check-every`` steps, default
+the monitor's own) in one run, interleaving blocks of plain and monitored steps
 on two identical copies of the model so that drift in the machine's speed hits both
 alike, and prints the median over rounds of the monitored/plain block-time ratio. A CPU
 block is 50 steps, a whole period of the default check (25) and sample (10) intervals,
@@ -168,8 +169,10 @@ def measure(name: str, build: Callable[[], nn.Module], batch: Callable, device: 
     if device == "cpu":
         cpu_ratio = statistics.median(b / a for a, b in zip(plain_cpu, watched_cpu))
         cpu_text = f", CPU-time ratio {cpu_ratio:.3f}x"
+    collector = mon._collector
     print(f"{name:34} plain {p * 1e3:8.2f} ms/step   monitored {w * 1e3:8.2f} ms/step   "
-          f"ratio {paired:.3f}x (of medians {w / p:.3f}x{cpu_text})   ({len(mon.findings)} findings)")
+          f"ratio {paired:.3f}x (of medians {w / p:.3f}x{cpu_text})   ({len(mon.findings)} findings; "
+          f"module outputs every {collector.activation_every}, gradient norms every {collector.grad_every} steps)")
     return paired
 
 
@@ -184,7 +187,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"torch {torch.__version__}, {args.threads} CPU thread(s), check_every="
-          f"{args.check_every or 'default'}, activation_every={args.activation_every}; statistics collected every step; load average {load} "
+          f"{args.check_every or 'default'}, activation_every={args.activation_every} (floor); load average {load} "
           f"on {os.cpu_count()} CPUs (a loaded machine makes the ratio noisy: run it several times)")
     measure("CPU small MLP 32-128x8-10, batch 64", small_mlp,
             lambda: (torch.randn(64, 32), torch.randint(0, 10, (64,))), "cpu", None,

@@ -661,9 +661,13 @@ def monitor(
     ``sample_every`` (steps between weight/update-norm samples, default 10),
     ``activation_every`` (steps between module-output statistics, default 1: every step;
     a larger value trades NR201/NR202/NR301 attribution latency for speed),
-    ``overhead_budget`` (default 0.05: after 50 steps the monitor times what module-output
-    statistics cost and takes them every k-th step, k >= activation_every, so that they stay
-    within this fraction of a step; 0 never adapts), ``select``,
+    ``overhead_budget`` (default 0.05: after 50 steps the monitor times its own host work
+    per step (hooks, loss, rows, reads and checks) and what module-output statistics and
+    per-parameter gradient norms cost, and takes the statistics every k-th step,
+    k >= activation_every (k <= NR201's window / 10 while ReLU-like units are watched), and
+    the gradient norms every j-th step, j <= 8 (1 in fix mode),
+    so that the total stays within this fraction of a step where spreading can achieve it; a
+    step that takes neither only records its loss; 0 never adapts), ``select``,
     ``ignore``, ``options={"NR101": {...}}``, ``sink=callable``, ``use_config``,
     ``log_dir`` (write an event log there: ``events.jsonl`` and, with tensorboard
     installed, TensorBoard scalars; see :mod:`nnlint.integrations.events`),

@@ -48,6 +48,14 @@ SATURATION_EPS = 0.01
 # through its hooks must not silence the monitor).
 MAX_FORWARDS_PER_STEP = 64
 STEADY_STEPS = 50  # a sigmoid output within 0.01 of 0 or 1 (tanh: of +-1) is saturated
+# Gradient norms spread by the overhead budget are still taken at least every this many
+# steps: a spike or a non-finite gradient is seen within a few steps of when it happens.
+MAX_GRAD_EVERY = 8
+# NR201 judges an activity window only when it looked at this many of its steps (its
+# full-dead-steps default): the budget never spreads module outputs thinner than that.
+MIN_WINDOW_LOOKS = 10
+CLOCK_KEYS = ("act", "plain", "step", "grad", "own")
+CLOCK_SAMPLES = 16  # the budget compares medians of the last timings: one slow step moves nothing
 
 # Kinds of statistics in a row (the row's columns are assigned lazily, first come first served).
 # HELD: gradient norms of an iteration whose optimizer step did not run (GradScaler skipped
@@ -64,14 +72,20 @@ def _eager(hook: Any) -> Any:
     return disable(hook) if disable is not None else hook
 
 
-def _in_compiled_module() -> bool:
-    """Whether this call comes through a ``torch.compile(model)`` wrapper (the model's
-    forward is compiled even though the monitor was given the original module)."""
+def _find_in_optimized_module() -> Any:
     try:
         from torch._dynamo.eval_frame import _is_in_optimized_module
     except ImportError:  # an older or newer torch without it: only what start() saw counts
-        return False
-    return bool(_is_in_optimized_module())
+        return None
+    return _is_in_optimized_module
+
+
+def _in_compiled_module(probe: Any = None) -> bool:
+    """Whether this call comes through a ``torch.compile(model)`` wrapper (the model's
+    forward is compiled even though the monitor was given the original module). The
+    collector looks the probe up once (``_find_in_optimized_module``): it runs every step."""
+    probe = probe if probe is not None else _find_in_optimized_module()
+    return bool(probe()) if probe is not None else False
 
 
 def compiled_original(model: nn.Module) -> tuple[nn.Module, bool]:
@@ -233,7 +247,23 @@ class Collector:
         self.activation_floor = self.activation_every
         self.overhead_budget = overhead_budget if overhead_budget and overhead_budget > 0 else None
         self.calibration_steps = int(calibration_steps)
-        self._clock: dict[str, Optional[float]] = {"act": None, "plain": None, "step": None}
+        # Gradient norms (one foreach kernel per step and a row to stack) are the other cost
+        # that grows with the model: with the budget they are taken every grad_every-th step
+        # only (<= MAX_GRAD_EVERY; always in fix mode, whose remedies read every step's norms,
+        # and during calibration). A step that takes neither adds only its loss to the row.
+        self.grad_every = 1
+        self._grad_step = True
+        self._grad_cost: Optional[float] = None  # host time of this step's gradient norms
+        self._toggle_cost = 0.0  # host time spent installing/removing the module-output hooks
+        self._probe_compiled = _find_in_optimized_module()
+        # Medians of the last CLOCK_SAMPLES timings of each kind (see adapt()).
+        self._clock: dict[str, Optional[float]] = {key: None for key in CLOCK_KEYS}
+        self._samples: dict[str, list[float]] = {key: [] for key in CLOCK_KEYS}
+        # Host time spent in the monitor's own step hooks (reads and checks included) since
+        # the last read, and the steps it covers: the mean is what a step pays for watching.
+        self._own = 0.0
+        self._own_from = 0
+        self._loss_slots: list[torch.Tensor] = []  # 0-d views of loss_buf's rows
         self._step_start: Optional[float] = None
         self._forward_start: Optional[float] = None
         self._act_step = True
@@ -285,6 +315,7 @@ class Collector:
         self.handles: list[Any] = []
         self._leaf_modules: list[nn.Module] = []
         self._leaf_handles: list[Any] = []
+        self._forward_hook: Any = None  # _on_forward as registered (see _leaf_hooks)
         self._grad_handles: list[Any] = []
         self._stepped_run = 0  # iterations in a row whose optimizer step ran
 
@@ -362,7 +393,9 @@ class Collector:
         statistics: a module with any hook leaves PyTorch's fast call path, which on a small
         model costs more than the statistics."""
         if on and not self._leaf_handles and not self.compiled:
-            hook = _eager(self._on_forward)
+            if self._forward_hook is None:  # wrapped once: wrapping costs more than the hooks' calls
+                self._forward_hook = _eager(self._on_forward)
+            hook = self._forward_hook
             self._leaf_handles = [m.register_forward_hook(hook) for m in self._leaf_modules]
         elif not on and self._leaf_handles:
             handles, self._leaf_handles = self._leaf_handles, []
@@ -402,8 +435,8 @@ class Collector:
     def hook_module(self, module: nn.Module) -> None:
         """Hook a module added after attach (the LeakyReLU swap remedy)."""
         self._leaf_modules.append(module)
-        if self._leaf_handles:
-            self._leaf_handles.append(module.register_forward_hook(_eager(self._on_forward)))
+        if self._leaf_handles and self._forward_hook is not None:
+            self._leaf_handles.append(module.register_forward_hook(self._forward_hook))
 
     # -- bookkeeping ----------------------------------------------------------
 
@@ -453,6 +486,7 @@ class Collector:
             self.buf = new
         if self.loss_buf is None:
             self.loss_buf = torch.zeros(self.capacity, dtype=torch.float32, device=self.device)
+            self._loss_slots = list(self.loss_buf.unbind(0))  # views made once, not every step
 
     def _new_site(self, module: nn.Module, call: int, out: torch.Tensor) -> int:
         name = self.module_names.get(id(module), "?")
@@ -515,6 +549,13 @@ class Collector:
     # -- hooks ------------------------------------------------------------------
 
     def _on_root_forward(self, module: nn.Module, inputs: Any) -> None:
+        start = time.perf_counter()
+        try:
+            self._root_forward(module, inputs)
+        finally:
+            self._own += time.perf_counter() - start
+
+    def _root_forward(self, module: nn.Module, inputs: Any) -> None:
         if self._in_step:
             # An evaluation of a closure: the first one's module outputs are this step's.
             self._calls.clear()
@@ -524,7 +565,7 @@ class Collector:
             self._last_out = None
             self._last_norm = None
             return
-        if not self.compiled and _in_compiled_module():
+        if not self.compiled and _in_compiled_module(self._probe_compiled):
             self.compiled = True  # called through torch.compile(model): see __init__
             self._leaf_hooks(False)
             logger.info("nnlint.monitor: the model's forward is compiled; module-output statistics "
@@ -578,34 +619,86 @@ class Collector:
         self._backward_in_step = True
 
     def _tick(self, key: str, seconds: float) -> None:
-        previous = self._clock[key]
-        self._clock[key] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+        samples = self._samples[key]
+        samples.append(seconds)
+        if len(samples) > CLOCK_SAMPLES:
+            del samples[0]
+
+    def _settle_clock(self) -> None:
+        """At a read: the median of each kind's recent timings. A median and not a mean: the
+        time between two steps also holds what the loop does between them now and then (an
+        evaluation, a checkpoint), which is no part of a step's cost. The monitor's own time
+        is a mean over the steps since the last read, which it includes."""
+        for key, samples in self._samples.items():
+            if samples:
+                ordered = sorted(samples)
+                self._clock[key] = ordered[len(ordered) // 2]
+        steps = self.step + 1 - self._own_from
+        if steps > 0:
+            self._clock["own"] = max(self._own, 0.0) / steps
+            self._own, self._own_from = 0.0, self.step + 1
 
     def _on_root_forward_end(self, module: nn.Module, inputs: Any, output: Any) -> None:
         start, self._forward_start = self._forward_start, None
         if start is None or not self.active or self._in_step or self.step < self.activation_warmup:
             return
-        self._tick("act" if self._act_step else "plain", time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        if self._act_step:
+            # an act step also pays for installing its hooks and, at the next step, removing them
+            elapsed, self._toggle_cost = elapsed + self._toggle_cost, 0.0
+        self._tick("act" if self._act_step else "plain", elapsed)
 
     def adapt(self) -> None:
-        """At a read: choose how often module-output statistics are taken (see __init__)."""
-        if self.overhead_budget is None or self.compiled or self.step + 1 < self.calibration_steps:
+        """At a read: choose how often module-output statistics and gradient norms are taken
+        (see __init__), so that their measured cost per step stays within the budget."""
+        if self.overhead_budget is None or self.step + 1 < self.calibration_steps:
             return
         act, plain, step = self._clock["act"], self._clock["plain"], self._clock["step"]
-        if plain is None or act is None or not step:
-            # Never timed a forward pass without the statistics: take them every other
-            # step for a while to measure both.
-            self.activation_every = max(self.activation_every, 2)
+        if not step:
             return
-        k = self.activation_every
-        share = max(act - plain, 0.0) / (k * step)
+        act_extra: Optional[float] = None  # what module-output statistics add to a forward pass
+        if not self.compiled:
+            if plain is None or act is None:
+                # Never timed a forward pass without the statistics: take them every other
+                # step for a while to measure both.
+                self.activation_every = max(self.activation_every, 2)
+            else:
+                act_extra = max(act - plain, 0.0)
+        grad = self._clock["grad"] if not (self.fix_skip or self.fix_clip) else None
+        k_act, k_grad = self.activation_every, self.grad_every
         budget = self.overhead_budget
-        if share > budget:
-            while k < 64 and max(act - plain, 0.0) / (k * step) > budget:
-                k *= 2
-        elif share < budget / 4 and k > max(self.activation_floor, 2):
-            k = max(self.activation_floor, k // 2)
-        self.activation_every = max(k, self.activation_floor)
+        act_cap = 64
+        if any(site.info.kind in DEAD_KINDS for site in self.sites):
+            act_cap = max(self.activation_floor, min(act_cap, self.relu_window // MIN_WINDOW_LOOKS))
+        # What every step pays whatever the spreading (hooks, the loss, the row, the reads):
+        # the monitor's own time per step less the gradient norms' share of it.
+        own = self._clock["own"]
+        fixed = max(own - (self._clock["grad"] or 0.0) / k_grad, 0.0) / step if own is not None else 0.0
+
+        def shares() -> tuple[float, float]:
+            return ((act_extra or 0.0) / (k_act * step), (grad or 0.0) / (k_grad * step))
+
+        act_share, grad_share = shares()
+        budget = max(budget - fixed, 0.0)  # what is left for the work that can be spread
+        while act_share + grad_share > budget:
+            # spread the larger of the two costs further, while it can be
+            can_act = act_extra is not None and k_act * 2 <= act_cap
+            can_grad = grad is not None and k_grad < MAX_GRAD_EVERY
+            if can_act and (act_share >= grad_share or not can_grad):
+                k_act *= 2
+            elif can_grad:
+                k_grad *= 2
+            else:
+                break
+            act_share, grad_share = shares()
+        if act_share + grad_share < budget / 4:
+            # cheap again: gradients every step first (they find more), then module outputs
+            if grad is not None and k_grad > 1:
+                k_grad //= 2
+            elif act_extra is not None and k_act > max(self.activation_floor, 2):
+                k_act = max(self.activation_floor, k_act // 2)
+        self.activation_every = max(k_act, self.activation_floor)
+        self.grad_every = k_grad if grad is not None else 1
 
     def _begin_iteration(self) -> None:
         self.commit()
@@ -617,8 +710,13 @@ class Collector:
         self._backward_in_step = False
         self._act_step = not self.compiled and (
             self.step < self.activation_warmup or self.step % self.activation_every == 0)
+        self._grad_step = self.grad_every == 1 or self.step % self.grad_every == 0
         if self._act_step != bool(self._leaf_handles):
+            start = time.perf_counter()
             self._leaf_hooks(self._act_step)
+            toggle = time.perf_counter() - start
+            self._toggle_cost += toggle
+            self._own -= toggle  # counted with the module-output statistics (see adapt)
         self._calls.clear()
         self._activation_outputs.clear()
         self._stepped = False
@@ -715,6 +813,13 @@ class Collector:
         return grads, index
 
     def _on_pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return self._pre_step(optimizer, args, kwargs)
+        finally:
+            self._own += time.perf_counter() - start
+
+    def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> Any:
         # args starts with the optimizer itself (the hook sees step's own arguments)
         closure = kwargs.get("closure") if kwargs else None
         if closure is None and len(args) > 1:
@@ -733,6 +838,11 @@ class Collector:
             return None
         self._stepped = True
         self._held = []
+        if not self._grad_step:  # spread by the budget (see adapt): no gradient work this step
+            if self.step % self.sample_every == 0:
+                self._sample_update(self._grads()[1])
+            return None
+        start = time.perf_counter()
         grads, index = self._grads()
         if not grads:
             return None
@@ -740,6 +850,7 @@ class Collector:
         self._put_many(GRAD, index, norms)
         if self.fix_skip or self.fix_clip:
             self._fix_gradients(grads, norms)
+        self._grad_cost = time.perf_counter() - start  # with the commit of its row, in commit()
         self._sample_update(index)
         return None
 
@@ -847,6 +958,13 @@ class Collector:
             self._put(CLIP, 0, (coef < 1.0).to(torch.float32))
 
     def _on_post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        start = time.perf_counter()
+        try:
+            self._post_step()
+        finally:
+            self._own += time.perf_counter() - start
+
+    def _post_step(self) -> None:
         if self._in_step:
             self._in_step = False
             self._skip_flag = self._closure_bad
@@ -880,14 +998,18 @@ class Collector:
     def observe_loss(self, loss: Any) -> None:
         if self.step < 0:
             return
+        start = time.perf_counter()
         if isinstance(loss, torch.Tensor):
             if self.loss_buf is None:
                 self._ensure_buffers(loss.device if self.device is None else self.device)
             assert self.loss_buf is not None
             row = len(self.rows) if len(self.rows) < self.capacity else self.capacity - 1
-            slot = self.loss_buf[row : row + 1]
-            slot.copy_(loss.detach().view(1) if loss.numel() == 1 else loss.detach().reshape(-1)[:1],
-                       non_blocking=True)
+            if loss.dim() == 0:  # the usual reduced loss: a 0-d view of its slot, one copy
+                slot = self._loss_slots[row]
+                slot.copy_(loss.detach(), non_blocking=True)
+            else:
+                slot = self.loss_buf[row : row + 1]
+                slot.copy_(loss.detach().reshape(-1)[:1], non_blocking=True)
             self._loss_value = slot
         else:
             self._ensure_buffers(self.device or torch.device("cpu"))
@@ -895,6 +1017,7 @@ class Collector:
             row = len(self.rows) if len(self.rows) < self.capacity else self.capacity - 1
             self.loss_buf[row] = float(loss)
         self._loss_seen = True
+        self._own += time.perf_counter() - start
 
     # -- commit and read back ---------------------------------------------------
 
@@ -903,6 +1026,8 @@ class Collector:
         if self.step < 0 or not self.active:
             return
         self.active = False
+        grad_cost, self._grad_cost = self._grad_cost, None
+        start = time.perf_counter()
         if self.optimizer is not None:
             self._stepped_run = self._stepped_run + 1 if self._stepped else 0
             if self._stepped_run >= STEADY_STEPS:
@@ -942,6 +1067,8 @@ class Collector:
             if self._multi_device:
                 values = [v.to(self.device) for v in values]
             self.buf[row].index_copy_(0, index, torch.stack(values))
+            if grad_cost is not None:
+                self._tick("grad", grad_cost + time.perf_counter() - start)
         self.rows.append(_Row(self.step, columns, self._stepped, self._loss_seen, self._numel))
         self._numel = {}
         self._last_out = None
@@ -962,6 +1089,7 @@ class Collector:
         rows = self.rows
         self.rows = []
         self.first_check = None
+        self._settle_clock()
         if self.buf is None or self.loss_buf is None:
             self.adapt()
             return Readback([], None, 0, None)
@@ -980,9 +1108,10 @@ class Collector:
             packed = self._all_reduce(packed, n, width)
         host = packed.cpu().tolist()  # the one device->host transfer per check
         if self.world_size > 1:  # the timings of every rank, averaged: adapt() decides alike
-            for key, value in zip(("act", "plain", "step"), host[-3:]):
+            timings = host[len(host) - len(CLOCK_KEYS):]
+            for key, value in zip(CLOCK_KEYS, timings):
                 self._clock[key] = value if math.isfinite(value) else None
-            host = host[:-3]
+            host = host[: len(host) - len(CLOCK_KEYS)]
         self.adapt()
         offset = n * width
         losses = host[offset : offset + n]
@@ -1016,7 +1145,7 @@ class Collector:
         from nnlint.runtime.distributed import all_reduce_mean
 
         squared = torch.tensor([key[0] in NORM_KINDS for key in self.column_keys[:width]], device=packed.device)
-        clocks = [self._clock[key] for key in ("act", "plain", "step")]
+        clocks = [self._clock[key] for key in CLOCK_KEYS]
         timing = torch.tensor([math.nan if c is None else c for c in clocks], dtype=torch.float64,
                               device=packed.device)
         wide = torch.cat([packed.to(torch.float64), timing])

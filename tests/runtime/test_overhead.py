@@ -92,3 +92,72 @@ def test_an_unknown_detector_option_names_a_close_match() -> None:
         nnlint.monitor(mlp(), None, use_config=False, options={"NR101": {"clip-factr": 2.0}})
     mon = nnlint.monitor(mlp(), None, use_config=False, options={"NR101": {"clip-factor": 2.0}})
     assert mon.detector("NR101").option["clip-factor"] == 2.0
+
+
+def _device_ops_per_step(mon, model, optimizer, steps: int) -> list[tuple[bool, bool, bool, int]]:
+    """(module outputs taken, gradient norms taken, weight sample, statistic ops run) per step."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    watched = ("norm", "stack", "index_copy", "amax", "logical_or")
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if any(word in str(func) for word in watched):
+                self.ops += 1
+            return func(*args, **(kwargs or {}))
+
+    collector = mon._collector
+    rows = []
+    for _ in range(steps):
+        x, y = regression_batch()
+        with Count() as count:
+            optimizer.zero_grad()
+            loss = nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+            mon.observe_loss(loss)
+        sampled = collector.step % collector.sample_every == 0
+        rows.append((collector._act_step, collector._grad_step, sampled, count.ops))
+        if not (collector._act_step or collector._grad_step):
+            assert not collector._leaf_handles  # no per-module hooks on such a step
+    return rows
+
+
+def test_a_step_that_takes_no_statistics_runs_no_statistic_work() -> None:
+    # Counts device ops, not time: with a budget no cost fits in, the monitor spreads module
+    # outputs and gradient norms as far as it may, and a step that takes neither computes
+    # nothing but its loss copy (no norm, no stack, no row written).
+    from nnlint.runtime.stats import MAX_GRAD_EVERY, MIN_WINDOW_LOOKS
+
+    torch.manual_seed(0)
+    model = _small_mlp()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with nnlint.monitor(model, optimizer, use_config=False, sink=lambda f: None, overhead_budget=1e-9) as mon:
+        train(model, optimizer, 120, mon=mon)
+        collector = mon._collector
+        assert collector.grad_every == MAX_GRAD_EVERY and collector.activation_every >= 4
+        # never so thin that NR201 cannot judge an activity window
+        assert collector.activation_every * MIN_WINDOW_LOOKS <= collector.relu_window
+        rows = _device_ops_per_step(mon, model, optimizer, 60)
+    # a step's row is written when the next one begins: a quiet step after a quiet step
+    idle = [not (act or grad or sampled) for act, grad, sampled, _ in rows]
+    quiet = [rows[i][3] for i in range(1, len(rows)) if idle[i] and idle[i - 1]]
+    assert len(quiet) >= 20
+    assert quiet == [0] * len(quiet)
+    assert all(ops > 0 for act, grad, sampled, ops in rows if grad)  # the count sees the work
+    assert hook_count(model, optimizer) == 0
+
+
+def test_fix_mode_keeps_gradient_norms_on_every_step() -> None:
+    # Its remedies (skip a non-finite step, clip a spike) read every step's norms.
+    torch.manual_seed(0)
+    model = _small_mlp()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with nnlint.monitor(model, optimizer, mode="fix", use_config=False, sink=lambda f: None,
+                        overhead_budget=1e-9) as mon:
+        train(model, optimizer, 120, mon=mon)
+        assert mon._collector.grad_every == 1 and mon._collector.activation_every >= 2
