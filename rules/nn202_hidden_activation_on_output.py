@@ -11,13 +11,18 @@ returns `F.relu(self.fc(x))` / `self.act(self.fc(x))` / `x.relu()`, a Keras mode
 last layer has `activation="relu"` (or is a `ReLU()`/`Activation("relu")` layer), also in
 the functional API and in `model.add(...)` style, and the activation applied right before
 the loss (`criterion(F.relu(out), y)`), also below the loss's own normaliser
-(`F.nll_loss(F.log_softmax(F.relu(logits)), y)`). The finding points at the activation (the
-layer or call to remove, also in another file), with the loss as a related location; below a
-log_softmax it points at the loss. The model may be defined in another file than the
-loss. Recognised losses: `CrossEntropyLoss`, `NLLLoss`, `BCELoss`, `BCEWithLogitsLoss`,
+(`F.nll_loss(F.log_softmax(F.relu(logits)), y)`, a `forward` ending
+`return F.log_softmax(F.relu(self.fc(x)))`, a `Sequential` ending `ReLU(), Softmax()`). The
+finding points at the activation (the layer or call to remove, also in another file, also when a
+normaliser follows it), with the loss as a related location. The model may be defined in another
+file than the loss. Recognised losses: `CrossEntropyLoss`, `NLLLoss`, `BCELoss`, `BCEWithLogitsLoss`,
 `MultiLabelSoftMarginLoss`, `KLDivLoss`, `MSELoss`, `L1Loss`, `SmoothL1Loss`, `HuberLoss`
-(classes and `F.` functions) and the Keras cross-entropy / `mse` / `mae` / `huber` losses
-given to `compile` or called directly.
+(classes and `F.` functions), the Keras cross-entropy / `mse` / `mae` / `huber` losses
+given to `compile` or called directly, and a regression loss written in the same file: a
+function named like a loss (`smooth_l1`, `reg_loss`, `huber`) that takes `abs`/`square` of its
+first argument minus its second (`smooth_l1(pred * mask, target * mask)`: the mask is skipped).
+When the output comes from a layer helper called for every layer (`deltas = dense(h, 4)`, where
+`dense` ends in `tf.nn.relu`), the finding is at that call: the helper is right for the others.
 
 Not reported: a backbone, encoder or feature extractor ending in ReLU whose output goes
 through another layer before the loss (or to no loss at all); a loss whose target is
@@ -39,6 +44,7 @@ still trains to a worse loss without any error.
 
 ## Example
 ```python
+import tensorflow as tf
 import torch.nn as nn
 import torch.nn.functional as F
 from tensorflow import keras
@@ -70,14 +76,28 @@ class Classifier(nn.Module):
         self.fc = nn.Linear(64, 10)
 
     def forward(self, x):
-        return F.relu(self.fc(x))
+        return F.relu(self.fc(x))  # NN202
 
 
 classifier = Classifier()
 
 
 def nll_step(x, y):
-    return F.nll_loss(F.log_softmax(classifier(x), dim=1), y)  # NN202
+    return F.nll_loss(F.log_softmax(classifier(x), dim=1), y)
+
+
+def dense(x, n):
+    return tf.nn.relu(tf.layers.dense(x, n))
+
+
+def smooth_l1(pred, target):
+    diff = tf.abs(pred - target)
+    return tf.where(diff < 1.0, 0.5 * diff ** 2, diff - 0.5)
+
+
+def box_head(x, boxes):
+    deltas = dense(dense(x, 256), 4)  # NN202
+    return smooth_l1(deltas, boxes)
 ```
 
 ## Use instead
@@ -112,8 +132,8 @@ If the predictions must be positive, use an activation made for outputs (`Softpl
 The fix removes the activation the finding points at: `return F.relu(self.fc(x))` becomes
 `return self.fc(x)`, the last layer of a `Sequential` is dropped, a Keras layer's `activation=` is
 deleted. It is unsafe: code that uses the model's output elsewhere may rely on it being
-non-negative. There is no fix when the finding is at the loss (the activation sits below the loss's
-own normaliser) or the activation is in another file.
+non-negative. There is no fix when the activation is a layer followed by a normaliser in a
+`Sequential`, is in another file, or the finding is at the call of a layer helper.
 
 ## Source
 Seed 001_05b9fd847e40edfb.txt, "不要在输出层使用激活函数" (do not use an activation function
@@ -135,7 +155,8 @@ from typing import Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.models import LossSite, ModelFacts, Step
+from nnlint.facts.heads import activation_below, helper_call, regression_losses
+from nnlint.facts.models import LossSite, ModelFacts, OutputActivation, Step
 from nnlint.facts.names import argument
 from nnlint.facts.edits import drop_activation, report_activation
 from nnlint.rule import Context, Rule
@@ -175,7 +196,7 @@ class HiddenActivationOnOutput(Rule):
 
     def check(self, ctx: Context) -> None:
         models = ctx.facts.models
-        for site in models.losses:
+        for site in (*models.losses, *regression_losses(ctx)):
             described = _LOSSES.get(site.kind)
             if described is None:
                 continue
@@ -195,12 +216,20 @@ class HiddenActivationOnOutput(Rule):
                 continue
             if _target_is_computed(ctx, models, site):
                 continue  # feature matching / distillation: both sides are activations
+            clamped = "logits" if below else described  # below a normaliser: what it normalises
             message = (f"the output fed to this loss ends in {activation}, a hidden-layer activation: "
-                       f"its {described} are clamped; remove the activation from the output layer")
-            if below:  # the loss's own log_softmax comes last: the ReLU is further down
-                ctx.report(site.node, message)
-            else:
-                report_activation(ctx, self.code, site, message, "the loss it feeds", None, drop_activation,
+                       f"its {clamped} are clamped; remove the activation from the output layer")
+            if below:  # the loss's or model's own log_softmax comes last: the ReLU is right below it
+                where = activation_below(ctx, models.activation_site(site.prediction)[0])
+                if where is None or where.activation != activation:
+                    ctx.report(site.node, message)
+                    continue
+                report_activation(ctx, self.code, site, message, "the loss it feeds", where, drop_activation,
+                                  f"Remove the {activation} from the output")
+            else:  # a helper that ends every layer in a ReLU: the fix goes at the call of the output layer
+                call = helper_call(ctx, site.prediction)
+                where = OutputActivation(activation, call, None) if call is not None else None
+                report_activation(ctx, self.code, site, message, "the loss it feeds", where, drop_activation,
                                   f"Remove the {activation} from the output")
 
 

@@ -4,19 +4,25 @@ Reports a softmax written out by hand, `exp(x) / sum(exp(x))`, where `x` is not 
 its maximum first. Recognised spellings include `torch.exp(x) / torch.exp(x).sum(-1, keepdim=True)`,
 `torch.exp(x) / torch.sum(torch.exp(x), dim=1, keepdim=True)`, `e = x.exp()` followed by
 `e / e.sum(-1, keepdim=True)` (or `e /= ...`), `tf.exp(x) / tf.reduce_sum(tf.exp(x), axis=-1)`,
-and the same with `np.exp`/`np.sum` in a deep-learning file.
+a buffer filled in a loop (`p = torch.zeros(n)`, `p[i] = torch.exp(v)`, `p /= p.sum()`), and the
+same with `np.exp`/`np.sum` in a deep-learning file. A softmin written by hand, `exp(-d / t)`
+or `exp(-beta * e)` normalised by its own sum, is reported too.
 
 ## Why is this bad?
 `exp` overflows float32 for inputs above about 88 (float16: about 11), giving `inf / inf = NaN`;
 for very negative inputs every term underflows to `0` and the result is `0 / 0 = NaN`.
-Logits easily reach such values during training. Subtracting the row maximum first leaves
+Logits easily reach such values during training. A negated exponent cannot overflow, but it
+underflows: `exp(-d / t)` is `0` for every distance above about `100 * t` (float32), so a softmin
+whose distances are all large, or whose temperature is small, returns `0 / 0 = NaN`.
+Subtracting the row maximum of the exponent first (for a softmin: the minimum distance) leaves
 the result mathematically unchanged (the factor `exp(-max)` cancels) but keeps the largest
-exponent at exactly `1`, so nothing overflows and the denominator is at least `1`.
+term at exactly `1`, so nothing overflows and the denominator is at least `1`.
 
 The rule stays quiet when the exponent already subtracts something (`x - x.max(...)`,
-`x - torch.max(x, 1, keepdim=True)[0]`, `x - m`), is negated (`exp(-d)`, `exp(-d ** 2 / s)`:
-at most `1`, as in kernels), is a log-probability (`log_softmax`, `log`) or is bounded by
-`tanh`/`sigmoid`/`clamp`, and when the variable was changed in place (`x -= ...`).
+`x - torch.max(x, 1, keepdim=True)[0]`, `x - m`, `-(d - d.min()) / t`), is a negated square
+(`exp(-x ** 2 / (2 * s ** 2))`: a Gaussian window, whose grid reaches its centre), is a log-probability
+(`log_softmax`, `log`) or is bounded by `tanh`/`sigmoid`/`clamp`, when the variable was changed
+in place (`x -= ...`), and when a buffer is also written with anything but the exponentials.
 
 ## Example
 ```python
@@ -30,6 +36,11 @@ def attention_weights(scores):
 def normalise(logits):
     e = logits.exp()
     return e / e.sum(-1, keepdim=True)  # NN402
+
+
+def softmin_weights(dist, temp):
+    num = torch.exp(-dist / temp)
+    return num / num.sum(dim=0, keepdim=True)  # NN402
 ```
 
 ## Use instead
@@ -44,6 +55,10 @@ def attention_weights(scores):
 def normalise(logits):
     e = (logits - logits.amax(-1, keepdim=True)).exp()
     return e / e.sum(-1, keepdim=True)
+
+
+def softmin_weights(dist, temp):
+    return torch.softmax(-dist / temp, dim=0)
 ```
 In TensorFlow use `tf.nn.softmax(x, axis=-1)`, or subtract
 `tf.reduce_max(x, axis=-1, keepdims=True)` before `tf.exp`.
@@ -75,7 +90,8 @@ from typing import Optional
 import libcst as cst
 
 from nnlint.facts.edits import subtract_max
-from nnlint.facts.names import literal, positional
+from nnlint.facts.exponents import has_square, is_negated, is_shifted
+from nnlint.facts.names import positional
 from nnlint.facts.tensors import EXP, LOG, LOG_SOFTMAX, SOFTMAX, SUM, TensorOp, TensorOps
 from nnlint.rule import Context, Rule
 
@@ -107,18 +123,27 @@ class UnstableManualSoftmax(Rule):
                 total = ops.resolved_op(denominator)
                 summed = ops.resolved_op(total.operand) if total is not None else None
                 fix = subtract_max(ctx, [exp, summed], total) if total is not None and summed is not None else None
+                if is_negated(ops, exp.operand):  # exp(-d / t) over distances: a softmin
+                    ctx.report(node, "softmin written by hand without subtracting the min: exp(-x) underflows "
+                                     "to 0 for large x, and 0 / 0 is NaN", fix=fix,
+                               fix_message="Subtract the maximum before exp")
+                    continue
                 ctx.report(node, "softmax written by hand without subtracting the max: exp can overflow",
                            fix=fix, fix_message="Subtract the maximum before exp")
 
     def _manual_softmax_exp(self, ctx: Context, ops: TensorOps, numerator: cst.BaseExpression,
                             denominator: cst.BaseExpression) -> Optional[TensorOp]:
         """The ``exp`` op if ``numerator / denominator`` is ``exp(x) / sum(exp(x))``."""
-        top = ops.resolved_op(numerator)
+        filled = ops.filled_op(numerator)
+        top = ops.resolved_op(numerator) or filled
         if top is None or top.kind != EXP:
             return None
         total = ops.resolved_op(denominator)
         if total is None or total.kind != SUM or total.operand is None:
             return None
+        if isinstance(numerator, cst.Name) and isinstance(total.operand, cst.Name) \
+                and total.operand.value == numerator.value and filled is not None and filled is top:
+            return top  # ``buf[i] = exp(v)`` in a loop, then ``buf /= buf.sum()``
         summed = ops.resolved_op(total.operand)
         if summed is None or summed.kind != EXP:
             return None
@@ -150,13 +175,16 @@ def _is_stabilised(ctx: Context, ops: TensorOps, exponent: cst.BaseExpression) -
     value = ops.resolve(exponent)
     if value is None:
         return True
+    if is_negated(ops, value) and has_square(ops, value):
+        return True  # ``exp(-x ** 2 / s)``: a Gaussian window over a grid that reaches its centre, exp(0)
     if isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus):
-        return True
+        # ``-(d - d.min())`` is shifted; a bare ``-d`` is not: every term may underflow
+        return _is_stabilised(ctx, ops, value.expression)
     if isinstance(value, cst.BinaryOperation):
         if isinstance(value.operator, cst.Subtract):
             return True
-        if isinstance(value.operator, (cst.Multiply, cst.Divide)):
-            return any(_is_negative(side) for side in (value.left, value.right))
+        if isinstance(value.operator, (cst.Multiply, cst.Divide)):  # ``(x - m) / t``, ``-(x - m) * k``
+            return any(is_shifted(ops, side) for side in (value.left, value.right))
         return False
     op = ops.op(value)
     if op is not None:
@@ -166,10 +194,3 @@ def _is_stabilised(ctx: Context, ops: TensorOps, exponent: cst.BaseExpression) -
         name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
         return name in _BOUNDED_NAMES
     return False
-
-
-def _is_negative(expr: cst.BaseExpression) -> bool:
-    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
-        return True
-    value = literal(expr, None)
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0

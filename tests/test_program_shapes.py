@@ -198,10 +198,10 @@ class Net(nn.Module):
         self.fc = nn.Linear(10, 3)
 
     def forward(self, x):
-        return F.relu(self.fc(x))
+        return F.relu(self.fc(x))  # NN202
 
 model = Net()
-loss = F.nll_loss(F.log_softmax(model(x), dim=1), y)  # NN202
+loss = F.nll_loss(F.log_softmax(model(x), dim=1), y)
 ''',
     },
     # tensor ops between the activation and the loss
@@ -376,11 +376,11 @@ class Net(nn.Module):
         self.l1 = nn.Linear(784, 10)
 
     def forward(self, x):
-        x = F.relu(self.l1(x))
+        x = F.relu(self.l1(x))  # NN202
         return F.log_softmax(x, dim=1)
 
 model = Net()
-loss = F.nll_loss(model(data), target)  # NN202
+loss = F.nll_loss(model(data), target)
 ''',
     },
     # ``import model; model = model.Net()``: the module name rebound to the instance

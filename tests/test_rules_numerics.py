@@ -257,6 +257,9 @@ def test_nn401_fix_with_imported_log_softmax() -> None:
         "y = tf.exp(x) / tf.reduce_sum(tf.exp(x), axis=-1, keepdims=True)",
         "y = tf.math.exp(x) / tf.math.reduce_sum(tf.math.exp(x))",
         "y = torch.exp(self.fc(h)) / torch.exp(self.fc(h)).sum(-1, keepdim=True)",
+        # a softmin (normalised kernel): exponent <= 0, but all terms underflow to 0 / 0 for large x
+        "y = torch.exp(-x / h) / torch.exp(-x / h).sum(0, keepdim=True)",
+        "y = torch.exp(-x) / torch.exp(-x).sum()",
     ],
 )
 def test_nn402_flags(line: str) -> None:
@@ -270,8 +273,11 @@ def test_nn402_flags(line: str) -> None:
         "y = torch.exp(x - x.max(dim=-1, keepdim=True).values) / torch.exp(x - x.max(dim=-1, keepdim=True).values).sum(-1, keepdim=True)",
         "y = torch.exp(x - x.amax(1, keepdim=True)) / torch.exp(x - x.amax(1, keepdim=True)).sum(1, keepdim=True)",
         "y = torch.exp(x - torch.max(x, 1, keepdim=True)[0]) / torch.exp(x - torch.max(x, 1, keepdim=True)[0]).sum(1)",
-        "y = torch.exp(-d ** 2 / s) / torch.exp(-d ** 2 / s).sum()",  # a kernel: exponent <= 0
-        "y = torch.exp(-d) / torch.exp(-d).sum()",
+        "y = torch.exp(-d ** 2 / s) / torch.exp(-d ** 2 / s).sum()",  # a Gaussian window: reaches exp(0)
+        "y = torch.exp(-(d ** 2) / (2 * s ** 2)) / torch.exp(-(d ** 2) / (2 * s ** 2)).sum()",
+        # a softmin shifted by its minimum: the largest term is exp(0) = 1
+        "y = torch.exp(-(d - d.min())) / torch.exp(-(d - d.min())).sum()",
+        "y = torch.exp(-(d - d.min()) / s) / torch.exp(-(d - d.min()) / s).sum()",
         "y = torch.exp(x) / (1 + torch.exp(x))",  # a sigmoid, not a softmax
         "y = torch.exp(x) / torch.exp(d).sum()",  # different tensors
         "y = torch.exp(x) / x.sum()",

@@ -176,6 +176,13 @@ class TensorOp:
     dim: Optional[cst.BaseExpression]
 
 
+#: constructors of a buffer that a loop then fills element by element
+_BUFFERS = frozenset({"torch.zeros", "torch.empty", "torch.zeros_like", "torch.empty_like", "numpy.zeros",
+                      "numpy.empty", "numpy.zeros_like", "numpy.empty_like"})
+#: methods that move or cast a tensor without changing its values
+_MOVES = frozenset({"to", "cuda", "cpu", "float", "double", "type_as"})
+
+
 class TensorOps:
     """Recognise tensor ops in one file (cheap: nothing is precomputed)."""
 
@@ -238,6 +245,42 @@ class TensorOps:
         if found is not None or not isinstance(expr, cst.Name):
             return found
         return self.op(self.resolve(expr))
+
+    def filled_op(self, name: cst.BaseExpression) -> Optional[TensorOp]:
+        """The op every element of a buffer is computed by: ``buf = torch.zeros(n)`` followed by
+        ``buf[i] = torch.exp(v)`` (one or more such stores, all of the same op and nothing else
+        written to ``buf`` in between); ``None`` for anything else."""
+        if not isinstance(name, cst.Name):
+            return None
+        definitions = [d for d in self._facts.dataflow.definitions(name) if not isinstance(d.statement, cst.AugAssign)]
+        if len(definitions) != 1 or definitions[0].value is None:
+            return None
+        buffer = definitions[0].value
+        while isinstance(buffer, cst.Call) and isinstance(buffer.func, cst.Attribute) \
+                and buffer.func.attr.value in _MOVES:  # torch.zeros(n).to(device)
+            buffer = buffer.func.value
+        if not isinstance(buffer, cst.Call) or self._facts.names.qualname(buffer.func) not in _BUFFERS:
+            return None
+        scope = self._facts.dataflow.scope_of(definitions[0].statement)
+        if scope is None:
+            return None
+        stored: list[TensorOp] = []
+        for node in self._facts.walk(scope):
+            targets: list[cst.BaseExpression] = []
+            if isinstance(node, cst.Assign):
+                targets = [t.target for t in node.targets]
+            elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+                targets = [node.target]
+            for target in targets:
+                if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) \
+                        and target.value.value == name.value:
+                    op = self.op(node.value) if isinstance(node, cst.Assign) else None
+                    if op is None:
+                        return None  # ``buf[i] += ...`` or a store of something else
+                    stored.append(op)
+        if not stored or any(op.kind != stored[0].kind for op in stored):
+            return None
+        return stored[0]
 
     def guarded(self, expr: cst.BaseExpression) -> Optional[cst.BaseExpression]:
         """What an epsilon or a clamp guards (``p + eps``, ``p.clamp(min=eps)``, ``torch.clamp(p,
