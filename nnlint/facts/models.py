@@ -291,8 +291,11 @@ class ModelFacts:
 
     def _wrapped_loss_sites(self, call: cst.Call) -> list[LossSite]:
         qualname = self._facts.names.qualname(call.func)
-        if qualname is None or qualname.split(".", 1)[0] in LIBRARY_PACKAGES:
-            return []
+        own = self._facts.module_name
+        local = isinstance(call.func, cst.Name) and call.func.value in self._facts.names.functions
+        if qualname is None or qualname.split(".", 1)[0] in LIBRARY_PACKAGES or local \
+                or (own and qualname.startswith(own + ".")):
+            return []  # a function of this file: its parameters are followed to every caller instead
         sites = []
         for parameter in self._facts.project.loss_parameters(qualname, self._facts.path):
             prediction = argument(call, parameter.index, parameter.name) if parameter.index is not None \
