@@ -271,12 +271,10 @@ class ModelFacts:
         prediction (what a call from another file passes there reaches that loss)."""
         found: dict[str, list[LossParameter]] = {}
         dataflow = self._facts.dataflow
-        for site in self._own_losses:
-            prediction = site.prediction
+        for function, call in self._calls_on_parameters():
+            site = self._loss_site(call)
+            prediction = site.prediction if site is not None else None
             if not isinstance(prediction, cst.Name):
-                continue
-            function = next((a for a in self._facts.ancestors(site.node) if isinstance(a, cst.FunctionDef)), None)
-            if function is None or self._facts.parent(function) is not self._facts.module:
                 continue
             definitions = dataflow.definitions(prediction)
             if not definitions or not all(isinstance(d.statement, cst.Param) for d in definitions):
@@ -288,6 +286,19 @@ class ModelFacts:
             if parameter not in found.setdefault(function.name.value, []):
                 found[function.name.value].append(parameter)
         return {name: tuple(parameters) for name, parameters in found.items()}
+
+    def _calls_on_parameters(self) -> Iterator[tuple[cst.FunctionDef, cst.Call]]:
+        """Calls in top-level functions whose first or second argument is a parameter's name
+        (the only calls that can hand a parameter to a loss: cheap to find, costly to resolve)."""
+        for function in self._facts.module.body:
+            if not isinstance(function, cst.FunctionDef):
+                continue
+            params = function.params
+            names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
+            for call in self._facts.calls(function.body):
+                if any(isinstance(arg.value, cst.Name) and arg.value.value in names for arg in call.args[:2]) \
+                        and next(a for a in self._facts.ancestors(call) if isinstance(a, cst.FunctionDef)) is function:
+                    yield function, call
 
     def _wrapped_loss_sites(self, call: cst.Call) -> list[LossSite]:
         qualname = self._facts.names.qualname(call.func)
