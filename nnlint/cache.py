@@ -42,7 +42,7 @@ KEY_BYTES = 32
 CACHEDIR_TAG = "CACHEDIR.TAG"
 _TAG_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 _TAG_TEXT = f"{_TAG_SIGNATURE}\n# This file is a cache directory tag created by nnlint.\n"
-_FORMAT = b"nnlint-cache 4"
+_FORMAT = b"nnlint-cache 5"
 #: a larger file is not read (it would be a huge or hostile one, never worth the time)
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 #: deeper nesting than constants ever have is not decoded
@@ -486,6 +486,7 @@ def _encode_model(model: ModelSummary) -> list[Any]:
         None if model.output_site is None else _encode_site(model.output_site),
         [None if site is None else _encode_site(site) for site in model.element_sites],
         _check_bool(model.returns_output),
+        None if model.applies_argument is None else _check_int(model.applies_argument),
     ]
 
 
@@ -506,10 +507,11 @@ _MODEL_TAIL = (bool, bool, list)
 
 
 def _decode_model(data: Any) -> ModelSummary:
-    if type(data) is not list or len(data) != 12 or tuple(map(type, data[:4])) != _MODEL_HEAD \
+    if type(data) is not list or len(data) != 13 or tuple(map(type, data[:4])) != _MODEL_HEAD \
             or tuple(map(type, data[6:9])) != _MODEL_TAIL or type(data[10]) is not list or type(data[11]) is not bool:
         raise _Invalid("model")
-    name, qualname, framework, layers, activation, units, dropout, batchnorm, elements, site, sites, applied = data
+    (name, qualname, framework, layers, activation, units, dropout, batchnorm, elements, site, sites, returns,
+     applies) = data
     if any(type(layer) is not str for layer in layers):
         raise _Invalid("layers")
     return _make(
@@ -525,7 +527,8 @@ def _decode_model(data: Any) -> ModelSummary:
         tuple(_optional_str(element) for element in elements),
         None if site is None else _decode_site(site),
         tuple(None if element is None else _decode_site(element) for element in sites),
-        applied,
+        returns,
+        None if applies is None else _int(applies),
     )
 
 

@@ -108,3 +108,64 @@ def test_a_changed_loss_module_changes_the_cached_answer(tmp_path: Path) -> None
     assert len(codes()) == 3  # warm
     (tmp_path / "losses.py").write_text(textwrap.dedent(LOSS_MODULE).replace("F.cross_entropy", "F.mse_loss"))
     assert codes() == []
+
+
+WRAPPER_PACKAGE = {
+    "wrap/__init__.py": "from .drop import LearnedDropout\n",
+    "wrap/drop.py": '''
+import torch
+import torch.nn as nn
+
+
+class LearnedDropout(nn.Module):
+    """Applies the layer it is given to its dropped-out input (concrete dropout)."""
+
+    def __init__(self, p=0.1):
+        super().__init__()
+        self.p_logit = nn.Parameter(torch.tensor(p))
+
+    def forward(self, x, layer):
+        output = layer(x * torch.sigmoid(self.p_logit))
+        self.penalty = sum(torch.sum(w ** 2) for w in layer.parameters())
+        return output
+''',
+}
+
+NET_WITH_WRAPPER = '''
+import torch.nn as nn
+import torch.nn.functional as F
+from wrap import LearnedDropout
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 128)
+        self.fc2 = nn.Linear(128, 10)
+        self.drop = LearnedDropout()
+        self.softmax = nn.Softmax(dim=1)  # NN201
+
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        return self.drop(x, nn.Sequential(self.fc2, self.softmax))
+
+
+model = Net()
+for x, y in loader:
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+'''
+
+
+@pytest.mark.parametrize("handed", ["nn.Sequential(self.fc2, self.softmax)", "self.fc2"])
+def test_a_module_that_applies_the_module_it_is_given(handed: str, tmp_path: Path) -> None:
+    """``self.drop(x, nn.Sequential(self.fc2, self.softmax))``: the module handed in makes the output."""
+    files = {**WRAPPER_PACKAGE, "train.py": NET_WITH_WRAPPER.replace(
+        "nn.Sequential(self.fc2, self.softmax)", handed)}
+    if handed == "self.fc2":  # logits: nothing to report
+        files["train.py"] = files["train.py"].replace("  # NN201", "")
+    (tmp_path / "wrap").mkdir()
+    _write(tmp_path, files)
+    result = nnlint.lint_paths([str(tmp_path)], select=["NN2"], use_cache=False, jobs=1)
+    got = {(Path(f.path).relative_to(tmp_path).as_posix(), f.line, f.code) for f in result.findings}
+    assert got == _expected(files)

@@ -67,6 +67,9 @@ class ModelSummary:
     #: a function whose call returns the output (a TF1 graph helper ``def model(x): ...; return
     #: tf.nn.softmax(logits)``), rather than a model class or a factory returning a model
     returns_output: bool = False
+    #: a module whose ``forward(x, layer)`` returns ``layer(...)``: the position of that argument
+    #: (``self`` not counted), so that ``self.wrap(x, nn.Sequential(fc, nn.Softmax()))`` ends in softmax
+    applies_argument: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -776,7 +776,40 @@ class ModelFacts:
         elements, sites = self._tuple_elements(returns, attributes)
         if elements:
             summary = dataclasses.replace(summary, output_elements=elements, element_sites=sites)
+        applied = self._applied_argument(method, returns)
+        if applied is not None:
+            summary = dataclasses.replace(summary, applies_argument=applied)
         return Model(name, node, framework, layers, summary)
+
+    def _module_ops(self, expr: Optional[cst.BaseExpression], attributes: dict[str, Layer], depth: int) -> list[_Op]:
+        """What a module value handed to another module computes, input first: ``self.fc``, a
+        module made in place, or ``nn.Sequential(self.fc, self.softmax)`` built in ``forward``."""
+        if (isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self"
+                and expr.attr.value in attributes):
+            return _layer_ops(attributes[expr.attr.value])
+        if isinstance(expr, cst.Call) and self._facts.names.qualname(expr.func) == "torch.nn.Sequential" \
+                and all(arg.keyword is None and not arg.star for arg in expr.args):
+            ops: list[_Op] = []
+            for arg in expr.args:
+                ops.extend(self._module_ops(arg.value, attributes, depth + 1) or [_Op("Unknown", L.OTHER)])
+            return ops
+        layer = self._layer(expr, None, depth)
+        return _layer_ops(layer) if layer is not None else []
+
+    def _applied_argument(self, method: cst.FunctionDef, returns: list[Optional[cst.BaseExpression]]) -> Optional[int]:
+        """The position (``self`` not counted) of the argument that every return of ``forward``
+        calls last (``output = layer(self.drop(x)); return output``), else ``None``."""
+        params = [p.name.value for p in (*method.params.posonly_params, *method.params.params)][1:]
+        found: set[int] = set()
+        for value in returns:
+            value = self._facts.dataflow.resolve(value)
+            if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in params):
+                return None
+            definitions = self._facts.dataflow.definitions(value.func)
+            if not definitions or not all(isinstance(d.statement, cst.Param) for d in definitions):
+                return None
+            found.add(params.index(value.func.value))
+        return found.pop() if len(found) == 1 else None
 
     def _sequential_subclass(self, node: cst.ClassDef) -> bool:
         names = self._facts.names
@@ -905,6 +938,10 @@ class ModelFacts:
         if (attributes is not None and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
                 and func.value.value == "self" and func.attr.value in attributes):
             layer = attributes[func.attr.value]
+            applied = layer.inner.applies_argument if layer.inner is not None else None
+            if applied is not None and depth < _MAX_DEPTH:
+                # ``self.wrap(x, nn.Sequential(self.fc, self.softmax))``: the module it is given makes the output
+                return self._module_ops(positional(call, applied), attributes, depth + 1)
             if layer.category == L.ACTIVATION and layer.inner is None:
                 # ``self.softmax(x)``: the fix goes where forward applies it, not where __init__ made it
                 return [_Op(layer.kind, layer.category, layer.units, node=call)]
