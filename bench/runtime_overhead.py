@@ -172,7 +172,7 @@ def measure(name: str, build: Callable[[], nn.Module], batch: Callable, device: 
     collector = mon._collector
     print(f"{name:34} plain {p * 1e3:8.2f} ms/step   monitored {w * 1e3:8.2f} ms/step   "
           f"ratio {paired:.3f}x (of medians {w / p:.3f}x{cpu_text})   ({len(mon.findings)} findings; "
-          f"module outputs every {collector.activation_every}, gradient norms every {collector.grad_every} steps)")
+          f"module outputs every {collector.activation_every} (norms every {collector.norm_every}), gradient norms every {collector.grad_every} steps)")
     return paired
 
 

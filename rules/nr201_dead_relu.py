@@ -110,8 +110,12 @@ class DeadRelu(Detector):
 
     def inspect(self, window: Window, ctx: DetectorContext) -> None:
         # A NaN compares false with 0: once activations are non-finite every unit looks
-        # dead. That window is NR301's, not a dying-ReLU finding.
-        if any(not math.isfinite(v) for stats in window.steps for v in stats.act_rms.values()):
+        # dead. That window is NR301's, not a dying-ReLU finding. Module norms may be taken
+        # on few of its steps (the overhead budget spreads them further than the activity
+        # masks): a non-finite loss or gradient, read far more often, tells it too.
+        if any(not math.isfinite(v) for stats in window.steps for v in stats.act_rms.values()) or any(
+                (stats.loss is not None and not math.isfinite(stats.loss)) or stats.nonfinite_grads
+                for stats in window.steps):
             self.state["poisoned"] = True
         if not window.dead_units:
             return

@@ -202,6 +202,8 @@ class NonFiniteValue(Detector):
 
     def origin(self, stats: StepStats, sites: list[SiteInfo]) -> Optional[tuple[str, Optional[str], str]]:
         """(kind, module, description) of the first non-finite activation of a step."""
+        if not stats.act_rms:  # a step whose module outputs were not looked at
+            return None
         previous: Optional[SiteInfo] = None
         for site in sites:
             rms = stats.act_rms.get(site.name)

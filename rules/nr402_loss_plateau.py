@@ -95,13 +95,11 @@ class LossPlateau(Detector):
                 state["first"] = loss
             state["losses"].append(loss)
             del state["losses"][: -2 * size]
-            if len(state["losses"]) < 2 * size:
+            if len(state["losses"]) < 2 * size or stats.step < state["quiet_until"]:
                 continue
             before = median(state["losses"][:size])
             now = median(state["losses"][size:])
             first = state["first"]
-            if stats.step < state["quiet_until"]:
-                continue
             if first > 0 and now < self.option["converged-fraction"] * first:
                 continue
             improvement = (before - now) / max(abs(before), 1e-12)

@@ -664,8 +664,10 @@ def monitor(
     ``overhead_budget`` (default 0.05: after 50 steps the monitor times its own host work
     per step (hooks, loss, rows, reads and checks) and what module-output statistics and
     per-parameter gradient norms cost, and takes the statistics every k-th step,
-    k >= activation_every (k <= NR201's window / 10 while ReLU-like units are watched), and
-    the gradient norms every j-th step, j <= 8 (1 in fix mode),
+    k >= activation_every (k <= NR201's window / 10 while ReLU-like units are watched: the
+    steps between only record unit activity, from hooks on the activation modules, and
+    module norms, which NR203 and NR301's forward attribution read, may be spread to every
+    64th step), and the gradient norms every j-th step, j <= 8 (1 in fix mode),
     so that the total stays within this fraction of a step where spreading can achieve it; a
     step that takes neither only records its loss; 0 never adapts), ``select``,
     ``ignore``, ``options={"NR101": {...}}``, ``sink=callable``, ``use_config``,

@@ -54,7 +54,14 @@ MAX_GRAD_EVERY = 8
 # NR201 judges an activity window only when it looked at this many of its steps (its
 # full-dead-steps default): the budget never spreads module outputs thinner than that.
 MIN_WINDOW_LOOKS = 10
-CLOCK_KEYS = ("act", "plain", "step", "grad", "own")
+# Module-output norms (NR203, NR301's forward attribution) spread by the budget are still
+# taken at least every this many steps. The activity of ReLU-like and saturating units (a
+# mask or count per activation, all NR201 and NR202 need) is taken on the steps between,
+# from hooks on the activation modules only: module norms can be spread far further than
+# the activity NR201 needs every window/10 steps.
+MAX_NORM_EVERY = 64
+# act: forward with every module's statistics; mask: with unit activity only; plain: neither
+CLOCK_KEYS = ("act", "plain", "step", "grad", "own", "mask")
 CLOCK_SAMPLES = 16  # the budget compares medians of the last timings: one slow step moves nothing
 
 # Kinds of statistics in a row (the row's columns are assigned lazily, first come first served).
@@ -181,6 +188,9 @@ class _Site:
     mask: Optional[torch.Tensor] = None  # ReLU sites: units active at least once this window
     mask_steps: int = 0  # steps that updated the mask this window (module outputs may be sampled)
     feeder: Optional[str] = None  # the parametrised module that ran just before (ReLU sites)
+    # (output shape, dims reduced to per-unit activity) of the last output seen: worked out
+    # once per shape, not at every call
+    reduce: Optional[tuple[Any, tuple[int, ...]]] = None
 
 
 @dataclass
@@ -245,6 +255,15 @@ class Collector:
         # k-th step so that they stay within overhead_budget of a step (None: never adapt;
         # activation_every is the floor).
         self.activation_floor = self.activation_every
+        # Of the steps that take module-output statistics, every norm_every-th (a multiple of
+        # activation_every) takes them all; the others only the unit activity (see
+        # MAX_NORM_EVERY). Equal to activation_every unless the budget spreads the norms.
+        self.norm_every = self.activation_every
+        self._norm_step = True
+        self._activity_only = False  # the module-output hooks are on the activation modules only
+        # modules whose hook feeds an activity site (the activation itself, or the module that
+        # takes a functional activation's output as its input), by id
+        self._activity_modules: dict[int, nn.Module] = {}
         self.overhead_budget = overhead_budget if overhead_budget and overhead_budget > 0 else None
         self.calibration_steps = int(calibration_steps)
         # Gradient norms (one foreach kernel per step and a row to stack) are the other cost
@@ -311,6 +330,7 @@ class Collector:
         self.index_cache: dict[tuple[int, ...], torch.Tensor] = {}
         self._columns_cache: dict[tuple[int, tuple[int, ...]], list[int]] = {}
         self._meta_cache: dict[int, tuple[int, int, str, str]] = {}
+        self._layer_infos: Optional[tuple[int, list[LayerInfo]]] = None  # (len(layer_order), infos)
         self.rows: list[_Row] = []
         self.handles: list[Any] = []
         self._leaf_modules: list[nn.Module] = []
@@ -388,15 +408,20 @@ class Collector:
             self.detach()
             raise
 
-    def _leaf_hooks(self, on: bool) -> None:
+    def _leaf_hooks(self, on: bool, activity_only: bool = False) -> None:
         """Module-output hooks are registered only for the steps that take module-output
         statistics: a module with any hook leaves PyTorch's fast call path, which on a small
-        model costs more than the statistics."""
+        model costs more than the statistics. A step that takes unit activity only hooks the
+        modules that feed an activity site."""
+        if on and self._leaf_handles and activity_only != self._activity_only:
+            self._leaf_hooks(False)
         if on and not self._leaf_handles and not self.compiled:
             if self._forward_hook is None:  # wrapped once: wrapping costs more than the hooks' calls
                 self._forward_hook = _eager(self._on_forward)
             hook = self._forward_hook
-            self._leaf_handles = [m.register_forward_hook(hook) for m in self._leaf_modules]
+            modules = list(self._activity_modules.values()) if activity_only else self._leaf_modules
+            self._leaf_handles = [m.register_forward_hook(hook) for m in modules]
+            self._activity_only = activity_only
         elif not on and self._leaf_handles:
             handles, self._leaf_handles = self._leaf_handles, []
             for handle in handles:
@@ -435,7 +460,7 @@ class Collector:
     def hook_module(self, module: nn.Module) -> None:
         """Hook a module added after attach (the LeakyReLU swap remedy)."""
         self._leaf_modules.append(module)
-        if self._leaf_handles and self._forward_hook is not None:
+        if self._leaf_handles and self._forward_hook is not None and not self._activity_only:
             self._leaf_handles.append(module.register_forward_hook(self._forward_hook))
 
     # -- bookkeeping ----------------------------------------------------------
@@ -490,8 +515,11 @@ class Collector:
 
     def _new_site(self, module: nn.Module, call: int, out: torch.Tensor) -> int:
         name = self.module_names.get(id(module), "?")
+        kind = _site_kind(module)
+        if kind in DEAD_KINDS or kind in SATURATING_KINDS:  # the kinds _activity() looks at
+            self._activity_modules[id(module)] = module
         return self._make_site((id(module), call), name if call == 0 else f"{name}#{call}", name,
-                               _site_kind(module), call, out)
+                               kind, call, out)
 
     def _make_site(self, key: tuple[int, int], site_name: str, name: str, kind: str, call: int,
                    out: torch.Tensor) -> int:
@@ -531,6 +559,7 @@ class Collector:
             suffix = "" if call == 0 else f"#{call}"
             slot = self._make_site(key, f"{kind}->{consumer}{suffix}", consumer.rpartition(".")[0], kind, call,
                                    tensor)
+            self._activity_modules[id(module)] = module
         self._activity(self.sites[slot], slot, tensor.detach())
 
     def _activity(self, site: _Site, slot: int, out: torch.Tensor) -> None:
@@ -646,7 +675,7 @@ class Collector:
         if self._act_step:
             # an act step also pays for installing its hooks and, at the next step, removing them
             elapsed, self._toggle_cost = elapsed + self._toggle_cost, 0.0
-        self._tick("act" if self._act_step else "plain", elapsed)
+        self._tick(("act" if self._norm_step else "mask") if self._act_step else "plain", elapsed)
 
     def adapt(self) -> None:
         """At a read: choose how often module-output statistics and gradient norms are taken
@@ -657,6 +686,7 @@ class Collector:
         if not step:
             return
         act_extra: Optional[float] = None  # what module-output statistics add to a forward pass
+        mask_extra: Optional[float] = None  # what unit activity alone adds to one
         if not self.compiled:
             if plain is None or act is None:
                 # Never timed a forward pass without the statistics: take them every other
@@ -664,8 +694,13 @@ class Collector:
                 self.activation_every = max(self.activation_every, 2)
             else:
                 act_extra = max(act - plain, 0.0)
+                mask = self._clock["mask"]
+                if mask is not None:
+                    mask_extra = min(max(mask - plain, 0.0), act_extra)
         grad = self._clock["grad"] if not (self.fix_skip or self.fix_clip) else None
         k_act, k_grad = self.activation_every, self.grad_every
+        k_norm = max(self.norm_every, k_act)
+        split = bool(self._activity_modules)  # activity steps can be told from norm steps
         budget = self.overhead_budget
         act_cap = 64
         if any(site.info.kind in DEAD_KINDS for site in self.sites):
@@ -676,16 +711,29 @@ class Collector:
         fixed = max(own - (self._clock["grad"] or 0.0) / k_grad, 0.0) / step if own is not None else 0.0
 
         def shares() -> tuple[float, float]:
-            return ((act_extra or 0.0) / (k_act * step), (grad or 0.0) / (k_grad * step))
+            full = act_extra or 0.0
+            if k_norm > k_act:
+                # per k_norm steps: one step with every statistic, the other looks activity
+                # only (not measured yet: assumed to cost as much as a full one)
+                part = mask_extra if mask_extra is not None else full
+                act = (part / k_act + (full - part) / k_norm) / step
+            else:
+                act = full / (k_act * step)
+            return (act, (grad or 0.0) / (k_grad * step))
 
         act_share, grad_share = shares()
         budget = max(budget - fixed, 0.0)  # what is left for the work that can be spread
         while act_share + grad_share > budget:
             # spread the larger of the two costs further, while it can be
             can_act = act_extra is not None and k_act * 2 <= act_cap
+            can_norm = act_extra is not None and split and k_norm * 2 <= MAX_NORM_EVERY
             can_grad = grad is not None and k_grad < MAX_GRAD_EVERY
-            if can_act and (act_share >= grad_share or not can_grad):
-                k_act *= 2
+            if (can_act or can_norm) and (act_share >= grad_share or not can_grad):
+                if can_act:
+                    k_act *= 2
+                    k_norm = max(k_norm, k_act)
+                else:
+                    k_norm *= 2
             elif can_grad:
                 k_grad *= 2
             else:
@@ -695,9 +743,14 @@ class Collector:
             # cheap again: gradients every step first (they find more), then module outputs
             if grad is not None and k_grad > 1:
                 k_grad //= 2
+            elif k_norm > k_act:
+                k_norm //= 2
             elif act_extra is not None and k_act > max(self.activation_floor, 2):
                 k_act = max(self.activation_floor, k_act // 2)
+                k_norm = k_act
         self.activation_every = max(k_act, self.activation_floor)
+        # a multiple of activation_every: a norm step is always an activity step
+        self.norm_every = k_norm if k_norm % self.activation_every == 0 else self.activation_every
         self.grad_every = k_grad if grad is not None else 1
 
     def _begin_iteration(self) -> None:
@@ -711,9 +764,12 @@ class Collector:
         self._act_step = not self.compiled and (
             self.step < self.activation_warmup or self.step % self.activation_every == 0)
         self._grad_step = self.grad_every == 1 or self.step % self.grad_every == 0
-        if self._act_step != bool(self._leaf_handles):
+        self._norm_step = self._act_step and (
+            self.step < self.activation_warmup or self.step % self.norm_every == 0 or not self._activity_modules)
+        activity_only = self._act_step and not self._norm_step
+        if self._act_step != bool(self._leaf_handles) or (self._act_step and activity_only != self._activity_only):
             start = time.perf_counter()
-            self._leaf_hooks(self._act_step)
+            self._leaf_hooks(self._act_step, activity_only)
             toggle = time.perf_counter() - start
             self._toggle_cost += toggle
             self._own -= toggle  # counted with the module-output statistics (see adapt)
@@ -734,6 +790,9 @@ class Collector:
         key = id(module)
         call = self._calls.get(key, 0)
         self._calls[key] = call + 1
+        if not self._norm_step:
+            self._unit_activity(key, call, inputs, out)
+            return
         slot = self.site_slot.get((key, call))
         first_input = _first_tensor(inputs)
         if first_input is not None and first_input.grad_fn is not None and first_input is not output \
@@ -772,7 +831,28 @@ class Collector:
             self._activation_outputs.add(id(self._last_out))
             self._activity(site, slot, out)
 
+    def _unit_activity(self, key: int, call: int, inputs: Any, out: torch.Tensor) -> None:
+        """A step that takes unit activity only: the activity sites already found (on a step
+        that took every statistic) are fed, no norm is taken and no new site is made."""
+        functional = self.site_slot.get((key, -1 - call))
+        if functional is not None:
+            first_input = _first_tensor(inputs)
+            if first_input is not None and first_input.is_floating_point():
+                self._activity(self.sites[functional], functional, first_input.detach())
+        slot = self.site_slot.get((key, call))
+        if slot is not None:
+            site = self.sites[slot]
+            if site.info.kind != "matmul" and site.info.kind != "other":
+                self._activity(site, slot, out.detach())
+
     def _relu_activity(self, site: _Site, out: torch.Tensor) -> None:
+        reduce = site.reduce
+        if reduce is not None and reduce[0] == out.shape and site.mask is not None \
+                and site.mask.device == out.device:
+            dims = reduce[1]  # the usual call: the same shape as the last one
+            site.mask.logical_or_((out.amax(dim=dims) if dims else out) > 0)
+            site.mask_steps += 1
+            return
         if out.dim() == 0:
             return
         unit_dim = site.unit_dim % out.dim()
@@ -786,12 +866,9 @@ class Collector:
                     site.info.name, max(0, self.step - self.relu_window_start)))
             else:
                 site.mask = torch.zeros(units, dtype=torch.bool, device=out.device)
-        if out.dim() == 1:
-            active = out > 0
-        else:
-            dims = tuple(d for d in range(out.dim()) if d != unit_dim)
-            active = out.amax(dim=dims) > 0
-        site.mask.logical_or_(active)
+        dims = tuple(d for d in range(out.dim()) if d != unit_dim)
+        site.reduce = (out.shape, dims)
+        site.mask.logical_or_((out.amax(dim=dims) if dims else out) > 0)
         site.mask_steps += 1
 
     def _on_grad(self, param: torch.Tensor) -> None:
@@ -991,8 +1068,9 @@ class Collector:
             current = [self.params[i].detach() for i in self._update_index]
             updates = self._update_snapshot
             torch._foreach_sub_(updates, current)  # in place: before - after, same norm
-            self._put_many(UPDATE, self._update_index, _norms(updates))
-            self._put_many(WEIGHT, self._update_index, _norms(current))
+            norms = _norms(updates + current)  # one foreach call for both
+            self._put_many(UPDATE, self._update_index, norms[: len(updates)])
+            self._put_many(WEIGHT, self._update_index, norms[len(updates):])
             self._update_snapshot = None
 
     def observe_loss(self, loss: Any) -> None:
@@ -1102,7 +1180,11 @@ class Collector:
             self.buf[:n, :width].reshape(-1),
             self.loss_buf[:n],
         ]
-        parts.extend(s.mask.to(torch.float32).to(self.device) for s in relu_sites if s.mask is not None)
+        masks = [s.mask for s in relu_sites if s.mask is not None]
+        if masks and all(m.device == self.device for m in masks):
+            parts.append(torch.cat(masks).to(torch.float32))  # one conversion for all sites
+        else:
+            parts.extend(m.to(torch.float32).to(self.device) for m in masks)
         packed = torch.cat(parts)
         if self.world_size > 1:
             packed = self._all_reduce(packed, n, width)
@@ -1124,7 +1206,8 @@ class Collector:
                 units = site.mask.numel()
                 mask = host[offset : offset + units]
                 offset += units
-                indices = tuple(i for i, active in enumerate(mask) if active == 0.0)
+                # a scan in C first: most windows of a healthy layer have no dead unit
+                indices = tuple(i for i, active in enumerate(mask) if active == 0.0) if 0.0 in mask else ()
                 dead.append(DeadUnits(site.info.name, len(indices), units, indices, site.mask_steps,
                                       close_relu_window))
                 if close_relu_window:
@@ -1171,6 +1254,8 @@ class Collector:
 
     def _row_stats(self, row: _Row, values: list[float], loss: float) -> StepStats:
         stats = StepStats(step=row.step, loss=loss if row.loss else None, stepped=row.stepped)
+        if not row.columns:  # a step spread by the budget: its loss only
+            return stats
         squares: dict[int, dict[str, float]] = {GRAD: {}, WEIGHT: {}, UPDATE: {}, HELD: {}}
         meta = self._column_meta
         for column in row.columns:
@@ -1202,6 +1287,10 @@ class Collector:
     # -- layout for detectors ---------------------------------------------------
 
     def layer_infos(self) -> list[LayerInfo]:
+        # Worked out again only when the forward order grew (the layers are fixed at attach;
+        # their order is learnt on the steps that take module outputs): a read runs this.
+        if self._layer_infos is not None and self._layer_infos[0] == len(self.layer_order):
+            return list(self._layer_infos[1])
         names = list(self.layer_modules)
         ordered = sorted(names, key=lambda n: (self.layer_order.get(n, len(names) + names.index(n))))
         infos = []
@@ -1214,7 +1303,8 @@ class Collector:
                 if isinstance(weight, torch.Tensor):
                     shape = tuple(weight.shape)
             infos.append(LayerInfo(name=name, kind=kind, weight_shape=shape, order=position))
-        return infos
+        self._layer_infos = (len(self.layer_order), infos)
+        return list(infos)
 
     def site_infos(self) -> list[SiteInfo]:
         return [s.info for s in self.sites]

@@ -180,3 +180,24 @@ def test_nr301_an_infinity_the_model_turns_finite_again_is_counted_not_reported(
         recorder = Recorder("NR301")
         NonFiniteValue().inspect(_window([bad]), recorder.ctx)
         assert len(recorder.found) == 1 and recorder.found[0][1] == "2"
+
+
+def test_nr201_a_window_with_a_non_finite_loss_is_not_a_dead_layer() -> None:
+    # NaN activations look dead to the activity masks (NaN > 0 is false). When module norms
+    # were not read on any step of the window (spread by the budget), the non-finite loss
+    # or gradient of a step still tells that the window is NR301's.
+    from nnlint.runtime.detector import DeadUnits
+    from nnlint._rules.nr201_dead_relu import DeadRelu
+
+    relu = [SiteInfo("1", "1", "relu", 0, 1, feeder="0")]
+    dead = [DeadUnits("1", 32, 32, tuple(range(32)), 20, closed=True)]
+    for bad in (StepStats(19, loss=math.nan, stepped=True),
+                StepStats(19, loss=1.0, stepped=True, nonfinite_grads=["0.weight"])):
+        steps = [StepStats(s, loss=1.0, stepped=True) for s in range(19)] + [bad]
+        recorder = Recorder("NR201")
+        DeadRelu().inspect(Window(steps=steps, layers=LAYERS, sites=relu, dead_units=dead), recorder.ctx)
+        assert recorder.found == []
+    healthy = [StepStats(s, loss=1.0, stepped=True) for s in range(20)]
+    recorder = Recorder("NR201")
+    DeadRelu().inspect(Window(steps=healthy, layers=LAYERS, sites=relu, dead_units=dead), recorder.ctx)
+    assert len(recorder.found) == 1  # the same window, all finite: a dead layer

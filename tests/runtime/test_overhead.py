@@ -161,3 +161,60 @@ def test_fix_mode_keeps_gradient_norms_on_every_step() -> None:
                         overhead_budget=1e-9) as mon:
         train(model, optimizer, 120, mon=mon)
         assert mon._collector.grad_every == 1 and mon._collector.activation_every >= 2
+
+
+def test_unit_activity_steps_take_no_module_norms() -> None:
+    # Counts work, not time: with a budget no cost fits in, module norms are spread to every
+    # MAX_NORM_EVERY-th step while NR201 still gets its activity masks every
+    # activation_every steps (<= its window / 10), from hooks on the ReLU modules only.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from nnlint.runtime.stats import MAX_NORM_EVERY, MIN_WINDOW_LOOKS
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norms = 0
+            self.amax = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            name = str(func)
+            self.norms += "vector_norm" in name
+            self.amax += "amax" in name
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    model = _small_mlp()
+    relus = [m for m in model if isinstance(m, nn.ReLU)]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with nnlint.monitor(model, optimizer, use_config=False, sink=lambda f: None, overhead_budget=1e-9) as mon:
+        train(model, optimizer, 150, mon=mon)
+        collector = mon._collector
+        assert collector.norm_every == MAX_NORM_EVERY
+        assert collector.activation_every * MIN_WINDOW_LOOKS <= collector.relu_window
+        assert collector.norm_every % collector.activation_every == 0
+        steps = {"norm": 0, "activity": 0}
+        for _ in range(2 * MAX_NORM_EVERY):
+            x, y = regression_batch()
+            optimizer.zero_grad()
+            with Count() as count:
+                out = model(x)  # the forward: module-output statistics only
+            loss = nn.functional.mse_loss(out, y)
+            loss.backward()
+            optimizer.step()
+            mon.observe_loss(loss)
+            if collector._act_step and collector._norm_step:
+                steps["norm"] += 1
+                assert count.norms >= len(model)  # every module's output
+            elif collector._act_step:
+                steps["activity"] += 1
+                assert count.norms == 0 and count.amax == len(relus)  # one mask update per ReLU
+                hooked = sum(len(m._forward_hooks) > 0 for m in model)
+                assert hooked == len(relus)  # the Linear layers keep their fast call path
+            else:
+                assert count.norms == 0 and count.amax == 0
+        masks = [s.mask_steps for s in collector.sites if s.mask is not None]
+    assert steps["norm"] == 2
+    assert steps["activity"] == 2 * MAX_NORM_EVERY // collector.activation_every - 2
+    assert len(masks) == len(relus) and min(masks) > 0
+    assert hook_count(model, optimizer) == 0
