@@ -60,6 +60,8 @@ class Dataflow:
     def __init__(self, facts: "FileFacts") -> None:
         self._facts = facts
         self._defs_by_scope: dict[cst.CSTNode, dict[str, list[Definition]]] = {}
+        #: id of a name of this file's tree -> its reaching definitions (the tree never changes)
+        self._definitions: dict[int, tuple[Definition, ...]] = {}
 
     # -- public API ------------------------------------------------------------
     def value_of(self, name: cst.Name) -> Optional[cst.BaseExpression]:
@@ -73,6 +75,12 @@ class Dataflow:
         """Every binding of ``name`` that may reach this use, newest first (empty: unknown/global)."""
         if self._facts._tree.index(name) is None:
             return ()
+        known = self._definitions.get(id(name))
+        if known is None:
+            known = self._definitions[id(name)] = self._compute_definitions(name)
+        return known
+
+    def _compute_definitions(self, name: cst.Name) -> tuple[Definition, ...]:
         scope = self.scope_of(name)
         if scope is None or self._in_comprehension_target(name):
             return ()

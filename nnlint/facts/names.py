@@ -199,6 +199,8 @@ class Names:
         #: module-level classes and functions defined in this file
         self.classes: Mapping[str, cst.ClassDef] = collector.classes
         self.functions: Mapping[str, cst.FunctionDef] = collector.functions
+        #: dotted name -> its qualified name (the rules ask the same few names again and again)
+        self._resolved: dict[str, Optional[str]] = {}
 
     def qualname(self, expr: Optional[cst.BaseExpression]) -> Optional[str]:
         """Canonical qualified name of a Name/Attribute chain, or ``None``.
@@ -211,6 +213,12 @@ class Names:
         dotted = dotted_name(expr)
         if dotted is None:
             return None
+        if dotted in self._resolved:
+            return self._resolved[dotted]
+        self._resolved[dotted] = found = self._qualname_of(dotted)
+        return found
+
+    def _qualname_of(self, dotted: str) -> Optional[str]:
         head, _, rest = dotted.partition(".")
         if head in self.bindings:
             base = self.bindings[head]
