@@ -663,13 +663,21 @@ class _Run:
         importing = re.compile(rb"(?m)^[ \t]*(?:from|import)\b[^\n]*\b(?:" + b"|".join(words) + rb")\b") \
             if words else None
         frontier = list(range(len(candidates)))
+        # the other files of the project, read anyway: indexed from the cache below when unchanged
+        others: list[tuple[SourceFile, bytes]] = []
         for sources in modules.values() if importing is not None else ():
             for source in sources:
-                if source.absolute in present or full():
+                if source.absolute in present:
                     continue
                 data = read_source(source.absolute)
-                if isinstance(data, ReadProblem) or not any(word in data for word in raw_words) \
-                        or not may_contain_dl_code(data) or not importing.search(data):
+                if isinstance(data, ReadProblem):
+                    continue
+                if not may_contain_dl_code(data):
+                    if len(data) <= _MAX_PLAIN_MODULE:  # a configuration module another run summarised
+                        others.append((source, data))
+                    continue
+                if full() or not any(word in data for word in raw_words) or not importing.search(data):
+                    others.append((source, data))
                     continue
                 digest, identity = content_hash(data), self._identity(source, packages)
                 position = add(source, data, digest, identity, first_phase(source, data, digest, identity))
@@ -702,7 +710,19 @@ class _Run:
         # All of them are checked too: a loss in any of them may report an activation in a linted
         # file (``main.py`` passes ``model.Classifier()`` to ``train.fit``, whose loss it feeds).
         importers.update(added)
-        return added, importers
+        # The rest of the project, where the cache knows it unchanged, is indexed and never checked:
+        # the index is then the one ``nnlint .`` builds, so the checked files' dependency
+        # fingerprints (which include who calls their functions) match the cached whole-tree results.
+        indexed: set[int] = set()
+        for source, data in others if self.cache is not None else ():
+            if source.absolute in present:
+                continue
+            digest, identity = content_hash(data), self._identity(source, packages)
+            cached = self._cached_phase_one(source, digest, identity)
+            if cached is not None:
+                indexed.add(add(source, data, digest, identity, cached))
+        added -= indexed
+        return added | indexed, importers
 
     def _cached_phase_one(self, source: SourceFile, digest: str, identity: str) -> Optional[PhaseOne]:
         """Phase one of a file from the cache, its paths spelled as in this run (the cache is keyed by
