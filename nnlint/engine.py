@@ -663,8 +663,10 @@ class _Run:
         importing = re.compile(rb"(?m)^[ \t]*(?:from|import)\b[^\n]*\b(?:" + b"|".join(words) + rb")\b") \
             if words else None
         frontier = list(range(len(candidates)))
-        # the other files of the project, read anyway: indexed from the cache below when unchanged
-        others: list[tuple[SourceFile, bytes]] = []
+        # the other files of the project (read anyway) and their content hashes: indexed from the
+        # cache below when unchanged
+        others: list[tuple[SourceFile, str]] = []
+        remember = self.cache is not None
         for sources in modules.values() if importing is not None else ():
             for source in sources:
                 if source.absolute in present:
@@ -673,11 +675,12 @@ class _Run:
                 if isinstance(data, ReadProblem):
                     continue
                 if not may_contain_dl_code(data):
-                    if len(data) <= _MAX_PLAIN_MODULE:  # a configuration module another run summarised
-                        others.append((source, data))
+                    if remember and len(data) <= _MAX_PLAIN_MODULE:  # a configuration module a run summarised
+                        others.append((source, content_hash(data)))
                     continue
                 if full() or not any(word in data for word in raw_words) or not importing.search(data):
-                    others.append((source, data))
+                    if remember:
+                        others.append((source, content_hash(data)))
                     continue
                 digest, identity = content_hash(data), self._identity(source, packages)
                 position = add(source, data, digest, identity, first_phase(source, data, digest, identity))
@@ -714,13 +717,13 @@ class _Run:
         # the index is then the one ``nnlint .`` builds, so the checked files' dependency
         # fingerprints (which include who calls their functions) match the cached whole-tree results.
         indexed: set[int] = set()
-        for source, data in others if self.cache is not None else ():
+        for source, digest in others:
             if source.absolute in present:
                 continue
-            digest, identity = content_hash(data), self._identity(source, packages)
+            identity = self._identity(source, packages)
             cached = self._cached_phase_one(source, digest, identity)
-            if cached is not None:
-                indexed.add(add(source, data, digest, identity, cached))
+            if cached is not None:  # never checked, so its bytes are not kept
+                indexed.add(add(source, b"", digest, identity, cached))
         added -= indexed
         return added | indexed, importers
 
