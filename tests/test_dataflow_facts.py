@@ -143,3 +143,35 @@ def test_a_closure_free_variable_takes_its_enclosing_binding() -> None:
     assert facts.module.code_for_node(facts.dataflow.enclosing_value(last["step"])) == "make(model.parameters())"
     assert facts.dataflow.enclosing_value(last["twice"]) is None  # bound twice: not one value
     assert facts.dataflow.enclosing_value(last["local"]) is None  # bound in inner() itself
+
+
+def test_a_binding_overwritten_in_its_own_branch_does_not_reach() -> None:
+    source = """
+    x = a()
+    if mask is not None:
+        x = b(x)
+        x = c(x)
+    use(x)
+    """
+    assert reaching(source) == ["c(x)", "a()"]
+
+
+def test_a_binding_a_break_or_an_exception_may_leave_standing_still_reaches() -> None:
+    loop = """
+    for item in items:
+        x = a()
+        if item:
+            break
+        x = b()
+    use(x)
+    """
+    assert reaching(loop) == ["b()", "a()"]
+    guarded = """
+    try:
+        x = a()
+        x = b()
+    except ValueError:
+        pass
+    use(x)
+    """
+    assert reaching(guarded) == ["b()", "a()"]

@@ -249,6 +249,9 @@ class Dataflow:
         found: list[Definition] = []
         #: the newest binding that always runs before the use (older ones cannot reach it)
         dominating: Optional[Definition] = None
+        #: the blocks around each binding found so far: an older binding in all of those blocks
+        #: (``if m: s = a; s = b``) is always overwritten before the use
+        overwriting: list[set[cst.CSTNode]] = []
         examined = 0
         for definition in reversed(candidates):
             if definition.point >= use_enter:
@@ -265,7 +268,11 @@ class Dataflow:
             guards = self._guards(scope, definition.statement)
             if self._exclusive(guards, use_ancestors):
                 continue
+            if any(newer <= set(guards) for newer in overwriting):
+                continue
             found.append(definition)
+            if not isinstance(definition.statement, (cst.For, cst.Param)) and not self._may_be_skipped(guards):
+                overwriting.append(set(guards))
             if isinstance(definition.statement, cst.For) and definition.statement.body not in use_ancestors:
                 continue  # after the loop or in its else: the loop may not have run at all
             if all(guard in use_ancestors for guard in guards):
@@ -303,6 +310,12 @@ class Dataflow:
                     guards.append(child)
             child = ancestor
         return guards
+
+    def _may_be_skipped(self, guards: list[cst.CSTNode]) -> bool:
+        """Can a statement in these blocks be skipped although the blocks are entered (an exception
+        leaving a ``try`` body early, a ``break`` or ``continue`` in a loop)?"""
+        return any(isinstance(self._facts.parent(guard), (cst.Try, cst.For, cst.While))
+                   or isinstance(guard, (cst.ExceptHandler, cst.Finally)) for guard in guards)
 
     def _exclusive(self, guards: list[cst.CSTNode], use_ancestors: set[cst.CSTNode]) -> bool:
         """Is the binding in one branch of an ``if`` and the use in another branch of it?"""

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, Sequence, Union
 import libcst as cst
 
 from nnlint.facts.names import has_star_args, literal, positional
+from nnlint.facts.shapes import names_read
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -97,7 +98,7 @@ class Layouts:
         (``[]`` for a literal 1, ``[-1]`` for ``-1``, ``None`` for anything else)."""
         seen: list[Root] = []
         for expression in shape:
-            for node in _reads(expression):
+            for node in names_read(expression, whole=lambda n: _size_read(n) is not None):  # type: ignore[arg-type]
                 for root in self._roots_of(node):
                     if not any(root.name == other.name and root.definitions == other.definitions for other in seen):
                         seen.append(root)
@@ -226,9 +227,8 @@ class _Walk:
         root = self.root
         if inlined == 0 and self._is_root(name):
             return tuple((axis,) for axis in range(root.ndim)) if root.ndim is not None else None
-        if len(definitions) > 1:
-            definitions = self._feasible(definitions) if inlined == 0 else [
-                d for d in definitions if not self._overwritten(d.statement, definitions)]
+        if len(definitions) > 1 and inlined == 0:
+            definitions = self._feasible(definitions)
         found: list[Optional[Layout]] = []
         for definition in definitions:
             if isinstance(definition.statement, cst.Param):
@@ -254,9 +254,7 @@ class _Walk:
             a is b for a, b in zip(definitions, self.root.definitions))
 
     def _feasible(self, definitions: list["Definition"]) -> list["Definition"]:
-        """Leave out assignments another one always overwrites (the next statements of the same
-        block), and those made before the unpacking when it is always followed by another."""
-        definitions = [d for d in definitions if not self._overwritten(d.statement, definitions)]
+        """Leave out the assignments made before the unpacking when it is always followed by another."""
         unpacking = self.root.unpacking
         if unpacking is None or len(definitions) < 2 or any(
                 isinstance(a, (cst.For, cst.While)) for a in self.facts.ancestors(unpacking)):
@@ -543,21 +541,6 @@ def _size_read(expr: Optional[cst.BaseExpression]) -> Optional[tuple[cst.Name, i
                 and isinstance(owner.value, cst.Name):
             return owner.value, index
     return None
-
-
-def _reads(node: cst.CSTNode) -> Iterator[cst.BaseExpression]:
-    """Size reads and bare names in an argument (not attributes' names, not keywords)."""
-    if _size_read(node) is not None:  # type: ignore[arg-type]
-        yield node  # type: ignore[misc]
-    elif isinstance(node, cst.Name):
-        yield node
-    elif isinstance(node, cst.Attribute):
-        yield from _reads(node.value)
-    elif isinstance(node, cst.Arg):
-        yield from _reads(node.value)
-    else:
-        for child in node.children:
-            yield from _reads(child)
 
 
 def _path_to(target: cst.BaseExpression, name: str) -> Optional[list[int]]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
 import libcst as cst
 
@@ -128,8 +128,8 @@ class Shapes:
         groups: list[list[int]] = []
         for expression in shape:
             group: list[int] = []
-            for name in _names(expression):
-                if name.value not in unpacking.dims:
+            for name in names_read(expression):
+                if not isinstance(name, cst.Name) or name.value not in unpacking.dims:
                     continue
                 definitions = dataflow.definitions(name)
                 if len(definitions) != 1 or definitions[0].statement is not unpacking.statement:
@@ -277,14 +277,18 @@ def _shape_unpacking(node: cst.Assign) -> Optional[ShapeUnpacking]:
     return None
 
 
-def _names(node: cst.CSTNode) -> Iterator[cst.Name]:
-    """Bare names read by ``node``, in source order (``self.c`` and ``f(dim=c)``'s ``dim`` are not ``c``)."""
-    if isinstance(node, cst.Name):
+def names_read(node: cst.CSTNode, whole: Optional[Callable[[cst.CSTNode], bool]] = None
+               ) -> Iterator[cst.BaseExpression]:
+    """Bare names read by ``node``, in source order (``self.c`` and ``f(dim=c)``'s ``dim`` are not
+    ``c``); a sub-expression for which ``whole`` holds (``x.size(0)``) is yielded as one read."""
+    if whole is not None and whole(node):
+        yield node  # type: ignore[misc]
+    elif isinstance(node, cst.Name):
         yield node
     elif isinstance(node, cst.Attribute):
-        yield from _names(node.value)
+        yield from names_read(node.value, whole)
     elif isinstance(node, cst.Arg):
-        yield from _names(node.value)
+        yield from names_read(node.value, whole)
     else:
         for child in node.children:
-            yield from _names(child)
+            yield from names_read(child, whole)
