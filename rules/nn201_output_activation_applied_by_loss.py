@@ -123,7 +123,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from nnlint.facts.models import LossSite
+from nnlint.facts.losses import LossSite
 from nnlint.facts.edits import drop_activation, report_activation
 from nnlint.rule import Context, Rule
 
@@ -147,14 +147,14 @@ class OutputActivationAppliedByLoss(Rule):
     options = {}
 
     def check(self, ctx: Context) -> None:
-        models = ctx.facts.models
-        for site in models.losses:
+        losses = ctx.facts.losses
+        for site in losses.sites:
             if site.expects != "logits" or site.kind not in _APPLIED_BY_LOSS:
                 continue
             if site.prediction is not None:
-                outputs = models.output_activations(site.prediction)
+                outputs = ctx.facts.outputs.output_activations(site.prediction)
             else:
-                outputs = models.trained_outputs(site)
+                outputs = losses.trained_outputs(site)
             # one of several models (chosen by a flag): a finding needs every one of them to be wrong
             messages = [self._message(site, output.activation) for output in outputs]
             if not outputs or any(message is None for message in messages):

@@ -156,7 +156,8 @@ import libcst as cst
 
 from nnlint.facts import layers as L
 from nnlint.facts.heads import activation_below, helper_call, regression_losses
-from nnlint.facts.models import LossSite, ModelFacts, OutputActivation, Step
+from nnlint.facts.losses import LossSite
+from nnlint.facts.outputs import OutputActivation, OutputFacts, Step
 from nnlint.facts.names import argument
 from nnlint.facts.edits import drop_activation, report_activation
 from nnlint.rule import Context, Rule
@@ -195,14 +196,14 @@ class HiddenActivationOnOutput(Rule):
     options = {}
 
     def check(self, ctx: Context) -> None:
-        models = ctx.facts.models
-        for site in (*models.losses, *regression_losses(ctx)):
+        outputs = ctx.facts.outputs
+        for site in (*ctx.facts.losses.sites, *regression_losses(ctx)):
             described = _LOSSES.get(site.kind)
             if described is None:
                 continue
             below = False
             if site.prediction is not None:
-                steps = models.steps(site.prediction)
+                steps = outputs.steps(site.prediction)
                 below_steps = _below_normaliser(steps, described)
                 below = below_steps is not steps
                 activation, by_a_layer = _last_activation(below_steps)
@@ -214,13 +215,13 @@ class HiddenActivationOnOutput(Rule):
                 continue
             if activation not in _HIDDEN:
                 continue
-            if _target_is_computed(ctx, models, site):
+            if _target_is_computed(ctx, outputs, site):
                 continue  # feature matching / distillation: both sides are activations
             clamped = "logits" if below else described  # below a normaliser: what it normalises
             message = (f"the output fed to this loss ends in {activation}, a hidden-layer activation: "
                        f"its {clamped} are clamped; remove the activation from the output layer")
             if below:  # the loss's or model's own log_softmax comes last: the ReLU is right below it
-                where = activation_below(ctx, models.activation_site(site.prediction)[0])
+                where = activation_below(ctx, outputs.activation_site(site.prediction)[0])
                 if where is None or where.activation != activation:
                     ctx.report(site.node, message)
                     continue
@@ -266,7 +267,7 @@ def _last_activation(steps: tuple[Step, ...]) -> tuple[Optional[str], bool]:
     return None, False
 
 
-def _target_is_computed(ctx: Context, models: ModelFacts, site: LossSite) -> bool:
+def _target_is_computed(ctx: Context, outputs: OutputFacts, site: LossSite) -> bool:
     """Is the loss's target produced by a network or an activation (``mse(vgg(x), vgg(y))``)?"""
     if site.prediction is None:
         return False  # Keras compile: the targets are data
@@ -278,6 +279,6 @@ def _target_is_computed(ctx: Context, models: ModelFacts, site: LossSite) -> boo
         return False
     resolved: Optional[cst.BaseExpression] = ctx.facts.dataflow.resolve(target, 8) or target
     for node in ctx.facts.walk(resolved):
-        if isinstance(node, cst.Call) and any(step.category in _COMPUTING for step in models.steps(node)):
+        if isinstance(node, cst.Call) and any(step.category in _COMPUTING for step in outputs.steps(node)):
             return True
     return False

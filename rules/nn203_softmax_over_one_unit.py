@@ -124,7 +124,7 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.models import Step
+from nnlint.facts.outputs import Step
 from nnlint.facts.names import argument
 from nnlint.facts.tensors import LOG_SOFTMAX, SOFTMAX, TensorOps
 from nnlint.facts.edits import softmax_to_sigmoid
@@ -195,7 +195,7 @@ class SoftmaxOverOneUnit(Rule):
     # softmax(x) where x is a one-unit dense layer's output
     def _applied(self, ctx: Context) -> Iterator[tuple[cst.CSTNode, str]]:
         ops = TensorOps(ctx.facts)
-        models = ctx.facts.models
+        outputs = ctx.facts.outputs
         names = ctx.facts.names
         for call in ctx.facts.calls():
             op = ops.op(call)
@@ -205,13 +205,13 @@ class SoftmaxOverOneUnit(Rule):
                     continue
                 operand, what = op.operand, op.kind
             elif isinstance(call.func, cst.Call) and names.qualname(call.func.func) in _KERAS_SOFTMAX_LAYERS:
-                steps = models.steps(call)  # Keras functional: Activation("softmax")(x)
+                steps = outputs.steps(call)  # Keras functional: Activation("softmax")(x)
                 if not steps or steps[0].kind not in _SOFTMAX_KINDS:
                     continue
                 operand, what = (call.args[0].value if call.args else None), _name(steps[0].kind)
             if operand is None:
                 continue
-            if _one_unit(models.steps(operand)):
+            if _one_unit(outputs.steps(operand)):
                 yield call, what
 
 

@@ -151,7 +151,8 @@ import libcst as cst
 
 from nnlint.facts import layers as L
 from nnlint.facts.dispatch import matching_returns
-from nnlint.facts.models import LossSite, Step
+from nnlint.facts.losses import LossSite
+from nnlint.facts.outputs import Step
 from nnlint.facts.names import positional
 from nnlint.facts.tensors import original_text
 from nnlint.rule import Context, Rule
@@ -170,11 +171,10 @@ class BceOnSigmoidOutput(Rule):
     options = {}
 
     def check(self, ctx: Context) -> None:
-        models = ctx.facts.models
-        for site in models.losses:
+        for site in ctx.facts.losses.sites:
             if site.kind != "bce" or site.framework != "torch" or site.prediction is None:
                 continue
-            activation, step = _last_activation(models.steps(site.prediction))
+            activation, step = _last_activation(ctx.facts.outputs.steps(site.prediction))
             if activation != "sigmoid" and not self._dispatched_sigmoid(ctx, site):
                 continue
             message = _message(ctx, site, step)

@@ -131,7 +131,7 @@ def _sigmoid_under(ctx: Context, ops: TensorOps, operand: cst.BaseExpression) ->
         op = ops.op(value)
         if op is not None and op.kind == SIGMOID:
             return complement, "a sigmoid"
-        if isinstance(value, cst.Call) and ctx.facts.models.activation_of(value) == "sigmoid" and op is None:
+        if isinstance(value, cst.Call) and ctx.facts.outputs.activation_of(value) == "sigmoid" and op is None:
             return complement, "a model output that ends in sigmoid"
         return None
     return None

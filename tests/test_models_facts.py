@@ -116,7 +116,7 @@ model.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True))
     summary = facts.models.models[0].summary
     assert summary.layers == ("Dense", "ReLU", "Dropout", "Dense", "Softmax")
     assert summary.output_activation == "softmax" and summary.output_units == 10 and summary.has_dropout
-    (site,) = facts.models.losses
+    (site,) = facts.losses.sites
     assert site.expects == "logits" and site.model == summary
 
 
@@ -134,7 +134,7 @@ model.compile(loss="binary_crossentropy")
     summary = facts.models.models[0].summary
     assert summary.layers == ("Dense", "ReLU", "BatchNormalization", "Dense", "Sigmoid")
     assert summary.output_activation == "sigmoid" and summary.output_units == 1 and summary.has_batchnorm
-    (site,) = facts.models.losses
+    (site,) = facts.losses.sites
     assert site.kind == "binary_crossentropy" and site.expects == "probs"
 
 
@@ -206,9 +206,9 @@ def test_model_of_across_files(import_line: str, expr: str) -> None:
 def test_loss_sites_and_what_feeds_them(loss_line: str, kind: str, expects: str) -> None:
     source = TORCH_NET + f"model = Net()\n{loss_line}\n"
     facts = facts_of(source)
-    (site,) = facts.models.losses
+    (site,) = facts.losses.sites
     assert (site.kind, site.expects) == (kind, expects)
-    assert facts.models.activation_of(site.prediction) == "softmax"
+    assert facts.outputs.activation_of(site.prediction) == "softmax"
 
 
 def test_loss_object_on_self() -> None:
@@ -220,7 +220,7 @@ class Trainer:
     def step(self, out, y):
         return self.criterion(out, y)
 '''
-    (site,) = facts_of(source).models.losses
+    (site,) = facts_of(source).losses.sites
     assert site.kind == "cross_entropy" and site.constructor is not None
 
 
@@ -237,12 +237,12 @@ class Trainer:
 def test_odd_input_never_raises(source: str) -> None:
     facts = facts_of(source)
     facts.models.models
-    facts.models.losses
+    facts.losses.sites
     facts.models.exported_summaries()
     for node in list(facts.walk()):
         if isinstance(node, cst.BaseExpression):
             facts.models.model_of(node)
-            facts.models.activation_of(node)
+            facts.outputs.activation_of(node)
 
 
 def test_summaries_are_picklable() -> None:
@@ -392,7 +392,7 @@ def test_a_parameter_traced_to_what_the_call_passes() -> None:
     facts = facts_of(SIGMOID_NET + "train(args, Scorer(), loader)\n")
     (scores,) = [n for n in facts.walk() if isinstance(n, cst.Name) and n.value == "scores"]
     value = facts.dataflow.value_of(scores)
-    assert facts.models.activation_of(value) == "sigmoid"
+    assert facts.outputs.activation_of(value) == "sigmoid"
 
 
 VAE = '''
@@ -443,7 +443,7 @@ def test_tuple_output_elements_through_helper_methods() -> None:
 def test_unpacked_element_of_a_model_call() -> None:
     facts = facts_of(VAE + "model = VAE()\nrecon, mu, probs = model(x)\nF.binary_cross_entropy(recon, x)\n"
                      "F.mse_loss(mu, t)\nF.cross_entropy(probs, y)\n")
-    by_kind = {site.kind: facts.models.activation_of(site.prediction) for site in facts.models.losses}
+    by_kind = {site.kind: facts.outputs.activation_of(site.prediction) for site in facts.losses.sites}
     assert by_kind == {"bce": "sigmoid", "mse": None, "cross_entropy": "softmax"}
 
 
@@ -456,8 +456,8 @@ def test_unpacked_element_of_a_model_from_another_file() -> None:
     facts = facts_of("from vae import VAE\nimport torch.nn.functional as F\nmodel = VAE()\n"
                      "recon, mu, probs = model(x)\nF.binary_cross_entropy(recon, x)\n",
                      module="train", project=ProjectIndex([exported]), path="train.py")
-    (site,) = facts.models.losses
-    assert facts.models.activation_of(site.prediction) == "sigmoid"
+    (site,) = facts.losses.sites
+    assert facts.outputs.activation_of(site.prediction) == "sigmoid"
 
 
 def test_recording_index_refuses_reuse_after_an_unrecorded_question() -> None:
@@ -483,6 +483,6 @@ def test_branching_traces_stay_linear() -> None:
               "for i in range(10):\n" + chain + "    loss = criterion(x, t)\n" + recursive)
     facts = facts_of(source)
     started = time.perf_counter()
-    activations = [facts.models.activation_of(site.prediction) for site in facts.models.losses]
+    activations = [facts.outputs.activation_of(site.prediction) for site in facts.losses.sites]
     assert activations == [None, None]  # the branches disagree; the recursive parameter is unknown
     assert time.perf_counter() - started < 5.0  # exponential in the branches before memoisation

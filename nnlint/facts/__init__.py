@@ -9,7 +9,9 @@ focused module and is computed lazily, once, the first time a rule asks:
   attributes, wrappers, factories, containers) and the file's call graph
 * :mod:`nnlint.facts.constants` - literal values of module constants and argparse defaults
 * :mod:`nnlint.facts.models` - models as layer sequences (``nn.Sequential``, ``nn.Module``
-  subclasses, Keras ``Sequential``/functional), and what reaches each loss
+  subclasses, Keras ``Sequential``/functional), and which model an expression holds
+* :mod:`nnlint.facts.outputs` - what a tensor expression went through: the activation a prediction ends in
+* :mod:`nnlint.facts.losses` - loss computations and the predictions they are given
 * :mod:`nnlint.facts.loops` - training/evaluation loops and the order of what they call
 * :mod:`nnlint.facts.optimizers` - optimizer constructions: class, learning rate, momentum, trained models
 * :mod:`nnlint.facts.init` - weight initialisation: normal draws and their std, Xavier/He inits and the
@@ -47,6 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts.dataflow import Dataflow
     from nnlint.facts.loops import LoopFacts
     from nnlint.facts.models import ModelFacts
+    from nnlint.facts.outputs import OutputFacts
+    from nnlint.facts.losses import LossFacts
     from nnlint.facts.init import InitFacts
     from nnlint.facts.norms import NormFacts
     from nnlint.facts.gradients import GradientFacts
@@ -123,9 +127,26 @@ class FileFacts:
 
     @cached_property
     def models(self) -> "ModelFacts":
+        """The models the file builds (layers in data-flow order, output activation, dropout, batch
+        norm), and which model an expression holds."""
         from nnlint.facts.models import ModelFacts
 
         return ModelFacts(self)
+
+    @cached_property
+    def outputs(self) -> "OutputFacts":
+        """What a tensor expression went through: the ops that reach it, the activation a prediction
+        ends in, and where that activation is applied."""
+        from nnlint.facts.outputs import OutputFacts
+
+        return OutputFacts(self)
+
+    @cached_property
+    def losses(self) -> "LossFacts":
+        """The loss computations of the file, and what each is given as its prediction."""
+        from nnlint.facts.losses import LossFacts
+
+        return LossFacts(self)
 
     @cached_property
     def dataflow(self) -> "Dataflow":
@@ -331,6 +352,6 @@ class FileFacts:
             constants=self.constants.exported(),
             bindings=dict(self.names.bindings),
             calls=self.values.call_records(),
-            loss_functions=self.models.exported_loss_functions(),
+            loss_functions=self.losses.exported_loss_functions(),
         )
 

@@ -16,7 +16,8 @@ from nnlint.facts import layers as L
 from nnlint.facts.tensors import TensorOps, original_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nnlint.facts.models import LossSite, OutputActivation
+    from nnlint.facts.losses import LossSite
+    from nnlint.facts.outputs import OutputActivation
     from nnlint.facts.tensors import TensorOp
     from nnlint.rule import Context
 
@@ -343,20 +344,20 @@ def subtract_max(ctx: "Context", exps: Sequence["TensorOp"], total: "TensorOp") 
 def report_activation(ctx: "Context", code: str, site: "LossSite", message: str, loss_words: str,
                       where: Optional["OutputActivation"], edit: Callable[["Context", cst.CSTNode], Optional[Edits]],
                       fix_message: str) -> None:
-    """:func:`~nnlint.facts.models.report_at_activation`, with ``edit``'s fix (unsafe: code that
+    """:func:`~nnlint.facts.losses.report_at_activation`, with ``edit``'s fix (unsafe: code that
     runs the model for inference may expect what the activation made) when the activation is in
     this file."""
-    from nnlint.facts.models import report_at_activation
+    from nnlint.facts.losses import report_at_activation
 
-    models = ctx.facts.models
+    outputs = ctx.facts.outputs
     node: Optional[cst.CSTNode] = None
     if where is not None:
         node = where.node
     elif site.prediction is not None:
-        node = models.activation_site(site.prediction)[0]
+        node = outputs.activation_site(site.prediction)[0]
     elif site.model is not None and site.model.output_site is not None and \
             site.model.output_site.path == ctx.facts.path:
-        node = models.node_at(site.model.output_site)
+        node = outputs.node_at(site.model.output_site)
     edits = edit(ctx, node) if node is not None else None
     if node is None or not edits:
         report_at_activation(ctx, code, site, message, loss_words, where)

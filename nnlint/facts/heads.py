@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.models import LossSite, OutputActivation
+from nnlint.facts.losses import LossSite
+from nnlint.facts.outputs import OutputActivation
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.rule import Context
@@ -28,10 +29,10 @@ def activation_below(ctx: "Context", normaliser: Optional[cst.CSTNode]) -> Optio
         return None
     from nnlint.facts.edits import activation_operand
 
-    models = ctx.facts.models
+    outputs = ctx.facts.outputs
     operand = activation_operand(ctx, normaliser)
     if operand is not None:
-        steps = [s for s in models.steps(operand) if s.category not in (L.SHAPE, L.DROPOUT)]
+        steps = [s for s in outputs.steps(operand) if s.category not in (L.SHAPE, L.DROPOUT)]
         if not steps:
             return None
         if steps[0].category == L.ACTIVATION:
@@ -40,10 +41,10 @@ def activation_below(ctx: "Context", normaliser: Optional[cst.CSTNode]) -> Optio
             name = steps[0].output_activation
         else:
             return None
-        node, site = models.activation_site(operand)
+        node, site = outputs.activation_site(operand)
         known = name is not None and (node is not None or site is not None)
         return OutputActivation(name, node, site) if known else None
-    for sequence in models.sequences:
+    for sequence in ctx.facts.models.sequences:
         layers = [layer for layer in sequence.layers if layer.category not in (L.SHAPE, L.DROPOUT)]
         for before, layer in zip(layers, layers[1:]):
             if layer.node is normaliser:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.models import Layer, Model, _method as class_method
+from nnlint.facts.models import Layer, Model
 from nnlint.facts.names import keyword, literal
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,7 +70,7 @@ def layer_followers(facts: "FileFacts", model: Model) -> Optional[dict[int, list
         for current, nxt in zip(model.layers, model.layers[1:]):
             followers[id(current)].append((fused[id(current)], nxt))
         return followers
-    method = class_method(model.node, "forward") or class_method(model.node, "call")
+    method = facts.values.method(model.node, "forward") or facts.values.method(model.node, "call")
     if method is None:
         return None
     by_attribute = {layer.attribute: layer for layer in model.layers if layer.attribute}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from nnlint.facts import layers as L
-from nnlint.facts.layerflow import Follower, class_method, layer_followers, self_layer
+from nnlint.facts.layerflow import Follower, layer_followers, self_layer
 from nnlint.facts.models import Layer, Model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,10 +82,10 @@ class NormFacts:
         """Layers (by ``id``) whose output ``forward`` also uses outside a layer call."""
         if not isinstance(model.node, cst.ClassDef):
             return set()
-        method = class_method(model.node, "forward") or class_method(model.node, "call")
+        facts = self._facts
+        method = facts.values.method(model.node, "forward") or facts.values.method(model.node, "call")
         if method is None:
             return set()
-        facts = self._facts
         by_attribute = {layer.attribute: layer for layer in model.layers if layer.attribute}
         loads = [n for n in facts.walk(method) if isinstance(n, cst.Name) and not self._is_binding(n)]
         escaping: set[int] = set()
