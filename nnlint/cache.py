@@ -42,7 +42,7 @@ KEY_BYTES = 32
 CACHEDIR_TAG = "CACHEDIR.TAG"
 _TAG_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 _TAG_TEXT = f"{_TAG_SIGNATURE}\n# This file is a cache directory tag created by nnlint.\n"
-_FORMAT = b"nnlint-cache 5"
+_FORMAT = b"nnlint-cache 6"
 #: a larger file is not read (it would be a huge or hostile one, never worth the time)
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 #: deeper nesting than constants ever have is not decoded
@@ -487,6 +487,9 @@ def _encode_model(model: ModelSummary) -> list[Any]:
         [None if site is None else _encode_site(site) for site in model.element_sites],
         _check_bool(model.returns_output),
         None if model.applies_argument is None else _check_int(model.applies_argument),
+        [[_check_str(attribute), _check_str(qualname)] for attribute, qualname in model.submodules],
+        _check_optional_str(model.output_model),
+        [_check_str(part) for part in model.parts],
     ]
 
 
@@ -507,13 +510,15 @@ _MODEL_TAIL = (bool, bool, list)
 
 
 def _decode_model(data: Any) -> ModelSummary:
-    if type(data) is not list or len(data) != 13 or tuple(map(type, data[:4])) != _MODEL_HEAD \
+    if type(data) is not list or len(data) != 16 or tuple(map(type, data[:4])) != _MODEL_HEAD \
             or tuple(map(type, data[6:9])) != _MODEL_TAIL or type(data[10]) is not list or type(data[11]) is not bool:
         raise _Invalid("model")
     (name, qualname, framework, layers, activation, units, dropout, batchnorm, elements, site, sites, returns,
-     applies) = data
-    if any(type(layer) is not str for layer in layers):
+     applies, submodules, output_model, parts) = data
+    if any(type(layer) is not str for layer in layers) or any(type(part) is not str for part in _list(parts)):
         raise _Invalid("layers")
+    held = tuple((_str(attribute), _str(held_class)) for attribute, held_class in
+                 (_list(pair, 2) for pair in _list(submodules)))
     return _make(
         ModelSummary,
         name,
@@ -529,6 +534,9 @@ def _decode_model(data: Any) -> ModelSummary:
         tuple(None if element is None else _decode_site(element) for element in sites),
         returns,
         None if applies is None else _int(applies),
+        held,
+        _optional_str(output_model),
+        tuple(parts),
     )
 
 

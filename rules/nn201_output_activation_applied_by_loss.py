@@ -22,6 +22,10 @@ layer, the `tf.layers.dense(..., activation=tf.nn.softmax)`), with the loss as a
 location, also when the model lives in another file (`from model import Net`, `import model`,
 a model passed to a function of another file, a TF1 helper `def model(): ... return x, y,
 output` unpacked by its caller). `# nnlint: ignore[NN201]` on the activation's line silences it.
+A loss module class of the project counts as the loss its `forward` hands its input to
+(`FocalLoss()(pred, y)` whose `forward` calls `F.binary_cross_entropy_with_logits(inputs, ...)`,
+also through reshapes and masks), and a model assembled from classes of other files ends in what
+the part it returns ends in (`return self.decoder(h)`; `model.decoder(x)` is that part).
 A library estimator given a module and its loss (skorch's `NeuralNetClassifier(MyModule,
 criterion=nn.CrossEntropyLoss)`, or one whose default loss is known: skada's `DeepCoral(model)`
 trains with `CrossEntropyLoss`) feeds one to the other and counts as a loss site.

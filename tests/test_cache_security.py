@@ -27,7 +27,7 @@ import nnlint
 from nnlint import cli
 
 REPO = Path(__file__).resolve().parents[1]
-HEADER = b"nnlint-cache 5"
+HEADER = b"nnlint-cache 6"
 
 MODEL = """\
 import torch

@@ -252,6 +252,85 @@ with torch.no_grad():
         print(net(x.cuda()).argmax(1))  # NN307
 ''',
     },
+    # a model assembled in one file from blocks of another: the blocks' dropout is the model's
+    "dropout-in-a-block-of-another-file": {
+        "blocks.py": '''
+import torch.nn as nn
+
+class Block(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x):
+        return self.drop(self.fc(x).relu())
+''',
+        "net.py": '''
+import torch.nn as nn
+from blocks import Block
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = Block(64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+''',
+        "evaluate.py": '''
+import torch
+from net import Net
+
+def evaluate(model, loader):
+    with torch.no_grad():
+        return sum((model(x).argmax(1) == y).sum().item() for x, y in loader)  # NN307
+
+model = Net()
+model.load_state_dict(torch.load("net.pt"))
+print(evaluate(model, loader))
+''',
+    },
+    # the same blocks without dropout or batch norm: eval() would change nothing
+    "plain-block-of-another-file": {
+        "blocks.py": '''
+import torch.nn as nn
+
+class Block(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        return self.fc(x).relu()
+''',
+        "net.py": '''
+import torch.nn as nn
+from blocks import Block
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = Block(64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+''',
+        "evaluate.py": '''
+import torch
+from net import Net
+
+def evaluate(model, loader):
+    with torch.no_grad():
+        return sum((model(x).argmax(1) == y).sum().item() for x, y in loader)
+
+model = Net()
+model.load_state_dict(torch.load("net.pt"))
+print(evaluate(model, loader))
+''',
+    },
 }
 
 

@@ -29,6 +29,37 @@ def keyword_loss(t, *, pred):
     return F.cross_entropy(pred, t)
 '''
 
+LOSS_CLASSES = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class FocalLoss(nn.Module):
+    def __init__(self, gamma=2.0):
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, inputs, targets):
+        bce = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+        return ((1 - torch.exp(-bce)) ** self.gamma * bce).mean()
+
+
+class CrossEntropy2d(nn.Module):
+    def forward(self, predict, target):
+        n, c, h, w = predict.size()
+        mask = target >= 0
+        predict = predict.transpose(1, 2).transpose(2, 3).contiguous()
+        predict = predict[mask.view(n, h, w, 1).repeat(1, 1, 1, c)].view(-1, c)
+        return F.cross_entropy(predict, target[mask])
+
+
+class ProbabilityLoss(nn.Module):
+    def forward(self, probs, targets):
+        return F.binary_cross_entropy(probs.clamp(1e-6, 1 - 1e-6), targets)
+'''
+
+
 CASES: dict[str, dict[str, str]] = {
     "softmax-into-a-loss-of-another-file": {
         "losses.py": LOSS_MODULE,
@@ -65,8 +96,65 @@ def train(model1, model2, loader, optimizer):
         optimizer.step()
 ''',
     },
-}
+    # loss module classes: calling an instance hands the argument to the loss in its forward,
+    # through reshapes and a mask (a 2-D cross entropy), in another file or in the same one
+    "softmax-into-a-loss-module-class": {
+        "losses.py": LOSS_CLASSES,
+        "main.py": '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from losses import CrossEntropy2d, FocalLoss
 
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.fc(x)), x  # NN201
+
+
+class SmoothedCE(nn.Module):
+    def forward(self, logits, target):
+        return 0.9 * F.cross_entropy(logits, target) + 0.1 * F.cross_entropy(logits, target.flip(0))
+
+
+net = Net()
+criterion = FocalLoss().cuda()
+for x, y in loader:
+    pred, _ = net(x)
+    criterion(pred, y).backward()
+
+
+def segmentation_loss(pred, label):
+    return CrossEntropy2d()(F.softmax(pred, dim=1), label)  # NN201
+
+
+def smoothed_loss(pred, label):
+    return SmoothedCE()(F.softmax(pred, dim=1), label)  # NN201
+''',
+    },
+    # the same classes given logits, and a class whose forward makes probabilities itself
+    "logits-into-a-loss-module-class": {
+        "losses.py": LOSS_CLASSES,
+        "main.py": '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from losses import CrossEntropy2d, FocalLoss, ProbabilityLoss
+
+
+def train(net, loader):
+    focal, dense, prob = FocalLoss(), CrossEntropy2d(), ProbabilityLoss()
+    for x, y in loader:
+        out = net(x)
+        loss = focal(out, y) + dense(out, y) + prob(torch.sigmoid(out), y)
+        loss.backward()
+''',
+    },
+}
 
 def _write(tmp_path: Path, files: dict[str, str]) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\n")

@@ -295,6 +295,129 @@ class Binary(nn.Module):
         return self.final(x)
 ''',
     },
+    # a model assembled from classes of other files: its output is its decoder's, and another
+    # file trains the decoder alone through the model it holds (``model.decoder(x)``)
+    "submodule-of-other-file-model": {
+        "decoder.py": '''
+import torch.nn as nn
+
+class Decoder(nn.Module):
+    def __init__(self, vocab):
+        super().__init__()
+        self.out = nn.Linear(32, vocab)
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(self, x):
+        return self.softmax(self.out(x))  # NN201
+''',
+        "model.py": '''
+import torch.nn as nn
+from decoder import Decoder
+
+class Seq2Seq(nn.Module):
+    def __init__(self, vocab):
+        super().__init__()
+        self.encoder = nn.Linear(32, 32)
+        self.decoder = Decoder(vocab)
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+''',
+        "train.py": '''
+import torch.nn as nn
+from model import Seq2Seq
+
+def train(model, criterion, batches):
+    for x, y in batches:
+        out = model.decoder(x)
+        loss = criterion(out[:, :-1].permute(0, 2, 1), y)
+        loss.backward()
+
+def main(batches):
+    train(Seq2Seq(100), nn.CrossEntropyLoss(), batches)
+''',
+        "whole.py": '''
+import torch.nn as nn
+from model import Seq2Seq
+
+net = Seq2Seq(100)
+criterion = nn.CrossEntropyLoss()
+for x, y in batches:
+    criterion(net(x).view(-1, 100), y).backward()
+''',
+    },
+    # the same assembly returning logits: nothing to report, through the model or its decoder
+    "submodule-of-other-file-model-logits": {
+        "decoder.py": '''
+import torch.nn as nn
+
+class Decoder(nn.Module):
+    def __init__(self, vocab):
+        super().__init__()
+        self.out = nn.Linear(32, vocab)
+
+    def forward(self, x):
+        return self.out(x)
+''',
+        "model.py": '''
+import torch.nn as nn
+from decoder import Decoder
+
+class Seq2Seq(nn.Module):
+    def __init__(self, vocab):
+        super().__init__()
+        self.encoder = nn.Linear(32, 32)
+        self.decoder = Decoder(vocab)
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+    def predict(self, x):
+        return self.softmax(self.forward(x))
+''',
+        "train.py": '''
+import torch.nn as nn
+from model import Seq2Seq
+
+net = Seq2Seq(100)
+criterion = nn.CrossEntropyLoss()
+for x, y in batches:
+    criterion(net(x), y).backward()
+    criterion(net.decoder(x), y).backward()
+''',
+    },
+    # an activation module held in a local variable, and a dtype/device move between the output
+    # and the loss
+    "activation-module-in-a-variable": {
+        "losses.py": '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+def loss_calc(pred, label):
+    m = nn.LogSoftmax(dim=1)
+    pred = m(pred)  # NN201
+    return F.cross_entropy(pred, label)
+
+def loss_nll(pred, label):
+    m = nn.LogSoftmax(dim=1)
+    return F.nll_loss(m(pred), label)
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return torch.sigmoid(self.fc(x))  # NN201
+
+net = Net()
+criterion = nn.BCEWithLogitsLoss()
+for x, y in loader:
+    criterion(net(x).type(torch.cuda.FloatTensor), y).backward()
+''',
+    },
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
@@ -70,6 +71,15 @@ class ModelSummary:
     #: a module whose ``forward(x, layer)`` returns ``layer(...)``: the position of that argument
     #: (``self`` not counted), so that ``self.wrap(x, nn.Sequential(fc, nn.Softmax()))`` ends in softmax
     applies_argument: Optional[int] = None
+    #: the model classes it holds, by attribute (``self.decoder = Decoder()``: ``("decoder",
+    #: "model.Decoder")``), so that ``net.decoder(x)`` in another file is that model
+    submodules: tuple[tuple[str, str], ...] = ()
+    #: a class of another project file whose output this model returns (``return self.decoder(h)``),
+    #: when that file's summary was not known here; :meth:`ProjectIndex.model` fills the output in
+    output_model: Optional[str] = None
+    #: classes of other project files among its modules, not known here: their dropout and batch
+    #: norm count as this model's (filled in by :meth:`ProjectIndex.model`)
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,8 @@ class ProjectIndex:
         self._entries: dict[int, bytes] = {}
         #: call target -> the records of calls to it (built on first use)
         self._calls: Optional[dict[str, tuple[CallRecord, ...]]] = None
+        #: (id(summary), depth) -> the summary with its other-file models filled in
+        self._completed: dict[tuple[int, int], ModelSummary] = {}
         digest = hashlib.sha256()
         for summary in sorted(summaries, key=lambda s: s.path):
             self._by_module.setdefault(summary.module, []).append(summary)
@@ -267,9 +279,31 @@ class ProjectIndex:
                 self._entries[id(summary)] = found
         return found
 
-    def model(self, qualname: str, near: Optional[str] = None) -> Optional["ModelSummary"]:
+    def model(self, qualname: str, near: Optional[str] = None, _depth: int = 0) -> Optional["ModelSummary"]:
+        """The summary of the project model ``qualname``, with what it takes from models of other
+        project files (its output, their dropout and batch norm) filled in."""
         found = self.resolve(qualname, near)
-        return found[0].models.get(found[1]) if found else None
+        summary = found[0].models.get(found[1]) if found else None
+        if summary is None or not (summary.output_model or summary.parts) or _depth > 4:
+            return summary
+        key = (id(summary), _depth)
+        done = self._completed.get(key)
+        if done is None:
+            done = self._complete(summary, found[0].path, _depth)  # type: ignore[index]
+            self._completed[key] = done
+        return done
+
+    def _complete(self, summary: "ModelSummary", path: str, depth: int) -> "ModelSummary":
+        changes: dict[str, Any] = {}
+        inner = self.model(summary.output_model, path, depth + 1) if summary.output_model else None
+        if inner is not None and summary.output_activation is None:
+            changes.update(output_activation=inner.output_activation, output_units=inner.output_units,
+                           output_site=inner.output_site, output_elements=inner.output_elements,
+                           element_sites=inner.element_sites)
+        held = [self.model(part, path, depth + 1) for part in summary.parts]
+        changes["has_dropout"] = summary.has_dropout or any(part.has_dropout for part in held if part)
+        changes["has_batchnorm"] = summary.has_batchnorm or any(part.has_batchnorm for part in held if part)
+        return dataclasses.replace(summary, **changes)
 
     def constant(self, qualname: str, near: Optional[str] = None, default: Any = None) -> Any:
         found = self.resolve(qualname, near)

@@ -173,9 +173,12 @@ TENSOR_METHODS: Mapping[str, Kind] = {
     **{m: Kind("Reshape", SHAPE) for m in (
         "view", "reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose",
         "contiguous", "view_as", "reshape_as", "float", "double", "half", "bfloat16", "to",
-        "clone", "squeeze_", "unsqueeze_", "resize", "resize_as",
+        "clone", "squeeze_", "unsqueeze_", "resize", "resize_as", "cuda", "cpu", "type", "type_as",
     )},
 }
+
+#: tensor methods that keep what the values mean (``out.view(b, -1)``, ``out.float()``, ``out.cuda()``)
+RESHAPE_METHODS = frozenset(name for name, kind in TENSOR_METHODS.items() if kind.category == SHAPE)
 
 _K = "keras.layers"
 KERAS_LAYERS: dict[str, Kind] = {}

@@ -52,6 +52,7 @@ class LossFacts:
 
     def __init__(self, facts: "FileFacts") -> None:
         self._facts = facts
+        self._exported: Optional[dict[str, tuple[LossParameter, ...]]] = None
 
     @cached_property
     def sites(self) -> tuple[LossSite, ...]:
@@ -74,25 +75,46 @@ class LossFacts:
         return tuple(site for site in found if site is not None)
 
     def exported_loss_functions(self) -> dict[str, tuple[LossParameter, ...]]:
-        """Top-level functions that hand a parameter, unchanged, to a loss of their own as its
-        prediction (what a call from another file passes there reaches that loss)."""
-        found: dict[str, list[LossParameter]] = {}
+        """Top-level functions that hand a parameter to a loss of their own as its prediction,
+        unchanged or only reshaped, selected or moved (what a call from another file passes there
+        reaches that loss); a loss module class (``FocalLoss.forward(self, inputs, targets)`` calling
+        ``F.binary_cross_entropy_with_logits(inputs, ...)``) as ``"FocalLoss.__call__"``."""
+        if self._exported is None:
+            self._exported = {}  # a loss class's forward calling another: not its own entry yet
+            found: dict[str, list[LossParameter]] = {}
+            for key, function, offset, call in self._calls_on_parameters():
+                site = self._loss_site(call)
+                name = self._parameter_behind(site.prediction) if site is not None else None
+                position = _parameter_position(function, name) if name is not None else None
+                if site is None or name is None or position is None or (position[0] or 0) < offset:
+                    continue
+                index = position[0] - offset if position[0] is not None else None
+                parameter = LossParameter(index, name, site.kind, site.expects, site.framework)
+                if parameter not in found.setdefault(key, []):
+                    found[key].append(parameter)
+            self._exported = {key: tuple(parameters) for key, parameters in found.items()}
+        return self._exported
+
+    def _parameter_behind(self, expr: Optional[cst.BaseExpression]) -> Optional[str]:
+        """The parameter ``expr`` is, through reshapes, selections and moves (``predict =
+        predict.transpose(1, 2).contiguous(); predict[mask].view(-1, c)``), else ``None``."""
         dataflow = self._facts.dataflow
-        for function, call in self._calls_on_parameters():
-            site = self._loss_site(call)
-            prediction = site.prediction if site is not None else None
-            if not isinstance(prediction, cst.Name):
-                continue
-            definitions = dataflow.definitions(prediction)
-            if not definitions or not all(isinstance(d.statement, cst.Param) for d in definitions):
-                continue
-            position = _parameter_position(function, prediction.value)
-            if position is None:
-                continue
-            parameter = LossParameter(position[0], prediction.value, site.kind, site.expects, site.framework)
-            if parameter not in found.setdefault(function.name.value, []):
-                found[function.name.value].append(parameter)
-        return {name: tuple(parameters) for name, parameters in found.items()}
+        for _ in range(16):
+            if isinstance(expr, cst.Name):
+                definitions = dataflow.definitions(expr)
+                if definitions and all(isinstance(d.statement, cst.Param) for d in definitions):
+                    return expr.value
+                if len(definitions) != 1 or definitions[0].value is None:
+                    return None
+                expr = definitions[0].value
+            elif isinstance(expr, cst.Subscript):
+                expr = expr.value
+            elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) \
+                    and expr.func.attr.value in L.RESHAPE_METHODS:
+                expr = expr.func.value
+            else:
+                return None
+        return None
 
     def trained_outputs(self, site: LossSite) -> tuple[OutputActivation, ...]:
         """What each model a loss site without a prediction trains ends in (a Keras ``compile``, an
@@ -106,18 +128,28 @@ class LossFacts:
             found.append(OutputActivation(model.output_activation, node, place))
         return tuple(found)
 
-    def _calls_on_parameters(self) -> Iterator[tuple[cst.FunctionDef, cst.Call]]:
-        """Calls in top-level functions whose first or second argument is a parameter's name
-        (the only calls that can hand a parameter to a loss: cheap to find, costly to resolve)."""
-        for function in self._facts.module.body:
-            if not isinstance(function, cst.FunctionDef):
+    def _calls_on_parameters(self) -> Iterator[tuple[str, cst.FunctionDef, int, cst.Call]]:
+        """``(key, function, parameters to skip, call)`` for calls in top-level functions and in
+        the ``forward``/``__call__`` of top-level classes whose first or second argument is a
+        parameter's name (the only calls that can hand a parameter to a loss: cheap to find,
+        costly to resolve)."""
+        values = self._facts.values
+        for statement in self._facts.module.body:
+            if isinstance(statement, cst.FunctionDef):
+                entries = [(statement.name.value, statement, 0)]
+            elif isinstance(statement, cst.ClassDef):
+                method = values.method(statement, "forward") or values.method(statement, "__call__")
+                entries = [(f"{statement.name.value}.__call__", method, 1)] if method is not None else []
+            else:
                 continue
-            params = function.params
-            names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
-            for call in self._facts.calls(function.body):
-                if any(isinstance(arg.value, cst.Name) and arg.value.value in names for arg in call.args[:2]) \
-                        and next(a for a in self._facts.ancestors(call) if isinstance(a, cst.FunctionDef)) is function:
-                    yield function, call
+            for key, function, offset in entries:
+                params = function.params
+                names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
+                for call in self._facts.calls(function.body):
+                    if any(isinstance(arg.value, cst.Name) and arg.value.value in names for arg in call.args[:2]) \
+                            and next(a for a in self._facts.ancestors(call) if isinstance(a, cst.FunctionDef)) \
+                            is function:
+                        yield key, function, offset, call
 
     def _wrapped_loss_sites(self, call: cst.Call) -> list[LossSite]:
         qualname = self._facts.names.qualname(call.func)
@@ -171,12 +203,29 @@ class LossFacts:
         if ctor_name in L.TORCH_LOSS_CLASSES:
             kind = L.TORCH_LOSS_CLASSES[ctor_name]
             return LossSite(call, kind.kind, kind.expects, "torch", argument(call, 0, "input"), constructor)
+        handed = self._loss_class_parameters(ctor_name) if ctor_name is not None else ()
+        if len(handed) == 1:  # an instance of a loss module class: its forward hands this argument on
+            (parameter,) = handed
+            prediction = argument(call, parameter.index, parameter.name) if parameter.index is not None \
+                else keyword(call, parameter.name)
+            return LossSite(call, parameter.kind, parameter.expects, parameter.framework, prediction, constructor)
         keras_kind = _keras_loss_class(ctor_name)
         if keras_kind is not None:
             from_logits = literal(keyword(constructor, "from_logits"), False) is True
             return LossSite(call, keras_kind, "logits" if from_logits else _keras_expects(keras_kind), "keras",
                             argument(call, 1, "y_pred"), constructor)
         return None
+
+    def _loss_class_parameters(self, qualname: str) -> tuple[LossParameter, ...]:
+        """What calling an instance of the project class ``qualname`` hands to a loss."""
+        module = self._facts.module_name
+        local = qualname[len(module) + 1:] if module and qualname.startswith(module + ".") else (
+            qualname if not module else None)
+        if local is not None and local in self._facts.names.classes:
+            return self.exported_loss_functions().get(f"{local}.__call__", ())
+        if qualname.split(".", 1)[0] in LIBRARY_PACKAGES:
+            return ()
+        return self._facts.project.loss_parameters(f"{qualname}.__call__", self._facts.path)
 
     def _loss_constructor(self, func: cst.BaseExpression) -> Optional[tuple[Optional[cst.Call], Optional[str], bool]]:
         """What a called loss object is: ``(constructor call, class qualname)`` for ``criterion`` /

@@ -29,7 +29,7 @@ from nnlint.facts import layers as L
 from nnlint.facts.names import argument, dotted_name, keyword, literal, positional
 from nnlint.facts.outputs import (MAX_BRANCHES, MAX_DEPTH, Op, agreed, layer_ops, output_activation, output_op,
                                   output_units)
-from nnlint.facts.values import External
+from nnlint.facts.values import LIBRARY_PACKAGES, External
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -190,8 +190,14 @@ class ModelFacts:
                     return model.summary
         origins = facts.values.origins(expr)
         if not origins:
-            return None
+            return self._submodule(expr, depth) if isinstance(expr, cst.Attribute) else None
         return agreed([self._origin_model(origin, depth) for origin in origins])
+
+    def _submodule(self, expr: cst.Attribute, depth: int) -> Optional[ModelSummary]:
+        """``net.decoder`` where ``net`` is a known model that holds a model class as ``self.decoder``."""
+        owner = self.model_of(expr.value, depth + 1)
+        held = dict(owner.submodules).get(expr.attr.value) if owner is not None else None
+        return self.model_for_class(held, depth + 1) if held is not None else None
 
     def candidates(self, expr: Optional[cst.BaseExpression]) -> Optional[tuple[ModelSummary, ...]]:
         """Every model ``expr`` may be (``get_model(name)`` returning one of several classes);
@@ -510,7 +516,7 @@ class ModelFacts:
         if method is None:
             ops = [op for layer in layers for op in layer_ops(layer)]
             summary = self._summarise(name, framework, [], layers, flow=ops)
-            summary = _with_output(summary, None, None)
+            summary = self._with_held_models(node, attributes, _with_output(summary, None, None), [])
             return Model(name, node, framework, layers, summary)
         flow = self._forward_flow(method, attributes)
         returns = self._facts.values.returns(method)
@@ -524,7 +530,20 @@ class ModelFacts:
         applied = self._applied_argument(method, returns)
         if applied is not None:
             summary = dataclasses.replace(summary, applies_argument=applied)
-        return Model(name, node, framework, layers, summary)
+        return Model(name, node, framework, layers, self._with_held_models(node, attributes, summary, returns))
+
+    def _with_held_models(self, node: cst.ClassDef, attributes: dict[str, Layer], summary: ModelSummary,
+                          returns: list[Optional[cst.BaseExpression]]) -> ModelSummary:
+        """``summary`` with the model classes it holds by attribute, and those of other files that
+        are not known here (the project index fills in what they contribute)."""
+        elsewhere = self._other_file_classes(node, attributes)
+        held = tuple((attribute, layer.qualname) for attribute, layer in attributes.items()
+                     if layer.category == L.MODEL and layer.qualname is not None) + tuple(elsewhere.items())
+        if not held:
+            return summary
+        output = elsewhere.get(self._returned_attribute(returns) or "") if summary.output_activation is None else None
+        return dataclasses.replace(summary, submodules=held, parts=tuple(sorted(set(elsewhere.values()))),
+                                   output_model=output)
 
     def _applied_argument(self, method: cst.FunctionDef, returns: list[Optional[cst.BaseExpression]]) -> Optional[int]:
         """The position (``self`` not counted) of the argument that every return of ``forward``
@@ -580,9 +599,17 @@ class ModelFacts:
     def init_layers(self, node: cst.ClassDef) -> dict[str, Layer]:
         """The layers a model class assigns to ``self.<attribute>`` while it is built, by attribute."""
         found: dict[str, Layer] = {}
+        for attribute, value in self._self_assignments(node):
+            layer = self.layer(value, attribute, 0)
+            if layer is not None:
+                found[attribute] = layer
+        return found
+
+    def _self_assignments(self, node: cst.ClassDef) -> Iterator[tuple[str, cst.BaseExpression]]:
+        """``(attribute, value)`` of each ``self.<attribute> = value`` made while the class is built."""
         init = self._facts.values.method(node, "__init__") or self._facts.values.method(node, "build")
         if init is None:
-            return found
+            return
         for statement in self._construction_nodes(node, init):
             if isinstance(statement, cst.Assign):
                 targets = [t.target for t in statement.targets]
@@ -593,10 +620,35 @@ class ModelFacts:
             for target in targets:
                 if (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
                         and target.value.value == "self"):
-                    layer = self.layer(statement.value, target.attr.value, 0)
-                    if layer is not None:
-                        found[target.attr.value] = layer
+                    yield target.attr.value, statement.value  # type: ignore[misc]
+
+    def _other_file_classes(self, node: cst.ClassDef, known: dict[str, Layer]) -> dict[str, str]:
+        """Attributes holding an instance of another project file's class that is not known here
+        (``self.decoder = Decoder(vocab)``, ``Decoder`` from ``decoder.py``), by attribute: the
+        project index fills in what they contribute (see ``ModelSummary.parts``)."""
+        names = self._facts.names
+        own = self._facts.module_name
+        found: dict[str, str] = {}
+        for attribute, value in self._self_assignments(node):
+            qualname = names.qualname(value.func) if isinstance(value, cst.Call) else None
+            if attribute in known or qualname is None or qualname.split(".", 1)[0] in LIBRARY_PACKAGES \
+                    or "." not in qualname or (own and qualname.startswith(own + ".")):
+                continue
+            found[attribute] = qualname
         return found
+
+    def _returned_attribute(self, returns: list[Optional[cst.BaseExpression]]) -> Optional[str]:
+        """``"decoder"`` when every return of ``forward`` is ``self.decoder(...)``, through reshapes."""
+        found: set[Optional[str]] = set()
+        for value in returns:
+            value = self._facts.dataflow.resolve(value) if value is not None else None
+            while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) \
+                    and value.func.attr.value in L.RESHAPE_METHODS:
+                value = self._facts.dataflow.resolve(value.func.value)
+            func = value.func if isinstance(value, cst.Call) else None
+            found.add(func.attr.value if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
+                      and func.value.value == "self" else None)
+        return found.pop() if len(found) == 1 else None
 
     def _construction_nodes(self, node: cst.ClassDef, init: cst.FunctionDef) -> Iterator[cst.CSTNode]:
         """The nodes of ``__init__``, then of the methods it calls on ``self`` to build layers

@@ -224,6 +224,11 @@ class OutputFacts:
                 return []
             kind = L.TENSOR_METHODS[func.attr.value]
             return [Op(kind.kind, kind.category, node=call)]
+        if isinstance(func, cst.Name) and depth < MAX_DEPTH:
+            layer = self._facts.models.layer(func, None, depth + 1)
+            if layer is not None and layer.category == L.ACTIVATION and layer.inner is None:
+                # ``m = nn.LogSoftmax(dim=1); pred = m(pred)``: applied here, where the fix goes
+                return [Op(layer.kind, layer.category, node=call)]
         if isinstance(func, (cst.Name, cst.Attribute)) and depth < MAX_DEPTH:
             summary = self._facts.models.model_of(func, depth + 1)
             if summary is not None:
