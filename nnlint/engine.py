@@ -653,34 +653,41 @@ class _Run:
             added.add(position)
             return position
 
-        # The files that import the given ones: what they pass to the given files' functions
-        # counts there (``train(model, criterion)`` called from ``main.py``).
-        given = {first.summary.module for first in phase_one.values()
-                 if first.summary is not None and first.summary.module}
-        raw_words = sorted({os.fsencode(module.rsplit(".", 1)[-1]) for module in given})
-        words = [re.escape(word) for word in raw_words]
-        # an import statement naming one of them (cheap to look for; only those files are parsed)
-        importing = re.compile(rb"(?m)^[ \t]*(?:from|import)\b[^\n]*\b(?:" + b"|".join(words) + rb")\b") \
-            if words else None
+        # The files that import the given ones: what they pass to the given files' functions counts
+        # there (``train(model, criterion)`` called from ``main.py``), and a loss in any of them may
+        # report an activation of a given file; and, a few levels up, the files importing a model
+        # made of them (``train.py`` trains a ``Transformer`` of ``transformer.py`` whose decoder is given).
         frontier = list(range(len(candidates)))
         # the other files of the project (read anyway) and their content hashes: indexed from the
         # cache below when unchanged
         others: list[tuple[SourceFile, str]] = []
         remember = self.cache is not None
-        for sources in modules.values() if importing is not None else ():
+        framework_files: list[tuple[SourceFile, bytes]] = []
+        for sources in modules.values():
             for source in sources:
                 if source.absolute in present:
                     continue
                 data = read_source(source.absolute)
                 if isinstance(data, ReadProblem):
                     continue
-                if not may_contain_dl_code(data):
-                    if remember and len(data) <= _MAX_PLAIN_MODULE:  # a configuration module a run summarised
-                        others.append((source, content_hash(data)))
-                    continue
+                if may_contain_dl_code(data):
+                    framework_files.append((source, data))
+                elif remember and len(data) <= _MAX_PLAIN_MODULE:  # a configuration module a run summarised
+                    others.append((source, content_hash(data)))
+        imported = list(range(len(candidates)))
+        for _ in range(_IMPORT_DEPTH):
+            given = {phase_one[p].summary.module for p in imported  # type: ignore[union-attr]
+                     if phase_one[p].summary is not None and phase_one[p].summary.module}  # type: ignore[union-attr]
+            raw_words = sorted({os.fsencode(module.rsplit(".", 1)[-1]) for module in given})
+            if not raw_words:
+                break
+            words = [re.escape(word) for word in raw_words]
+            # an import statement naming one of them (cheap to look for; only those files are parsed)
+            importing = re.compile(rb"(?m)^[ \t]*(?:from|import)\b[^\n]*\b(?:" + b"|".join(words) + rb")\b")
+            imported, rest = [], []
+            for source, data in framework_files:
                 if full() or not any(word in data for word in raw_words) or not importing.search(data):
-                    if remember:
-                        others.append((source, content_hash(data)))
+                    rest.append((source, data))
                     continue
                 digest, identity = content_hash(data), self._identity(source, packages)
                 position = add(source, data, digest, identity, first_phase(source, data, digest, identity))
@@ -688,6 +695,13 @@ class _Run:
                 targets = set(summary.bindings.values()) if summary is not None else set()
                 if any(t == m or t.startswith(m + ".") for t in targets for m in given):
                     frontier.append(position)
+                    if summary is not None and summary.models:  # a model holding a given file's model
+                        imported.append(position)
+            framework_files = rest
+            if not imported:
+                break
+        if remember:
+            others.extend((source, content_hash(data)) for source, data in framework_files)
         # The project modules all of these import, a few levels deep (the models they define).
         for _ in range(_IMPORT_DEPTH):
             wanted: dict[str, SourceFile] = {}

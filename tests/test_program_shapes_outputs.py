@@ -431,3 +431,17 @@ def test_output_shape(case: str, tmp_path: Path) -> None:
     assert not result.errors
     got = {(Path(f.path).relative_to(tmp_path).as_posix(), f.line, f.code) for f in result.findings}
     assert got == _expected(files)
+
+
+def test_a_part_of_a_model_alone_gets_the_whole_project_answer(tmp_path: Path) -> None:
+    # pre-commit passes only the changed file: the loss that reports its activation is two imports
+    # away (``train.py`` -> ``model.py`` -> ``decoder.py``)
+    files = dict(CASES["submodule-of-other-file-model"])
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\n")
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    settings = nnlint.engine.discover_settings([str(tmp_path)])
+    alone = nnlint.lint_paths([str(tmp_path / "decoder.py")], settings, select=["NN201"], use_cache=False, jobs=1)
+    whole = nnlint.lint_paths([str(tmp_path)], settings, select=["NN201"], use_cache=False, jobs=1)
+    assert {(f.path, f.line) for f in alone.findings} == {(f.path, f.line) for f in whole.findings}
+    assert {(Path(f.path).name, f.line, f.code) for f in alone.findings} == _expected({"decoder.py": files["decoder.py"]})
