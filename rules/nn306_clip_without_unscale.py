@@ -7,6 +7,12 @@ The gradients are scaled when the loss was backpropagated with
 `scaler.scale(loss).backward()`; `torch.nn.utils.clip_grad_norm_`/`clip_grad_value_`
 must then come after `scaler.unscale_(optimizer)`.
 
+A function that clips and then calls `scaler.step(optimizer)` is reported too, even when the
+backward and the training loop are elsewhere (an optimizer wrapper's `step()` method), when
+`scaler` is a `GradScaler` (built as one in the file, annotated `GradScaler`, or named like
+`scaler`) and no `unscale_` runs before the clip, neither in that function nor in a caller in
+the same file before it calls the function. Clipping after `scaler.step()` is reported by NN305 instead.
+
 ## Why is this bad?
 With a `GradScaler` the gradients in `.grad` are multiplied by the loss scale (65536 at
 the start, adjusted as training runs). Clipping them to `max_norm=1.0` before unscaling
@@ -55,7 +61,8 @@ indentation. It is safe: `scaler.step()` skips unscaling gradients that are alre
 only the clipping changes, to the threshold the code asked for. It is offered only when the
 backward, the clip and the step are in the loop's own code (so the scaler and optimizer names are
 the ones in scope) and nothing in the loop calls `unscale_` yet (a second call before `update()`
-raises).
+raises). A clip found from `scaler.step()` alone gets no fix: the optimizer stepped, or the
+scaler itself, may not exist where the clip is (`if grad_scaler is not None:`).
 
 ## Source
 Seed 002_1779c8f13c5dbb22.txt, "梯度裁剪（Gradient Clipping）": clipping limits gradient
@@ -113,6 +120,14 @@ class ClipWithoutUnscale(Rule):
                                        fix=_unscale_fix(ctx, training, clip, scaled, step, unscale),
                                        fix_message=f"Call {unscale} before clipping")
                         break
+        # an optimizer wrapper's ``step()``: clip, then ``scaler.step(optimizer)``; the backward is elsewhere
+        in_loops = {e.node for training in ctx.facts.loops.training_loops for e in training.events}
+        for found in ctx.facts.precision.scaled_clips:
+            if found.clip not in in_loops and found.clip not in reported:
+                reported.add(found.clip)
+                unscale = f"{found.scaler}.unscale_({found.optimizer or 'optimizer'})"
+                ctx.report(found.clip, f"clipping gradients before {found.scaler}.step(): they are still "
+                                       f"scaled; call {unscale} before clipping")
 
 
 def _scaled_alternative(ctx: Context, events: Sequence[Event], backward: Event) -> Optional[Event]:

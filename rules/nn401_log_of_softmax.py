@@ -4,6 +4,7 @@ Reports the logarithm of a softmax computed in two steps instead of with `log_so
 Any spelling is recognised:
 `torch.log(F.softmax(x, dim=1))`, `x.softmax(-1).log()`, `torch.log(torch.softmax(x, 1))`,
 `p = F.softmax(x, 1)` followed by `torch.log(p)`, `torch.log(nn.Softmax(dim=1)(x))`,
+`torch.log(nn.Softmax2d()(x))` (a softmax over the channels),
 `tf.math.log(tf.nn.softmax(logits))` or `tf.log(...)`, also with an epsilon added
 (`torch.log(F.softmax(x, 1) + 1e-8)`) or the probabilities clamped first
 (`torch.log(F.softmax(x, 1).clamp(min=1e-8))`).

@@ -6,7 +6,10 @@ its maximum first. Recognised spellings include `torch.exp(x) / torch.exp(x).sum
 `e / e.sum(-1, keepdim=True)` (or `e /= ...`), `tf.exp(x) / tf.reduce_sum(tf.exp(x), axis=-1)`,
 a buffer filled in a loop (`p = torch.zeros(n)`, `p[i] = torch.exp(v)`, `p /= p.sum()`), and the
 same with `np.exp`/`np.sum` in a deep-learning file. A softmin written by hand, `exp(-d / t)`
-or `exp(-beta * e)` normalised by its own sum, is reported too.
+or `exp(-beta * e)` normalised by its own sum, is reported too, and so is a softmax per group
+(over the edges of each node of a graph) normalised by a per-group sum gathered back by the same
+index: `e = src.exp()` then `e / scatter_add(e, index, dim=0)[index]` (`scatter(e, index,
+reduce="sum")` or `"mean"`, `torch.zeros(n).index_add_(0, index, e)`, `.scatter_add_(0, index, e)`).
 
 ## Why is this bad?
 `exp` overflows float32 for inputs above about 88 (float16: about 11), giving `inf / inf = NaN`;
@@ -19,7 +22,8 @@ the result mathematically unchanged (the factor `exp(-max)` cancels) but keeps t
 term at exactly `1`, so nothing overflows and the denominator is at least `1`.
 
 The rule stays quiet when the exponent already subtracts something (`x - x.max(...)`,
-`x - torch.max(x, 1, keepdim=True)[0]`, `x - m`, `-(d - d.min()) / t`), is a negated square
+`x - torch.max(x, 1, keepdim=True)[0]`, `x - m`, `-(d - d.min()) / t`,
+`src - scatter(src, index, reduce="max")[index]`), is a negated square
 (`exp(-x ** 2 / (2 * s ** 2))`: a Gaussian window, whose grid reaches its centre), is a log-probability
 (`log_softmax`, `log`) or is bounded by `tanh`/`sigmoid`/`clamp`, when the variable was changed
 in place (`x -= ...`), and when a buffer is also written with anything but the exponentials.
@@ -60,6 +64,8 @@ def normalise(logits):
 def softmin_weights(dist, temp):
     return torch.softmax(-dist / temp, dim=0)
 ```
+For a softmax per group use `torch_geometric.utils.softmax(src, index)` or `torch_scatter`'s
+`scatter_softmax`, or subtract `scatter(src, index, dim=0, reduce="max")[index]` from `src` before `exp`.
 In TensorFlow use `tf.nn.softmax(x, axis=-1)`, or subtract
 `tf.reduce_max(x, axis=-1, keepdims=True)` before `tf.exp`.
 
@@ -70,7 +76,8 @@ softmax: `torch.exp(x) / torch.exp(x).sum(-1, keepdim=True)` becomes
 (`tf.reduce_max`, `np.max` and `.max()` alike). It is safe: the factor `exp(-max)` cancels, so the
 result is the same where it was finite. It is offered only when the exponent is a plain name or
 attribute (repeating it has no side effects) and the sum runs over every element or keeps its
-dimensions (`keepdim=True`), so that the maximum broadcasts like the sum.
+dimensions (`keepdim=True`), so that the maximum broadcasts like the sum. A softmax per group gets
+no fix: its maximum must be taken per group too, or a group far below the global maximum underflows.
 
 ## Source
 Seed 003_1540c0685162747f.txt, "softmax分类器输出值": to prevent the exponential from
@@ -122,6 +129,7 @@ class UnstableManualSoftmax(Rule):
             if exp is not None and exp.operand is not None and not _is_stabilised(ctx, ops, exp.operand):
                 total = ops.resolved_op(denominator)
                 summed = ops.resolved_op(total.operand) if total is not None else None
+                # a per-group normaliser (a subscript) is no op, so no fix: a global max could underflow a group
                 fix = subtract_max(ctx, [exp, summed], total) if total is not None and summed is not None else None
                 if is_negated(ops, exp.operand):  # exp(-d / t) over distances: a softmin
                     ctx.report(node, "softmin written by hand without subtracting the min: exp(-x) underflows "
@@ -138,13 +146,16 @@ class UnstableManualSoftmax(Rule):
         top = ops.resolved_op(numerator) or filled
         if top is None or top.kind != EXP:
             return None
-        total = ops.resolved_op(denominator)
-        if total is None or total.kind != SUM or total.operand is None:
-            return None
-        if isinstance(numerator, cst.Name) and isinstance(total.operand, cst.Name) \
-                and total.operand.value == numerator.value and filled is not None and filled is top:
-            return top  # ``buf[i] = exp(v)`` in a loop, then ``buf /= buf.sum()``
-        summed = ops.resolved_op(total.operand)
+        summand = ops.group_sum(denominator)  # ``e / scatter_add(e, index)[index]``: a softmax per group
+        if summand is None:
+            total = ops.resolved_op(denominator)
+            if total is None or total.kind != SUM or total.operand is None:
+                return None
+            if isinstance(numerator, cst.Name) and isinstance(total.operand, cst.Name) \
+                    and total.operand.value == numerator.value and filled is not None and filled is top:
+                return top  # ``buf[i] = exp(v)`` in a loop, then ``buf /= buf.sum()``
+            summand = total.operand
+        summed = ops.resolved_op(summand)
         if summed is None or summed.kind != EXP:
             return None
         if summed.call is top.call or ctx.code_for(summed.call).strip() == ctx.code_for(top.call).strip():

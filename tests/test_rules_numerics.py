@@ -127,6 +127,15 @@ def test_nn401_through_variables_and_layers() -> None:
             q = torch.log(sm(logits))  # !
             return h, h2, q
 
+        def segmentation_loss(output, target):
+            softmax2d = torch.nn.Softmax2d()  # over the channels, like nn.Softmax(dim=1)
+            probabilities = softmax2d(output)
+            a = torch.log(probabilities)  # !
+            b = torch.log(nn.Softmax2d()(output))  # !
+            c = nn.LogSoftmax(dim=1)(output)
+            d = torch.log(nn.Sigmoid()(output))
+            return F.nll_loss(a, target), b, c, d
+
         def reassigned(logits):
             p = F.softmax(logits, dim=-1)
             p = p.mean(0)
@@ -320,6 +329,58 @@ def test_nn402_variables() -> None:
         """,
         "NN402",
     )
+
+
+def test_nn402_softmax_per_group() -> None:
+    findings = check(
+        """
+        import torch
+        from torch_scatter import scatter_add, scatter_max, scatter
+        from torch_geometric.utils import scatter as pyg_scatter, softmax as segment_softmax
+
+        def softmax(src, index, num_nodes=None):
+            out = src.exp()
+            out = out / scatter_add(out, index, dim=0, dim_size=num_nodes)[index]  # !
+            return out
+
+        def attention(self, q, k, dst, n):
+            exp = self.dot(q[dst], k).exp()
+            z = scatter(exp, dst, dim=0, dim_size=n, reduce="mean")
+            alpha = exp / z[dst]  # !
+            z2 = pyg_scatter(exp, dst, 0, n, reduce="sum")
+            beta = exp / (z2[dst] + 1e-16)  # !
+            return alpha, beta
+
+        def buffers(scores, idx, n):
+            e = torch.exp(scores)
+            a = e / torch.zeros(n).index_add_(0, idx, e)[idx]  # !
+            b = e / torch.zeros(n, device=e.device).scatter_add_(0, idx, e)[idx]  # !
+            c = e / e.new_zeros(n, e.size(1)).scatter_add_(0, idx.unsqueeze(-1).expand_as(e), e)[idx]  # !
+            return a, b, c
+
+        def shifted(src, index, n):
+            out = (src - scatter(src, index, dim=0, reduce="max")[index]).exp()
+            a = out / scatter_add(out, index, dim=0, dim_size=n)[index]
+            m = scatter_max(src, index, dim=0, dim_size=n)[0]
+            e = torch.exp(src - m[index])
+            b = e / (scatter_add(e, index, dim=0, dim_size=n)[index] + 1e-16)
+            return a, b
+
+        def look_alikes(self, src, index, other, n):
+            e = src.exp()
+            a = e / scatter(e, index, dim=0, reduce="max")[index]  # not a sum
+            b = e / scatter_add(e, index, dim=0)[other]  # gathered by another index
+            c = e / scatter_add(other.exp(), index, dim=0)[index]  # another tensor's sum
+            d = e / torch.ones(n).index_add_(0, index, e)[index]  # not a zero buffer
+            f = e / torch.scatter_add(e, 0, index, e)[index]  # torch.scatter_add(input, dim, index, src)
+            g = segment_softmax(src, index)
+            h = e / scatter(e, index, 0, None, n, "max")[index]  # torch_scatter's positional reduce
+            i = e / scatter(e, index, dim=0, reduce=self.aggr)[index]  # unknown reduction
+            return a, b, c, d, f, g, h, i
+        """,
+        "NN402",
+    )
+    assert all(f.fix is None for f in findings)  # one global max could underflow a whole group
 
 
 # ---------------------------------------------------------------------------

@@ -676,3 +676,85 @@ def test_nn905_quiet_when_norm_clipping_is_the_other_option() -> None:
         """,
         "NN905",
     )
+
+
+# ---------------------------------------------------------------------------
+# NN306 clip of scaled gradients in a function without the training loop
+
+
+def test_nn306_optimizer_wrapper_step() -> None:
+    findings = check(
+        """
+        from typing import Optional
+        import torch
+        from torch.cuda.amp import GradScaler
+
+        class Wrapper:
+            def __init__(self, params, optimizers, clip):
+                self.params = params
+                self.optimizers = optimizers
+                self.clip = clip
+                self.amp = GradScaler()
+
+            def step(self, loss):
+                self.amp.scale(loss).backward()
+                if self.clip is not None:
+                    torch.nn.utils.clip_grad_norm_(parameters=self.params, max_norm=self.clip)  # !
+                for optimizer in self.optimizers:
+                    self.amp.step(optimizer)
+                self.amp.update()
+
+        class Updater:
+            def step(self, *, grad_scaler: Optional[torch.cuda.amp.GradScaler] = None):
+                if self.grad_clip:
+                    torch.nn.utils.clip_grad_value_(self.network.parameters(), self.grad_clip)  # !
+                if grad_scaler is not None:
+                    grad_scaler.step(self.optimizer)
+                    grad_scaler.update()
+                else:
+                    self.optimizer.step()
+
+            def step_unscaled(self, grad_scaler: "torch.amp.GradScaler"):
+                grad_scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
+                grad_scaler.step(self.optimizer)
+
+            def step_clipped_after(self, scaler):
+                scaler.step(self.optimizer)  # clipping after the step is another mistake
+                torch.nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
+
+            def step_without_scaler(self, sched):
+                torch.nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
+                sched.step(self.optimizer)  # not a GradScaler
+
+            def step_either(self, scaler, clip):
+                if scaler is None:
+                    torch.nn.utils.clip_grad_norm_(self.network.parameters(), clip)
+                    self.optimizer.step()
+                else:
+                    scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.network.parameters(), clip)
+                    scaler.step(self.optimizer)
+
+            def apply(self, scaler):
+                torch.nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
+                scaler.step(self.optimizer)
+
+            def train_step(self, loss, scaler):
+                scaler.scale(loss).backward()
+                scaler.unscale_(self.optimizer)
+                self.apply(scaler)  # unscaled before the call: apply() clips true gradients
+
+        def train(model, loader, optimizer, scaler):
+            for x, y in loader:
+                optimizer.zero_grad()
+                scaler.scale(model(x).sum()).backward()
+                # reported once, by the training-loop analysis, with its fix
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # !
+                scaler.step(optimizer)
+                scaler.update()
+        """,
+        "NN306",
+    )
+    assert [f.fix is None for f in findings] == [True, True, False]
+    assert "self.amp.unscale_(optimizer)" in findings[0].message

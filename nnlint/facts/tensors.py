@@ -143,6 +143,7 @@ class ModuleSpelling:
 #: canonical layer class -> what calling an instance computes (operand = first call argument)
 MODULES: Mapping[str, ModuleSpelling] = {
     "torch.nn.Softmax": ModuleSpelling(SOFTMAX, TORCH, "dim", 0),
+    "torch.nn.Softmax2d": ModuleSpelling(SOFTMAX, TORCH),  # over the channels; takes no dim
     "torch.nn.LogSoftmax": ModuleSpelling(LOG_SOFTMAX, TORCH, "dim", 0),
     "torch.nn.Sigmoid": ModuleSpelling(SIGMOID, TORCH),
     "keras.layers.Softmax": ModuleSpelling(SOFTMAX, KERAS, "axis", 0),
@@ -181,6 +182,14 @@ _BUFFERS = frozenset({"torch.zeros", "torch.empty", "torch.zeros_like", "torch.e
                       "numpy.empty", "numpy.zeros_like", "numpy.empty_like"})
 #: methods that move or cast a tensor without changing its values
 _MOVES = frozenset({"to", "cuda", "cpu", "float", "double", "type_as"})
+#: ``scatter_add(src, index)``-style functions (torch_scatter, PyG): a sum (or mean) of ``src`` per group;
+#: ``torch.scatter``/``torch.scatter_add`` take ``(input, dim, index, src)`` and are not these
+_GROUP_SUMS = frozenset({"scatter_add", "scatter_sum", "scatter_mean"})
+_GROUP_REDUCES = frozenset({"sum", "add", "mean"})
+#: ``buffer.index_add_(dim, index, source)``-style methods: adds ``source`` into the groups of ``index``
+_GROUP_ADDS = {"index_add_": "source", "index_add": "source", "scatter_add_": "src", "scatter_add": "src"}
+#: zero buffers such a method adds into
+_ZEROS = frozenset({"torch.zeros", "torch.zeros_like"})
 
 
 class TensorOps:
@@ -281,6 +290,54 @@ class TensorOps:
         if not stored or any(op.kind != stored[0].kind for op in stored):
             return None
         return stored[0]
+
+    def group_sum(self, expr: cst.BaseExpression) -> Optional[cst.BaseExpression]:
+        """The tensor ``src`` if ``expr`` is its per-group sum gathered back to every element:
+        ``scatter_add(src, index, dim=0)[index]``, ``scatter(src, index, reduce="sum")[index]`` (or
+        ``"mean"``), ``torch.zeros(n).index_add_(0, index, src)[index]`` (``scatter_add_`` alike),
+        optionally plus an epsilon and through local variables; ``None`` for anything else."""
+        value = self.resolve(expr)
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
+            value = next((self.resolve(side) for side, other in ((value.left, value.right),
+                          (value.right, value.left)) if self.is_epsilon(other)), None)
+        if not isinstance(value, cst.Subscript) or len(value.slice) != 1 \
+                or not isinstance(value.slice[0].slice, cst.Index):
+            return None
+        gather = value.slice[0].slice.value
+        reduced = self.resolve(value.value)
+        if not isinstance(reduced, cst.Call) or has_star_args(reduced):
+            return None
+        func = reduced.func
+        qualname = self._facts.names.qualname(func)
+        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        if qualname is not None and not qualname.startswith("torch."):
+            name = qualname.rpartition(".")[2]  # ``from torch_scatter import scatter_add as sa``
+            # a 5th positional is PyG's ``reduce`` (torch_scatter's ``dim_size``): a sum only if it says so
+            given = keyword(reduced, "reduce") or positional(reduced, 4)
+            reduce = "sum" if given is None else literal(given, None)
+            if name not in _GROUP_SUMS and not (name == "scatter" and reduce in _GROUP_REDUCES):
+                return None
+            src, index = argument(reduced, 0, "src"), argument(reduced, 1, "index")
+        elif qualname is None and name in _GROUP_ADDS and self._is_zeros(func.value):  # type: ignore[attr-defined]
+            src, index = argument(reduced, 2, _GROUP_ADDS[name]), argument(reduced, 1, "index")
+        else:
+            return None
+        if src is None or index is None or _index_root(index) != _index_root(gather) \
+                or _index_root(gather) is None:
+            return None
+        return src
+
+    def _is_zeros(self, buffer: cst.BaseExpression) -> bool:
+        """``torch.zeros(n)``, ``torch.zeros_like(x)``, ``x.new_zeros(n)``, moved or in a local variable."""
+        buffer = self.resolve(buffer) or buffer
+        while isinstance(buffer, cst.Call) and isinstance(buffer.func, cst.Attribute) \
+                and buffer.func.attr.value in _MOVES:
+            buffer = self.resolve(buffer.func.value) or buffer.func.value
+        if not isinstance(buffer, cst.Call):
+            return False
+        if isinstance(buffer.func, cst.Attribute) and buffer.func.attr.value == "new_zeros":
+            return True
+        return self._facts.names.qualname(buffer.func) in _ZEROS
 
     def guarded(self, expr: cst.BaseExpression) -> Optional[cst.BaseExpression]:
         """What an epsilon or a clamp guards (``p + eps``, ``p.clamp(min=eps)``, ``torch.clamp(p,
@@ -384,6 +441,19 @@ def _self_assignments(facts: "FileFacts", owner: cst.ClassDef) -> dict[str, Opti
                     table.setdefault(name, []).append(value)  # type: ignore[union-attr]
     memo[owner] = table
     return table
+
+
+def _index_root(index: cst.BaseExpression) -> Optional[str]:
+    """The text of a group index under reshaping methods: ``dst.unsqueeze(-1).expand_as(e)`` -> ``dst``;
+    ``edge_index[1]`` stays itself. ``None`` for anything but a name, attribute or subscript of one."""
+    while isinstance(index, cst.Call) and isinstance(index.func, cst.Attribute):
+        index = index.func.value
+    if isinstance(index, cst.Subscript):
+        root = dotted_name(index.value)
+        key = literal(index.slice[0].slice.value, None) if len(index.slice) == 1 \
+            and isinstance(index.slice[0].slice, cst.Index) else None
+        return f"{root}[{key!r}]" if root is not None and isinstance(key, int) else None
+    return dotted_name(index)
 
 
 def _is_self(receiver: cst.BaseExpression) -> bool:
