@@ -13,7 +13,17 @@ losses (`for name, value in parts.items(): totals[name] += value`).
 `total` (or the dict `totals`) must be set before the loop and never backpropagated itself
 (summing losses of micro-batches to call `total.backward()` once is correct), nor returned
 from a loop that does not backpropagate (the caller may), and the sum must not run under
-`torch.no_grad()`/`inference_mode()`, where there is no graph to keep.
+`torch.no_grad()`/`inference_mode()`, where there is no graph to keep (nor add a loss read
+from outputs computed under it: `loss = outputs.loss` after a `with torch.no_grad():` block).
+
+A loss tensor kept in a container that outlives the iteration holds its graph the same way,
+also after `loss.backward()`: `losses.append(loss)` on a list made before the loop,
+`log[step] = loss` into a dict made before the loop under a key that changes every iteration
+(the loop's target or a counter it increments), `outputs.append(output)` where
+`output["loss"]` is what the loop backpropagates, and `meter.update(loss)` on an instance,
+made before the loop, of a class of the same file whose method adds its argument to an
+attribute (`self.sum += val`) or appends it. The same exceptions apply (a list of
+micro-batch losses later summed and backpropagated is correct).
 
 ## Why is this bad?
 Adding a tensor that requires grad to `total` makes `total` a tensor whose graph holds
@@ -56,6 +66,10 @@ print(running_loss / len(loader))
 The fix replaces `loss` by `loss.item()`. It is unsafe: `total` becomes a Python float,
 which is right when it is only logged or averaged, but code that later treats `total` as
 a tensor (`total.device`, `torch.stack`, `total.backward()` in another file) breaks.
+For a kept loss the fix stores `loss.detach()`, which stays a tensor on its device; it is
+unsafe too, since code in another file that backpropagates the kept tensors breaks. No fix is
+offered for a kept dict or model output, nor for a name that is `0` on some paths (there is
+no `.item()` on an int).
 
 ## Source
 Seed 003_1540c0685162747f.txt, "每个批量数据训练都要执行的代码流程" (the code every batch must
@@ -93,10 +107,31 @@ class LossAccumulatedWithGraph(Rule):
             if loss is None or not accumulation.accumulates_across_iterations(node):
                 continue
             name = original_text(ctx, node.target)
+            message = f"{name} += a loss tensor keeps every iteration's autograd graph alive; add loss.item()"
+            if accumulation.may_be_number(loss):  # ``0`` on some paths: no ``.item()`` to call there
+                ctx.report(node, message)
+                continue
             ctx.report(
                 node,
-                f"{name} += a loss tensor keeps every iteration's autograd graph alive; add loss.item()",
+                message,
                 fix=[(loss, f"{original_text(ctx, loss)}.item()")],
                 fix_message=f"Accumulate {original_text(ctx, loss)}.item()",
+                applicability="unsafe",
+            )
+        for kept in accumulation.kept_losses():
+            where = original_text(ctx, kept.node)
+            if kept.loss is None or accumulation.may_be_number(kept.loss):
+                ctx.report(kept.node, f"{where} keeps a loss tensor and its autograd graph alive in "
+                                      f"{kept.kept_in} every iteration; keep detached values")
+                continue
+            text = original_text(ctx, kept.loss)
+            if not isinstance(kept.loss, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
+                text = f"({text})"
+            ctx.report(
+                kept.node,
+                f"{where} keeps a loss tensor and its autograd graph alive in {kept.kept_in} every "
+                f"iteration; store {text}.detach() or {text}.item()",
+                fix=[(kept.loss, f"{text}.detach()")],
+                fix_message=f"Keep {text}.detach()",
                 applicability="unsafe",
             )

@@ -10,19 +10,26 @@ Questions answered (through ``FileFacts.accumulation``):
   inside a loop with grad enabled, on a name set before the loop, never reset inside it, and never
   backpropagated or returned (nor anything computed from it); a sum returned after a loop that
   backpropagates every iteration is a log of losses already used, and still counts
+* :meth:`Accumulation.kept_losses` - loss tensors stored where they outlive the iteration under the
+  same conditions: ``losses.append(loss)``, ``log[step] = loss`` (a key that changes every
+  iteration), a dict whose ``["loss"]`` is backpropagated, or ``meter.update(loss)`` on a same-file
+  class that adds its argument to ``self.sum``
 
 A loss tensor is also what a same-file function or method returns when every ``return`` of it is
 one (outside ``no_grad``), an element of a tuple it returns, and a value of a dict of loss tensors
-(``for name, value in parts.items()`` over ``{"box": box_loss, "cls": cls_loss}``).
+(``for name, value in parts.items()`` over ``{"box": box_loss, "cls": cls_loss}``), and a name that
+is ``0`` on some paths and such a tensor on the others (``d_loss = 0``, then ``if ...: d_loss = crit(...)``).
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
-from nnlint.facts.names import dotted_name
+from nnlint.facts.names import dotted_name, keyword, positional
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -32,6 +39,25 @@ _FUNCTIONAL_LOSSES = frozenset({"cross_entropy", "nll_loss", "binary_cross_entro
                                 "kl_div", "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss", "cosine_embedding_loss",
                                 "hinge_embedding_loss", "margin_ranking_loss", "triplet_margin_loss"})
 
+_LIST_MAKERS = frozenset({"list"})
+_DICT_MAKERS = frozenset({"dict", "defaultdict", "OrderedDict"})
+#: what turns a tensor into a detached tensor or a Python number
+_DETACHING_METHODS = frozenset({"item", "detach", "tolist", "numpy"})
+_DETACHING_FUNCTIONS = frozenset({"float", "int"})
+
+
+@dataclass(frozen=True, eq=False)
+class KeptLoss:
+    """A loss tensor kept past its loop iteration: ``losses.append(loss)``, ``log[step] = loss``, or
+    ``meter.update(loss)`` where the same-file meter class adds its argument to ``self.sum``."""
+
+    #: the call or the ``log[step] = loss`` assignment that keeps it
+    node: cst.CSTNode
+    #: where it is kept: ``losses``, ``log``, ``Meter.sum``
+    kept_in: str
+    #: the loss tensor expression; ``None`` when what is kept is a dict or model output holding one
+    loss: Optional[cst.BaseExpression]
+
 
 class Accumulation:
     def __init__(self, facts: "FileFacts") -> None:
@@ -39,20 +65,34 @@ class Accumulation:
 
     def loss_operand(self, value: cst.BaseExpression) -> Optional[cst.BaseExpression]:
         """The loss-tensor expression being added (``loss`` in ``total += loss * n``), else ``None``."""
+        operand: Optional[cst.BaseExpression] = value if self.is_loss(value) else None
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Multiply, cst.Divide)):
+            operand = None
             if self.is_loss(value.left):
-                return value.left
-            if isinstance(value.operator, cst.Multiply) and self.is_loss(value.right):
-                return value.right
-            return None
-        return value if self.is_loss(value) else None
+                operand = value.left
+            elif isinstance(value.operator, cst.Multiply) and self.is_loss(value.right):
+                operand = value.right
+        return None if operand is None or self._computed_without_grad(operand) else operand
+
+    def _computed_without_grad(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """``outputs = model(x)`` under ``torch.no_grad()``, then ``loss = outputs.loss`` after it: every
+        binding behind the name was computed with grad off, so it has no graph."""
+        while isinstance(expr, (cst.Attribute, cst.Subscript)):
+            expr = expr.value
+        if not isinstance(expr, cst.Name) or depth > 4:
+            return False
+        definitions = self._facts.dataflow.definitions(expr)
+        return bool(definitions) and all(
+            self._facts.loops.grad_disabled(d.statement)
+            or (d.value is not None and self._computed_without_grad(d.value, depth + 1)) for d in definitions)
 
     def is_loss(self, expr: Optional[cst.BaseExpression], depth: int = 0) -> bool:
         if expr is None or depth > 8:
             return False
         facts = self._facts
         if isinstance(expr, cst.Name):
-            if self.is_loss(facts.dataflow.value_of(expr), depth + 1) or self._backpropagated(expr):
+            if self.is_loss(facts.dataflow.value_of(expr), depth + 1) or self._backpropagated(expr) \
+                    or self._zero_or_loss(expr, depth):
                 return True
             held = self._held(expr, depth)
             if held:
@@ -152,44 +192,66 @@ class Accumulation:
                 return []
         return out
 
-    def _backpropagated(self, name: cst.Name) -> bool:
+    def _backpropagated(self, name: cst.Name, entry: bool = False) -> bool:
         """``loss.backward()`` on the same binding of the name (``loss, mse = loss_fn(...)``): whatever
-        computed it, it is a tensor that carries its graph."""
+        computed it, it is a tensor that carries its graph. ``entry``: ``out["loss"].backward()`` or
+        ``out.loss.backward()`` instead, a dict or model output that holds such a tensor."""
+        reaching = frozenset(id(d.statement) for d in self._facts.dataflow.definitions(name))
+        return bool(reaching) and reaching in self._backward_bindings(name, entry)
+
+    def _backward_bindings(self, name: cst.Name, entry: bool) -> set[frozenset[int]]:
+        """The bindings reaching each ``name.backward()`` (or ``name[...].backward()``) of its scope."""
         dataflow = self._facts.dataflow
-        reaching = {id(d.statement) for d in dataflow.definitions(name)}
-        if not reaching:
-            return False
         scope = dataflow.scope_of(name)
+        found: set[frozenset[int]] = set()
         for call in self._facts.calls(scope) if scope is not None else ():
             func = call.func
-            if isinstance(func, cst.Attribute) and func.attr.value == "backward" and isinstance(func.value, cst.Name) \
-                    and func.value.value == name.value and dataflow.scope_of(call) is scope \
-                    and {id(d.statement) for d in dataflow.definitions(func.value)} == reaching:
-                return True
-        return False
+            if not (isinstance(func, cst.Attribute) and func.attr.value == "backward"):
+                continue
+            target = func.value
+            if entry:
+                target = target.value if isinstance(target, (cst.Subscript, cst.Attribute)) else None
+            if isinstance(target, cst.Name) and target.value == name.value and dataflow.scope_of(call) is scope:
+                found.add(frozenset(id(d.statement) for d in dataflow.definitions(target)))
+        return found
+
+    def may_be_number(self, expr: cst.BaseExpression) -> bool:
+        """A loss name that holds a plain number on some paths (``df_loss = 0``), where ``.item()`` fails."""
+        return isinstance(expr, cst.Name) and len(self._facts.dataflow.definitions(expr)) > 1 and any(
+            isinstance(d.value, (cst.Integer, cst.Float)) for d in self._facts.dataflow.definitions(expr))
+
+    def _zero_or_loss(self, name: cst.Name, depth: int) -> bool:
+        """``df_loss = 0`` then ``if ...: df_loss = crit(...)``: a number on some paths, a loss tensor on
+        the others, so a loss tensor whenever the loss was computed."""
+        definitions = self._facts.dataflow.definitions(name)
+        if len(definitions) < 2 or depth > 4:
+            return False
+        backward = self._backward_bindings(name, False)
+        losses = [d for d in definitions
+                  if self.is_loss(d.value, depth + 1) or frozenset({id(d.statement)}) in backward]
+        return bool(losses) and all(d in losses or isinstance(d.value, (cst.Integer, cst.Float)) for d in definitions)
 
     def accumulates_across_iterations(self, node: cst.AugAssign) -> bool:
         """``total`` is set before the enclosing loop, kept across its iterations, never backpropagated."""
+        name = self.accumulator(node)
+        return name is not None and self._outlives_iterations(node, name)
+
+    def _outlives_iterations(self, node: cst.CSTNode, name: str, sums: bool = True) -> bool:
+        """What ``node`` puts in ``name`` stays there across the iterations of the enclosing loop
+        (``sums``: ``name[key] += ...``, which ``name[key] = 0`` in the loop resets)."""
         facts = self._facts
-        loop: Optional[cst.CSTNode] = None
-        for ancestor in facts.ancestors(node):
-            if isinstance(ancestor, (cst.For, cst.While)):
-                loop = ancestor
-                break
-            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-                return False
+        loop = self._loop_of(node)
         if loop is None or facts.loops.grad_disabled(node):
             return False
         scope = facts.dataflow.scope_of(node)
-        name = self.accumulator(node)
-        if scope is None or name is None:
+        if scope is None:
             return False
         inside = set(facts.walk(loop))
         definitions = facts.dataflow.assignments(scope, name)
         if any(d.statement in inside and not isinstance(d.statement, cst.AugAssign) for d in definitions):
             return False  # reset inside the loop: a per-iteration sum
-        if any(isinstance(n, cst.AssignTarget) and isinstance(n.target, cst.Subscript)
-               and self.accumulator_name(n.target) == name for n in inside):
+        if sums and any(isinstance(n, cst.AssignTarget) and isinstance(n.target, cst.Subscript)
+                        and self.accumulator_name(n.target) == name for n in inside):
             return False  # ``totals[key] = 0`` inside the loop
         # the sum of losses a loop backpropagates as it goes is a log, even when returned
         trains = any(t.node in facts.ancestors(node) for t in facts.loops.training_loops)
@@ -209,6 +271,145 @@ class Accumulation:
                     and self._mentions(other.value, derived):
                 return False
         return True
+
+    def kept_losses(self) -> tuple[KeptLoss, ...]:
+        """Loss tensors stored where they outlive their loop iteration (see :class:`KeptLoss`)."""
+        facts = self._facts
+        found: list[KeptLoss] = []
+        for call in facts.calls():
+            func = call.func
+            if not (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)):
+                continue
+            if func.attr.value == "append":
+                value = call.args[0].value if len(call.args) == 1 and not call.args[0].star else None
+                kept = self._kept(value) if self._loop_of(call) is not None \
+                    and self._made_as(func.value, cst.List, _LIST_MAKERS) else None
+                if kept is not None and self._outlives_iterations(call, func.value.value, sums=False):
+                    found.append(KeptLoss(call, func.value.value, kept[0]))
+                continue
+            slot = self._meter_slot(call)
+            if slot is not None and self._outlives_iterations(call, func.value.value, sums=False):
+                found.append(KeptLoss(call, slot[0], slot[1]))
+        for node in facts.nodes_of(cst.Assign):
+            if not isinstance(node, cst.Assign) or len(node.targets) != 1:
+                continue
+            target = node.targets[0].target
+            if not (isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name)
+                    and len(target.slice) == 1 and isinstance(target.slice[0].slice, cst.Index)):
+                continue
+            loop = self._loop_of(node)
+            if loop is None or not self._made_as(target.value, cst.Dict, _DICT_MAKERS) \
+                    or not self._varies(target.slice[0].slice.value, loop):
+                continue
+            kept = self._kept(node.value)
+            if kept is not None and self._outlives_iterations(node, target.value.value, sums=False):
+                found.append(KeptLoss(node, target.value.value, kept[0]))
+        return tuple(found)
+
+    def _kept(self, value: Optional[cst.BaseExpression]) -> Optional[tuple[Optional[cst.BaseExpression]]]:
+        """``(loss,)`` when storing ``value`` keeps a loss tensor (``(None,)``: a dict or model output
+        whose ``["loss"]``/``.loss`` is backpropagated), else ``None``."""
+        if value is None:
+            return None
+        loss = self.loss_operand(value)
+        if loss is not None:
+            return (loss,)
+        if isinstance(value, cst.Name) and self._backpropagated(value, entry=True):
+            return (None,)
+        return None
+
+    def _made_as(self, name: cst.Name, display: type, makers: frozenset[str]) -> bool:
+        """Every binding of ``name`` reaching here makes a new list (dict): ``[]``, ``list()``, ``{}``."""
+        definitions = self._facts.dataflow.definitions(name)
+        comprehension = cst.ListComp if display is cst.List else cst.DictComp
+        return bool(definitions) and all(
+            isinstance(d.value, (display, comprehension))
+            or (isinstance(d.value, cst.Call) and (dotted_name(d.value.func) or "").rsplit(".", 1)[-1] in makers)
+            for d in definitions)
+
+    def _varies(self, key: cst.BaseExpression, loop: cst.CSTNode) -> bool:
+        """Does ``key`` change every iteration of ``loop``: it uses the loop's target or a counter the
+        loop increments (``log[step] = ...``); a constant key overwrites one entry."""
+        facts = self._facts
+        changing: set[str] = set()
+        if isinstance(loop, cst.For):
+            changing |= {n.value for n in facts.walk(loop.target) if isinstance(n, cst.Name)}
+        changing |= {n.target.value for n in facts.walk(loop)
+                     if isinstance(n, cst.AugAssign) and isinstance(n.target, cst.Name)}
+        return self._mentions(key, changing)
+
+    def _meter_slot(self, call: cst.Call) -> Optional[tuple[str, cst.BaseExpression]]:
+        """``meter.update(loss)`` on an instance of a same-file class whose method adds (or appends)
+        that argument to an attribute of ``self``: the ``Meter.sum`` it is kept in, and the loss."""
+        facts = self._facts
+        func = call.func
+        assert isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
+        if not call.args or func.attr.value not in self._method_names:
+            return None
+        made = facts.dataflow.value_of(func.value)
+        if not (isinstance(made, cst.Call) and isinstance(made.func, cst.Name)) \
+                or made.func.value in facts.names.bindings:
+            return None
+        owner = facts.names.classes.get(made.func.value)
+        method = facts.values.method(owner, func.attr.value) if owner is not None else None
+        if method is None:
+            return None
+        params = [*method.params.posonly_params, *method.params.params][1:]
+        for index, param in enumerate(params):
+            value = keyword(call, param.name.value)
+            value = positional(call, index) if value is None else value
+            loss = self.loss_operand(value) if value is not None else None
+            slot = self._slot_of(method, param.name.value) if loss is not None else None
+            if slot is not None:
+                return f"{owner.name.value}.{slot}", loss
+        return None
+
+    @cached_property
+    def _method_names(self) -> frozenset[str]:
+        """Names of the methods of this file's classes: the calls worth resolving as meter updates."""
+        return frozenset(statement.name.value for owner in self._facts.names.classes.values()
+                         if isinstance(owner.body, cst.IndentedBlock)
+                         for statement in owner.body.body if isinstance(statement, cst.FunctionDef))
+
+    def _slot_of(self, method: cst.FunctionDef, param: str) -> Optional[str]:
+        """The attribute of ``self`` that ``method`` adds or appends its (never rebound) ``param`` to."""
+        facts = self._facts
+        if any(not isinstance(d.statement, cst.Param) for d in facts.dataflow.assignments(method, param)):
+            return None  # ``val = val.item()`` first
+        for node in facts.walk(method.body):
+            if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign):
+                slot, value = node.target, node.value
+            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                    and node.func.attr.value == "append" and len(node.args) == 1:
+                slot, value = node.func.value, node.args[0].value
+            else:
+                continue
+            if isinstance(slot, cst.Attribute) and isinstance(slot.value, cst.Name) and slot.value.value == "self" \
+                    and self._mentions(value, {param}) and not self._detached(value) \
+                    and facts.dataflow.scope_of(node) is method:
+                return slot.attr.value
+        return None
+
+    def _detached(self, expr: cst.BaseExpression) -> bool:
+        """``val.item()``, ``val.detach()``, ``val.data``, ``float(val)`` somewhere in ``expr``."""
+        for node in self._facts.walk(expr):
+            if isinstance(node, cst.Attribute) and node.attr.value == "data":
+                return True
+            if isinstance(node, cst.Call):
+                func = node.func
+                if isinstance(func, cst.Attribute) and func.attr.value in _DETACHING_METHODS \
+                        or isinstance(func, cst.Name) and func.value in _DETACHING_FUNCTIONS:
+                    return True
+        return False
+
+    def _loop_of(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+        """The innermost loop around ``node`` in its own function."""
+        for ancestor in self._facts.ancestors(node):
+            if isinstance(ancestor, (cst.For, cst.While)):
+                return ancestor
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                return None
+        return None
 
     def accumulator(self, node: cst.AugAssign) -> Optional[str]:
         """The name a ``+=`` sums into: ``total`` of ``total += x`` or of ``total[key] += x``."""
