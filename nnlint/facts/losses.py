@@ -8,6 +8,16 @@ A call of another project file's function that hands a parameter to a loss of it
 (``pair_loss(out1, out2, y)``) is a site for what it passes there. What the prediction went
 through is asked of :mod:`nnlint.facts.outputs`; which model a compile or an estimator trains, of
 :mod:`nnlint.facts.models`.
+
+Questions answered (through ``FileFacts.losses``):
+
+* :attr:`LossFacts.sites` - every loss computation of the file: its kind, what it expects
+  (logits, log-probabilities, probabilities, values) and its prediction
+* :meth:`LossFacts.trained_outputs` - what each model a site without a prediction trains ends in
+* :meth:`LossFacts.exported_loss_functions` - the functions and loss classes of this file that hand
+  a parameter to a loss (for the project index)
+* :func:`report_at_activation` - report a finding where the fix goes: at the activation, with the
+  loss as a related location
 """
 from __future__ import annotations
 

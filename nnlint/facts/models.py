@@ -15,6 +15,15 @@ return Net()``) as the model it returns.
 :meth:`ModelFacts.model_of` says which model an expression holds (through names, parameters,
 attributes, wrappers and factories, across files); :meth:`ModelFacts.candidates` lists the models
 it may be when a flag chooses one of several.
+
+Questions answered (through ``FileFacts.models``):
+
+* :attr:`ModelFacts.models` - the models the file builds, with their layers in data-flow order
+* :attr:`ModelFacts.sequences` - every layer sequence (Sequentials, also nested ones)
+* :meth:`ModelFacts.model_of` / :meth:`ModelFacts.candidates` - which model an expression holds
+* :meth:`ModelFacts.exported_summaries` - what other files may ask about this file's models
+* :meth:`ModelFacts.keras_activation` - the activation an ``activation=`` argument names
+* :attr:`ModelFacts.tf1_graph` - does the file build a TensorFlow 1 graph
 """
 from __future__ import annotations
 

@@ -12,6 +12,17 @@ when every element agrees. A call of a model is one op standing for the whole mo
 :class:`ModelSummary`, from :mod:`nnlint.facts.models`); a value that may be one of several
 models (chosen by a flag) is traced once per model (:meth:`OutputFacts.output_activations`).
 Anything it cannot follow leaves the activation ``None``, which keeps rules quiet.
+
+Questions answered (through ``FileFacts.outputs``):
+
+* :meth:`OutputFacts.activation_of` - the last activation applied to a tensor expression
+* :meth:`OutputFacts.trace` / :meth:`OutputFacts.steps` - the ops applied to it, output first (with
+  layer widths and, inside a model class, the layers ``__init__`` made)
+* :meth:`OutputFacts.output_activations` - every activation a prediction may end in, one per value
+  it may hold, with where each is applied
+* :meth:`OutputFacts.activation_site` - where the last activation is applied (a node of this file,
+  or the site another file recorded)
+* :meth:`OutputFacts.node_at` - the call of this file at a recorded site
 """
 from __future__ import annotations
 
