@@ -490,6 +490,7 @@ def _encode_model(model: ModelSummary) -> list[Any]:
         [[_check_str(attribute), _check_str(qualname)] for attribute, qualname in model.submodules],
         _check_optional_str(model.output_model),
         [_check_str(part) for part in model.parts],
+        [_check_str(key) for key in model.element_keys],
     ]
 
 
@@ -510,12 +511,12 @@ _MODEL_TAIL = (bool, bool, list)
 
 
 def _decode_model(data: Any) -> ModelSummary:
-    if type(data) is not list or len(data) != 16 or tuple(map(type, data[:4])) != _MODEL_HEAD \
+    if type(data) is not list or len(data) != 17 or tuple(map(type, data[:4])) != _MODEL_HEAD \
             or tuple(map(type, data[6:9])) != _MODEL_TAIL or type(data[10]) is not list or type(data[11]) is not bool:
         raise _Invalid("model")
     (name, qualname, framework, layers, activation, units, dropout, batchnorm, elements, site, sites, returns,
-     applies, submodules, output_model, parts) = data
-    if any(type(layer) is not str for layer in layers) or any(type(part) is not str for part in _list(parts)):
+     applies, submodules, output_model, parts, keys) = data
+    if any(type(text) is not str for text in (*layers, *_list(parts), *_list(keys))):
         raise _Invalid("layers")
     held = tuple((_str(attribute), _str(held_class)) for attribute, held_class in
                  (_list(pair, 2) for pair in _list(submodules)))
@@ -537,6 +538,7 @@ def _decode_model(data: Any) -> ModelSummary:
         held,
         _optional_str(output_model),
         tuple(parts),
+        tuple(keys),
     )
 
 

@@ -418,6 +418,43 @@ for x, y in loader:
     criterion(net(x).type(torch.cuda.FloatTensor), y).backward()
 ''',
     },
+    # a model returning a dict of heads (and one returning a tuple): the head a loss reads
+    "dict-of-heads": {
+        "seg.py": '''
+import torch
+import torch.nn as nn
+
+class SegNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Conv2d(3, 8, 3)
+        self.seg = nn.Conv2d(8, 4, 1)
+        self.box = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.body(x))
+        out = {"seg": torch.sigmoid(self.seg(h)), "box": self.box(h)}  # NN201
+        return out
+
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        logits = self.fc(x)
+        return logits, torch.softmax(logits, dim=1)
+
+net, heads = SegNet(), TwoHeads()
+bce, l1, ce = nn.BCEWithLogitsLoss(), nn.SmoothL1Loss(), nn.CrossEntropyLoss()
+for x, y, b, v in loader:
+    out = net(x)
+    pair = heads(v)
+    loss = bce(out["seg"], y) + l1(out["box"], b) + ce(pair[0], y)
+    keys = [k for k in out]
+    loss.backward()
+''',
+    },
 }
 
 

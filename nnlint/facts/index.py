@@ -58,8 +58,9 @@ class ModelSummary:
     output_units: Optional[int]
     has_dropout: bool
     has_batchnorm: bool
-    #: when every ``return`` of forward is a tuple literal (``return self.decode(z), mu, logvar``):
-    #: each element's output activation; empty otherwise
+    #: when every ``return`` of forward is a tuple literal (``return self.decode(z), mu, logvar``),
+    #: or a dict literal with the same keys (``return {"seg": seg, "box": box}``): each element's
+    #: output activation; empty otherwise
     output_elements: tuple[Optional[str], ...] = ()
     #: where the output activation is applied (the ``nn.Softmax``, the ``F.softmax`` in ``forward``)
     output_site: Optional[Site] = None
@@ -74,6 +75,8 @@ class ModelSummary:
     #: the model classes it holds, by attribute (``self.decoder = Decoder()``: ``("decoder",
     #: "model.Decoder")``), so that ``net.decoder(x)`` in another file is that model
     submodules: tuple[tuple[str, str], ...] = ()
+    #: with ``output_elements`` of a dict literal: their keys, in the same order
+    element_keys: tuple[str, ...] = ()
     #: a class of another project file whose output this model returns (``return self.decoder(h)``),
     #: when that file's summary was not known here; :meth:`ProjectIndex.model` fills the output in
     output_model: Optional[str] = None
@@ -299,7 +302,7 @@ class ProjectIndex:
         if inner is not None and summary.output_activation is None:
             changes.update(output_activation=inner.output_activation, output_units=inner.output_units,
                            output_site=inner.output_site, output_elements=inner.output_elements,
-                           element_sites=inner.element_sites)
+                           element_sites=inner.element_sites, element_keys=inner.element_keys)
         held = [self.model(part, path, depth + 1) for part in summary.parts]
         changes["has_dropout"] = summary.has_dropout or any(part.has_dropout for part in held if part)
         changes["has_batchnorm"] = summary.has_batchnorm or any(part.has_batchnorm for part in held if part)

@@ -533,9 +533,9 @@ class ModelFacts:
         summary = self._summarise(name, framework, traces[0] if traces else [], layers, flow=flow)
         summary = _with_output(summary, agreed([output_activation(t) for t in traces]),
                                agreed([output_units(t) for t in traces]))
-        elements, sites = self._tuple_elements(returns, attributes)
+        elements, sites, keys = self._tuple_elements(returns, attributes)
         if elements:
-            summary = dataclasses.replace(summary, output_elements=elements, element_sites=sites)
+            summary = dataclasses.replace(summary, output_elements=elements, element_sites=sites, element_keys=keys)
         applied = self._applied_argument(method, returns)
         if applied is not None:
             summary = dataclasses.replace(summary, applies_argument=applied)
@@ -587,23 +587,38 @@ class ModelFacts:
         return tuple(self._sequential_layers(calls[0], 0))
 
     def _tuple_elements(self, returns: list[Optional[cst.BaseExpression]], attributes: Optional[dict[str, Layer]]
-                        ) -> tuple[tuple[Optional[str], ...], tuple[Optional[Site], ...]]:
+                        ) -> tuple[tuple[Optional[str], ...], tuple[Optional[Site], ...], tuple[str, ...]]:
         """Each element's output activation, and where it is applied, when every return is a
-        tuple literal of one length; empty otherwise."""
-        if not returns or not all(isinstance(value, cst.Tuple) for value in returns):
-            return (), ()
-        tuples = [value.elements for value in returns]  # type: ignore[union-attr]
-        if len({len(elements) for elements in tuples}) != 1 or any(
-                isinstance(e, cst.StarredElement) for elements in tuples for e in elements):
-            return (), ()
+        tuple literal of one length, or a dict literal with the same string keys (then also the
+        keys); empty otherwise."""
+        values = [self._facts.dataflow.resolve(value) if isinstance(value, cst.Name) else value for value in returns]
+        keys: tuple[str, ...] = ()
+        if values and all(isinstance(value, cst.Dict) for value in values):
+            key_lists = [tuple(literal(e.key, None) if isinstance(e, cst.DictElement) else None
+                               for e in value.elements) for value in values]  # type: ignore[union-attr]
+            if len(set(key_lists)) != 1 or not all(isinstance(key, str) for key in key_lists[0]):
+                return (), (), ()
+            keys = key_lists[0]  # type: ignore[assignment]
+            rows = [[e.value for e in value.elements] for value in values]  # type: ignore[union-attr]
+        elif values and all(isinstance(value, cst.Tuple) for value in returns):
+            tuples = [value.elements for value in returns]  # type: ignore[union-attr]
+            if len({len(elements) for elements in tuples}) != 1 or any(
+                    isinstance(e, cst.StarredElement) for elements in tuples for e in elements):
+                return (), (), ()
+            rows = [[e.value for e in elements] for elements in tuples]
+        else:
+            return (), (), ()
         kinds: list[Optional[str]] = []
         sites: list[Optional[Site]] = []
-        for position in range(len(tuples[0])):
-            traces = [self._facts.outputs.ops(elements[position].value, attributes, 0) for elements in tuples]
+        outputs = self._facts.outputs
+        for position in range(len(rows[0])):
+            traces = [outputs.ops(row[position], attributes, 0) for row in rows]
             kind = agreed([output_activation(trace) for trace in traces])
             kinds.append(kind)
-            sites.append(agreed([self._facts.outputs.output_site(trace) for trace in traces]) if kind is not None else None)
-        return (tuple(kinds), tuple(sites)) if any(kind is not None for kind in kinds) else ((), ())
+            sites.append(agreed([outputs.output_site(trace) for trace in traces]) if kind is not None else None)
+        if not any(kind is not None for kind in kinds):
+            return (), (), ()
+        return tuple(kinds), tuple(sites), keys
 
     def init_layers(self, node: cst.ClassDef) -> dict[str, Layer]:
         """The layers a model class assigns to ``self.<attribute>`` while it is built, by attribute."""
@@ -722,7 +737,7 @@ class ModelFacts:
                 return None
             traces = [self._facts.outputs.ops(value, None, depth + 1) for value in returns]
             activation = agreed([output_activation(trace) for trace in traces])
-            elements, sites = self._tuple_elements(returns, None)
+            elements, sites, keys = self._tuple_elements(returns, None)
             if activation is None and not elements:
                 return None
             op = output_op(traces[0])
@@ -731,7 +746,7 @@ class ModelFacts:
             framework = "torch" if (qualname or "").startswith("torch") else "keras"
             summary = self._summarise(function.name.value, framework, traces[0], ())
             return dataclasses.replace(summary, output_activation=activation, output_elements=elements,
-                                       element_sites=sites,
+                                       element_sites=sites, element_keys=keys,
                                        output_units=agreed([output_units(trace) for trace in traces]),
                                        returns_output=True)
         finally:

@@ -374,16 +374,22 @@ class OutputFacts:
 
     def _subscript_element(self, expr: cst.Subscript, attributes: Optional[dict[str, Layer]],
                            depth: int) -> Optional[list[Op]]:
-        """``model(x)[0]`` where the model returns a tuple: that element's ops (``None`` otherwise)."""
+        """``model(x)[0]`` where the model returns a tuple, ``out["seg"]`` with ``out = model(x)``
+        where it returns a dict: that element's ops (``None`` otherwise)."""
+        source = self._facts.dataflow.resolve(expr.value) if isinstance(expr.value, cst.Name) else expr.value
         if len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index) \
-                or not isinstance(expr.value, cst.Call):
+                or not isinstance(source, cst.Call):
             return None
         index = literal(expr.slice[0].slice.value, None)
-        found = self.op_of_call(expr.value, attributes, depth)
-        if not isinstance(index, int) or len(found) != 1 or found[0].inner is None \
-                or not found[0].inner.output_elements:
+        found = self.op_of_call(source, attributes, depth)
+        if len(found) != 1 or found[0].inner is None or not found[0].inner.output_elements:
             return None
         model = found[0].inner
+        if isinstance(index, str) and model.element_keys:
+            return [Op(model.name, L.MODEL, None, _element(model, model.element_keys.index(index)))] \
+                if index in model.element_keys else []
+        if type(index) is not int or model.element_keys:
+            return None
         if not 0 <= index < len(model.output_elements):
             return []
         return [Op(model.name, L.MODEL, None, _element(model, index))]
@@ -464,7 +470,7 @@ class OutputFacts:
         if len(found) != 1 or found[0].inner is None:
             return []
         model = found[0].inner
-        if element >= len(model.output_elements):
+        if element >= len(model.output_elements) or model.element_keys:  # unpacking a dict gives its keys
             return []
         return [Op(model.name, L.MODEL, None, _element(model, element))]
 
@@ -654,4 +660,4 @@ def _element(summary: ModelSummary, index: int) -> ModelSummary:
     """One element of a model's tuple output (``recon, mu, logvar = model(x)``), as a model of its own."""
     site = summary.element_sites[index] if index < len(summary.element_sites) else None
     return dataclasses.replace(summary, output_activation=summary.output_elements[index], output_units=None,
-                               output_elements=(), element_sites=(), output_site=site)
+                               output_elements=(), element_sites=(), element_keys=(), output_site=site)
