@@ -8,7 +8,9 @@ Reports dropout that stays on at evaluation and inference time. It looks for:
   `training` parameter defaults to `True`.
 * a hand-written dropout module (an `nn.Module` subclass named `*Dropout*` whose `forward`
   draws a random mask with `torch.rand`/`bernoulli`) that never reads `self.training`
-  (Monte-Carlo, concrete and Bayesian dropout classes are on by design and not reported).
+  (Monte-Carlo, concrete and Bayesian dropout classes are on by design and not reported), and
+  an inverted-dropout mask in any module's `forward` (or a method it runs) that never reads it:
+  a `bernoulli_(q)` draw rescaled by the same keep probability (`mask / (1 - p)`).
 * `F.scaled_dot_product_attention(q, k, v, dropout_p=p)` in a module's `forward` with a
   rate that does not look at `self.training` (the function has no `training` parameter), and
   an `nn.Dropout(p)(x)` built inside `forward`: a module made there is always in training mode.

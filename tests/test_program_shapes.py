@@ -1227,6 +1227,52 @@ def test_attention_dropout_that_ignores_eval_mode() -> None:
     assert [f.line for f in found] == [n for n, line in enumerate(source.splitlines(), 1) if "# NN105" in line]
 
 
+def test_inverted_dropout_mask_that_ignores_eval_mode() -> None:
+    """NN105: a module that rescales a ``bernoulli`` mask by its keep probability is dropout, whatever
+    its name; one that checks ``self.training`` (stochastic depth), or a mask not rescaled, is not."""
+    source = textwrap.dedent('''
+        import torch
+        import torch.nn as nn
+
+        class Cell(nn.Module):
+            def __init__(self, dim, dropout=0.15):
+                super().__init__()
+                self.fc = nn.Linear(dim, dim)
+                self.dropout = dropout
+
+            def mask(self, x, dropout):
+                keep = torch.empty_like(x).bernoulli_(1 - dropout)  # NN105
+                keep /= (1 - dropout)
+                return keep
+
+            def forward(self, x):
+                h = self.fc(x)
+                return h * self.mask(h, self.dropout)
+
+        class DropPath(nn.Module):
+            def __init__(self, p):
+                super().__init__()
+                self.p = p
+
+            def forward(self, x):
+                if not self.training or self.p == 0:
+                    return x
+                keep = 1 - self.p
+                mask = x.new_empty(x.shape[0], 1).bernoulli_(keep)
+                return x * mask / keep
+
+        class RandomErase(nn.Module):
+            def forward(self, x):
+                return x * torch.empty_like(x).bernoulli_(0.9)
+
+        class MCDropoutCell(nn.Module):
+            def forward(self, x):
+                return x * x.new_empty(x.shape).bernoulli_(0.8) / 0.8
+        ''')
+    found = nnlint.lint_source(source, path="cell.py", select=["NN105"])
+    assert [f.line for f in found] == [n for n, line in enumerate(source.splitlines(), 1) if "# NN105" in line]
+
+
 def test_adam_rate_on_a_shallow_model_behind_a_parallel_wrapper() -> None:
     """NN312 looks through ``parallelize_module``/``fully_shard`` to the model: a two-layer toy model
     trained with a high rate is the rule's documented exception; a deep one is reported."""

@@ -110,27 +110,49 @@ class DropoutFacts:
 
     @cached_property
     def hand_written(self) -> tuple[cst.Call, ...]:
-        """The random mask of each hand-written dropout module that ignores eval mode: an
-        ``nn.Module`` subclass named ``*Dropout*`` whose ``forward`` (or a method it runs) draws
-        random numbers (``torch.rand(...)``, ``bernoulli``) while nothing in the class reads a
-        training flag. Monte-Carlo, concrete and Bayesian dropout stay on by design. ``nn.Dropout`` checks ``self.training``; a copy that does not drops units
-        at test time too."""
+        """The random mask of each hand-written dropout that ignores eval mode, in an ``nn.Module``
+        subclass where nothing reads a training flag: in a class named ``*Dropout*``, a random draw
+        (``torch.rand(...)``, ``bernoulli``) in ``forward`` or a method it runs; in any module, an
+        inverted-dropout mask there (a ``bernoulli`` draw rescaled by its keep probability:
+        ``mask = x.new_empty(s).bernoulli_(1 - p) / (1 - p)``). Monte-Carlo, concrete and Bayesian
+        dropout stay on by design. ``nn.Dropout`` checks ``self.training``; a copy that does not
+        drops units at test time too."""
         found: list[cst.Call] = []
         for owner in self._facts.nodes_of(cst.ClassDef):
             assert isinstance(owner, cst.ClassDef)
             name = owner.name.value.lower()
-            if "dropout" not in name or _DELIBERATE.search(name) or not self._is_torch_module(owner, depth=0):
+            if _DELIBERATE.search(name) or not self._is_torch_module(owner, depth=0):
                 continue
             if any(self._mentions_training(node) for node in self._facts.nodes_of(cst.Name, within=owner)):
                 continue
             run = self._methods_run_by_forward(owner)
             for method in owner.body.body:
                 if isinstance(method, cst.FunctionDef) and method.name.value in run:
-                    draw = next((call for call in self._facts.calls(method.body) if self._random_draw(call)), None)
+                    draw = next((call for call in self._facts.calls(method.body) if self._random_draw(call)), None) \
+                        if "dropout" in name else self._rescaled_mask(method)
                     if draw is not None:
                         found.append(draw)
                         break
         return tuple(found)
+
+    def _rescaled_mask(self, method: cst.FunctionDef) -> Optional[cst.Call]:
+        """A ``bernoulli`` draw in ``method`` whose keep probability (``q`` in ``bernoulli_(q)``)
+        also divides something there (``/ q``, ``.div_(q)``): the rescaling of inverted dropout."""
+        facts = self._facts
+        divisors: set[str] = set()
+        for node in facts.walk(method.body):
+            if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+                divisors.add(_text(node.right))
+            elif isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.DivideAssign):
+                divisors.add(_text(node.value))
+            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                    and node.func.attr.value in ("div", "div_") and node.args:
+                divisors.add(_text(node.args[0].value))
+        for call in facts.calls(method.body):
+            if isinstance(call.func, cst.Attribute) and call.func.attr.value in ("bernoulli", "bernoulli_") \
+                    and call.args and _text(call.args[0].value) in divisors:
+                return call
+        return None
 
     def _random_draw(self, call: cst.Call) -> bool:
         qualname = self._facts.names.qualname(call.func) or ""
@@ -280,3 +302,8 @@ class DropoutFacts:
                         and isinstance(node.func.value, cst.Name) and node.func.value.value == receiver):
                     pending.append(node.func.attr.value)
         return reached
+
+
+def _text(expr: cst.BaseExpression) -> str:
+    """Source text of an expression without spaces or outer parentheses (``(1 - p)`` is ``1-p``)."""
+    return "".join(cst.Module([]).code_for_node(expr).split()).strip("()")
