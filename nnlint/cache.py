@@ -397,6 +397,8 @@ def _encode_summary(summary: ModuleSummary) -> list[Any]:
         [_encode_call(call) for call in summary.calls],
         {_check_str(name): [_encode_loss_parameter(p) for p in parameters]
          for name, parameters in summary.loss_functions.items()},
+        {_check_str(name): [_check_int(position) for position in positions]
+         for name, positions in summary.runners.items()},
     ]
 
 
@@ -446,13 +448,13 @@ def _decode_call(data: Any) -> CallRecord:
     return _make(CallRecord, target, tuple(_decode_passed(p) for p in _list(positional)), tuple(named))
 
 
-_SUMMARY_TYPES = (str, str, bool, dict, dict, dict, list, dict)
+_SUMMARY_TYPES = (str, str, bool, dict, dict, dict, list, dict, dict)
 
 
 def _decode_summary(data: Any) -> ModuleSummary:
     if type(data) is not list or tuple(map(type, data)) != _SUMMARY_TYPES:
         raise _Invalid("summary")
-    module, path, is_package, models, constants, bindings, calls, loss_functions = data
+    module, path, is_package, models, constants, bindings, calls, loss_functions, runners = data
     # JSON object keys are always strings; only the values need checking.
     if any(type(target) is not str for target in bindings.values()):
         raise _Invalid("bindings")
@@ -467,6 +469,7 @@ def _decode_summary(data: Any) -> ModuleSummary:
         tuple(_decode_call(call) for call in calls),
         {name: tuple(_decode_loss_parameter(p) for p in _list(parameters))
          for name, parameters in loss_functions.items()},
+        {name: tuple(_int(position) for position in _list(positions)) for name, positions in runners.items()},
     )
 
 

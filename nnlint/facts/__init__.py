@@ -12,6 +12,7 @@ focused module and is computed lazily, once, the first time a rule asks:
   subclasses, Keras ``Sequential``/functional), and which model an expression holds
 * :mod:`nnlint.facts.outputs` - what a tensor expression went through: the activation a prediction ends in
 * :mod:`nnlint.facts.losses` - loss computations and the predictions they are given
+* :mod:`nnlint.facts.runners` - functions that run a module they are given (``forward_step(model, batch)``)
 * :mod:`nnlint.facts.loops` - training/evaluation loops and the order of what they call
 * :mod:`nnlint.facts.optimizers` - optimizer constructions: class, learning rate, momentum, trained models
 * :mod:`nnlint.facts.init` - weight initialisation: normal draws and their std, Xavier/He inits and the
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts.models import ModelFacts
     from nnlint.facts.outputs import OutputFacts
     from nnlint.facts.losses import LossFacts
+    from nnlint.facts.runners import Runners
     from nnlint.facts.init import InitFacts
     from nnlint.facts.norms import NormFacts
     from nnlint.facts.gradients import GradientFacts
@@ -147,6 +149,13 @@ class FileFacts:
         from nnlint.facts.losses import LossFacts
 
         return LossFacts(self)
+
+    @cached_property
+    def runners(self) -> "Runners":
+        """Which parameters a function runs as modules, and what a call of such a function runs."""
+        from nnlint.facts.runners import Runners
+
+        return Runners(self)
 
     @cached_property
     def dataflow(self) -> "Dataflow":
@@ -353,5 +362,6 @@ class FileFacts:
             bindings=dict(self.names.bindings),
             calls=self.values.call_records(),
             loss_functions=self.losses.exported_loss_functions(),
+            runners=self.runners.exported(),
         )
 

@@ -143,6 +143,9 @@ class ModuleSummary:
     calls: tuple[CallRecord, ...] = ()
     #: top-level function name -> the parameters it hands to a loss as the prediction
     loss_functions: Mapping[str, tuple[LossParameter, ...]] = field(default_factory=dict)
+    #: top-level function name -> the positions of the parameters it runs as modules
+    #: (``def forward_step(model, batch): return model(batch.x)``: ``(0,)``)
+    runners: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         payload = json.dumps(
@@ -150,7 +153,8 @@ class ModuleSummary:
              sorted(self.bindings.items()),
              sorted((k, repr(v)) for k, v in self.models.items()),
              [repr(call) for call in self.calls],
-             sorted((k, repr(v)) for k, v in self.loss_functions.items())],
+             sorted((k, repr(v)) for k, v in self.loss_functions.items()),
+             sorted(self.runners.items())],
             default=repr,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
@@ -226,7 +230,8 @@ class ProjectIndex:
         while module:
             summary = self.module(module, near)
             if summary is not None:
-                if attr in summary.models or attr in summary.constants or attr in summary.loss_functions:
+                if attr in summary.models or attr in summary.constants or attr in summary.loss_functions \
+                        or attr in summary.runners:
                     return summary, attr
                 target = summary.bindings.get(attr.split(".")[0])
                 if target is not None and target != qualname:
@@ -319,6 +324,11 @@ class ProjectIndex:
         found = self.resolve(qualname, near)
         return found[0].loss_functions.get(found[1], ()) if found else ()
 
+    def runs(self, qualname: str, near: Optional[str] = None) -> tuple[int, ...]:
+        """The positions of the parameters the project function ``qualname`` runs as modules."""
+        found = self.resolve(qualname, near)
+        return found[0].runners.get(found[1], ()) if found else ()
+
 
 def _common_depth(a: Path, b: Path) -> int:
     depth = 0
@@ -380,6 +390,11 @@ class RecordingIndex:
     def loss_parameters(self, qualname: str, near: Optional[str] = None) -> tuple[LossParameter, ...]:
         answer = self._inner.loss_parameters(qualname, near)
         self._asked[("loss_parameters", (qualname, near))] = answer
+        return answer
+
+    def runs(self, qualname: str, near: Optional[str] = None) -> tuple[int, ...]:
+        answer = self._inner.runs(qualname, near)
+        self._asked[("runs", (qualname, near))] = answer
         return answer
 
     def answers_alike(self, index: ProjectIndex) -> bool:
