@@ -13,7 +13,9 @@ set of parameters is frozen (`requires_grad = False` over `model.parameters()`, 
 `model.requires_grad_(False)`) and `model.eval()` is called before the training steps, as
 linear probing does to keep the frozen backbone's batch-norm statistics fixed while only a
 head trains. When the model is put in eval mode again before the next training step, that
-later call is the one reported.
+later call is the one reported. Outside training loops, a function that runs the model after
+`model.eval()` and then calls `model.eval()` again, where another function of the file restores
+`model.train()` after its evaluation, is reported at the second call: `train()` was meant.
 
 ## Why is this bad?
 `model.eval()` is a switch, not a scope: it stays on until `model.train()`. After the first
@@ -87,7 +89,7 @@ from typing import Optional, Sequence
 
 import libcst as cst
 
-from nnlint.facts.loops import Event, LoopFacts, after, covers, model_runs
+from nnlint.facts.loops import Event, LoopFacts, after, covers, model_runs, repeated_evals
 from nnlint.facts.names import dotted_name, literal, positional
 from nnlint.rule import Context, Rule
 
@@ -113,6 +115,10 @@ class EvalModeNeverReset(Rule):
                     reported.add(event.node)
                     ctx.report(event.node, f"{event.receiver}.eval() in the training loop is never undone: the "
                                            f"next training steps run in eval mode; call {event.receiver}.train()")
+        for switch in repeated_evals(ctx.facts):
+            if switch.node not in reported:
+                ctx.report(switch.node, f"{switch.receiver}.eval() again after running {switch.receiver} in eval mode: "
+                                        f"it stays in eval mode; call {switch.receiver}.train() to restore training mode")
 
 
 def _trains_before_reset(loops: LoopFacts, events: Sequence[Event], index: int) -> bool:

@@ -8,11 +8,16 @@ Gradients count as off under `with torch.no_grad()`, `with torch.inference_mode(
 function decorated with `@torch.no_grad()`/`@torch.inference_mode()`, after a
 `torch.set_grad_enabled(False)` statement, and in a function whose every call in the file
 is under one of those, directly or through the helpers that call it. A helper method the
-evaluation delegates to (`self.model.eval(); self._inner_loop(dl)`) is checked too. Code that needs
-gradients after `eval()` (it calls `backward()`, `torch.autograd.grad` or sets
-`requires_grad`: saliency maps, adversarial examples), Lightning `*_step` hooks (Lightning
-turns gradients off itself) and unit tests (a pytest/unittest `test_*.py` file or a
-`unittest.TestCase` method checking a forward pass) are not reported.
+evaluation delegates to (`self.model.eval(); self._inner_loop(dl)`) is checked too; the call of
+the helper is reported instead when a training step shares the helper, when the model reaches a
+same-file function as an argument (`model.eval(); run_epoch(valid_data, model)`), or when another
+call of the helper (an evaluation hook a subclass implements) is already under `no_grad`. One
+function for both passes (`if is_train: model.train() else: model.eval()`) whose gradient uses are
+all under `if is_train` is reported at the model run. Code that needs gradients after `eval()` (it
+calls `backward()`, `torch.autograd.grad` or sets `requires_grad`: saliency maps, adversarial
+examples), the `*_step` hooks of Lightning modules (Lightning turns gradients off itself) and unit
+tests (a pytest/unittest `test_*.py` file or a `unittest.TestCase` method checking a forward pass)
+are not reported.
 
 ## Why is this bad?
 `model.eval()` only switches dropout and batch normalisation to inference behaviour; it
@@ -75,22 +80,19 @@ https://pytorch.org/docs/stable/notes/autograd.html#locally-disabling-gradient-c
 '''
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import libcst as cst
 
 from nnlint.facts.edits import Edits, module_alias, wrap_evaluation
 from nnlint.facts.loops import ModeSwitch, mode_switch, scope_calls
 from nnlint.facts.names import dotted_name
+from nnlint.facts.nograd import (callers_disable_grad, delegated_runs, gradient_need, lightning_hook,
+                                 on_training_branch)
 from nnlint.facts.testcode import in_test_code
 from nnlint.rule import Context, Rule
 
-if TYPE_CHECKING:  # pragma: no cover
-    from nnlint.facts import FileFacts
-
-_GRADIENT_USES = frozenset({"backward", "grad", "requires_grad", "requires_grad_", "enable_grad", "manual_backward"})
 _GRAD_OFF_CALLS = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"})
-_MAX_CALLER_DEPTH = 4
 
 
 class EvalWithoutNoGrad(Rule):
@@ -106,7 +108,7 @@ class EvalWithoutNoGrad(Rule):
         scopes: list[cst.CSTNode] = [facts.module]
         scopes.extend(facts.nodes_of(cst.FunctionDef))
         for scope in scopes:
-            if isinstance(scope, cst.FunctionDef) and (scope.name.value.endswith("_step")
+            if isinstance(scope, cst.FunctionDef) and (lightning_hook(facts, scope)
                                                         or facts.loops.decorated_no_grad(scope)):
                 continue
             self._check_scope(ctx, scope)
@@ -115,7 +117,7 @@ class EvalWithoutNoGrad(Rule):
         facts = ctx.facts
         in_eval: dict[str, ModeSwitch] = {}
         grad_off = False
-        uses_gradients: Optional[bool] = None
+        needs_gradients: dict[tuple[ModeSwitch, ...], str] = {}
         for call in scope_calls(facts, scope):
             switch = mode_switch(call, facts)
             if switch is not None:
@@ -127,82 +129,42 @@ class EvalWithoutNoGrad(Rule):
                     in_eval = {r: s for r, s in in_eval.items()
                                if not (r == switch.receiver or r.startswith(switch.receiver + "."))}
                 continue
-            if facts.names.qualname(call.func) in _GRAD_OFF_CALLS and _is_statement(facts, call):
+            if facts.names.qualname(call.func) in _GRAD_OFF_CALLS and isinstance(facts.parent(call), cst.Expr):
                 grad_off = True
                 continue
             callee = dotted_name(call.func)
-            if callee is None or grad_off:
+            if callee is None or grad_off or not in_eval or facts.loops.grad_disabled(call):
                 continue
-            helper = facts.values.callee(call) if any(r.startswith("self.") for r in in_eval) else None
-            if helper is not None and helper is not scope and not facts.loops.grad_disabled(call):
-                if uses_gradients is None:
-                    uses_gradients = _uses_gradients(facts, scope)
-                if not uses_gradients and not _callers_disable_grad(ctx, scope):
-                    # ``self.model.eval(); self._inner_loop(dl)``: the helper runs the model in eval mode
-                    self._check_helper(ctx, helper, {r for r in in_eval if r.startswith("self.")})
             model = callee[: -len(".forward")] if callee.endswith(".forward") else callee
-            if model not in in_eval or facts.loops.grad_disabled(call):
+            helper = facts.values.callee(call)
+            if model not in in_eval and (helper is None or helper is scope) \
+                    or on_training_branch(facts, call, tuple(in_eval.values())):
                 continue
-            if uses_gradients is None:
-                uses_gradients = _uses_gradients(facts, scope)
-            if uses_gradients or _callers_disable_grad(ctx, scope) or in_test_code(facts, call):
+            key = tuple(in_eval.values())
+            if key not in needs_gradients:
+                needs_gradients[key] = gradient_need(facts, scope, key)
+            if needs_gradients[key] == "yes" \
+                    or callers_disable_grad(facts, scope) or in_test_code(facts, call):
                 return
-            switch = in_eval.pop(model)
-            ctx.report(call, f"{model} runs after {model}.eval() with gradient tracking on: wrap the "
-                             "evaluation in torch.no_grad() or torch.inference_mode()",
-                       fix=_no_grad_fix(ctx, call, model, switch.node),
-                       fix_message="Wrap the evaluation in torch.no_grad()",
-                       applicability="unsafe")
-
-
-    def _check_helper(self, ctx: Context, helper: cst.FunctionDef, models: set[str]) -> None:
-        """The first call of each of ``models`` (``self.model``, still in eval mode from the caller)
-        in a helper method that neither switches it back nor needs gradients."""
-        facts = ctx.facts
-        if not models or facts.loops.decorated_no_grad(helper) or _uses_gradients(facts, helper):
-            return
-        for call in scope_calls(facts, helper):
-            switch = mode_switch(call, facts)
-            if switch is not None and switch.receiver is not None:
-                models = {m for m in models if not (m == switch.receiver or m.startswith(switch.receiver + "."))}
+            if model in in_eval:
+                # a pass shared with training needs set_grad_enabled(is_train), not no_grad: no fix
+                self._report(ctx, call, model, in_eval.pop(model).node, "", needs_gradients[key] == "none")
                 continue
-            name = dotted_name(call.func)
-            model = name[: -len(".forward")] if name and name.endswith(".forward") else name
-            if model in models and not facts.loops.grad_disabled(call) and not in_test_code(facts, call):
-                models.discard(model)
-                ctx.report(call, f"{model} runs after {model}.eval() in the caller with gradient tracking on: "
-                                 "wrap the evaluation in torch.no_grad() or torch.inference_mode()",
-                           fix=_no_grad_fix(ctx, call, model), fix_message="Wrap the evaluation in torch.no_grad()",
-                           applicability="unsafe")
+            for run in delegated_runs(facts, call, helper, in_eval):  # type: ignore[arg-type]
+                if run.inside and in_test_code(facts, run.node):
+                    continue
+                self._report(ctx, run.node, run.model, in_eval[run.model].node if not run.inside else None,
+                             " in the caller" if run.inside else "", needs_gradients[key] == "none")
+                if not run.inside:
+                    in_eval.pop(run.model, None)
 
-
-def _is_statement(facts: "FileFacts", call: cst.Call) -> bool:
-    return isinstance(facts.parent(call), cst.Expr)
-
-
-def _uses_gradients(facts: "FileFacts", scope: cst.CSTNode) -> bool:
-    for node in facts.walk(scope):
-        if isinstance(node, cst.Attribute) and node.attr.value in _GRADIENT_USES:
-            return True
-    return False
-
-
-def _callers_disable_grad(ctx: Context, scope: cst.CSTNode, seen: frozenset[cst.CSTNode] = frozenset()) -> bool:
-    """Every call of ``scope`` in the file runs with gradients off, directly or through its own callers."""
-    if not isinstance(scope, cst.FunctionDef) or scope in seen or len(seen) >= _MAX_CALLER_DEPTH:
-        return False
-    loops = ctx.facts.loops
-    sites = loops.call_sites(scope)
-    if not sites:
-        return False
-    for site in sites:
-        if loops.grad_disabled(site):
-            continue
-        # a helper of a helper: `features()` called only from a `@torch.no_grad()` `score()`
-        caller = loops.function_of(site)
-        if caller is None or not _callers_disable_grad(ctx, caller, seen | {scope}):
-            return False
-    return True
+    def _report(self, ctx: Context, call: cst.Call, model: str, switch: Optional[cst.Call], where: str,
+                fixable: bool) -> None:
+        ctx.report(call, f"{model} runs after {model}.eval(){where} with gradient tracking on: wrap the "
+                         "evaluation in torch.no_grad() or torch.inference_mode()",
+                   fix=_no_grad_fix(ctx, call, model, switch) if fixable else None,
+                   fix_message="Wrap the evaluation in torch.no_grad()",
+                   applicability="unsafe")
 
 
 def _no_grad_fix(ctx: Context, call: cst.Call, model: str, switch: Optional[cst.Call] = None) -> Optional[Edits]:

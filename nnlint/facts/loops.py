@@ -732,3 +732,48 @@ def scope_calls(facts: "FileFacts", scope: cst.CSTNode) -> Iterator[cst.Call]:
         if isinstance(node, cst.Call):
             yield node
         stack.extend(reversed(children(node)))
+
+
+def repeated_evals(facts: "FileFacts") -> tuple[ModeSwitch, ...]:
+    """``net.eval(); net(x); net.eval()`` in one function, outside loops, where another function of the
+    file brackets the same model with ``eval()`` ... ``train()``: the second call was meant to be ``train()``."""
+    switches = {function: [s for c in scope_calls(facts, function) if (s := mode_switch(c, facts)) is not None
+                           and s.receiver is not None] for function in facts.nodes_of(cst.FunctionDef)}
+    bracketed = {function: {s.receiver for i, s in enumerate(found) if s.mode == "eval"
+                            and any(t.mode == "train" and t.receiver == s.receiver for t in found[i + 1:])}
+                 for function, found in switches.items()}
+    repeated: list[ModeSwitch] = []
+    for function, found in switches.items():
+        for index, switch in enumerate(found):
+            earlier = next((s for s in reversed(found[:index]) if s.receiver == switch.receiver), None)
+            if switch.mode != "eval" or earlier is None or earlier.mode != "eval" \
+                    or any(s.receiver == switch.receiver for s in found[index + 1:]) \
+                    or not any(switch.receiver in inner for other, inner in bracketed.items() if other is not function) \
+                    or any(isinstance(a, _LOOP_CLASSES) for a in _ancestors_in(facts, switch.node, function)):
+                continue
+            if _runs_between(facts, function, earlier, switch):
+                repeated.append(switch)
+    return tuple(repeated)
+
+
+_LOOP_CLASSES = (cst.For, cst.While)
+
+
+def _ancestors_in(facts: "FileFacts", node: cst.CSTNode, function: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    for ancestor in facts.ancestors(node):
+        if ancestor is function:
+            return
+        yield ancestor
+
+
+def _runs_between(facts: "FileFacts", function: cst.CSTNode, first: ModeSwitch, second: ModeSwitch) -> bool:
+    """Does the model of the two switches run (``net(x)``, ``net.forward(x)``) between them?"""
+    seen = False
+    for call in scope_calls(facts, function):
+        if call is first.node:
+            seen = True
+        elif call is second.node:
+            return False
+        elif seen and dotted_name(call.func) in (first.receiver, f"{first.receiver}.forward"):
+            return True
+    return False
