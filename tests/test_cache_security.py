@@ -395,3 +395,32 @@ def test_a_change_to_nnlints_own_code_invalidates_the_cache(tmp_path: Path) -> N
     index.write_text(index.read_text() + "\nProjectIndex.model = lambda self, qualname, near=None: None\n")
     assert _lint_with(checkout, project, "--no-cache") == (0, [])
     assert _lint_with(checkout, project) == (0, [])
+
+
+def test_every_summary_field_survives_the_cache_encoding() -> None:
+    # each field holds a value no other field could hold, so a misordered field cannot pass
+    import dataclasses
+
+    from nnlint.cache import _decode_summary, _encode_summary
+    from nnlint.facts.index import CallRecord, LossParameter, ModelSummary, ModuleSummary, Passed, Site
+
+    site = Site("m.py", 3, 5, 3, 20, ("NN201",))
+    model = ModelSummary(
+        name="Net", qualname="m.Net", framework="torch", layers=("Linear", "Softmax"), output_activation="softmax",
+        output_units=10, has_dropout=True, has_batchnorm=False, output_elements=("sigmoid", None),
+        output_site=site, element_sites=(Site("m.py", 9, 1, 9, 4, ()), None), returns_output=True,
+        applies_argument=1, submodules=(("decoder", "dec.Decoder"),), output_model="dec.Head",
+        parts=("dec.Block",), element_keys=("seg", "box"),
+    )
+    assert all(getattr(model, f.name) != f.default for f in dataclasses.fields(ModelSummary)
+               if f.default is not dataclasses.MISSING)
+    summary = ModuleSummary(
+        module="m", path="m.py", is_package=True, models={"Net": model}, constants={"WIDTH": 32},
+        bindings={"Decoder": "dec.Decoder"}, calls=(CallRecord("t.fit", (Passed("m.Net"),), (("lr", None),)),),
+        loss_functions={"pair": (LossParameter(0, "y", "cross_entropy", "logits", "torch"),)},
+        runners={"step": (0,)},
+    )
+    decoded = _decode_summary(json.loads(json.dumps(_encode_summary(summary))))
+    assert decoded == summary
+    assert [f.name for f in dataclasses.fields(ModuleSummary)] == [
+        "module", "path", "is_package", "models", "constants", "bindings", "calls", "loss_functions", "runners"]

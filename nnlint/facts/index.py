@@ -75,14 +75,14 @@ class ModelSummary:
     #: the model classes it holds, by attribute (``self.decoder = Decoder()``: ``("decoder",
     #: "model.Decoder")``), so that ``net.decoder(x)`` in another file is that model
     submodules: tuple[tuple[str, str], ...] = ()
-    #: with ``output_elements`` of a dict literal: their keys, in the same order
-    element_keys: tuple[str, ...] = ()
     #: a class of another project file whose output this model returns (``return self.decoder(h)``),
     #: when that file's summary was not known here; :meth:`ProjectIndex.model` fills the output in
     output_model: Optional[str] = None
     #: classes of other project files among its modules, not known here: their dropout and batch
     #: norm count as this model's (filled in by :meth:`ProjectIndex.model`)
     parts: tuple[str, ...] = ()
+    #: with ``output_elements`` of a dict literal: their keys, in the same order
+    element_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
