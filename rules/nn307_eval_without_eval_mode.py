@@ -10,12 +10,19 @@ Evaluation code is a function named like `evaluate`/`validate`/`test`/`estimate_
 model call under `torch.no_grad()`/`inference_mode()` outside the training loop and in
 code that never calls `backward()`, or a model fed a batch of evaluation data (`points, y =
 next(iter(test_loader))` every few steps inside the training loop) in a block that does not
-backpropagate it (test-time adaptation trains on test data on purpose). The model must be known to contain dropout or batch
+backpropagate it (test-time adaptation trains on test data on purpose), or a function named for
+sampling or prediction (`sample(n)` of a GAN synthesizer) that does not backpropagate and that no
+training loop of the file reaches, running a model the same file trains and never switches to eval
+mode. A script that trains nothing (no optimizer, no `backward()`) and runs a pretrained model
+(`models.resnet18(pretrained=True)`, `weights=...`) it never switches to eval mode is reported where
+the model is loaded; an inference scope that trains nothing and calls `model.train()` before the
+evaluation is reported at that `model.train()`. The model must be known to contain dropout or batch
 normalisation (a model class or `nn.Sequential` of this project, or a torchvision
-constructor); `model.eval()` ... `model.train()` around the evaluation (nanoGPT's
-`estimate_loss`) is correct, and so is a shape smoke test that feeds the model made-up
-tensors (`net(torch.randn(1, 3, 32, 32))` in a `test()` helper of a model file), as are unit
-tests (a pytest/unittest `test_*.py` file or a `unittest.TestCase` method).
+constructor, also one picked by name: `models.__dict__[name](...)`); `model.eval()` ...
+`model.train()` around the evaluation (nanoGPT's `estimate_loss`) is correct, and so is a shape
+smoke test that feeds the model made-up tensors of literal sizes (`net(torch.randn(1, 3, 32, 32))`
+in a `test()` helper of a model file; `torch.randn(self.batch_size, dim)` is sampling noise), as
+are unit tests (a pytest/unittest `test_*.py` file or a `unittest.TestCase` method).
 
 A model whose layers nnlint cannot see (a library model, a parameter, a module assembled by a
 registry) is reported only on evidence from the program itself, and never where the file
@@ -99,7 +106,8 @@ torch.no_grad():` block or loop over the evaluation data, never the training loo
 results change (dropout off, batch norm running statistics used), which is the point, but a
 `model.train()` placed below a statement that hands the model to other code could come later than
 that code expects. There is no fix when the statement can leave early (`return`, `break`, `raise`),
-which would skip `model.train()`.
+which would skip `model.train()`. A finding at `model.train()` replaces it with `model.eval()`, and one
+at a pretrained model's loading appends `.eval()` to it (both unsafe for the same reason).
 
 ## Source
 Seed 002_1779c8f13c5dbb22.txt: no dropout at test and prediction time ("测试和预测阶段是不能
@@ -162,6 +170,26 @@ class EvalWithoutEvalMode(Rule):
                     ("batch norm", all(s.has_batchnorm for s in summaries))) if on) or "dropout or batch norm"
                 message = f"{model} has {layers} but is evaluated in training mode: call {model}.eval() first"
             reported.add(key)
+            switch = evaluation.training_switch(call, scope, model) if mode == "train" else None
+            pretrained = evaluation.pretrained_never_evaluated(call)
+            site = (id(pretrained or switch or call), model)
+            if site in reported:
+                continue  # the same load or train() reached from another scope
+            reported.add(site)
+            if pretrained is not None:  # a pretrained model an inference script never switches to eval mode
+                ctx.report(pretrained, f"{model} is a pretrained model that is run in training mode: "
+                                       f"call {model}.eval() after loading it",
+                           related=[(call, f"{model} is run here")],
+                           fix=[(pretrained, f"{ctx.code_for(pretrained)}.eval()")],
+                           fix_message=f"Call {model}.eval() after loading it", applicability="unsafe")
+                continue
+            if switch is not None:  # ``model.train()`` where an inference script meant ``model.eval()``
+                receiver = ctx.code_for(switch.func.value)  # type: ignore[attr-defined]
+                ctx.report(switch, f"{model}.train() puts {model} in training mode for the evaluation below: "
+                                   f"call {model}.eval() instead", related=[(call, f"{model} is evaluated here")],
+                           fix=[(switch, f"{receiver}.eval()")], fix_message=f"Call {model}.eval() instead",
+                           applicability="unsafe")
+                continue
             ctx.report(call, message, fix=around(ctx, call, set(training_nodes), f"{model}.eval()",
                                                   f"{model}.train()", evaluation.calls_backward),
                        fix_message=f"Call {model}.eval() before the evaluation and {model}.train() after it",

@@ -331,6 +331,326 @@ model.load_state_dict(torch.load("net.pt"))
 print(evaluate(model, loader))
 ''',
     },
+    # a synthesizer whose fit() trains a generator with batch norm and whose sample() draws from it
+    # in training mode; the users call sample() after fit(). The noise sizes are attributes: real
+    # sampling, not a shape smoke test
+    "sample-from-trained-generator": {
+        "synth.py": '''
+import torch
+import torch.nn as nn
+from torch.optim import Adam
+
+
+class Generator(nn.Module):
+    def __init__(self, dim, out):
+        super().__init__()
+        self.seq = nn.Sequential(nn.Linear(dim, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, out))
+
+    def forward(self, x):
+        return self.seq(x)
+
+
+class Stack(nn.Module):
+    def __init__(self, layers):
+        super().__init__()
+        self.seq = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.seq(x)
+
+
+class Synthesizer:
+    def __init__(self, batch_size=64, dim=16):
+        self.batch_size = batch_size
+        self.dim = dim
+
+    def fit(self, loader, out):
+        self.generator = Generator(self.dim, out)
+        optimizer = Adam(self.generator.parameters(), lr=2e-4)
+        for real in loader:
+            noise = torch.randn(self.batch_size, self.dim)
+            loss = (self.generator(noise) - real).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    def sample(self, n):
+        data = []
+        for _ in range(n // self.batch_size + 1):
+            noise = torch.randn(self.batch_size, self.dim)
+            data.append(self.generator(noise).detach().numpy())  # NN307
+        return data
+
+
+class StackSynthesizer:
+    def fit(self, loader, layers, noise_dim=8):
+        self.noise_dim = noise_dim
+        self.generator = Stack(layers)
+        optimizer = Adam(self.generator.parameters(), lr=2e-4)
+        for noise, real in loader:
+            loss = (self.generator(noise) - real).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    def sample(self, n):
+        return self.generator(torch.randn(n, self.noise_dim)).detach()  # NN307
+''',
+    },
+    # the same synthesizer done right, and look-alikes: sample() switches to eval mode; samples drawn
+    # for progress inside the training loop; a generate() that backpropagates (it optimises the noise)
+    "sample-from-trained-generator-quiet": {
+        "synth.py": '''
+import torch
+import torch.nn as nn
+from torch.optim import Adam
+
+
+class Generator(nn.Module):
+    def __init__(self, dim, out):
+        super().__init__()
+        self.seq = nn.Sequential(nn.Linear(dim, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, out))
+
+    def forward(self, x):
+        return self.seq(x)
+
+
+class Synthesizer:
+    def fit(self, loader, out):
+        self.generator = Generator(16, out)
+        optimizer = Adam(self.generator.parameters(), lr=2e-4)
+        for real in loader:
+            loss = (self.generator(torch.randn(64, 16)) - real).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    def sample(self, n):
+        self.generator.eval()
+        with torch.no_grad():
+            return self.generator(torch.randn(n, 16))
+
+
+class ProgressSynthesizer:
+    def fit(self, loader, out):
+        self.generator = Generator(16, out)
+        optimizer = Adam(self.generator.parameters(), lr=2e-4)
+        for step, real in enumerate(loader):
+            loss = (self.generator(torch.randn(64, 16)) - real).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step % 100 == 0:
+                self.sample_preview(16)
+
+    def sample_preview(self, n):
+        return self.generator(torch.randn(n, 16)).detach()
+
+
+class Inverter:
+    def fit(self, loader, out):
+        self.generator = Generator(16, out)
+        optimizer = Adam(self.generator.parameters(), lr=2e-4)
+        for real in loader:
+            loss = (self.generator(torch.randn(64, 16)) - real).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    def generate(self, target, steps):
+        z = torch.zeros(1, 16, requires_grad=True)
+        for _ in range(steps):
+            loss = (self.generator(z) - target).pow(2).mean()
+            z.grad = None
+            loss.backward()
+            z.data -= 0.1 * z.grad
+        return z
+''',
+    },
+    # an inference script that calls model.train() where it meant model.eval(): the finding goes
+    # where the fix goes, the train() call
+    "inference-script-calls-train": {
+        "net.py": '''
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 64)
+        self.drop = nn.Dropout(0.5)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.head(self.drop(self.fc(x).relu()))
+''',
+        "inference.py": '''
+import torch
+from net import Net
+
+
+def main(clips):
+    model = Net()
+    model.load_state_dict(torch.load("net.pt"))
+    model.train()  # NN307
+    with torch.no_grad():
+        for clip in clips:
+            print(model.forward(clip).argmax(1))
+
+
+if __name__ == "__main__":
+    main([])
+''',
+        "train.py": '''
+import torch
+from net import Net
+
+
+def main(train_loader, test_loader):
+    model = Net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.train()
+    for x, y in train_loader:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        for x, y in test_loader:
+            print(model(x).argmax(1) == y)  # NN307
+''',
+    },
+    # a torchvision classifier picked by name: every one has batch norm or dropout
+    "torchvision-model-picked-by-name": {
+        "evaluate.py": '''
+import torch
+import torchvision
+from torchvision import models
+
+
+def evaluate(name, loader):
+    model = models.__dict__[name](num_classes=10)
+    model.load_state_dict(torch.load("model.pt"))
+    with torch.no_grad():
+        for x, y in loader:
+            print(model(x).argmax(1) == y)  # NN307
+
+
+def validate(name, loader):
+    model = getattr(torchvision.models, name)(num_classes=10)
+    with torch.no_grad():
+        for x, y in loader:
+            print(model(x).argmax(1) == y)  # NN307
+
+
+def test_split(name, loader):
+    model = models.__dict__[name](num_classes=10)
+    model.eval()
+    with torch.no_grad():
+        for x, y in loader:
+            print(model(x).argmax(1) == y)
+
+
+def evaluate_zoo(zoo, name, loader):
+    model = getattr(zoo, name)(num_classes=10)
+    with torch.no_grad():
+        for x, y in loader:
+            print(model(x).argmax(1) == y)
+''',
+    },
+    # a script that runs a pretrained model and trains nothing: eval() belongs where it is loaded
+    "pretrained-model-run-in-training-mode": {
+        "cam.py": '''
+from torchvision import models
+from cams import GradCAM
+
+
+def main(args):
+    model = models.resnet18(pretrained=True).to(args.device)  # NN307
+    extractor = GradCAM(model, "layer4")
+    for image in args.images:
+        scores = model(image.unsqueeze(0))
+        print(extractor(scores.argmax().item(), scores))
+
+
+if __name__ == "__main__":
+    main(None)
+''',
+        "features.py": '''
+from torchvision import models
+
+
+def main(images):
+    model = models.__dict__["vgg16"](weights=models.VGG16_Weights.DEFAULT)  # NN307
+    return [model(image) for image in images]
+''',
+    },
+    # look-alikes: switched to eval mode where loaded, fine-tuned, or not pretrained
+    "pretrained-model-quiet": {
+        "cam.py": '''
+from torchvision import models
+
+
+def main(images):
+    model = models.resnet18(pretrained=True).eval()
+    return [model(image) for image in images]
+''',
+        "finetune.py": '''
+import torch
+from torchvision import models
+
+
+def main(loader):
+    model = models.resnet18(pretrained=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for x, y in loader:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+''',
+        "scratch.py": '''
+from torchvision import models
+
+
+def main(images):
+    model = models.resnet18(pretrained=False)
+    return [model(image) for image in images]
+''',
+    },
+    # shape smoke tests on made-up tensors whose sizes are literals, also through a name
+    "smoke-test-literal-sizes": {
+        "net.py": '''
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test():
+    net = Net()
+    size = 32
+    print(net(torch.randn(2, 3, size, size)).shape)
+    print(net(torch.zeros((1, 3, 64, 64))).shape)
+
+
+def check_shapes(batch_size, size):
+    net = Net()
+    with torch.no_grad():
+        print(net(torch.randn(batch_size, 3, size, size)).shape)
+
+
+test()
+check_shapes(2, 32)
+''',
+    },
 }
 
 

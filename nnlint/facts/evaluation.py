@@ -12,8 +12,12 @@ Questions answered (through ``FileFacts.evaluation``):
 * :meth:`Evaluation.synthetic_input` - is a call a shape smoke test on made-up tensors
 * :meth:`Evaluation.mode_at` - the mode of a model at a node, through ``model.eval()``/
   ``model.train()`` before it in its function and, a few calls up, at every call of that function
+* :meth:`Evaluation.training_switch` - the ``model.train()`` in an inference scope that trains nothing,
+  where ``model.eval()`` was meant
+* :meth:`Evaluation.pretrained_never_evaluated` - a pretrained model (``pretrained=True``) that a file
+  training nothing runs without ever switching it to eval mode: where it is loaded
 * :meth:`Evaluation.model_summaries` - the models an expression may be, following a parameter to
-  the arguments of its function's calls
+  the arguments of its function's calls (a torchvision classifier picked by name included)
 * :meth:`Evaluation.unseen_model_in_training_mode` - for a model whose class nnlint cannot see:
   why the program evaluates it in training mode, or ``None`` when the evidence is not strong enough
 * :meth:`Evaluation.grad_disabled` - is a node under ``torch.no_grad()``, also where ``torch``
@@ -33,11 +37,11 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from nnlint.facts.loops import is_eval_function_name, mode_switch, rename, scope_calls
-from nnlint.facts.names import dotted_name, positional
+from nnlint.facts.index import ModelSummary
+from nnlint.facts.names import dotted_name, keyword, literal, positional
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
-    from nnlint.facts.models import ModelSummary
 
 _MAX_DEPTH = 3
 #: ``model.generate(x)`` and ``model.forward(x)`` run the model ``model``
@@ -47,6 +51,9 @@ _EVALUATION_NAME = re.compile(r"(^|_)(eval|evaluate|evaluation|valid|validate|va
                               r"prediction|infer|inference)($|_)", re.I)
 #: names of evaluation data: ``test_loader``, ``val_dl``, ``loaders["valid"]``, ``dev_set``
 _EVALUATION_DATA = re.compile(r"(^|[\s_'\"])(test|val|valid|validation|eval|dev)(_|[\s'\"]|loader|set|data|$)", re.I)
+#: functions that draw from a trained model: ``sample``, ``generate``, ``predict``, ``inference``
+_GENERATION_NAME = re.compile(r"(^|_)(sample|samples|sampling|generate|generation|synthesi[sz]e|predict|infer|"
+                              r"inference|decode)($|_)", re.I)
 _SYNTHETIC = frozenset({"torch.randn", "torch.rand", "torch.randint", "torch.zeros", "torch.ones",
                         "torch.empty", "torch.full", "torch.randn_like", "torch.rand_like"})
 _BACKPROPAGATION = ("backward", "grad", "requires_grad_", "requires_grad")
@@ -117,8 +124,28 @@ class Evaluation:
         for value in inputs:
             if isinstance(value, cst.Name):
                 value = self._facts.dataflow.value_of(value) or value
-            if not (isinstance(value, cst.Call) and self._facts.names.qualname(value.func) in _SYNTHETIC):
+            factory = self._facts.names.qualname(value.func) if isinstance(value, cst.Call) else None
+            if factory not in _SYNTHETIC or not (factory.endswith("_like")  # type: ignore[union-attr]
+                                                 or self._literal_sizes(value)):  # type: ignore[arg-type]
                 return False
+        return True
+
+    def _literal_sizes(self, call: cst.Call) -> bool:
+        """Are the sizes of a tensor factory made up: literals (``torch.randn(1, 3, 32, 32)``,
+        ``torch.zeros((2, 8))``), names bound to one, or parameters (a shape check called with sizes)?
+        ``torch.randn(self.batch_size, dim)`` with ``dim = args.dim`` is real sampling noise."""
+        for arg in call.args:
+            if arg.keyword is not None:
+                continue  # ``device=``, ``dtype=``
+            value = arg.value
+            values = [e.value for e in value.elements] if isinstance(value, (cst.Tuple, cst.List)) else [value]
+            for item in values:
+                if isinstance(item, cst.Name):
+                    item = self._facts.dataflow.value_of(item) or cst.Integer("1")  # a parameter: made up
+                if isinstance(item, cst.UnaryOperation):
+                    item = item.expression
+                if not isinstance(item, (cst.Integer, cst.Float)):
+                    return False
         return True
 
     def in_evaluation(self, call: cst.Call, scope: Optional[cst.FunctionDef]) -> bool:
@@ -135,6 +162,10 @@ class Evaluation:
                 return False
             if is_eval_function_name(name) and not name.startswith("test_"):
                 return True
+            if self._samples_trained_model(call, scope):
+                return True
+            if self.pretrained_never_evaluated(call) is not None:
+                return True
         elif self.over_evaluation_data(call):
             return True
         elif self.calls_backward(facts.module):
@@ -143,6 +174,62 @@ class Evaluation:
             return False
         training_nodes = self.training_nodes
         return not any(ancestor in training_nodes for ancestor in facts.ancestors(call))
+
+    def _samples_trained_model(self, call: cst.Call, scope: cst.FunctionDef) -> bool:
+        """A function named for sampling or prediction (``sample(n)`` of a GAN synthesizer) that does not
+        backpropagate, runs outside any training loop and is not reached from one in this file, running
+        a model this file trains and never switches to eval mode. Its caller is the user, after ``fit()``."""
+        if not _GENERATION_NAME.search(scope.name.value) or self.calls_backward(scope):
+            return False
+        found = self.model_call(call)
+        if found is None or not self.trained_here_never_evaluated(found[0]):
+            return False
+        training_nodes = self.training_nodes
+        if any(ancestor in training_nodes for ancestor in self._facts.ancestors(call)):
+            return False
+        return not self._reached_from_training(scope)
+
+    def pretrained_never_evaluated(self, call: cst.Call) -> Optional[cst.BaseExpression]:
+        """For ``model(x)`` of ``model = models.resnet18(pretrained=True).to(device)`` (or ``weights=``)
+        in a file that trains nothing (no optimizer, no backpropagation) and never switches ``model``
+        to eval or training mode: the pretrained model's value, where ``.eval()`` belongs."""
+        facts = self._facts
+        if not isinstance(call.func, cst.Name):
+            return None
+        value = facts.dataflow.value_of(call.func)
+        constructor = value
+        while isinstance(constructor, cst.Call) and isinstance(constructor.func, cst.Attribute) \
+                and constructor.func.attr.value in _MOVES:
+            constructor = constructor.func.value
+        if not isinstance(constructor, cst.Call) or value is None:
+            return None
+        weights = keyword(constructor, "weights")  # ``weights=ResNet18_Weights.DEFAULT``, ``weights="DEFAULT"``
+        pretrained = literal(keyword(constructor, "pretrained"), None) is True or (
+            weights is not None and not isinstance(weights, cst.Name))
+        if not pretrained or self.calls_backward(facts.module) or facts.loops.optimizer_constructions \
+                or facts.loops.training_loops:
+            return None
+        model = call.func.value
+        if self._switched_to_eval(model) or self.put_in_training_mode(model):
+            return None
+        return value
+
+    def _reached_from_training(self, scope: cst.FunctionDef, depth: int = 0) -> bool:
+        """Is ``scope`` called (a few calls up, in this file) from a training loop or from a function
+        that backpropagates? Too deep counts as yes."""
+        if depth >= _MAX_DEPTH:
+            return True
+        loops = self._facts.loops
+        for site in loops.call_sites(scope):
+            if any(ancestor in self.training_nodes for ancestor in self._facts.ancestors(site)):
+                return True
+            caller = loops.function_of(site)
+            if caller is None:
+                if self.calls_backward(self._facts.module):
+                    return True
+            elif self.calls_backward(caller) or self._reached_from_training(caller, depth + 1):
+                return True
+        return False
 
     def grad_disabled(self, node: cst.CSTNode) -> bool:
         """``LoopFacts.grad_disabled``, and ``with torch.no_grad():`` in a file that only gets ``torch``
@@ -231,13 +318,14 @@ class Evaluation:
         ``None`` also for a class none of whose layers nnlint can see (built by a registry or passed
         in): that is no evidence that it lacks dropout and batch norm."""
         found = self._summaries(expr, scope)
-        if found is not None and not any(s.layers or s.has_dropout or s.has_batchnorm for s in found):
-            return None
+        if found is not None and not any(s.has_dropout or s.has_batchnorm for s in found) \
+                and any(set(s.layers) <= {"Unknown"} for s in found):
+            return None  # ``nn.Sequential(*layers)`` of a parameter: its layers are not known
         return found
 
     def _summaries(self, expr: cst.BaseExpression, scope: Optional[cst.FunctionDef],
                    depth: int = 0) -> Optional[tuple["ModelSummary", ...]]:
-        found = self._facts.models.candidates(expr)
+        found = self._facts.models.candidates(expr) or self._torchvision_by_name(expr)
         if found is not None or depth >= _MAX_DEPTH or scope is None or not isinstance(expr, cst.Name):
             return found
         loops = self._facts.loops
@@ -252,6 +340,31 @@ class Evaluation:
             if found is not None and all(s.has_dropout or s.has_batchnorm for s in found):
                 return found
         return None
+
+    def _torchvision_by_name(self, expr: cst.BaseExpression) -> Optional[tuple[ModelSummary, ...]]:
+        """A torchvision classifier picked by name (``models.__dict__[name](pretrained=True)``,
+        ``getattr(torchvision.models, name)(...)``): each has batch norm or dropout, which one is not
+        known, so two summaries, one of each."""
+        names = self._facts.names
+        origins = self._facts.values.origins(expr)
+        if not origins:
+            return None
+        for origin in origins:
+            if not isinstance(origin, cst.Call):
+                return None
+            func = origin.func
+            if isinstance(func, cst.Subscript) and isinstance(func.value, cst.Attribute) \
+                    and func.value.attr.value == "__dict__":
+                namespace: Optional[cst.BaseExpression] = func.value.value
+            elif isinstance(func, cst.Call) and isinstance(func.func, cst.Name) and func.func.value == "getattr" \
+                    and "getattr" not in names.bindings and len(func.args) == 2:
+                namespace = func.args[0].value
+            else:
+                return None
+            if names.qualname(namespace) != "torchvision.models":
+                return None
+        return (ModelSummary("torchvision model", "torchvision.models", "torch", (), None, None, False, True),
+                ModelSummary("torchvision model", "torchvision.models", "torch", (), None, None, True, False))
 
     def trained_here_never_evaluated(self, model: str) -> bool:
         """Is ``model`` a module this file trains (a training loop runs it, and its ``.parameters()``
@@ -317,6 +430,25 @@ class Evaluation:
             return "train"
         return uncalled if results == {uncalled} else "eval"
 
+    def training_switch(self, node: cst.CSTNode, scope: Optional[cst.FunctionDef], model: str) -> Optional[cst.Call]:
+        """The ``model.train()`` that puts ``model`` in training mode for the evaluation at ``node``, when it
+        is in the same scope and that scope trains nothing (an inference script calling ``train()``
+        where it meant ``eval()``): that call is where the fix goes."""
+        facts = self._facts
+        block = scope if scope is not None else facts.module
+        last: Optional[cst.Call] = None
+        for call in scope_calls(facts, block):
+            if call is node:
+                break
+            switch = mode_switch(call, facts)
+            if switch is not None and (_covers(switch.receiver, model) or _covers(switch.alias, model)):
+                last = call if switch.mode == "train" else None
+        if last is None or self.calls_backward(block):
+            return None
+        if any(block is ancestor for loop in self.training_nodes for ancestor in facts.ancestors(loop)):
+            return None  # a training loop runs here: train() is for it
+        return last
+
     def _called_from_other_files(self, scope: cst.FunctionDef) -> bool:
         """Does another project file call this module-level function? (Calls of methods are not
         recorded across files: a method answers no.)"""
@@ -351,6 +483,8 @@ class Evaluation:
         if mode == "train" and (self.put_in_training_mode(model) or self.trained_here_never_evaluated(model)) \
                 and self.named_or_looping_like_evaluation(call, scope):
             return f"{model} was put in training mode and is evaluated without {model}.eval()"
+        if mode == "train" and scope is not None and self._samples_trained_model(call, scope):
+            return f"{model} is trained in this file and run by {scope.name.value}() without {model}.eval()"
         if self._switched_to_eval(model):
             return None
         if scope is not None:
