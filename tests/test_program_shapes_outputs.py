@@ -455,6 +455,32 @@ for x, y, b, v in loader:
     loss.backward()
 ''',
     },
+    # scripts in a folder that is also a package (an ``__init__.py`` at the repository root): a
+    # script's ``from model import Net`` is the file next to it
+    "sibling-import-in-a-package-folder": {
+        "__init__.py": "",
+        "model.py": '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return F.softmax(self.fc(x), dim=1)  # NN201
+''',
+        "train.py": '''
+import torch.nn as nn
+from model import Net
+
+net = Net()
+criterion = nn.CrossEntropyLoss()
+for x, y in loader:
+    criterion(net(x), y).backward()
+''',
+    },
 }
 
 

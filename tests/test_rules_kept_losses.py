@@ -140,6 +140,27 @@ def train(model, loader, opt, criterion):
 }
 
 QUIET: dict[str, str] = {
+    # filled on the first pass, then overwritten in place: the list never grows
+    "filled-once-then-copied": """
+outs = []
+for step in range(100):
+    for i in range(4):
+        loss = F.mse_loss(model(x), t)
+        loss.backward()
+        if step == 0:
+            outs.append(loss)
+        else:
+            with torch.no_grad():
+                outs[i].copy_(loss)
+""",
+    "filled-while-short": """
+window = []
+for x, y in loader:
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    if len(window) < 8:
+        window.append(loss)
+""",
     "detached-values": """
 losses, log, outputs = [], {}, []
 meter = None

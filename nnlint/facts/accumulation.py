@@ -284,7 +284,8 @@ class Accumulation:
                 value = call.args[0].value if len(call.args) == 1 and not call.args[0].star else None
                 kept = self._kept(value) if self._loop_of(call) is not None \
                     and self._made_as(func.value, cst.List, _LIST_MAKERS) else None
-                if kept is not None and self._outlives_iterations(call, func.value.value, sums=False):
+                if kept is not None and not self._filled_once(call, func.value.value) \
+                        and self._outlives_iterations(call, func.value.value, sums=False):
                     found.append(KeptLoss(call, func.value.value, kept[0]))
                 continue
             slot = self._meter_slot(call)
@@ -401,6 +402,42 @@ class Accumulation:
                         or isinstance(func, cst.Name) and func.value in _DETACHING_FUNCTIONS:
                     return True
         return False
+
+    def _filled_once(self, append: cst.Call, container: str) -> bool:
+        """Is the list filled once and then overwritten in place (``if step == 0: outs.append(y)``
+        ``else: outs[i].copy_(y)``), not grown every iteration? Either the append is under a test for
+        the first pass (``== 0``, ``not outs``, ``len(outs) < n``), or the loop also writes the list's
+        items (``outs[i] = ...``, ``outs[i].copy_(...)``)."""
+        facts = self._facts
+        loop = self._loop_of(append)
+        for ancestor in facts.ancestors(append):
+            if ancestor is loop:
+                break
+            if isinstance(ancestor, cst.If) and self._first_pass_test(ancestor.test, container):
+                return True
+        for node in facts.walk(loop):
+            target = None
+            if isinstance(node, cst.Assign) and len(node.targets) == 1:
+                target = node.targets[0].target
+            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                    and node.func.attr.value in ("copy_", "fill_", "zero_"):
+                target = node.func.value
+            if isinstance(target, cst.Subscript) and dotted_name(target.value) == container:
+                return True
+        return False
+
+    def _first_pass_test(self, test: cst.BaseExpression, container: str) -> bool:
+        if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            return dotted_name(test.expression) == container
+        if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+            return False
+        operator = test.comparisons[0].operator
+        right = test.comparisons[0].comparator
+        if isinstance(operator, cst.Equal):
+            return isinstance(right, cst.Integer) and right.value == "0"
+        return isinstance(operator, (cst.LessThan, cst.LessThanEqual)) and isinstance(test.left, cst.Call) \
+            and dotted_name(test.left.func) == "len" and bool(test.left.args) \
+            and dotted_name(test.left.args[0].value) == container
 
     def _loop_of(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
         """The innermost loop around ``node`` in its own function."""

@@ -94,10 +94,17 @@ class Evaluation:
         return frozenset({t.node for t in loops.training_loops} | set(loops.outer_loops))
 
     def model_call(self, call: cst.Call) -> Optional[tuple[str, cst.BaseExpression]]:
-        """``("model", model)`` for ``model(x)``, ``model.forward(x)`` and ``model.generate(x)``."""
+        """``("model", model)`` for ``model(x)``, ``model.forward(x)`` and ``model.generate(x)``, and
+        for ``forward_step(model, batch)`` where ``forward_step`` (not itself named for evaluation,
+        which is checked where it runs the model) runs what it is given."""
         model = dotted_name(call.func)
         if model is None:
             return None
+        if not _EVALUATION_NAME.search(model.rsplit(".", 1)[-1]):
+            handed = self._facts.runners.module_run_by(call)
+            handed_text = dotted_name(handed) if handed is not None else None
+            if handed is not None and handed_text is not None:
+                return handed_text, handed
         qualname = self._facts.names.qualname(call.func)
         if (qualname or "").split(".", 1)[0] in _NOT_MODELS or (
                 isinstance(call.func, cst.Name) and call.func.value in _NOT_MODELS

@@ -173,6 +173,8 @@ class ProjectIndex:
         self._calls: Optional[dict[str, tuple[CallRecord, ...]]] = None
         #: (id(summary), depth) -> the summary with its other-file models filled in
         self._completed: dict[tuple[int, int], ModelSummary] = {}
+        #: absolute path -> summary (built on first use)
+        self._files: Optional[dict[str, ModuleSummary]] = None
         digest = hashlib.sha256()
         for summary in sorted(summaries, key=lambda s: s.path):
             self._by_module.setdefault(summary.module, []).append(summary)
@@ -213,12 +215,25 @@ class ProjectIndex:
             parts = name.split(".")
             candidates = [s for s in self._by_module.get(parts[-1], ())
                           if Path(os.path.abspath(s.path)).with_suffix("").parts[-len(parts):] == tuple(parts)]
+        if not candidates and near is not None:
+            # a script's own folder comes first on ``sys.path``: ``import utils`` in ``train.py`` is the
+            # file next to it, also where that folder is a package and names it ``repo.utils``
+            base = Path(os.path.abspath(near)).parent.joinpath(*name.split("."))
+            by_file = self._by_file()
+            found = by_file.get(str(base.with_suffix(".py"))) or by_file.get(str(base / "__init__.py"))
+            return found
         if not candidates:
             return None
         if len(candidates) == 1 or near is None:
             return candidates[0]
         near_dir = Path(os.path.abspath(near)).parent
         return max(candidates, key=lambda s: _common_depth(Path(os.path.abspath(s.path)).parent, near_dir))
+
+    def _by_file(self) -> dict[str, ModuleSummary]:
+        """Summaries by absolute file path (built on first use)."""
+        if self._files is None:
+            self._files = {os.path.abspath(s.path): s for summaries in self._by_module.values() for s in summaries}
+        return self._files
 
     def resolve(
         self, qualname: str, near: Optional[str] = None, _depth: int = 0

@@ -547,6 +547,12 @@ class _Walker:
         text = self._text(func, state)
         if text is not None:
             self._emit("call", call, text, state)
+        if self.loops.callee(call) is None:
+            # ``forward_step(model, batch)`` of another file runs ``model``: a call of it too
+            handed = self.facts.runners.module_run_by(call)
+            handed_text = self._text(handed, state) if handed is not None else None
+            if handed_text is not None:
+                self._emit("call", call, handed_text, state)
         self._inline(call, state)
 
     def _step_closure(self, name: cst.Name) -> bool:
