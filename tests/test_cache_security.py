@@ -346,9 +346,10 @@ def test_a_new_package_marker_is_not_served_stale(tmp_path: Path, capsys, monkey
     root = tmp_path / "project"
     write(root, "pyproject.toml", "[tool.nnlint]\n")
     write(root, "pkg/model.py", MODEL)
-    write(root, "pkg/train.py", TRAIN.replace("from pkg.model import", "from model import"))
+    write(root, "train.py", TRAIN.replace("from pkg.model import", "from model import"))
     monkeypatch.chdir(root)
-    # Without pkg/__init__.py, pkg/model.py is the top-level module "model" that train.py imports.
+    # Without pkg/__init__.py, pkg/model.py is the top-level module "model" that train.py imports
+    # (train.py sits outside pkg/: its own folder holds no model.py).
     assert run(capsys, ".")[:2] == (1, [(os.path.join("pkg", "model.py"), MODEL_SOFTMAX_LINE, "NN201")])
     (root / "pkg" / "__init__.py").touch()
     # Now it is "pkg.model": "from model import Net" names nothing in the project.
