@@ -121,9 +121,12 @@ class DropoutFacts:
         for owner in self._facts.nodes_of(cst.ClassDef):
             assert isinstance(owner, cst.ClassDef)
             name = owner.name.value.lower()
-            if _DELIBERATE.search(name) or not self._is_torch_module(owner, depth=0):
-                continue
-            if any(self._mentions_training(node) for node in self._facts.nodes_of(cst.Name, within=owner)):
+            if _DELIBERATE.search(name) or ("dropout" not in name and not any(
+                    isinstance(call.func, cst.Attribute) and call.func.attr.value in ("bernoulli", "bernoulli_")
+                    for call in self._facts.calls(owner))):
+                continue  # (cheap tests first: most modules draw no mask)
+            if not self._is_torch_module(owner, depth=0) \
+                    or any(self._mentions_training(node) for node in self._facts.nodes_of(cst.Name, within=owner)):
                 continue
             run = self._methods_run_by_forward(owner)
             for method in owner.body.body:

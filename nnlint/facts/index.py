@@ -175,6 +175,8 @@ class ProjectIndex:
         self._completed: dict[tuple[int, int], ModelSummary] = {}
         #: absolute path -> summary (built on first use)
         self._files: Optional[dict[str, ModuleSummary]] = None
+        #: (module name, importer) -> the module it names there
+        self._modules: dict[tuple[str, Optional[str]], Optional[ModuleSummary]] = {}
         digest = hashlib.sha256()
         for summary in sorted(summaries, key=lambda s: s.path):
             self._by_module.setdefault(summary.module, []).append(summary)
@@ -208,6 +210,12 @@ class ProjectIndex:
         return "\0".join(found).encode()
 
     def module(self, name: str, near: Optional[str] = None) -> Optional[ModuleSummary]:
+        key = (name, near)
+        if key not in self._modules:  # asked for every prefix of every qualname resolved: memoised
+            self._modules[key] = self._module(name, near)
+        return self._modules[key]
+
+    def _module(self, name: str, near: Optional[str]) -> Optional[ModuleSummary]:
         candidates = self._by_module.get(name)
         if not candidates and "." in name:
             # a namespace package (no ``__init__.py``): ``nspkg.model`` is the file ``nspkg/model.py``,

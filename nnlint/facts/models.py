@@ -112,6 +112,8 @@ class ModelFacts:
     def __init__(self, facts: "FileFacts") -> None:
         self._facts = facts
         self._class_cache: dict[str, Optional[Model]] = {}
+        #: id(class) -> its ``self.<attribute> = value`` assignments (see _self_assignments)
+        self._assignments: dict[int, list[tuple[str, cst.BaseExpression]]] = {}
         #: classes, factories and functions being summarised (a recursion guard)
         self._building: set[str] = set()
         #: the models found so far while ``models`` is being computed (a functional model's
@@ -629,8 +631,14 @@ class ModelFacts:
                 found[attribute] = layer
         return found
 
-    def _self_assignments(self, node: cst.ClassDef) -> Iterator[tuple[str, cst.BaseExpression]]:
+    def _self_assignments(self, node: cst.ClassDef) -> list[tuple[str, cst.BaseExpression]]:
         """``(attribute, value)`` of each ``self.<attribute> = value`` made while the class is built."""
+        found = self._assignments.get(id(node))
+        if found is None:
+            found = self._assignments[id(node)] = list(self._find_self_assignments(node))
+        return found
+
+    def _find_self_assignments(self, node: cst.ClassDef) -> Iterator[tuple[str, cst.BaseExpression]]:
         init = self._facts.values.method(node, "__init__") or self._facts.values.method(node, "build")
         if init is None:
             return

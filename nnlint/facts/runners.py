@@ -50,7 +50,8 @@ class Runners:
                 func = func.value
             if isinstance(func, cst.Name) and func.value in params and self._is_parameter(func):
                 found.add(params.index(func.value))
-            elif depth < _MAX_DEPTH:
+            elif depth < _MAX_DEPTH and any(isinstance(arg.value, cst.Name) and arg.value.value in params
+                                            for arg in call.args):  # only such calls can hand one on
                 handed = self.module_run_by(call, depth + 1)
                 if isinstance(handed, cst.Name) and handed.value in params and self._is_parameter(handed):
                     found.add(params.index(handed.value))
