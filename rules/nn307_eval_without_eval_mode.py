@@ -13,7 +13,9 @@ next(iter(test_loader))` every few steps inside the training loop) in a block th
 backpropagate it (test-time adaptation trains on test data on purpose), or a function named for
 sampling or prediction (`sample(n)` of a GAN synthesizer) that does not backpropagate and that no
 training loop of the file reaches, running a model the same file trains and never switches to eval
-mode. A script that trains nothing (no optimizer, no `backward()`) and runs a pretrained model
+mode. A model handed to a project function that runs it (`forward_step(model, batch)` of another
+file) is run by that call, in evaluation code and in the training loop alike. A script that trains
+nothing (no optimizer, no `backward()`) and runs a pretrained model
 (`models.resnet18(pretrained=True)`, `weights=...`) it never switches to eval mode is reported where
 the model is loaded; an inference scope that trains nothing and calls `model.train()` before the
 evaluation is reported at that `model.train()`. The model must be known to contain dropout or batch
