@@ -228,9 +228,7 @@ class LossFacts:
 
     def _loss_class_parameters(self, qualname: str) -> tuple[LossParameter, ...]:
         """What calling an instance of the project class ``qualname`` hands to a loss."""
-        module = self._facts.module_name
-        local = qualname[len(module) + 1:] if module and qualname.startswith(module + ".") else (
-            qualname if not module else None)
+        local = self._facts.names.local_name(qualname)
         if local is not None and local in self._facts.names.classes:
             return self.exported_loss_functions().get(f"{local}.__call__", ())
         if qualname.split(".", 1)[0] in LIBRARY_PACKAGES:

@@ -784,9 +784,7 @@ class ModelFacts:
 
     def model_for_class(self, qualname: str, depth: int = 0) -> Optional[ModelSummary]:
         """The model a class (or a factory function) of this file or of the project builds."""
-        module = self._facts.module_name
-        local = qualname[len(module) + 1:] if module and qualname.startswith(module + ".") else (
-            qualname if not module else None)
+        local = self._facts.names.local_name(qualname)
         if local is not None and local in self._facts.names.classes:
             model = self._class_model(local)
             return model.summary if model is not None else None

@@ -202,6 +202,14 @@ class Names:
         #: dotted name -> its qualified name (the rules ask the same few names again and again)
         self._resolved: dict[str, Optional[str]] = {}
 
+    def local_name(self, qualname: str) -> Optional[str]:
+        """The name in this file of a qualified name pointing into it (``Net`` for ``model.Net`` in
+        ``model.py``), else ``None``."""
+        module = self.module_name
+        if not module:
+            return qualname
+        return qualname[len(module) + 1:] if qualname.startswith(module + ".") else None
+
     def qualname(self, expr: Optional[cst.BaseExpression]) -> Optional[str]:
         """Canonical qualified name of a Name/Attribute chain, or ``None``.
 

@@ -381,6 +381,8 @@ class OutputFacts:
                 or not isinstance(source, cst.Call):
             return None
         index = literal(expr.slice[0].slice.value, None)
+        if not isinstance(index, str) and type(index) is not int:
+            return None  # ``out[mask]``, ``out[:, :n]``: a selection, not an element (no model to resolve)
         found = self.op_of_call(source, attributes, depth)
         if len(found) != 1 or found[0].inner is None or not found[0].inner.output_elements:
             return None
