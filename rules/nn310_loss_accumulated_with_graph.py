@@ -9,7 +9,10 @@ functional loss (`F.cross_entropy(...)`, `F.mse_loss(...)`), a model output's `.
 tensor the loop calls `.backward()` on (`loss, mse = my_loss(...); loss.backward()`). What a
 function or method of the file returns is one when all its returns are (a `train_step` that
 returns its loss), and so are the parts of a tuple it returns and the values of a dict of
-losses (`for name, value in parts.items(): totals[name] += value`).
+losses (`for name, value in parts.items(): totals[name] += value`), an entry of one
+(`out["bpp_loss"]` of `out = criterion(...)`), the sum of a list of them (`sum(parts)`,
+`reduce(lambda x, y: x + y, parts)`), and a term of a backpropagated total that a helper returns
+with it (`total, part = helper(); total.backward()` where the helper adds `part` into `total`).
 `total` (or the dict `totals`) must be set before the loop and never backpropagated itself
 (summing losses of micro-batches to call `total.backward()` once is correct), nor returned
 from a loop that does not backpropagate (the caller may), and the sum must not run under
@@ -20,10 +23,18 @@ A loss tensor kept in a container that outlives the iteration holds its graph th
 also after `loss.backward()`: `losses.append(loss)` on a list made before the loop,
 `log[step] = loss` into a dict made before the loop under a key that changes every iteration
 (the loop's target or a counter it increments), `outputs.append(output)` where
-`output["loss"]` is what the loop backpropagates, and `meter.update(loss)` on an instance,
-made before the loop, of a class of the same file whose method adds its argument to an
-attribute (`self.sum += val`) or appends it. The same exceptions apply (a list of
-micro-batch losses later summed and backpropagated is correct).
+`output["loss"]` is what the loop backpropagates or a dict literal holds a loss tensor, and
+`meter.update(loss)` on an instance, made before the loop, of a class of the same file whose
+method adds its argument (or each item of a list it is given) to an attribute
+(`self.sum += val`) or appends it. A list or meter held on `self` (made in another method)
+counts the same when a loop of a method fills it, or a method that is one training step:
+Lightning's `training_step` (`self.training_step_outputs.append(log)` with `log` holding the
+loss), or a method that calls `backward()` and `optimizer.step()` outside any loop of its own.
+The same exceptions apply (a list of micro-batch losses later summed and backpropagated, or
+handed to `accelerator.backward(...)`/`manual_backward(...)`, is correct, also when another
+method of the class does it), and a list the same iteration clears
+(`outputs.clear()`) holds a bounded number of losses. Backpropagating only the newest item
+(`losses[-1].backward()`) does not free the others.
 
 ## Why is this bad?
 Adding a tensor that requires grad to `total` makes `total` a tensor whose graph holds

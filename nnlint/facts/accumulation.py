@@ -12,20 +12,28 @@ Questions answered (through ``FileFacts.accumulation``):
   backpropagates every iteration is a log of losses already used, and still counts
 * :meth:`Accumulation.kept_losses` - loss tensors stored where they outlive the iteration under the
   same conditions: ``losses.append(loss)``, ``log[step] = loss`` (a key that changes every
-  iteration), a dict whose ``["loss"]`` is backpropagated, or ``meter.update(loss)`` on a same-file
-  class that adds its argument to ``self.sum``
+  iteration), a dict whose ``["loss"]`` is backpropagated or that holds a loss tensor, or
+  ``meter.update(loss)`` on a same-file class that adds its argument (or the items of a list it is
+  given) to ``self.sum``; also a list or meter held on ``self`` and filled in a loop of a method, or in
+  a method that is one training step (Lightning's ``training_step``, a method that backpropagates and
+  steps its optimizer), unless an iteration clears it or a method backpropagates it (backpropagating
+  one item, ``losses[-1].backward()``, leaves the others kept)
 
 A loss tensor is also what a same-file function or method returns when every ``return`` of it is
 one (outside ``no_grad``), an element of a tuple it returns, and a value of a dict of loss tensors
-(``for name, value in parts.items()`` over ``{"box": box_loss, "cls": cls_loss}``), and a name that
-is ``0`` on some paths and such a tensor on the others (``d_loss = 0``, then ``if ...: d_loss = crit(...)``).
+(``for name, value in parts.items()`` over ``{"box": box_loss, "cls": cls_loss}``), a name that
+is ``0`` or ``None`` on some paths and such a tensor on the others (``d_loss = 0``, then ``if ...:
+d_loss = crit(...)``), an entry of one (``out["bpp_loss"]`` of ``out = criterion(...)``), the sum of a
+list of them (``sum(parts)``, ``reduce(lambda x, y: x + y, parts)``), and a term of a backpropagated
+total that a helper returns next to it (``total, part = helper()``, ``total.backward()``, where the
+helper computed ``total = part + other``).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import libcst as cst
 
@@ -34,7 +42,7 @@ from nnlint.facts.names import dotted_name, keyword, positional
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
 
-_LOSS_FUNCTION_NAME = re.compile(r"(.*_)?(criterion|loss_?fn|loss_?func(tion)?|compute_loss)(_.*)?", re.I)
+_LOSS_FUNCTION_NAME = re.compile(r"(.*_)?(criterion|loss_?fn|loss_?func(tion)?|compute_loss)(_.*)?|(?-i:loss)", re.I)
 _FUNCTIONAL_LOSSES = frozenset({"cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
                                 "kl_div", "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss", "cosine_embedding_loss",
                                 "hinge_embedding_loss", "margin_ranking_loss", "triplet_margin_loss"})
@@ -44,24 +52,28 @@ _DICT_MAKERS = frozenset({"dict", "defaultdict", "OrderedDict"})
 #: what turns a tensor into a detached tensor or a Python number
 _DETACHING_METHODS = frozenset({"item", "detach", "tolist", "numpy"})
 _DETACHING_FUNCTIONS = frozenset({"float", "int"})
+_AUTOGRAD_CALLS = ("torch.autograd.backward", "torch.autograd.grad")
 
 
 @dataclass(frozen=True, eq=False)
 class KeptLoss:
-    """A loss tensor kept past its loop iteration: ``losses.append(loss)``, ``log[step] = loss``, or
-    ``meter.update(loss)`` where the same-file meter class adds its argument to ``self.sum``."""
+    """A loss tensor kept past its loop iteration: ``losses.append(loss)``, ``log[step] = loss``,
+    ``meter.update(loss)`` where the same-file meter class adds its argument to ``self.sum``, or the
+    same on a list or meter held on ``self`` (``self.outputs.append(log)`` in ``training_step``)."""
 
     #: the call or the ``log[step] = loss`` assignment that keeps it
     node: cst.CSTNode
-    #: where it is kept: ``losses``, ``log``, ``Meter.sum``
+    #: where it is kept: ``losses``, ``log``, ``Meter.sum``, ``self.outputs``
     kept_in: str
-    #: the loss tensor expression; ``None`` when what is kept is a dict or model output holding one
+    #: the loss tensor expression; ``None`` when what is kept is a dict, model output or list holding one
     loss: Optional[cst.BaseExpression]
 
 
 class Accumulation:
     def __init__(self, facts: "FileFacts") -> None:
         self._facts = facts
+        #: per-class answers: ("made", id(class)) / ("backpropagated", id(class)) -> the answer
+        self._class_cache: dict[tuple[str, int], Any] = {}
 
     def loss_operand(self, value: cst.BaseExpression) -> Optional[cst.BaseExpression]:
         """The loss-tensor expression being added (``loss`` in ``total += loss * n``), else ``None``."""
@@ -96,9 +108,12 @@ class Accumulation:
                 return True
             held = self._held(expr, depth)
             if held:
-                return all(self.is_loss(value, depth + 1) for value in held)
+                return all(self.is_loss(value, depth + 1) for value in held) or self._term_of_held_loss(expr)
             dicts = self._iterated_dicts(expr)
             return bool(dicts) and all(self._is_loss_dict(d, depth + 1) for d in dicts)
+        if isinstance(expr, cst.Subscript):
+            # an entry of a criterion's dict of losses, or the entry that is backpropagated
+            return self.is_loss(expr.value, depth + 1) or self._backpropagated_entry(expr)
         if isinstance(expr, cst.Attribute):
             # HuggingFace-style outputs.loss
             return expr.attr.value == "loss" and isinstance(expr.value, cst.Name) and expr.value.value != "self"
@@ -110,6 +125,9 @@ class Accumulation:
         returned = self._returned(expr)
         if returned:
             return all(self.is_loss(value, depth + 1) for value in returned)
+        summed = self._summed(expr)
+        if summed is not None:
+            return self._holds_losses(summed, depth + 1)
         qualname = facts.names.qualname(expr.func)
         if qualname is not None:
             if qualname.startswith("torch.nn.functional."):
@@ -126,6 +144,41 @@ class Accumulation:
             return False
         built = facts.names.qualname(constructor.func)
         return built is not None and built.startswith("torch.nn.") and built.endswith("Loss")
+
+    def _summed(self, call: cst.Call) -> Optional[cst.BaseExpression]:
+        """The sequence a call adds up: ``sum(parts)``, ``reduce(lambda x, y: x + y, parts)``,
+        ``reduce(operator.add, parts)``; else ``None``."""
+        callee = (dotted_name(call.func) or "").rsplit(".", 1)[-1]
+        args = [a for a in call.args if a.keyword is None and not a.star]
+        if callee == "sum" and args:
+            return args[0].value
+        if callee != "reduce" or len(args) < 2:
+            return None
+        adder = args[0].value
+        if isinstance(adder, cst.Lambda):
+            body = adder.body
+            return args[1].value if isinstance(body, cst.BinaryOperation) and isinstance(body.operator, cst.Add) \
+                else None
+        return args[1].value if (dotted_name(adder) or "").rsplit(".", 1)[-1] in ("add", "iadd") else None
+
+    def _holds_losses(self, expr: cst.BaseExpression, depth: int) -> bool:
+        """A list or tuple of loss tensors (a literal, or a name bound only to those or to losses)."""
+        if depth > 8:
+            return False
+        if isinstance(expr, (cst.List, cst.Tuple)):
+            return bool(expr.elements) and all(type(e) is cst.Element and self.is_loss(e.value, depth + 1)
+                                               for e in expr.elements)
+        return self.is_loss(expr, depth + 1) or isinstance(expr, cst.Name) and self._loss_or_losses(expr, depth)
+
+    def _loss_or_losses(self, name: cst.Name, depth: int) -> bool:
+        """``parts = [mse(a, y), l1(b, y)]``, or ``loss = loss_fn(x)`` then ``if ...: loss = [loss]``:
+        every binding is a loss tensor or a list of them (what ``sum``/``reduce`` of it gives is one)."""
+        definitions = self._facts.dataflow.definitions(name)
+        if not definitions or depth > 4:
+            return False
+        return all(d.value is not None and (isinstance(d.value, (cst.List, cst.Tuple))
+                                            and self._holds_losses(d.value, depth + 1)
+                                            or self.is_loss(d.value, depth + 1)) for d in definitions)
 
     def _is_loss_dict(self, expr: Optional[cst.BaseExpression], depth: int) -> bool:
         """A dict whose every value is a loss tensor: a literal, a name holding one, or what a helper returns."""
@@ -173,6 +226,47 @@ class Accumulation:
             out.append(value.elements[element].value)
         return out
 
+    def _term_of_held_loss(self, name: cst.Name) -> bool:
+        """``total, part = helper(...)`` then ``total.backward()``, where every tuple the helper returns
+        has ``part`` as a term of ``total`` (``total = part + other``): a term of a backpropagated sum is
+        part of the graph."""
+        facts = self._facts
+        [definition] = facts.dataflow.definitions(name)
+        statement, element = definition.statement, definition.element
+        if not isinstance(statement, cst.Assign) or len(statement.targets) != 1 \
+                or not isinstance(statement.targets[0].target, (cst.Tuple, cst.List)) or element is None:
+            return False
+        targets = statement.targets[0].target.elements
+        totals = [index for index, target in enumerate(targets) if index != element
+                  and isinstance(target.value, cst.Name) and frozenset({id(statement)}) in
+                  self._backward_bindings(target.value, False)]
+        returned = self._returned(definition.unpacked) if totals and definition.unpacked is not None else None
+        if not returned:
+            return False
+        for value in returned:
+            if isinstance(value, cst.Name):
+                value = facts.dataflow.value_of(value) or value
+            if not isinstance(value, cst.Tuple) or len(value.elements) != len(targets):
+                return False
+            part = value.elements[element].value
+            if not isinstance(part, cst.Name) or not any(
+                    self._adds_into(value.elements[index].value, part.value) for index in totals):
+                return False
+        return True
+
+    def _adds_into(self, total: cst.BaseExpression, part: str) -> bool:
+        """Is ``part`` a term of a sum bound to the name ``total`` (``total = part * 0.5 + other``, or
+        ``total += part``) in its function?"""
+        if not isinstance(total, cst.Name):
+            return False
+        for definition in self._facts.dataflow.definitions(total):
+            statement = definition.statement
+            added = statement.value if isinstance(statement, cst.Assign) else statement.value \
+                if isinstance(statement, cst.AugAssign) and isinstance(statement.operator, cst.AddAssign) else None
+            if added is not None and part in _terms(added):
+                return True
+        return False
+
     def _iterated_dicts(self, name: cst.Name) -> list[cst.BaseExpression]:
         """The dicts ``name`` iterates the values of: ``for k, name in d.items()`` / ``for name in d.values()``."""
         definitions = self._facts.dataflow.definitions(name)
@@ -199,6 +293,17 @@ class Accumulation:
         reaching = frozenset(id(d.statement) for d in self._facts.dataflow.definitions(name))
         return bool(reaching) and reaching in self._backward_bindings(name, entry)
 
+    def _backpropagated_entry(self, entry: cst.Subscript) -> bool:
+        """``out["loss"]`` where ``out["loss"].backward()`` is called on the same binding of ``out``."""
+        if not isinstance(entry.value, cst.Name) or not self._backpropagated(entry.value, entry=True):
+            return False
+        key = _constant_key(entry)
+        scope = self._facts.dataflow.scope_of(entry)
+        return key is not None and scope is not None and any(
+            isinstance(call.func, cst.Attribute) and call.func.attr.value == "backward"
+            and isinstance(call.func.value, cst.Subscript) and dotted_name(call.func.value.value) == entry.value.value
+            and _constant_key(call.func.value) == key for call in self._facts.calls(scope))
+
     def _backward_bindings(self, name: cst.Name, entry: bool) -> set[frozenset[int]]:
         """The bindings reaching each ``name.backward()`` (or ``name[...].backward()``) of its scope."""
         dataflow = self._facts.dataflow
@@ -216,20 +321,21 @@ class Accumulation:
         return found
 
     def may_be_number(self, expr: cst.BaseExpression) -> bool:
-        """A loss name that holds a plain number on some paths (``df_loss = 0``), where ``.item()`` fails."""
+        """A loss name that holds a plain number (or ``None``) on some paths (``df_loss = 0``), where
+        ``.item()`` fails."""
         return isinstance(expr, cst.Name) and len(self._facts.dataflow.definitions(expr)) > 1 and any(
-            isinstance(d.value, (cst.Integer, cst.Float)) for d in self._facts.dataflow.definitions(expr))
+            _no_tensor(d.value) for d in self._facts.dataflow.definitions(expr))
 
     def _zero_or_loss(self, name: cst.Name, depth: int) -> bool:
-        """``df_loss = 0`` then ``if ...: df_loss = crit(...)``: a number on some paths, a loss tensor on
-        the others, so a loss tensor whenever the loss was computed."""
+        """``df_loss = 0`` then ``if ...: df_loss = crit(...)``: a number (or ``None``) on some paths, a
+        loss tensor on the others, so a loss tensor whenever the loss was computed."""
         definitions = self._facts.dataflow.definitions(name)
         if len(definitions) < 2 or depth > 4:
             return False
         backward = self._backward_bindings(name, False)
         losses = [d for d in definitions
                   if self.is_loss(d.value, depth + 1) or frozenset({id(d.statement)}) in backward]
-        return bool(losses) and all(d in losses or isinstance(d.value, (cst.Integer, cst.Float)) for d in definitions)
+        return bool(losses) and all(d in losses or _no_tensor(d.value) for d in definitions)
 
     def accumulates_across_iterations(self, node: cst.AugAssign) -> bool:
         """``total`` is set before the enclosing loop, kept across its iterations, never backpropagated."""
@@ -260,8 +366,12 @@ class Accumulation:
         derived = self._derived_names(scope, name)
         for other in facts.walk(scope):
             if isinstance(other, cst.Call) and isinstance(other.func, cst.Attribute) \
-                    and other.func.attr.value == "backward":
-                if self._mentions(other.func.value, derived):
+                    and other.func.attr.value in ("backward", "manual_backward"):
+                given = [a.value for a in other.args if a.keyword is None]
+                if not sums and not given and self._one_item(other.func.value, name):
+                    continue  # ``losses[-1].backward()``: the newest loss, the list still keeps the others
+                # ``total.backward()``, or handed to ``accelerator.backward(total)``/``manual_backward``
+                if self._mentions(other.func.value, derived) or any(self._mentions(a, derived) for a in given):
                     return False
             if isinstance(other, cst.Call) and facts.names.qualname(other.func) in ("torch.autograd.backward",
                                                                                        "torch.autograd.grad"):
@@ -278,6 +388,11 @@ class Accumulation:
         found: list[KeptLoss] = []
         for call in facts.calls():
             func = call.func
+            if isinstance(func, cst.Attribute) and _self_attribute(func.value) is not None:
+                on_self = self._kept_on_self(call)
+                if on_self is not None:
+                    found.append(on_self)
+                continue
             if not (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)):
                 continue
             if func.attr.value == "append":
@@ -285,6 +400,7 @@ class Accumulation:
                 kept = self._kept(value) if self._loop_of(call) is not None \
                     and self._made_as(func.value, cst.List, _LIST_MAKERS) else None
                 if kept is not None and not self._filled_once(call, func.value.value) \
+                        and not self._cleared(func.value.value, facts.walk(self._loop_of(call))) \
                         and self._outlives_iterations(call, func.value.value, sums=False):
                     found.append(KeptLoss(call, func.value.value, kept[0]))
                 continue
@@ -307,6 +423,129 @@ class Accumulation:
                 found.append(KeptLoss(node, target.value.value, kept[0]))
         return tuple(found)
 
+    def _kept_on_self(self, call: cst.Call) -> Optional[KeptLoss]:
+        """``self.losses.append(loss)`` / ``self.meter.update(loss)`` where the list or meter is an
+        attribute the class makes in another method, and the call runs every iteration: in a loop of
+        its method, or in a method that is itself one training step (Lightning's ``training_step``,
+        a method that backpropagates and steps its optimizer outside any loop)."""
+        facts = self._facts
+        func = call.func
+        assert isinstance(func, cst.Attribute)
+        attr = _self_attribute(func.value)
+        appends = func.attr.value == "append"
+        if attr is None or not call.args or not (appends or func.attr.value in self._method_names):
+            return None
+        function = facts.loops.function_of(call)
+        owner = facts.loops.class_of(function) if function is not None else None
+        if function is None or owner is None or facts.loops.grad_disabled(call):
+            return None
+        loop = self._loop_of(call)
+        if loop is None and not self._one_training_step(function):
+            return None
+        made = self._made_on_self(owner).get(attr, ())
+        within = set(facts.walk(loop if loop is not None else function))
+        if not made or any(statement in within for statement, _ in made):
+            return None  # made again every iteration
+        found: Optional[KeptLoss] = None
+        if appends:
+            kept = self._kept(call.args[0].value) if len(call.args) == 1 and not call.args[0].star \
+                and all(_makes_list(value) for _, value in made) and not self._cleared(f"self.{attr}", within) \
+                else None
+            found = KeptLoss(call, f"self.{attr}", kept[0]) if kept is not None else None
+        else:
+            slot = self._meter_argument(call, [value for _, value in made])
+            found = KeptLoss(call, slot[0], slot[1]) if slot is not None else None
+        return None if found is None or attr in self._backpropagated_attributes(owner) else found
+
+    def _made_on_self(self, owner: cst.ClassDef) -> dict[str, list[tuple[cst.CSTNode, cst.BaseExpression]]]:
+        """``self.x = value`` in the methods of ``owner``: attribute -> (statement, value) (memoised)."""
+        cache = self._class_cache.setdefault(("made", id(owner)), {})
+        if not cache:
+            for node in self._facts.nodes_of(cst.Assign, cst.AnnAssign, within=owner):
+                value = node.value  # type: ignore[union-attr]
+                for target in _targets(node):
+                    attr = _self_attribute(target)
+                    if attr is not None and value is not None:
+                        cache.setdefault(attr, []).append((node, value))
+        return cache
+
+    def _one_item(self, expr: cst.BaseExpression, container: str) -> bool:
+        """``losses[-1]`` (a constant index of the list ``container``, as written): one of its items."""
+        if not (isinstance(expr, cst.Subscript) and dotted_name(expr.value) == container
+                and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index)):
+            return False
+        index = expr.slice[0].slice.value
+        if isinstance(index, cst.UnaryOperation) and isinstance(index.operator, cst.Minus):
+            index = index.expression
+        return isinstance(index, cst.Integer)
+
+    def _one_training_step(self, function: cst.FunctionDef) -> bool:
+        """Does one call of ``function`` run one training step: Lightning's ``training_step``, or a
+        method that backpropagates and steps an optimizer, not in a loop of its own?"""
+        facts = self._facts
+        if facts.loops.decorated_no_grad(function):
+            return False
+        if function.name.value == "training_step":
+            return True
+        kinds = {e.kind for e in facts.loops.body_events(function) if not e.inner_loops and not e.grad_disabled}
+        return {"backward", "step"} <= kinds
+
+    def _cleared(self, container: str, within: Iterable[cst.CSTNode]) -> bool:
+        """``outputs.clear()`` (or ``del outputs[:]``) in the same iteration: it holds a bounded
+        number of losses (``container`` as written: ``outputs``, ``self.outputs``)."""
+        for node in within:
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                    and node.func.attr.value == "clear" and dotted_name(node.func.value) == container:
+                return True
+            if isinstance(node, cst.Del) and isinstance(node.target, cst.Subscript) \
+                    and dotted_name(node.target.value) == container:
+                return True
+        return False
+
+    def _backpropagated_attributes(self, owner: cst.ClassDef) -> frozenset[str]:
+        """The attributes a method of ``owner`` backpropagates (``self.saved``, or a local computed from
+        it, given to ``.backward()``, ``manual_backward``, ``torch.autograd.grad``): losses kept on
+        purpose for one later backward (memoised)."""
+        key = ("backpropagated", id(owner))
+        if key not in self._class_cache:
+            facts = self._facts
+            found: set[str] = set()
+            for function in facts.nodes_of(cst.FunctionDef, within=owner):
+                derived: dict[str, set[str]] = {}  # local name -> the attributes it is computed from
+                for node in facts.walk(function):
+                    if isinstance(node, cst.Assign):
+                        sources = self._attributes_in(node.value, derived)
+                        for target in node.targets:
+                            for name in facts.walk(target.target):
+                                if isinstance(name, cst.Name) and sources:
+                                    derived.setdefault(name.value, set()).update(sources)
+                        continue
+                    if not isinstance(node, cst.Call):
+                        continue
+                    last = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
+                    if last not in ("backward", "manual_backward") \
+                            and facts.names.qualname(node.func) not in _AUTOGRAD_CALLS:
+                        continue
+                    if last == "backward" and isinstance(node.func, cst.Attribute) \
+                            and all(a.keyword is not None for a in node.args) \
+                            and isinstance(node.func.value, cst.Subscript) \
+                            and self._one_item(node.func.value, dotted_name(node.func.value.value) or ""):
+                        continue  # ``self.losses[-1].backward()``: one item
+                    found |= self._attributes_in(node, derived)
+            self._class_cache[key] = frozenset(found)
+        return self._class_cache[key]  # type: ignore[return-value]
+
+    def _attributes_in(self, expr: cst.CSTNode, derived: dict[str, set[str]]) -> set[str]:
+        """The ``x`` of every ``self.x`` in ``expr``, and the attributes its locals are computed from."""
+        found: set[str] = set()
+        for node in self._facts.walk(expr):
+            if isinstance(node, cst.Name):
+                found |= derived.get(node.value, set())
+            attr = _self_attribute(node)
+            if attr is not None:
+                found.add(attr)
+        return found
+
     def _kept(self, value: Optional[cst.BaseExpression]) -> Optional[tuple[Optional[cst.BaseExpression]]]:
         """``(loss,)`` when storing ``value`` keeps a loss tensor (``(None,)``: a dict or model output
         whose ``["loss"]``/``.loss`` is backpropagated), else ``None``."""
@@ -315,9 +554,26 @@ class Accumulation:
         loss = self.loss_operand(value)
         if loss is not None:
             return (loss,)
-        if isinstance(value, cst.Name) and self._backpropagated(value, entry=True):
+        if isinstance(value, cst.Name) and self._backpropagated(value, entry=True) or self._holds_loss(value):
             return (None,)
         return None
+
+    def _holds_loss(self, expr: Optional[cst.BaseExpression], depth: int = 0) -> bool:
+        """A dict with a loss tensor among its values (``{"loss": loss, "n": len(x)}``): a literal, a
+        name holding one, or what a same-file helper returns."""
+        if expr is None or depth > 6:
+            return False
+        if isinstance(expr, cst.Dict):
+            return any(isinstance(e, cst.DictElement) and self.is_loss(e.value) for e in expr.elements)
+        if isinstance(expr, cst.Call):
+            returned = self._returned(expr)
+            return bool(returned) and all(self._holds_loss(value, depth + 1) for value in returned or ())
+        if not isinstance(expr, cst.Name):
+            return False
+        held = self._held(expr, depth)
+        if held:
+            return all(self._holds_loss(value, depth + 1) for value in held)
+        return self._holds_loss(self._facts.dataflow.value_of(expr), depth + 1)
 
     def _made_as(self, name: cst.Name, display: type, makers: frozenset[str]) -> bool:
         """Every binding of ``name`` reaching here makes a new list (dict): ``[]``, ``list()``, ``{}``."""
@@ -347,11 +603,23 @@ class Accumulation:
         assert isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
         if not call.args or func.attr.value not in self._method_names:
             return None
-        made = facts.dataflow.value_of(func.value)
-        if not (isinstance(made, cst.Call) and isinstance(made.func, cst.Name)) \
-                or made.func.value in facts.names.bindings:
+        return self._meter_argument(call, [facts.dataflow.value_of(func.value)])
+
+    def _meter_argument(self, call: cst.Call, made: list[Optional[cst.BaseExpression]]
+                        ) -> Optional[tuple[str, Optional[cst.BaseExpression]]]:
+        """``meter.update(loss)`` where every ``made`` (what made ``meter``) builds the same same-file
+        class, whose method adds its argument to an attribute; ``None`` as the loss: a list of losses."""
+        facts = self._facts
+        func = call.func
+        assert isinstance(func, cst.Attribute)
+        classes = {m.func.value for m in made if isinstance(m, cst.Call) and isinstance(m.func, cst.Name)}
+        if not made or len(classes) != 1 or len(made) != sum(
+                isinstance(m, cst.Call) and isinstance(m.func, cst.Name) for m in made):
             return None
-        owner = facts.names.classes.get(made.func.value)
+        [made_name] = classes
+        if made_name in facts.names.bindings:
+            return None
+        owner = facts.names.classes.get(made_name)
         method = facts.values.method(owner, func.attr.value) if owner is not None else None
         if method is None:
             return None
@@ -360,7 +628,9 @@ class Accumulation:
             value = keyword(call, param.name.value)
             value = positional(call, index) if value is None else value
             loss = self.loss_operand(value) if value is not None else None
-            slot = self._slot_of(method, param.name.value) if loss is not None else None
+            listed = loss is None and isinstance(value, (cst.List, cst.Tuple)) and any(
+                type(e) is cst.Element and self.loss_operand(e.value) is not None for e in value.elements)
+            slot = self._slot_of(method, param.name.value) if loss is not None or listed else None
             if slot is not None:
                 return f"{owner.name.value}.{slot}", loss
         return None
@@ -377,6 +647,7 @@ class Accumulation:
         facts = self._facts
         if any(not isinstance(d.statement, cst.Param) for d in facts.dataflow.assignments(method, param)):
             return None  # ``val = val.item()`` first
+        carried = {param} | self._items_of(method, param)
         for node in facts.walk(method.body):
             if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign):
                 slot, value = node.target, node.value
@@ -385,11 +656,31 @@ class Accumulation:
                 slot, value = node.func.value, node.args[0].value
             else:
                 continue
-            if isinstance(slot, cst.Attribute) and isinstance(slot.value, cst.Name) and slot.value.value == "self" \
-                    and self._mentions(value, {param}) and not self._detached(value) \
+            if isinstance(slot, cst.Subscript):
+                slot = slot.value  # ``self.sums[i] += v``
+            if _self_attribute(slot) is not None and self._mentions(value, carried) and not self._detached(value) \
                     and facts.dataflow.scope_of(node) is method:
-                return slot.attr.value
+                return _self_attribute(slot)
         return None
+
+    def _items_of(self, method: cst.FunctionDef, param: str) -> set[str]:
+        """The loop variables that run over ``param``'s items (``for i, v in enumerate(values)``), none of
+        them rebound in the loop."""
+        found: set[str] = set()
+        for loop in self._facts.walk(method.body):
+            if not isinstance(loop, cst.For):
+                continue
+            iterated, target = loop.iter, loop.target
+            if isinstance(iterated, cst.Call) and dotted_name(iterated.func) == "enumerate" and iterated.args \
+                    and isinstance(target, cst.Tuple) and len(target.elements) == 2:
+                iterated, target = iterated.args[0].value, target.elements[1].value
+            if not (isinstance(iterated, cst.Name) and iterated.value == param):
+                continue
+            if isinstance(target, cst.Name) and not any(
+                    isinstance(d.statement, (cst.Assign, cst.AugAssign)) and d.statement in set(self._facts.walk(loop))
+                    for d in self._facts.dataflow.assignments(method, target.value)):
+                found.add(target.value)
+        return found
 
     def _detached(self, expr: cst.BaseExpression) -> bool:
         """``val.item()``, ``val.detach()``, ``val.data``, ``float(val)`` somewhere in ``expr``."""
@@ -478,3 +769,43 @@ class Accumulation:
 
     def _mentions(self, expr: cst.CSTNode, names: set[str]) -> bool:
         return any(isinstance(n, cst.Name) and n.value in names for n in self._facts.walk(expr))
+
+
+def _constant_key(entry: cst.Subscript) -> Optional[str]:
+    """The literal key of ``d["loss"]`` / ``d[0]`` as written, else ``None``."""
+    if len(entry.slice) != 1 or not isinstance(entry.slice[0].slice, cst.Index):
+        return None
+    key = entry.slice[0].slice.value
+    return key.value if isinstance(key, (cst.SimpleString, cst.Integer)) else None
+
+
+def _self_attribute(expr: cst.CSTNode) -> Optional[str]:
+    """``x`` of ``self.x``."""
+    if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+        return expr.attr.value
+    return None
+
+
+def _targets(node: cst.CSTNode) -> list[cst.BaseExpression]:
+    if isinstance(node, cst.Assign):
+        return [t.target for t in node.targets]
+    return [node.target] if isinstance(node, cst.AnnAssign) else []
+
+
+def _makes_list(value: cst.BaseExpression) -> bool:
+    return isinstance(value, (cst.List, cst.ListComp)) or isinstance(value, cst.Call) \
+        and (dotted_name(value.func) or "").rsplit(".", 1)[-1] in _LIST_MAKERS
+
+
+def _no_tensor(value: Optional[cst.BaseExpression]) -> bool:
+    """``0``, ``0.0`` or ``None``: what a loss name holds on the paths that compute no loss."""
+    return isinstance(value, (cst.Integer, cst.Float)) or isinstance(value, cst.Name) and value.value == "None"
+
+
+def _terms(expr: cst.BaseExpression) -> set[str]:
+    """The names added up in ``expr`` (``a + b * 0.1 - c / n``: ``a``, ``b``, ``c``)."""
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Add, cst.Subtract)):
+        return _terms(expr.left) | _terms(expr.right)
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Multiply, cst.Divide)):
+        return _terms(expr.left) | (_terms(expr.right) if isinstance(expr.operator, cst.Multiply) else set())
+    return {expr.value} if isinstance(expr, cst.Name) else set()
