@@ -11,8 +11,9 @@ Reports dropout that stays on at evaluation and inference time. It looks for:
   (Monte-Carlo, concrete and Bayesian dropout classes are on by design and not reported), and
   an inverted-dropout mask in any module's `forward` (or a method it runs) that never reads it:
   a `bernoulli_(q)` draw rescaled by the same keep probability (`mask / (1 - p)`).
-* `F.scaled_dot_product_attention(q, k, v, dropout_p=p)` in a module's `forward` with a
-  rate that does not look at `self.training` (the function has no `training` parameter), and
+* `F.scaled_dot_product_attention(q, k, v, dropout_p=p)` (or flash-attn's `flash_attn_func` and
+  its variants) in a module's `forward` with a rate that does not look at `self.training` (these
+  kernels have no `training` parameter), reported at the rate, and
   an `nn.Dropout(p)(x)` built inside `forward`: a module made there is always in training mode.
 * TensorFlow 1 graph code (a graph fed through `tf.placeholder`) that calls
   `tf.nn.dropout(x, 0.5)` / `tf.nn.dropout(x, keep_prob=0.5)` / `tf.nn.dropout(x, rate=0.5)`
@@ -39,6 +40,7 @@ the one that was trained.
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from flash_attn import flash_attn_func
 
 
 class Net(nn.Module):
@@ -63,6 +65,17 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout)  # NN105
         return nn.Dropout(0.1)(y)  # NN105
+
+
+class FlashAttention(nn.Module):
+    def __init__(self, dim, dropout):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.dropout = dropout
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return flash_attn_func(q, k, v, dropout_p=self.dropout, causal=True)  # NN105
 
 
 class SparseDropout(nn.Module):
@@ -104,6 +117,7 @@ class LstmModel:
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from flash_attn import flash_attn_func
 
 
 class Net(nn.Module):
@@ -129,6 +143,17 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.out_drop(y)
+
+
+class FlashAttention(nn.Module):
+    def __init__(self, dim, dropout):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.dropout = dropout
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return flash_attn_func(q, k, v, dropout_p=self.dropout if self.training else 0.0, causal=True)
 
 
 class SparseDropout(nn.Module):
@@ -170,7 +195,8 @@ Or use an `nn.Dropout(p)` module (PyTorch) / a `keras.layers.Dropout(rate)` laye
 follow `model.train()`/`model.eval()` and Keras' `training` flag by themselves.
 
 ## Fix safety
-For `F.dropout` the fix adds `training=self.training`. It is marked unsafe because it
+For `F.dropout` the fix adds `training=self.training`; for an attention kernel it passes
+`dropout_p=p if self.training else 0.0`. It is marked unsafe because it
 changes what the model computes in eval mode, which is the point, but code that relied on
 stochastic inference without saying so (Monte-Carlo dropout) would lose it; such code
 should pass `training=True` explicitly. TensorFlow findings have no fix.
@@ -198,7 +224,7 @@ import libcst as cst
 
 from nnlint.facts.dropout import (ATTENTION, CONTRIB_DROPOUT, FUNCTIONAL, MODULE_CALL, WRAPPER, DropoutFacts,
                                   DropoutSite, first_parameter)
-from nnlint.facts.names import argument, has_star_args, keyword, positional
+from nnlint.facts.names import argument, dotted_name, has_star_args, keyword, positional
 from nnlint.facts.tensors import original_text
 from nnlint.rule import Context, Rule
 
@@ -251,13 +277,20 @@ class DropoutAlwaysOn(Rule):
         )
 
     def _check_attention(self, ctx: Context, dropout: DropoutFacts, call: cst.Call) -> None:
-        """``F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout)``: no ``training`` argument."""
-        rate = argument(call, 4, "dropout_p")
+        """``F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout)`` (or a flash-attn kernel):
+        no ``training`` argument, so the rate must follow ``self.training``; reported at the rate."""
+        rate = dropout.attention_rate(call)
+        method = dropout.forward_method(call)
         if rate is None or dropout.constant(rate) in (0, 0.0) or dropout.follows_training(rate) \
-                or dropout.forward_method(call) is None or dropout.under_training_test(call):
+                or method is None or dropout.under_training_test(call):
             return
-        ctx.report(call, "scaled_dot_product_attention with a dropout_p that eval mode does not turn off: "
-                         "pass dropout_p=p if self.training else 0.0")
+        kernel = (dotted_name(call.func) or "attention").rsplit(".", 1)[-1]
+        receiver = first_parameter(method)
+        text = original_text(ctx, rate)
+        ctx.report(rate, f"{kernel} with a dropout_p that eval mode does not turn off: "
+                         "pass dropout_p=p if self.training else 0.0",
+                   fix=[(rate, f"{text} if {receiver}.training else 0.0")] if receiver else None,
+                   fix_message=f"Pass {text} if {receiver}.training else 0.0", applicability="unsafe")
 
     # -- TensorFlow -----------------------------------------------------------------
     def _check_tensorflow(self, ctx: Context, dropout: DropoutFacts, site: DropoutSite, graph_mode: bool) -> None:

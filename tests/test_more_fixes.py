@@ -387,3 +387,32 @@ def test_nn309_in_a_helper_the_evaluation_in_its_body_is_wrapped() -> None:
         "                total += self.loss_fn(self.model(X), y).item()\n            return total\n")
     assert expected != textwrap.dedent(source)
     check(source, "NN309", expected)
+
+
+# -- NN105 (attention kernels) -----------------------------------------------------------------
+ATTENTION = """\
+import torch.nn as nn
+import torch.nn.functional as F
+from flash_attn import flash_attn_func
+
+
+class Attention(nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, q, k, v):
+        x = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            dropout_p=self.p,
+        )
+        return flash_attn_func(x, k, v, self.p, causal=True)
+"""
+
+
+def test_nn105_attention_rate_follows_the_training_flag() -> None:
+    expected = ATTENTION.replace("dropout_p=self.p,", "dropout_p=self.p if self.training else 0.0,").replace(
+        "flash_attn_func(x, k, v, self.p,", "flash_attn_func(x, k, v, self.p if self.training else 0.0,")
+    check(ATTENTION, "NN105", expected, unsafe=True)

@@ -3,7 +3,7 @@
 Questions answered:
 
 * :attr:`DropoutFacts.sites` - which calls drop activations: torch's functional dropouts
-  (``FUNCTIONAL``), ``F.scaled_dot_product_attention`` (``ATTENTION``), a dropout module built and
+  (``FUNCTIONAL``), ``F.scaled_dot_product_attention`` and flash-attn's kernels (``ATTENTION``), a dropout module built and
   called in one expression, ``nn.Dropout(p)(x)`` (``MODULE_CALL``), ``tf.nn.dropout`` (``TF_DROPOUT``),
   ``tf.contrib.layers.dropout`` (``CONTRIB_DROPOUT``) and TF1 ``DropoutWrapper`` cells (``WRAPPER``).
 * :meth:`DropoutFacts.forward_method` - which method of an ``nn.Module`` (or ``LightningModule``,
@@ -39,7 +39,21 @@ TF_DROPOUT = "tf-dropout"
 CONTRIB_DROPOUT = "contrib-dropout"
 WRAPPER = "wrapper"
 
-_SDPA = "torch.nn.functional.scaled_dot_product_attention"
+#: ``flash_attn.flash_attn_interface.flash_attn_func`` and other spellings of the same kernels
+_FLASH_NAMES = frozenset({
+    "flash_attn_func", "flash_attn_qkvpacked_func", "flash_attn_kvpacked_func", "flash_attn_varlen_func",
+    "flash_attn_varlen_qkvpacked_func", "flash_attn_varlen_kvpacked_func",
+})
+#: attention kernels with a ``dropout_p`` argument that no mode switch turns off, and its position
+ATTENTION_DROPOUT = {
+    "torch.nn.functional.scaled_dot_product_attention": 4,
+    "flash_attn.flash_attn_func": 3,
+    "flash_attn.flash_attn_qkvpacked_func": 1,
+    "flash_attn.flash_attn_kvpacked_func": 2,
+    "flash_attn.flash_attn_varlen_func": 7,
+    "flash_attn.flash_attn_varlen_qkvpacked_func": 3,
+    "flash_attn.flash_attn_varlen_kvpacked_func": 6,
+}
 _DROPOUT_MODULES = frozenset({"torch.nn.Dropout", "torch.nn.Dropout1d", "torch.nn.Dropout2d", "torch.nn.Dropout3d"})
 #: torch functional dropouts, whose ``training`` parameter (position 2) defaults to True
 _TORCH_DROPOUTS = frozenset({
@@ -86,7 +100,8 @@ class DropoutFacts:
             qualname = names.qualname(call.func)
             if qualname in _TORCH_DROPOUTS:
                 found.append(DropoutSite(call, FUNCTIONAL))
-            elif qualname == _SDPA:
+            elif qualname in ATTENTION_DROPOUT or (qualname or "").startswith("flash_attn.") \
+                    and qualname.rsplit(".", 1)[-1] in _FLASH_NAMES:  # type: ignore[union-attr]
                 found.append(DropoutSite(call, ATTENTION))
             elif isinstance(call.func, cst.Call) and names.qualname(call.func.func) in _DROPOUT_MODULES:
                 found.append(DropoutSite(call, MODULE_CALL))
@@ -202,6 +217,12 @@ class DropoutFacts:
             if isinstance(target.operator, (cst.LessThan, cst.NotEqual)) and self.constant(target.comparator) == 1:
                 return True
         return False
+
+    def attention_rate(self, call: cst.Call) -> Optional[cst.BaseExpression]:
+        """The ``dropout_p`` an ``ATTENTION`` site passes (``None`` when it passes none)."""
+        qualname = self._facts.names.qualname(call.func) or ""
+        index = ATTENTION_DROPOUT.get(qualname, ATTENTION_DROPOUT.get("flash_attn." + qualname.rsplit(".", 1)[-1]))
+        return argument(call, index, "dropout_p") if index is not None else None
 
     def forward_method(self, call: cst.Call) -> Optional[cst.FunctionDef]:
         """The method of an ``nn.Module`` subclass, run by ``forward``, that contains ``call``."""
