@@ -42,7 +42,7 @@ KEY_BYTES = 32
 CACHEDIR_TAG = "CACHEDIR.TAG"
 _TAG_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 _TAG_TEXT = f"{_TAG_SIGNATURE}\n# This file is a cache directory tag created by nnlint.\n"
-_FORMAT = b"nnlint-cache 6"
+_FORMAT = b"nnlint-cache 7"
 #: a larger file is not read (it would be a huge or hostile one, never worth the time)
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 #: deeper nesting than constants ever have is not decoded
@@ -399,6 +399,8 @@ def _encode_summary(summary: ModuleSummary) -> list[Any]:
          for name, parameters in summary.loss_functions.items()},
         {_check_str(name): [_check_int(position) for position in positions]
          for name, positions in summary.runners.items()},
+        [_check_str(module) for module in summary.star_imports],
+        [_check_str(name) for name in summary.defines],
     ]
 
 
@@ -423,7 +425,8 @@ def _encode_passed(passed: Optional[Passed]) -> Any:
 
 def _encode_call(call: CallRecord) -> list[Any]:
     return [_check_str(call.target), [_encode_passed(p) for p in call.positional],
-            [[_check_str(name), _encode_passed(p)] for name, p in call.keywords]]
+            [[_check_str(name), _encode_passed(p)] for name, p in call.keywords],
+            [[_check_str(key), _check_str(mode)] for key, mode in call.modes]]
 
 
 def _decode_passed(data: Any) -> Optional[Passed]:
@@ -436,7 +439,7 @@ def _decode_passed(data: Any) -> Optional[Passed]:
 
 
 def _decode_call(data: Any) -> CallRecord:
-    target, positional, keywords = _list(data, 3)
+    target, positional, keywords, modes = _list(data, 4)
     if type(target) is not str:
         raise _Invalid("call")
     named: list[tuple[str, Optional[Passed]]] = []
@@ -445,16 +448,23 @@ def _decode_call(data: Any) -> CallRecord:
         if type(name) is not str:
             raise _Invalid("call")
         named.append((name, _decode_passed(passed)))
-    return _make(CallRecord, target, tuple(_decode_passed(p) for p in _list(positional)), tuple(named))
+    switched: list[tuple[str, str]] = []
+    for item in _list(modes):
+        key, mode = _list(item, 2)
+        if type(key) is not str or mode not in ("train", "eval"):
+            raise _Invalid("call")
+        switched.append((key, mode))
+    return _make(CallRecord, target, tuple(_decode_passed(p) for p in _list(positional)), tuple(named),
+                 tuple(switched))
 
 
-_SUMMARY_TYPES = (str, str, bool, dict, dict, dict, list, dict, dict)
+_SUMMARY_TYPES = (str, str, bool, dict, dict, dict, list, dict, dict, list, list)
 
 
 def _decode_summary(data: Any) -> ModuleSummary:
     if type(data) is not list or tuple(map(type, data)) != _SUMMARY_TYPES:
         raise _Invalid("summary")
-    module, path, is_package, models, constants, bindings, calls, loss_functions, runners = data
+    module, path, is_package, models, constants, bindings, calls, loss_functions, runners, stars, defines = data
     # JSON object keys are always strings; only the values need checking.
     if any(type(target) is not str for target in bindings.values()):
         raise _Invalid("bindings")
@@ -470,6 +480,8 @@ def _decode_summary(data: Any) -> ModuleSummary:
         {name: tuple(_decode_loss_parameter(p) for p in _list(parameters))
          for name, parameters in loss_functions.items()},
         {name: tuple(_int(position) for position in _list(positions)) for name, positions in runners.items()},
+        tuple(_str(module) for module in stars),
+        tuple(_str(name) for name in defines),
     )
 
 

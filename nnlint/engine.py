@@ -692,7 +692,7 @@ class _Run:
                 digest, identity = content_hash(data), self._identity(source, packages)
                 position = add(source, data, digest, identity, first_phase(source, data, digest, identity))
                 summary = phase_one[position].summary
-                targets = set(summary.bindings.values()) if summary is not None else set()
+                targets = {*summary.bindings.values(), *summary.star_imports} if summary is not None else set()
                 if any(t == m or t.startswith(m + ".") for t in targets for m in given):
                     frontier.append(position)
                     if summary is not None and summary.models:  # a model holding a given file's model
@@ -707,7 +707,7 @@ class _Run:
             wanted: dict[str, SourceFile] = {}
             for position in frontier:
                 summary = phase_one[position].summary
-                for target in sorted(set(summary.bindings.values())) if summary is not None else ():
+                for target in sorted({*summary.bindings.values(), *summary.star_imports}) if summary is not None else ():
                     for source in _module_files(modules, target):
                         if source.absolute not in present:
                             wanted.setdefault(source.absolute, source)

@@ -7,6 +7,8 @@ Reported pairs:
 * a softmax (`nn.Softmax`, `F.softmax`, `x.softmax(-1)`, a model whose `forward` ends in one)
   fed to `nn.CrossEntropyLoss` / `F.cross_entropy`;
 * a sigmoid fed to `nn.BCEWithLogitsLoss` / `F.binary_cross_entropy_with_logits`;
+* the other squashing activation, just as wrong: a softmax fed to `BCEWithLogitsLoss` (which
+  applies a sigmoid to the probabilities), a sigmoid fed to `CrossEntropyLoss`;
 * a `log_softmax` fed to `CrossEntropyLoss` (redundant: `log_softmax` is idempotent, so
   the loss is right, but the model and loss disagree about who owns the activation; use
   `NLLLoss` with a `log_softmax` output, or drop it);
@@ -28,11 +30,17 @@ also through reshapes and masks), and a model assembled from classes of other fi
 the part it returns ends in (`return self.decoder(h)`; `model.decoder(x)` is that part).
 A library estimator given a module and its loss (skorch's `NeuralNetClassifier(MyModule,
 criterion=nn.CrossEntropyLoss)`, or one whose default loss is known: skada's `DeepCoral(model)`
-trains with `CrossEntropyLoss`) feeds one to the other and counts as a loss site.
+trains with `CrossEntropyLoss`) feeds one to the other and counts as a loss site, and so does a
+function that returns a model together with its loss (`return model, nn.CrossEntropyLoss()`, a test
+fixture returning a Keras and a PyTorch model each with its loss: each loss goes with the one model
+of its framework).
 The output is found where models put it: a module built and called inline
 (`nn.LogSoftmax(dim=1)(x)`), the last module an `nn.Sequential` subclass passes to
 `super().__init__`, a default constructor argument (`pred_activation=nn.Softmax(dim=1)`, when
 every caller leaves it), one softmax per head in a loop (appended to a list or concatenated).
+An activation applied in an `if` branch of the function that computes the loss (`if
+self.reward_ids is not None: logits = logits.softmax(-1)`, then `self.loss(logits, labels)`) is
+reported: the loss is wrong whenever that branch runs.
 When the prediction may come from one of several models (`if args.model == "mlp": net = MLP()
 else: net = CNN()`), it is reported only if every one of them is wrong, at each activation.
 Not reported: Keras softmax with plain `categorical_crossentropy`, `log_softmax` with
@@ -141,6 +149,9 @@ _APPLIED_BY_LOSS = {
     "binary_crossentropy": ("sigmoid", "a from_logits loss"),
 }
 
+#: torch loss kind -> the other squashing activation, which is just as wrong before it
+_OTHER_SQUASH = {"cross_entropy": "sigmoid", "bce_with_logits": "softmax", "multilabel_soft_margin": "softmax"}
+
 
 class OutputActivationAppliedByLoss(Rule):
     code = "NN201"
@@ -161,8 +172,11 @@ class OutputActivationAppliedByLoss(Rule):
                 outputs = losses.trained_outputs(site)
             # one of several models (chosen by a flag): a finding needs every one of them to be wrong
             messages = [self._message(site, output.activation) for output in outputs]
-            if not outputs or any(message is None for message in messages):
-                continue
+            branch = not outputs or any(message is None for message in messages)
+            if branch:
+                # ``if cond: logits = logits.softmax(-1)`` before the loss: wrong whenever that branch runs
+                outputs = ctx.facts.outputs.branch_activations(site.prediction)
+                messages = [self._message(site, output.activation) for output in outputs]
             seen: set[object] = set()
             for output, message in zip(outputs, messages):
                 place = (id(output.node), output.site)
@@ -170,7 +184,7 @@ class OutputActivationAppliedByLoss(Rule):
                     continue  # two models sharing one forward
                 seen.add(place)
                 report_activation(ctx, self.code, site, message, f"the {_APPLIED_BY_LOSS[site.kind][1]} it feeds",
-                                  output if len(outputs) > 1 else None, drop_activation,
+                                  output if len(outputs) > 1 or branch else None, drop_activation,
                                   f"Remove the {output.activation}: pass the logits")
 
     @staticmethod
@@ -178,6 +192,10 @@ class OutputActivationAppliedByLoss(Rule):
         applied, loss_name = _APPLIED_BY_LOSS[site.kind]
         if activation == applied:
             return f"{activation} output fed to {loss_name}, which applies {activation} itself: pass the logits"
+        other = _OTHER_SQUASH.get(site.kind)
+        if other is not None and activation == other and site.framework == "torch":
+            # probabilities squashed again by the other activation: the loss still wants logits
+            return f"{activation} output fed to {loss_name}, which applies {applied} to it: pass the logits"
         if activation == "log_softmax" and site.kind == "cross_entropy" and site.framework == "torch":
             return ("log_softmax output fed to CrossEntropyLoss, which applies log_softmax again "
                     "(redundant): use NLLLoss, or return the logits")

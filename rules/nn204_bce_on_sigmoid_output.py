@@ -7,6 +7,12 @@ The sigmoid may be the last layer of a model (`nn.Sigmoid()`, or a `forward` tha
 `torch.special.expit`, also kept in a variable or reshaped with `.view(-1)`). The model may
 be defined in another file than the loss.
 
+A loss object chosen by a flag (`nn.BCELoss() if num_labels == 1 else nn.CrossEntropyLoss()`, or
+an `if`/`else` in `__init__`) counts as `BCELoss` where what it is given is a sigmoid, leaving out
+the values chosen under the other side of the same test (`nn.Sigmoid() if num_labels == 1 else
+nn.Identity()`). It is reported once, at the loss call, or at the `nn.BCELoss()` when several
+calls use it.
+
 A loss helper method that branches on the model's task (`if self.method == "binary": return
 F.binary_cross_entropy(y_pred, y)`) is reported when every call of it in the file passes what a
 helper of the same class returns under the same test, and that is a sigmoid
@@ -184,6 +190,25 @@ class BceOnSigmoidOutput(Rule):
             else:
                 ctx.report(site.node, message, fix=fix, applicability="unsafe",
                            fix_message="Use binary_cross_entropy_with_logits on the logits")
+        self._check_chosen(ctx)
+
+    def _check_chosen(self, ctx: Context) -> None:
+        """A ``BCELoss`` picked by a flag (``nn.BCELoss() if n == 1 else nn.CrossEntropyLoss()``) and given
+        a sigmoid: one finding per picked loss, at its call, or at the loss when several calls use it."""
+        calls: dict[int, tuple[cst.Call, list[LossSite]]] = {}
+        for site in ctx.facts.losses.chosen_sites:
+            if site.kind == "bce" and site.constructor is not None \
+                    and ctx.facts.outputs.activation_with(site.prediction, site.constructor) == "sigmoid":
+                entry = calls.setdefault(id(site.constructor), (site.constructor, []))
+                if all(site.node is not seen.node for seen in entry[1]):
+                    entry[1].append(site)
+        for constructor, sites in calls.values():
+            message = _message(ctx, sites[0], None).replace("binary cross-entropy", "binary cross-entropy (the "
+                                                            "BCELoss a flag picks)", 1)
+            if len(sites) == 1:
+                ctx.report(sites[0].node, message, related=[(constructor, "the BCELoss the flag picks")])
+            else:
+                ctx.report(constructor, message, related=[(site.node, "a loss it computes") for site in sites])
 
     def _dispatched_sigmoid(self, ctx: Context, site: LossSite) -> bool:
         """A loss helper method whose prediction parameter is, at every call, what a same-class helper

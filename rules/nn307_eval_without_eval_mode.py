@@ -24,16 +24,22 @@ constructor, also one picked by name: `models.__dict__[name](...)`); `model.eval
 `model.train()` around the evaluation (nanoGPT's `estimate_loss`) is correct, and so is a shape
 smoke test that feeds the model made-up tensors of literal sizes (`net(torch.randn(1, 3, 32, 32))`
 in a `test()` helper of a model file; `torch.randn(self.batch_size, dim)` is sampling noise), as
-are unit tests (a pytest/unittest `test_*.py` file or a `unittest.TestCase` method).
+are unit tests (a pytest/unittest `test_*.py` file or a `unittest.TestCase` method) and code under a
+context manager handed the model (`with eval_mode(model):`, which may switch it).
 
 A model whose layers nnlint cannot see (a library model, a parameter, a module assembled by a
 registry) is reported only on evidence from the program itself, and never where the file
 switches a model of that name to eval mode elsewhere: the program puts it in training mode
-(`model.train()`) on the way to a function named for evaluation; or an inference entry point
+(`model.train()`, also in another file whose training loop then hands the model to this file's
+`do_eval(model, loader)`) on the way to a function named for evaluation; or an inference entry point
 (a function named like `predict`/`evaluate`/`test` that nothing in the project calls, nor any
 function on the way to it) runs `self` of an `nn.Module` subclass or a parameter the same file
-trains; or a script that never backpropagates runs a module it moved to a device (`.cuda()`)
-under `torch.no_grad()` in a loop (not one from `from_pretrained`, which returns it in eval mode).
+trains; or a script that never backpropagates nor builds an optimizer runs a module it built in
+the same scope (top level or a function) and moved to a device (`.cuda()`) or loaded weights into
+(`load_state_dict`), under `torch.no_grad()` in a loop (not one from `from_pretrained`, which returns
+it in eval mode). Models are followed through star imports (a package `__init__` that re-exports
+`from .generator import *`), the blocks of other files a model builds in a loop, and alternative
+constructors (`Encoder.load(path)`, a classmethod returning the model).
 
 ## Why is this bad?
 In training mode dropout zeroes random units and batch normalisation normalises with the
@@ -151,8 +157,8 @@ class EvalWithoutEvalMode(Rule):
             key = (id(scope), model)
             if key in reported or not evaluation.in_evaluation(call, scope):
                 continue
-            if evaluation.synthetic_input(call) or in_test_code(facts, call):
-                continue
+            if evaluation.synthetic_input(call) or in_test_code(facts, call) or evaluation.in_model_context(call, model):
+                continue  # a smoke test, a unit test, or ``with eval_mode(model):``
             summaries = evaluation.model_summaries(model_expr, scope)
             mode = evaluation.mode_at(call, scope, model)
             if mode == "unknown" and evaluation.trained_here_never_evaluated(model):

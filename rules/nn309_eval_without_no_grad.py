@@ -1,7 +1,10 @@
 '''
 ## What it does
 Reports a model that is run after `model.eval()` in the same function (or script) without
-gradient tracking turned off.
+gradient tracking turned off. A function named for evaluation (`_validate`) that runs a module on
+evaluation data (a loop over `val_loader`, a batch of `self.val_dataset`) with gradients on, and does
+not backpropagate, is reported too where nothing in the file switches that model to eval mode
+(NN307 reports the missing `eval()`).
 
 Gradients count as off under `with torch.no_grad()`, `with torch.inference_mode()`,
 `with torch.set_grad_enabled(False)` (also `set_grad_enabled(phase == "train")`), in a
@@ -10,7 +13,8 @@ function decorated with `@torch.no_grad()`/`@torch.inference_mode()`, after a
 is under one of those, directly or through the helpers that call it. A helper method the
 evaluation delegates to (`self.model.eval(); self._inner_loop(dl)`) is checked too; the call of
 the helper is reported instead when a training step shares the helper, when the model reaches a
-same-file function as an argument (`model.eval(); run_epoch(valid_data, model)`), or when another
+same-file function as an argument (`model.eval(); run_epoch(valid_data, model)`; a function named for
+evaluation that no training pass shares, `test_net(net, image)`, is fixed inside), or when another
 call of the helper (an evaluation hook a subclass implements) is already under `no_grad`. One
 function for both passes (`if is_train: model.train() else: model.eval()`) whose gradient uses are
 all under `if is_train` is reported at the model run. Code that needs gradients after `eval()` (it
@@ -88,7 +92,7 @@ from nnlint.facts.edits import Edits, module_alias, wrap_evaluation
 from nnlint.facts.loops import ModeSwitch, mode_switch, scope_calls
 from nnlint.facts.names import dotted_name
 from nnlint.facts.nograd import (callers_disable_grad, delegated_runs, gradient_need, lightning_hook,
-                                 on_training_branch)
+                                 on_training_branch, unswitched_evaluation)
 from nnlint.facts.testcode import in_test_code
 from nnlint.rule import Context, Rule
 
@@ -112,6 +116,12 @@ class EvalWithoutNoGrad(Rule):
                                                         or facts.loops.decorated_no_grad(scope)):
                 continue
             self._check_scope(ctx, scope)
+            if isinstance(scope, cst.FunctionDef):  # no eval() at all: evaluation named and fed as such
+                unswitched = unswitched_evaluation(facts, scope)
+                if unswitched is not None and not in_test_code(facts, unswitched[0]):
+                    call, model = unswitched
+                    self._report(ctx, call, model, None, "", True, f"{model} is evaluated with gradient tracking "
+                                 "on: wrap the evaluation in torch.no_grad() or torch.inference_mode()")
 
     def _check_scope(self, ctx: Context, scope: cst.CSTNode) -> None:
         facts = ctx.facts
@@ -159,9 +169,9 @@ class EvalWithoutNoGrad(Rule):
                     in_eval.pop(run.model, None)
 
     def _report(self, ctx: Context, call: cst.Call, model: str, switch: Optional[cst.Call], where: str,
-                fixable: bool) -> None:
-        ctx.report(call, f"{model} runs after {model}.eval(){where} with gradient tracking on: wrap the "
-                         "evaluation in torch.no_grad() or torch.inference_mode()",
+                fixable: bool, message: str = "") -> None:
+        ctx.report(call, message or f"{model} runs after {model}.eval(){where} with gradient tracking on: wrap the "
+                                    "evaluation in torch.no_grad() or torch.inference_mode()",
                    fix=_no_grad_fix(ctx, call, model, switch) if fixable else None,
                    fix_message="Wrap the evaluation in torch.no_grad()",
                    applicability="unsafe")

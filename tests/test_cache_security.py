@@ -27,7 +27,7 @@ import nnlint
 from nnlint import cli
 
 REPO = Path(__file__).resolve().parents[1]
-HEADER = b"nnlint-cache 6"
+HEADER = b"nnlint-cache 7"
 
 MODEL = """\
 import torch
@@ -417,11 +417,14 @@ def test_every_summary_field_survives_the_cache_encoding() -> None:
                if f.default is not dataclasses.MISSING)
     summary = ModuleSummary(
         module="m", path="m.py", is_package=True, models={"Net": model}, constants={"WIDTH": 32},
-        bindings={"Decoder": "dec.Decoder"}, calls=(CallRecord("t.fit", (Passed("m.Net"),), (("lr", None),)),),
+        bindings={"Decoder": "dec.Decoder"},
+        calls=(CallRecord("t.fit", (Passed("m.Net"),), (("lr", None),), (("0", "train"), ("net", "eval"))),),
         loss_functions={"pair": (LossParameter(0, "y", "cross_entropy", "logits", "torch"),)},
-        runners={"step": (0,)},
+        runners={"step": (0,)}, star_imports=("utils", "blocks"), defines=("Net", "pair"),
     )
     decoded = _decode_summary(json.loads(json.dumps(_encode_summary(summary))))
     assert decoded == summary
     assert [f.name for f in dataclasses.fields(ModuleSummary)] == [
-        "module", "path", "is_package", "models", "constants", "bindings", "calls", "loss_functions", "runners"]
+        "module", "path", "is_package", "models", "constants", "bindings", "calls", "loss_functions", "runners",
+        "star_imports", "defines"]
+    assert [f.name for f in dataclasses.fields(CallRecord)] == ["target", "positional", "keywords", "modes"]

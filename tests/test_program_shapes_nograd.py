@@ -115,6 +115,83 @@ def main(model, train_data, valid_data, loss_compute, epochs):
             test_loss = run_epoch(valid_data, model, loss_compute)
 ''',
     },
+    # an inference helper named for it gets the model from its callers: the fix goes inside it,
+    # once for every caller (a helper a training pass shares is fixed at the call, above)
+    "model-through-an-inference-helper": {
+        "demo.py": '''
+import torch
+
+
+def test_net(net, refine_net, image):
+    x = torch.from_numpy(image).unsqueeze(0)
+    y, feature = net(x)  # NN309
+    return refine_net(y, feature)
+
+
+def main(net, refine_net, images):
+    net.eval()
+    refine_net.eval()
+    return [test_net(net, refine_net, image) for image in images]
+''',
+    },
+    # a trainer's validation never calls eval() (NN307's concern) nor turns gradients off: every
+    # validation batch records a graph
+    "validation-without-eval-or-no-grad": {
+        "trainer.py": '''
+import torch
+
+
+class Trainer:
+    def __init__(self, net_g, criterion, train_dataset, val_dataset):
+        self.netG = net_g
+        self.criterion = criterion
+        self.optimizer = torch.optim.Adam(self.netG.parameters(), lr=1e-4)
+        self.train_dataset = train_dataset
+        self.val_dataset = val_dataset
+
+    def _run_epoch(self):
+        for data in self.train_dataset:
+            inputs, targets = self.get_input(data)
+            loss = self.criterion(self.netG(inputs), targets)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+
+    def _validate(self):
+        total = 0.0
+        for data in self.val_dataset:
+            inputs, targets = self.get_input(data)
+            outputs = self.netG(inputs)  # NN309
+            total += self.criterion(outputs, targets).item()
+        return total
+
+    def _validate_without_graphs(self):
+        total = 0.0
+        with torch.no_grad():
+            for data in self.val_dataset:
+                inputs, targets = self.get_input(data)
+                total += self.criterion(self.netG(inputs), targets).item()
+        return total
+
+    @torch.no_grad()
+    def validate_decorated(self):
+        return [self.netG(x) for x, _ in self.val_dataset]
+
+    def validate_metrics(self):
+        return [self.metric(x) for x, _ in self.val_dataset]
+
+    def adapt_on_test(self):
+        for x, _ in self.val_dataset:
+            self.netG(x).mean().backward()
+            self.optimizer.step()
+
+    def get_input(self, data):
+        return data["x"], data["y"]
+
+    def metric(self, x):
+        return x.mean()
+''',
+    },
     # a helper that trains on what it is given, or switches it back to training mode, is not an evaluation
     "function-parameter-look-alikes": {
         "train.py": '''

@@ -119,7 +119,16 @@ class FileFacts:
     def names(self) -> "Names":
         from nnlint.facts.names import Names
 
-        return Names(self.module, self.module_name, self.is_package, nodes=self._tree.nodes)
+        return Names(self.module, self.module_name, self.is_package, nodes=self._tree.nodes,
+                     star_lookup=self._star_lookup)
+
+    def _star_lookup(self, name: str, modules: tuple[str, ...]) -> Optional[str]:
+        """``utils.evaluate`` when the last of ``modules`` (star-imported here) that defines ``name`` is
+        the project module ``utils`` (the last star import wins, as in Python)."""
+        for module in reversed(modules):
+            if self.project.defines(f"{module}.{name}", self.path):
+                return f"{module}.{name}"
+        return None
 
     @cached_property
     def constants(self) -> "Constants":
@@ -363,5 +372,7 @@ class FileFacts:
             calls=self.values.call_records(),
             loss_functions=self.losses.exported_loss_functions(),
             runners=self.runners.exported(),
+            star_imports=self.names.star_modules,
+            defines=tuple(sorted({*self.names.classes, *self.names.functions})),
         )
 

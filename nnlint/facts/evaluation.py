@@ -63,10 +63,20 @@ _MODULE_BASE = re.compile(r"(^|\.)(Module|LightningModule)$")
 #: loaders whose models may come back in eval mode already (``from_pretrained`` calls ``model.eval()``;
 #: a TorchScript module, also one a hub entry point returns, keeps the mode it was saved in)
 _LOADED_IN_EVAL_MODE = ("from_pretrained", "jit.load", "hub.load", "pipeline")
+#: statements that get a module ready to run: moved to a device, or given trained weights
+_PREPARES = frozenset({"to", "cuda", "cpu", "load_state_dict"})
+#: methods only a module has
+_MODULE_METHODS = frozenset({"parameters", "named_parameters", "state_dict", "load_state_dict", "modules"})
 #: moving a value (``.to(device)``, ``.cuda()``, ``.cpu()``) that is also called: a module, never a tensor
 _MOVES = frozenset({"to", "cuda", "cpu"})
 
 
+#: methods of a module that do not run it
+_NOT_RUNS = frozenset({
+    "eval", "train", "to", "cuda", "cpu", "half", "float", "double", "bfloat16", "parameters", "named_parameters",
+    "buffers", "modules", "named_modules", "children", "state_dict", "load_state_dict", "zero_grad", "apply",
+    "requires_grad_", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+})
 #: libraries whose functions, and builtins, that are never a model being run
 _NOT_MODELS = frozenset({
     "torch", "numpy", "math", "tensorflow", "keras", "jax", "os", "sys", "time", "logging", "json", "random",
@@ -110,6 +120,8 @@ class Evaluation:
                 isinstance(call.func, cst.Name) and call.func.value in _NOT_MODELS
                 and call.func.value not in self._facts.names.bindings):
             return None  # ``torch.zeros(n)``, ``len(batch)``: never a model (and the commonest calls)
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value in _NOT_RUNS:
+            return None  # ``model.eval()``, ``model.to(device)``: a module's own methods, not a run
         model_expr = call.func
         for method in _INFERENCE_METHODS:
             if model.endswith(method) and isinstance(call.func, cst.Attribute):
@@ -275,6 +287,45 @@ class Evaluation:
                     return True
         return False
 
+    def runs_on_evaluation_data(self, call: cst.Call) -> bool:
+        """Is ``call`` in a loop over evaluation data, or fed a batch of it, in code that trains nothing?"""
+        return self.over_evaluation_data(call) or self._fed_evaluation_data(call)
+
+    def in_model_context(self, call: cst.Call, model: str) -> bool:
+        """Is ``call`` under a ``with`` whose context manager is handed ``model`` or is one of its methods
+        (``with eval_mode(self.model):``, ``with model.no_sync():``): it may switch its mode or gradients."""
+        for ancestor in self._facts.ancestors(call):
+            if isinstance(ancestor, cst.With):
+                for item in ancestor.items:
+                    manager = item.item
+                    if isinstance(manager, cst.Call) and (
+                            any(_covers(dotted_name(arg.value), model) or _covers(model, dotted_name(arg.value) or "")
+                                for arg in manager.args)
+                            or _covers(model, dotted_name(manager.func) or "")):
+                        return True
+            if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
+                return False
+        return False
+
+    def switched_to_eval(self, model: str) -> bool:
+        """Does the file switch a model spelled like ``model`` (same last name) to eval mode anywhere?"""
+        return self._switched_to_eval(model)
+
+    def known_module(self, model: str, expr: cst.BaseExpression, scope: Optional[cst.FunctionDef]) -> bool:
+        """Is ``model`` a module: a model nnlint can see, or a name the file also takes ``parameters()``
+        or ``state_dict()`` of, or switches to a mode (``self.netG`` of a GAN trainer)?"""
+        if self.model_summaries(expr, scope) is not None:
+            return True
+        last = model.rsplit(".", 1)[-1]
+        if last in self._switched_names:
+            return True
+        for call in self._facts.calls():
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in _MODULE_METHODS \
+                    and (dotted_name(func.value) or "").rsplit(".", 1)[-1] == last:
+                return True
+        return False
+
     def _fed_evaluation_data(self, call: cst.Call) -> bool:
         """Does the model's input come from evaluation data (``points, target = next(iter(test_loader))``
         then ``model(points.cuda())``), in a block that does not backpropagate (test-time adaptation
@@ -303,10 +354,15 @@ class Evaluation:
                     pending.append(definition.value if definition.value is not None else definition.unpacked)
                     pending.append(statement.iter if isinstance(statement, cst.For) else None)
             elif isinstance(expr, (cst.Attribute, cst.Subscript)):
+                if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self" \
+                        and _EVALUATION_DATA.search(expr.attr.value):
+                    return True  # ``self.val_dataset`` of a trainer
                 pending.append(expr.value)
             elif isinstance(expr, cst.Call):
                 method = isinstance(expr.func, cst.Attribute) and facts.names.qualname(expr.func) is None
                 pending.append(expr.func.value if method else positional(expr, 0))  # type: ignore[attr-defined]
+                if method and (dotted_name(expr.func.value) or "").split(".", 1)[0] == "self":  # type: ignore[attr-defined]
+                    pending.append(positional(expr, 0))  # ``self.model.get_input(batch)``: the batch is the data
             elif isinstance(expr, cst.Tuple):
                 pending.extend(element.value for element in expr.elements)
         return False
@@ -390,6 +446,41 @@ class Evaluation:
         return has_parameters and any(event.kind == "call" and event.receiver == model
                                       for loop in facts.loops.training_loops for event in loop.events)
 
+    @cached_property
+    def _switched_names(self) -> frozenset[str]:
+        """The last names of every receiver this file switches to train or eval mode."""
+        facts = self._facts
+        found: set[str] = set()
+        for call in facts.calls():
+            switch = mode_switch(call, facts)
+            if switch is not None:
+                found.update((name or "").rsplit(".", 1)[-1] for name in (switch.receiver, switch.alias))
+        return frozenset(found)
+
+    def switched_mode(self, call: cst.Call, argument: cst.BaseExpression) -> Optional[str]:
+        """``"train"``/``"eval"`` when ``argument`` of ``call`` names a module that was switched to that
+        mode before the call (``model.train()`` in the enclosing loop), for calls of other files."""
+        model = dotted_name(argument)
+        if model is None or model.rsplit(".", 1)[-1] not in self._switched_names:
+            return None
+        facts = self._facts
+        block = next((a for a in facts.ancestors(call) if isinstance(a, cst.IndentedBlock)), None)
+        if block is not None and self.calls_backward(block):
+            return None  # ``loss = criterion(evaluate_model(model, batch), y); loss.backward()``: a training step
+        scope = facts.loops.function_of(call)
+        last: Optional[str] = None  # only a switch in the same function, before the call, is evidence
+        trained = False  # a training step ran since: ``train()`` was for it, not for this call
+        for earlier in scope_calls(facts, scope if scope is not None else facts.module):
+            if earlier is call:
+                break
+            switch = mode_switch(earlier, facts)
+            if switch is not None and (_covers(switch.receiver, model) or _covers(switch.alias, model)):
+                last, trained = switch.mode, False
+            elif isinstance(earlier.func, cst.Attribute) and earlier.func.attr.value in ("backward", "step"):
+                trained = True
+        # ``model.train(True)`` right before the call is deliberate (a helper run in training mode)
+        return last if last == "eval" or (last == "train" and trained) else None
+
     def put_in_training_mode(self, model: str) -> bool:
         """Does the file call ``<model>.train()`` (spelled ``model``, ``self.model`` or ``net.model``)?"""
         facts = self._facts
@@ -424,7 +515,9 @@ class Evaluation:
         loops = facts.loops
         sites = loops.call_sites(scope)
         if not sites:  # nothing in this file calls it: an entry point, unless another file does
-            return "unknown" if uncalled == "unknown" or self._called_from_other_files(scope) else uncalled
+            if uncalled == "unknown" or self._called_from_other_files(scope):
+                return self._mode_from_other_files(scope, model) or "unknown"
+            return uncalled
         results: set[str] = set()
         for site in sites:
             renamed = rename(model, loops.renames(scope, site))
@@ -456,6 +549,25 @@ class Evaluation:
             return None  # a training loop runs here: train() is for it
         return last
 
+    def _mode_from_other_files(self, scope: cst.FunctionDef, model: str) -> Optional[str]:
+        """``"train"`` where a call from another file hands ``scope`` the module ``model`` (a parameter)
+        right after switching it to training mode (``model.train()`` at the top of the epoch loop, then
+        ``evaluate(model, loader)`` inside it) and no such call hands it over in eval mode; ``"eval"``
+        where every call hands it over in eval mode; else ``None``."""
+        facts = self._facts
+        if facts.names.functions.get(scope.name.value) is not scope or not facts.module_name:
+            return None
+        head = model.split(".", 1)[0]
+        params = [*scope.params.posonly_params, *scope.params.params]
+        index = next((i for i, p in enumerate(params) if p.name.value == head), None)
+        if index is None and not any(p.name.value == head for p in scope.params.kwonly_params):
+            return None
+        records = facts.project.calls_to(f"{facts.module_name}.{scope.name.value}")
+        modes = [record.mode(index, head) for record in records]
+        if "train" in modes and "eval" not in modes:
+            return "train"
+        return "eval" if modes and all(mode == "eval" for mode in modes) else None
+
     def _called_from_other_files(self, scope: cst.FunctionDef) -> bool:
         """Does another project file call this module-level function? (Calls of methods are not
         recorded across files: a method answers no.)"""
@@ -480,28 +592,32 @@ class Evaluation:
           A parameter only moved to a device is not enough: calls from other files are known only
           where they pass a model nnlint can name, so a helper whose caller in another file
           switched to eval mode would look uncalled.
-        * A script: at the top of a file that never backpropagates, under ``torch.no_grad()`` in a
-          loop, a value that is moved (``.cuda()``) and called, unless its loader returns it in
-          eval mode already (``from_pretrained``, ``torch.jit.load``, ``torch.hub.load``).
+        * A script: in a file that never backpropagates nor builds an optimizer, under
+          ``torch.no_grad()`` in a loop, a value built in the same scope (top level or function),
+          moved (``.cuda()``) or given weights (``load_state_dict``), and called, unless its loader
+          returns it in eval mode already (``from_pretrained``, ``torch.jit.load``, ``torch.hub.load``).
 
         The last two also need a file that never switches a model of that name to eval mode:
         code that does so elsewhere has a reason not to here (its callers switch).
         """
-        if mode == "train" and (self.put_in_training_mode(model) or self.trained_here_never_evaluated(model)) \
+        if mode == "train" and (self.put_in_training_mode(model) or self.trained_here_never_evaluated(model)
+                                or (scope is not None and self._mode_from_other_files(scope, model) == "train")) \
                 and self.named_or_looping_like_evaluation(call, scope):
             return f"{model} was put in training mode and is evaluated without {model}.eval()"
         if mode == "train" and scope is not None and self._samples_trained_model(call, scope):
             return f"{model} is trained in this file and run by {scope.name.value}() without {model}.eval()"
         if self._switched_to_eval(model):
             return None
-        if scope is not None:
-            if _EVALUATION_NAME.search(scope.name.value) and self._is_module(model, scope) \
-                    and self.mode_at(call, scope, model, uncalled="entry") == "entry":
-                return (f"{scope.name.value}() runs {model} without {model}.eval(), and no caller in the "
-                        f"project switches it to eval mode")
-            return None
+        if scope is not None and _EVALUATION_NAME.search(scope.name.value) and self._is_module(model, scope) \
+                and self.mode_at(call, scope, model, uncalled="entry") == "entry":
+            return (f"{scope.name.value}() runs {model} without {model}.eval(), and no caller in the "
+                    f"project switches it to eval mode")
+        facts = self._facts
+        if scope is not None and (self.calls_backward(facts.module) or facts.loops.optimizer_constructions):
+            return None  # in a function, only a script that trains nothing is that evidence
         if mode == "none" and "." not in model and self._in_loop(call) and self.grad_disabled(call) \
-                and self._moved_not_loaded_in_eval(model, self._facts.module):
+                and self._moved_not_loaded_in_eval(model, scope if scope is not None else facts.module,
+                                                   weights=scope is not None):
             return f"{model} is evaluated without {model}.eval(): nothing switches it to eval mode"
         return None
 
@@ -530,9 +646,10 @@ class Evaluation:
             return False
         return self.put_in_training_mode(model)
 
-    def _moved_not_loaded_in_eval(self, model: str, scope: cst.CSTNode) -> bool:
-        """Is ``model`` bound in ``scope`` to a value moved to a device (``x.cuda()``, ``x.to(dev)``),
-        and never to one a loader returns in eval mode (``from_pretrained``)?"""
+    def _moved_not_loaded_in_eval(self, model: str, scope: cst.CSTNode, weights: bool = False) -> bool:
+        """Is ``model`` bound in ``scope`` to a value moved to a device (``x.cuda()``, ``x.to(dev)``), or
+        with ``weights`` given trained weights (``model.load_state_dict(...)``), and never to one a loader
+        returns in eval mode (``from_pretrained``) nor to a torch object (``nn.CrossEntropyLoss().cuda()``)?"""
         facts = self._facts
         moved = False
         for definition in facts.dataflow.assignments(scope, model):  # type: ignore[arg-type]
@@ -542,9 +659,21 @@ class Evaluation:
             text = facts.module.code_for_node(value)
             if any(loader in text for loader in _LOADED_IN_EVAL_MODE):
                 return False
-            moved = moved or (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
-                              and value.func.attr.value in _MOVES)
-        return moved
+            constructor = value
+            while isinstance(constructor, cst.Call) and isinstance(constructor.func, cst.Attribute) \
+                    and constructor.func.attr.value in _MOVES:
+                moved = True
+                constructor = constructor.func.value
+            if isinstance(constructor, cst.Call) and (facts.names.qualname(constructor.func) or "").startswith("torch."):
+                return False
+        wanted = {"load_state_dict"} if weights else _PREPARES
+        # ``model.cuda()`` or ``model.load_state_dict(torch.load(path))`` as a statement of its own
+        for call in facts.calls(scope):
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in wanted and isinstance(func.value, cst.Name) \
+                    and func.value.value == model and isinstance(facts.parent(call), cst.Expr):
+                return True
+        return moved and not weights
 
     def _in_loop(self, call: cst.Call) -> bool:
         return any(isinstance(a, (cst.For, cst.While)) for a in self._facts.ancestors(call))

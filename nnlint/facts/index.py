@@ -102,6 +102,16 @@ class CallRecord:
     target: str
     positional: tuple[Optional[Passed], ...] = ()
     keywords: tuple[tuple[str, Optional[Passed]], ...] = ()
+    #: arguments that are modules switched to a mode before the call (``model.train()``): the
+    #: position (as text) or keyword, and ``"train"`` or ``"eval"``
+    modes: tuple[tuple[str, str], ...] = ()
+
+    def mode(self, index: Optional[int], name: str) -> Optional[str]:
+        """The mode of the module passed for a parameter at ``index`` named ``name``, where known."""
+        for key, mode in self.modes:
+            if key == name or (index is not None and key == str(index)):
+                return mode
+        return None
 
     def passed(self, index: Optional[int], name: str) -> tuple[bool, Optional[Passed]]:
         """``(given, what)`` for a parameter at ``index`` (``None``: keyword-only) named ``name``."""
@@ -146,6 +156,11 @@ class ModuleSummary:
     #: top-level function name -> the positions of the parameters it runs as modules
     #: (``def forward_step(model, batch): return model(batch.x)``: ``(0,)``)
     runners: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    #: modules it star-imports (``from .generator import *`` in a package's ``__init__``): their
+    #: names are its names too
+    star_imports: tuple[str, ...] = ()
+    #: its module-level classes and functions (what ``from <module> import *`` brings)
+    defines: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:
         payload = json.dumps(
@@ -154,7 +169,7 @@ class ModuleSummary:
              sorted((k, repr(v)) for k, v in self.models.items()),
              [repr(call) for call in self.calls],
              sorted((k, repr(v)) for k, v in self.loss_functions.items()),
-             sorted(self.runners.items())],
+             sorted(self.runners.items()), self.star_imports, self.defines],
             default=repr,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
@@ -226,10 +241,10 @@ class ProjectIndex:
         if not candidates and near is not None:
             # a script's own folder comes first on ``sys.path``: ``import utils`` in ``train.py`` is the
             # file next to it, also where that folder is a package and names it ``repo.utils``
-            base = Path(os.path.abspath(near)).parent.joinpath(*name.split("."))
+            # (plain string paths: asked for every prefix of every import of every file)
+            base = os.path.join(os.path.dirname(os.path.abspath(near)), *name.split("."))
             by_file = self._by_file()
-            found = by_file.get(str(base.with_suffix(".py"))) or by_file.get(str(base / "__init__.py"))
-            return found
+            return by_file.get(base + ".py") or by_file.get(os.path.join(base, "__init__.py"))
         if not candidates:
             return None
         if len(candidates) == 1 or near is None:
@@ -244,9 +259,11 @@ class ProjectIndex:
         return self._files
 
     def resolve(
-        self, qualname: str, near: Optional[str] = None, _depth: int = 0
+        self, qualname: str, near: Optional[str] = None, _depth: int = 0, any_name: bool = False
     ) -> Optional[tuple[ModuleSummary, str]]:
-        """The module defining ``qualname`` and the attribute name there, following re-exports."""
+        """The module defining ``qualname`` (a model, constant, loss function or runner; with
+        ``any_name``, also any other class or function) and the attribute name there, following
+        re-exports."""
         if _depth > 8:
             return None
         module, _, attr = qualname.rpartition(".")
@@ -254,12 +271,16 @@ class ProjectIndex:
             summary = self.module(module, near)
             if summary is not None:
                 if attr in summary.models or attr in summary.constants or attr in summary.loss_functions \
-                        or attr in summary.runners:
+                        or attr in summary.runners or (any_name and attr in summary.defines):
                     return summary, attr
-                target = summary.bindings.get(attr.split(".")[0])
+                head, _, rest = attr.partition(".")
+                target = summary.bindings.get(head)
                 if target is not None and target != qualname:
-                    rest = attr.partition(".")[2]
-                    return self.resolve(f"{target}.{rest}" if rest else target, summary.path, _depth + 1)
+                    return self.resolve(f"{target}.{rest}" if rest else target, summary.path, _depth + 1, any_name)
+                for star in reversed(summary.star_imports):  # ``from .generator import *`` re-exports
+                    found = self.resolve(f"{star}.{attr}", summary.path, _depth + 1, any_name)
+                    if found is not None:
+                        return found
                 return None
             module, _, head = module.rpartition(".")
             attr = f"{head}.{attr}"
@@ -289,7 +310,7 @@ class ProjectIndex:
         if cached is not None:
             return cached
         out: list[ModuleSummary] = []
-        for target in sorted(set(current.bindings.values())):
+        for target in sorted({*current.bindings.values(), *current.star_imports}):
             parts = target.split(".")
             for end in range(len(parts), 0, -1):
                 found = self.module(".".join(parts[:end]), current.path)
@@ -309,6 +330,11 @@ class ProjectIndex:
             if id(summary) in self._fingerprints:
                 self._entries[id(summary)] = found
         return found
+
+    def defines(self, qualname: str, near: Optional[str] = None) -> bool:
+        """Does a project module define ``qualname`` (a class, function, model or constant), also
+        through re-exports?"""
+        return self.resolve(qualname, near, any_name=True) is not None
 
     def model(self, qualname: str, near: Optional[str] = None, _depth: int = 0) -> Optional["ModelSummary"]:
         """The summary of the project model ``qualname``, with what it takes from models of other
@@ -413,6 +439,11 @@ class RecordingIndex:
     def loss_parameters(self, qualname: str, near: Optional[str] = None) -> tuple[LossParameter, ...]:
         answer = self._inner.loss_parameters(qualname, near)
         self._asked[("loss_parameters", (qualname, near))] = answer
+        return answer
+
+    def defines(self, qualname: str, near: Optional[str] = None) -> bool:
+        answer = self._inner.defines(qualname, near)
+        self._asked[("defines", (qualname, near))] = answer
         return answer
 
     def runs(self, qualname: str, near: Optional[str] = None) -> tuple[int, ...]:

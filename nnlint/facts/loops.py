@@ -331,7 +331,7 @@ class LoopFacts:
     def renames(self, function: Function, call: cst.Call) -> dict[str, Optional[str]]:
         """Parameter name -> the caller's argument text (``None`` when it is not a plain name)."""
         params = list(function.params.posonly_params) + list(function.params.params)
-        offset = 1 if isinstance(call.func, cst.Attribute) and params and params[0].name.value == "self" else 0
+        offset = 1 if isinstance(call.func, cst.Attribute) and params and params[0].name.value in ("self", "cls") else 0
         mapping: dict[str, Optional[str]] = {}
         for index, param in enumerate(params[offset:]):
             value = argument(call, index, param.name.value)
@@ -665,6 +665,10 @@ class ModeSwitch:
     alias: Optional[str] = None
 
 
+#: methods that return the module they are called on (``model.cuda().eval()``)
+_MOVES_MODULE = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "requires_grad_"})
+
+
 def mode_switch(call: cst.Call, facts: "FileFacts") -> Optional[ModeSwitch]:
     func = call.func
     if not isinstance(func, cst.Attribute) or func.attr.value not in ("eval", "train"):
@@ -682,7 +686,11 @@ def mode_switch(call: cst.Call, facts: "FileFacts") -> Optional[ModeSwitch]:
         if value is None:
             return None
         mode = "train" if value is True else "eval"
-    receiver = dotted_name(func.value)
+    target = func.value
+    while isinstance(target, cst.Call) and isinstance(target.func, cst.Attribute) \
+            and target.func.attr.value in _MOVES_MODULE:
+        target = target.func.value  # ``model.cuda().eval()`` switches ``model``
+    receiver = dotted_name(target)
     if receiver is None:
         # model = Net().to(device).eval(): the switch is for the assigned name
         for ancestor in facts.ancestors(call):

@@ -13,6 +13,8 @@ Questions answered (through ``FileFacts.losses``):
 
 * :attr:`LossFacts.sites` - every loss computation of the file: its kind, what it expects
   (logits, log-probabilities, probabilities, values) and its prediction
+* :attr:`LossFacts.chosen_sites` - the loss computations whose loss is one of several chosen by a
+  flag, one site per loss it may be
 * :meth:`LossFacts.trained_outputs` - what each model a site without a prediction trains ends in
 * :meth:`LossFacts.exported_loss_functions` - the functions and loss classes of this file that hand
   a parameter to a loss (for the project index)
@@ -81,8 +83,73 @@ class LossFacts:
     @cached_property
     def _own_sites(self) -> tuple[LossSite, ...]:
         """The losses this file computes itself (``criterion(out, y)``, ``F.cross_entropy(out, y)``)."""
-        found = (self._loss_site(call) for call in self._facts.calls())
+        found = (self._loss_site(call) or self._returned_with_model(call) for call in self._facts.calls())
         return tuple(site for site in found if site is not None)
+
+    def _returned_with_model(self, call: cst.Call) -> Optional[LossSite]:
+        """A loss object that a function returns together with the one model of its framework
+        (``return model, nn.CrossEntropyLoss()``; a test fixture's ``return tf_model, tf_loss,
+        torch_model, torch_loss``): whoever asks for the pair trains the model with that loss."""
+        names, values, models = self._facts.names, self._facts.values, self._facts.models
+        qualname = names.qualname(call.func) or ""
+        torch_kind = L.TORCH_LOSS_CLASSES.get(qualname)
+        keras_kind = _keras_loss_class(qualname) if torch_kind is None else None
+        if torch_kind is None and keras_kind is None:
+            return None
+        holder = self._facts.parent(call)
+        if isinstance(holder, cst.Assign) and len(holder.targets) == 1 and isinstance(holder.targets[0].target, cst.Name):
+            name = holder.targets[0].target.value  # ``criterion = nn.CrossEntropyLoss()`` then returned
+        elif isinstance(holder, cst.Element):
+            name = None
+        else:
+            return None
+        function = next((a for a in self._facts.ancestors(call) if isinstance(a, cst.FunctionDef)), None)
+        framework = "torch" if torch_kind is not None else "keras"
+        for node in self._facts.walk(function.body) if function is not None else ():
+            if not isinstance(node, cst.Return) or not isinstance(node.value, (cst.Tuple, cst.List)) \
+                    or next(a for a in self._facts.ancestors(node) if isinstance(a, cst.FunctionDef)) is not function:
+                continue
+            items = [e.value for e in node.value.elements if not isinstance(e, cst.StarredElement)]
+            if not any(item is call or (isinstance(item, cst.Name) and item.value == name
+                                        and any(o is call for o in values.origins(item) or ())) for item in items):
+                continue
+            paired = [summary for summary in (models.model_of(item) for item in items if item is not call)
+                      if summary is not None and summary.framework == framework]
+            if len(paired) != 1:
+                return None
+            if torch_kind is not None:
+                return LossSite(call, torch_kind.kind, torch_kind.expects, "torch", None, call, paired[0])
+            assert keras_kind is not None
+            from_logits = literal(keyword(call, "from_logits"), False) is True
+            return LossSite(call, keras_kind, "logits" if from_logits else _keras_expects(keras_kind), "keras",
+                            None, call, paired[0])
+        return None
+
+    @cached_property
+    def chosen_sites(self) -> tuple[LossSite, ...]:
+        """Loss computations whose loss object is one of several PyTorch loss classes chosen by a flag
+        (``nn.BCELoss() if n == 1 else nn.CrossEntropyLoss()``, an ``if``/``else`` in ``__init__``): one
+        site per class it may be, with that constructor. Not in :attr:`sites`, which hold the losses
+        known for certain; :meth:`OutputFacts.activation_with` says what goes with each."""
+        names, values = self._facts.names, self._facts.values
+        own = {id(site.node) for site in self._own_sites}
+        found: list[LossSite] = []
+        for call in self._facts.calls():
+            func = call.func  # ``loss_fct(...)``, ``self.loss_function(...)``: how a loss object is called
+            if id(call) in own or not (isinstance(func, cst.Name) or (
+                    isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self")) \
+                    or names.qualname(func) is not None:
+                continue
+            origins = values.origins(func)
+            if not origins or not 1 < len(origins) <= 4 or not all(isinstance(o, cst.Call) for o in origins):
+                continue
+            kinds = [L.TORCH_LOSS_CLASSES.get(names.qualname(o.func) or "") for o in origins]  # type: ignore[union-attr]
+            if any(kind is None for kind in kinds) or len({kind.kind for kind in kinds if kind is not None}) < 2:
+                continue
+            prediction = argument(call, 0, "input")
+            found.extend(LossSite(call, kind.kind, kind.expects, "torch", prediction, origin)  # type: ignore[arg-type]
+                         for origin, kind in zip(origins, kinds) if kind is not None)
+        return tuple(found)
 
     def exported_loss_functions(self) -> dict[str, tuple[LossParameter, ...]]:
         """Top-level functions that hand a parameter to a loss of their own as its prediction,

@@ -470,7 +470,10 @@ class ModelFacts:
             return False
         return isinstance(self._facts.dataflow.scope_of(parent), cst.Module)
 
-    def _class_model(self, name: str) -> Optional[Model]:
+    def _class_model(self, name: str, nested: Optional[cst.ClassDef] = None) -> Optional[Model]:
+        """The model of the module-level class ``name``, or of a class defined inside a function."""
+        if nested is not None:
+            name = f"{name}#{id(nested)}"  # not the module-level class of the same name
         if name in self._class_cache:
             return self._class_cache[name]
         if name in self._building:  # recursive definitions
@@ -481,7 +484,7 @@ class ModelFacts:
             return None
         self._building.add(name)
         try:
-            model = self._build_class_model(name)
+            model = self._build_class_model(name.partition("#")[0], nested)
         finally:
             self._building.discard(name)
         self._class_cache[name] = model
@@ -508,8 +511,8 @@ class ModelFacts:
                     return summary.framework
         return None
 
-    def _build_class_model(self, name: str) -> Optional[Model]:
-        node = self._facts.names.classes.get(name)
+    def _build_class_model(self, name: str, nested: Optional[cst.ClassDef] = None) -> Optional[Model]:
+        node = nested or self._facts.names.classes.get(name)
         if node is None:
             return None
         framework = self.framework_of_class(node)
@@ -550,11 +553,29 @@ class ModelFacts:
         elsewhere = self._other_file_classes(node, attributes)
         held = tuple((attribute, layer.qualname) for attribute, layer in attributes.items()
                      if layer.category == L.MODEL and layer.qualname is not None) + tuple(elsewhere.items())
-        if not held:
+        built = self._built_from_other_files(node)
+        if not held and not built:
             return summary
         output = elsewhere.get(self._returned_attribute(returns) or "") if summary.output_activation is None else None
-        return dataclasses.replace(summary, submodules=held, parts=tuple(sorted(set(elsewhere.values()))),
+        return dataclasses.replace(summary, submodules=held, parts=tuple(sorted({*elsewhere.values(), *built})),
                                    output_model=output)
+
+    def _built_from_other_files(self, node: cst.ClassDef) -> set[str]:
+        """Classes of other project files that ``__init__`` (or a helper it calls) instantiates
+        anywhere, not only into an attribute (``blocks.append(ResidualBlock(...))``, a ``ModuleList``
+        comprehension): the modules it is made of, as far as the project index knows them."""
+        init = self._facts.values.method(node, "__init__")
+        if init is None:
+            return set()
+        names = self._facts.names
+        own = self._facts.module_name
+        found: set[str] = set()
+        for child in self._construction_nodes(node, init):
+            qualname = names.qualname(child.func) if isinstance(child, cst.Call) else None
+            if qualname is not None and "." in qualname and qualname.split(".", 1)[0] not in LIBRARY_PACKAGES \
+                    and not (own and qualname.startswith(own + ".")):
+                found.add(qualname)
+        return found
 
     def _applied_argument(self, method: cst.FunctionDef, returns: list[Optional[cst.BaseExpression]]) -> Optional[int]:
         """The position (``self`` not counted) of the argument that every return of ``forward``
@@ -779,8 +800,19 @@ class ModelFacts:
                 return model.summary
         qualname = self._facts.names.qualname(origin.func)
         if qualname is None:
-            return None
+            nested = self._nested_class(origin.func)
+            model = self._class_model(nested.name.value, nested) if nested is not None else None
+            return model.summary if model is not None else None
         return self.model_for_class(qualname, depth + 1) or _torchvision(qualname)
+
+    def _nested_class(self, func: cst.BaseExpression) -> Optional[cst.ClassDef]:
+        """The class ``func`` names when a function defines it (``def make(): class Model(nn.Module): ...;
+        return Model(k)``): its one binding there."""
+        definitions = self._facts.dataflow.definitions(func) if isinstance(func, cst.Name) else ()
+        if len(definitions) != 1 or not isinstance(definitions[0].statement, cst.ClassDef):
+            return None
+        node = definitions[0].statement
+        return node if self._facts.names.classes.get(node.name.value) is not node else None
 
     def model_for_class(self, qualname: str, depth: int = 0) -> Optional[ModelSummary]:
         """The model a class (or a factory function) of this file or of the project builds."""

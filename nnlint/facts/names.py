@@ -15,7 +15,8 @@ Qualified names are canonicalised so rules match one spelling:
 from __future__ import annotations
 
 import math
-from typing import Iterable, Iterator, Mapping, Optional, Sequence
+from functools import cached_property
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import libcst as cst
 
@@ -98,6 +99,8 @@ class _ImportCollector(cst.CSTVisitor):
         self.module_name = module_name
         self.is_package = is_package
         self.bindings: dict[str, str] = {}
+        #: modules of ``from <module> import *``, in order
+        self.stars: list[str] = []
         self.classes: dict[str, cst.ClassDef] = {}
         self.functions: dict[str, cst.FunctionDef] = {}
         self._depth = 0
@@ -118,6 +121,8 @@ class _ImportCollector(cst.CSTVisitor):
         if level:
             base = resolve_relative(self.module_name, self.is_package, level, base)
         if isinstance(node.names, cst.ImportStar):
+            if base:
+                self.stars.append(base)
             return
         for alias in node.names:
             name = _module_dotted(alias.name)
@@ -181,6 +186,7 @@ class Names:
         module_name: str,
         is_package: bool = False,
         nodes: Optional[Iterable[cst.CSTNode]] = None,
+        star_lookup: Optional[Callable[[str, tuple[str, ...]], Optional[str]]] = None,
     ) -> None:
         collector = _ImportCollector(module_name, is_package)
         if nodes is None:
@@ -199,6 +205,11 @@ class Names:
         #: module-level classes and functions defined in this file
         self.classes: Mapping[str, cst.ClassDef] = collector.classes
         self.functions: Mapping[str, cst.FunctionDef] = collector.functions
+        #: modules this file star-imports (``from utils import *``), in order
+        self.star_modules: tuple[str, ...] = tuple(collector.stars)
+        #: the project module among ``star_modules`` that defines a name (asked of the project index)
+        self._star_lookup = star_lookup
+        self._module = module
         #: dotted name -> its qualified name (the rules ask the same few names again and again)
         self._resolved: dict[str, Optional[str]] = {}
 
@@ -213,8 +224,9 @@ class Names:
     def qualname(self, expr: Optional[cst.BaseExpression]) -> Optional[str]:
         """Canonical qualified name of a Name/Attribute chain, or ``None``.
 
-        Locally defined classes/functions resolve to ``<this module>.<name>``;
-        names that are neither imported nor defined here resolve to ``None``.
+        Locally defined classes/functions resolve to ``<this module>.<name>``; a name only a star
+        import binds (``from utils import *``) resolves where the project index finds it defined;
+        other names that are neither imported nor defined here resolve to ``None``.
         """
         if expr is None:
             return None
@@ -233,8 +245,33 @@ class Names:
         elif head in self.classes or head in self.functions:
             base = f"{self.module_name}.{head}" if self.module_name else head
         else:
-            return None
+            found = self.star_imported(head)
+            if found is None:
+                return None
+            base = found
         return canonical(f"{base}.{rest}" if rest else base)
+
+    def star_imported(self, name: str) -> Optional[str]:
+        """``utils.evaluate`` for ``evaluate`` of ``from utils import *``, where the project module
+        ``utils`` defines it and this file binds no ``evaluate`` of its own."""
+        if not self.star_modules or self._star_lookup is None or name in self.locally_bound:
+            return None
+        return self._star_lookup(name, self.star_modules)
+
+    @cached_property
+    def locally_bound(self) -> frozenset[str]:
+        """Every name this file binds other than by import: assignment, parameter, loop, ``with``,
+        ``except``, comprehension and walrus targets, definitions (any depth)."""
+        found: set[str] = set()
+        for node in _walk(self._module):
+            kind = type(node)
+            if kind in (cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor, cst.NamedExpr):
+                _target_names(node.target, found)  # type: ignore[attr-defined]
+            elif kind is cst.AsName:
+                _target_names(node.name, found)  # type: ignore[attr-defined]
+            elif kind in (cst.Param, cst.FunctionDef, cst.ClassDef):
+                found.add(node.name.value)  # type: ignore[attr-defined]
+        return frozenset(found)
 
     def call_qualname(self, node: cst.CSTNode) -> Optional[str]:
         """Qualified name of the callee if ``node`` is a call, else ``None``."""
@@ -250,6 +287,25 @@ class Names:
         """Does the file import anything under one of these canonical prefixes?"""
         targets = [canonical(b) for b in self.bindings.values()]
         return any(t == p or t.startswith(p + ".") for t in targets for p in prefixes)
+
+
+def _walk(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        yield node
+        pending.extend(node.children)
+
+
+def _target_names(target: cst.CSTNode, out: set[str]) -> None:
+    """The plain names an assignment target binds (``a``, ``a, (b, *c)``; not ``a.b`` or ``a[0]``)."""
+    if isinstance(target, cst.Name):
+        out.add(target.value)
+    elif isinstance(target, (cst.Tuple, cst.List)):
+        for element in target.elements:
+            _target_names(element.value, out)
+    elif isinstance(target, cst.StarredElement):
+        _target_names(target.value, out)
 
 
 # ---------------------------------------------------------------------------

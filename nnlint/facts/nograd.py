@@ -5,6 +5,8 @@
   mode (``if is_train: model.train() else: model.eval()``) apart: the eval path never reaches them.
 * :func:`callers_disable_grad` - every call of a function in the file runs with gradients off.
 * :func:`lightning_hook` - a ``*_step`` method that Lightning runs under ``no_grad`` itself.
+* :func:`unswitched_evaluation` - a function named for evaluation that runs a module on evaluation data
+  with gradients on and never switches it to eval mode
 * :func:`delegated_runs` - where an eval-mode model runs through a same-file helper called with it
   (a method using ``self.model``, a function given the model as an argument), and where to report it.
 """
@@ -147,12 +149,39 @@ def delegated_runs(facts: "FileFacts", call: cst.Call, helper: cst.FunctionDef,
     parameters = {param: text for param, text in facts.loops.renames(helper, call).items() if text in models}
     through_parameter = next(_runs(facts, helper, set(parameters)), None)
     if through_parameter is not None:
-        found.append(DelegatedRun(call, parameters[through_parameter[1]], False))
+        run, parameter = through_parameter
+        # an inference helper (``test_net(net, image)``) is fixed inside, once for all its callers;
+        # another helper (``run_epoch(data, model)``) may serve training too: fixed at the call
+        inside = is_eval_function_name(helper.name.value) and not _shared_with_training(facts, helper, {parameters[parameter]})
+        found.append(DelegatedRun(run, parameter, True) if inside else DelegatedRun(call, parameters[parameter], False))
     if not found and attributes and is_eval_function_name(helper.name.value) \
             and any(site is not call and _site_grad_off(facts, site) for site in facts.loops.call_sites(helper)):
         # an evaluation hook (maybe overridden elsewhere) that another caller already runs under no_grad
         found.append(DelegatedRun(call, sorted(attributes)[0], False))
     return found
+
+
+def unswitched_evaluation(facts: "FileFacts", scope: cst.FunctionDef) -> Optional[tuple[cst.Call, str]]:
+    """A function named for evaluation (``_validate(epoch)``) that runs a module on evaluation data with
+    gradients on, without backpropagating, and whose model no code of the file switches to eval mode
+    (where it does, the run after ``eval()`` is found instead): its first such run and the model."""
+    name = scope.name.value
+    if not is_eval_function_name(name) or name.startswith("test_") or uses_gradients(facts, scope) \
+            or callers_disable_grad(facts, scope):
+        return None
+    evaluation = facts.evaluation
+    for call in facts.calls(scope):
+        if facts.loops.function_of(call) is not scope or facts.loops.grad_disabled(call) \
+                or not evaluation.runs_on_evaluation_data(call):
+            continue
+        found = evaluation.model_call(call)
+        if found is None or evaluation.synthetic_input(call):
+            continue
+        model, expr = found
+        if not evaluation.switched_to_eval(model) and not evaluation.in_model_context(call, model) \
+                and evaluation.known_module(model, expr, scope):
+            return call, model
+    return None
 
 
 def _runs(facts: "FileFacts", helper: cst.FunctionDef, models: set[str]) -> Iterator[tuple[cst.Call, str]]:

@@ -20,6 +20,10 @@ Questions answered (through ``FileFacts.outputs``):
   layer widths and, inside a model class, the layers ``__init__`` made)
 * :meth:`OutputFacts.output_activations` - every activation a prediction may end in, one per value
   it may hold, with where each is applied
+* :meth:`OutputFacts.branch_activations` - the activations an ``if`` branch before the use may
+  apply to a name (``if cond: logits = logits.softmax(-1)``)
+* :meth:`OutputFacts.activation_with` - the activation a prediction ends in alongside a loss chosen by
+  a flag (``nn.Sigmoid() if n == 1 else nn.Identity()`` with ``nn.BCELoss() if n == 1 else ...``)
 * :meth:`OutputFacts.activation_site` - where the last activation is applied (a node of this file,
   or the site another file recorded)
 * :meth:`OutputFacts.node_at` - the call of this file at a recorded site
@@ -154,6 +158,84 @@ class OutputFacts:
             found.append(OutputActivation(output_activation(ops), node, site))
         return tuple(found) if not pending else ()
 
+    def branch_activations(self, expr: Optional[cst.BaseExpression]) -> tuple[OutputActivation, ...]:
+        """The activations a prediction may hold by way of an ``if`` branch of its own function that
+        applies one to it (``if self.reward_ids is not None: logits = logits.softmax(-1)`` before the
+        loss): each binding of the name (through selections and reshapes) that is an activation
+        written in such a branch, when the bindings that reach it disagree. A branch under a test of
+        a training flag (``if not self.training:``) does not count: it may never run while training."""
+        while isinstance(expr, cst.Subscript) or (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute)
+                                                  and expr.func.attr.value in L.RESHAPE_METHODS):
+            expr = expr.value if isinstance(expr, cst.Subscript) else expr.func.value  # type: ignore[union-attr]
+        if not isinstance(expr, cst.Name):
+            return ()
+        definitions = self._facts.dataflow.definitions(expr)
+        function = _function_of(self._facts, expr)
+        if not 1 < len(definitions) <= MAX_BRANCHES or function is None:
+            return ()
+        attributes = self._enclosing_layers(expr)
+        found: list[OutputActivation] = []
+        for definition in definitions:
+            statement = definition.statement
+            if definition.value is None or not isinstance(statement, cst.Assign) \
+                    or _function_of(self._facts, statement) is not function \
+                    or not any(isinstance(a, cst.If) for a in _ancestors_within(self._facts, statement, function)) \
+                    or self._leaves_before(statement, expr, function):
+                continue
+            ops = self.ops(definition.value, attributes, 0)
+            op = output_op(ops)
+            if op is not None and op.category == L.ACTIVATION and isinstance(op.node, cst.Call) \
+                    and _function_of(self._facts, op.node) is function \
+                    and not self._facts.dropout.under_training_test(op.node):
+                found.append(OutputActivation(output_activation(ops), op.node, None))
+        return tuple(found)
+
+    def _leaves_before(self, statement: cst.CSTNode, use: cst.CSTNode, function: cst.FunctionDef) -> bool:
+        """A block around ``statement`` that ``use`` is not in ends in ``return``, ``raise``,
+        ``continue`` or ``break``: the binding never reaches the use."""
+        around_use = {id(a) for a in self._facts.ancestors(use)}
+        for block in _ancestors_within(self._facts, statement, function):
+            if isinstance(block, cst.IndentedBlock) and id(block) not in around_use and block.body and \
+                    isinstance(block.body[-1], cst.SimpleStatementLine) and any(
+                        isinstance(small, (cst.Return, cst.Raise, cst.Continue, cst.Break))
+                        for small in block.body[-1].body):
+                return True
+        return False
+
+    def activation_with(self, expr: Optional[cst.BaseExpression], chosen: cst.CSTNode) -> Optional[str]:
+        """The activation ``expr`` ends in when it goes with ``chosen`` (a loss made under one side of a
+        test, ``nn.BCELoss() if n == 1 else nn.CrossEntropyLoss()``): values chosen under the other side
+        of the same test (``nn.Sigmoid() if n == 1 else nn.Identity()``) are left out."""
+        side = self._sides(chosen)
+        attributes = self._enclosing_layers(expr) if expr is not None else None
+        return output_activation(self._narrowed(self.ops(expr, attributes, 0), side))
+
+    def _narrowed(self, ops: list[Op], side: dict[str, bool]) -> list[Op]:
+        if not ops or ops[-1].category != ALTERNATIVES or not side:
+            return ops
+        kept = [self._narrowed(list(alternative), side) for alternative in ops[-1].alternatives
+                if not self._contradicts(alternative, side)]
+        return ops[:-1] + _either(kept) if kept else []
+
+    def _contradicts(self, ops: tuple[Op, ...], side: dict[str, bool]) -> bool:
+        """The first op of a trace that is written somewhere lies on the other side of a test in ``side``."""
+        node = next((op.node for op in ops if op.node is not None), None)
+        return node is not None and any(side.get(test) is (not taken) for test, taken in self._sides(node).items())
+
+    def _sides(self, node: cst.CSTNode) -> dict[str, bool]:
+        """The tests of the ``if``s and conditional expressions around ``node`` in its function, by their
+        code, with whether ``node`` is in the branch taken when the test holds."""
+        found: dict[str, bool] = {}
+        child: cst.CSTNode = node
+        module = self._facts.module
+        for ancestor in self._facts.ancestors(node):
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                break
+            if isinstance(ancestor, (cst.If, cst.IfExp)) and child is not ancestor.test:
+                found.setdefault(" ".join(module.code_for_node(ancestor.test).split()), child is ancestor.body)
+            child = ancestor
+        return found
+
     def node_at(self, site: Site) -> Optional[cst.CSTNode]:
         """The call of this file that starts where ``site`` does (a model defined in this file)."""
         for call in self._facts.calls():
@@ -240,6 +322,9 @@ class OutputFacts:
             if layer is not None and layer.category == L.ACTIVATION and layer.inner is None:
                 # ``m = nn.LogSoftmax(dim=1); pred = m(pred)``: applied here, where the fix goes
                 return [Op(layer.kind, layer.category, node=call)]
+            chosen = self._chosen_activation(func, depth)
+            if chosen:
+                return chosen
         if isinstance(func, (cst.Name, cst.Attribute)) and depth < MAX_DEPTH:
             summary = self._facts.models.model_of(func, depth + 1)
             if summary is not None:
@@ -248,6 +333,22 @@ class OutputFacts:
             if options and len(options) <= 2 * MAX_BRANCHES:  # one of several models (chosen by a flag)
                 return _either([[Op(m.name, L.MODEL, m.output_units, m)] for m in options])
         return []
+
+    def _chosen_activation(self, func: cst.Name, depth: int) -> list[Op]:
+        """``act = nn.Sigmoid() if n == 1 else nn.Identity(); act(x)``: the activation module chosen by
+        a flag, one alternative per module (each at its constructor); empty unless every one is a plain
+        activation or ``Identity``."""
+        origins = self._facts.values.origins(func)
+        if not origins or not 1 < len(origins) <= MAX_BRANCHES:
+            return []
+        traces: list[list[Op]] = []
+        for origin in origins:
+            layer = self._facts.models.layer(origin, None, depth + 1) if isinstance(origin, cst.Call) else None
+            if layer is None or layer.inner is not None or not (
+                    layer.category == L.ACTIVATION or (layer.category == L.SHAPE and layer.kind == "Identity")):
+                return []
+            traces.append([Op(layer.kind, layer.category, node=origin)])
+        return _either(traces)
 
     def output_site(self, ops_out_first: list[Op]) -> Optional[Site]:
         """Where the activation a trace ends in is applied (``None`` when not known or when the
@@ -618,6 +719,20 @@ def output_units(ops_out_first: list[Op]) -> Optional[int]:
             return agreed([output_units(list(alternative)) for alternative in op.alternatives])
         return op.units
     return None
+
+
+def _function_of(facts: "FileFacts", node: cst.CSTNode) -> Optional[cst.FunctionDef]:
+    return next((a for a in facts.ancestors(node) if isinstance(a, cst.FunctionDef)), None)
+
+
+def _ancestors_within(facts: "FileFacts", node: cst.CSTNode, outer: cst.CSTNode) -> list[cst.CSTNode]:
+    """The ancestors of ``node`` below ``outer``."""
+    found: list[cst.CSTNode] = []
+    for ancestor in facts.ancestors(node):
+        if ancestor is outer:
+            break
+        found.append(ancestor)
+    return found
 
 
 def _loop_source(loop: cst.For, name: str) -> Optional[cst.BaseExpression]:

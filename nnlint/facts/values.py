@@ -4,17 +4,20 @@
 it holds, the way real training code passes models and losses around:
 
 * local names, through every assignment that may reach the use (``if``/``else`` bindings,
-  ``a if c else b``);
+  ``a if c else b``), and a closure's free variable to its one binding in the enclosing function
+  (``bce = nn.BCELoss()`` read by a nested ``def loss(output, labels)``);
 * parameters, to what every call in the file passes for them (module-level functions,
   ``self.method(...)`` calls, and ``Cls(...)`` for ``__init__``), or the parameter's default
-  where a call leaves it out;
+  where a call leaves it out; a ``None`` default the function replaces (``if loss_fn is None:
+  loss_fn = ...``) stands for that replacement;
 * ``self`` (an instance of the enclosing class) and ``self.attr`` / ``obj.attr``, to every
   ``self.attr = value`` of the class (a trainer that stores ``model``/``criterion`` from its
   constructor) and to class attributes (``LOSS = nn.BCEWithLogitsLoss()``);
 * wrappers that keep the model (``.to()``, ``.cuda()``, ``DDP(model)``, ``torch.compile``,
   ``accelerator.prepare``, ``fabric.setup``, ``amp.initialize``, ``model.module``);
-* calls of same-file factory functions, to what they return; dict and list literals
-  subscripted with a literal key (``self.models["G"]``).
+* calls of same-file factory functions, and of a class's alternative constructors
+  (``Pretrained.load(path)``, a classmethod or staticmethod), to what they return; dict and list
+  literals subscripted with a literal key (``self.models["G"]``).
 
 An origin is an expression that is not followed further (``nn.CrossEntropyLoss()``,
 ``Net()``, ``torchvision.models.resnet18()``), or a :class:`cst.ClassDef` standing for an
@@ -22,10 +25,14 @@ instance of that class (``self``). ``None`` means some path could not be followe
 treat that as unknown and stay quiet.
 
 The call graph (:meth:`Values.callee`, :meth:`Values.call_sites`) lives here too, so loop,
-model and optimizer facts share one answer to "who calls this function with what".
+model and optimizer facts share one answer to "who calls this function with what". Calls of other
+files' functions are recorded for the project index (:meth:`Values.call_records`): what each argument
+holds and, for a module switched to a mode before the call (``model.train()``), that mode; a name only
+``from utils import *`` binds is recorded against each project module star-imported.
 """
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Mapping, Optional, Union
@@ -33,10 +40,11 @@ from typing import TYPE_CHECKING, Iterator, Mapping, Optional, Union
 import libcst as cst
 
 from nnlint.facts.index import CallRecord, Passed
-from nnlint.facts.names import argument, keyword, literal, positional
+from nnlint.facts.names import argument, dotted_name, keyword, literal, positional
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
+    from nnlint.facts.dataflow import Definition
 
 @dataclass(frozen=True, eq=False)
 class External:
@@ -55,6 +63,7 @@ LIBRARY_PACKAGES = frozenset({
     "pathlib", "re", "pickle", "tqdm", "wandb", "PIL", "cv2", "typing", "dataclasses", "shutil", "warnings",
 })
 Function = cst.FunctionDef
+_BUILTINS = frozenset(dir(builtins))
 
 #: ``x.to(device)`` and friends return the module itself
 PASS_THROUGH_METHODS = frozenset({
@@ -168,13 +177,17 @@ class Values:
             if name.value in facts.names.classes or name.value in facts.names.functions \
                     or name.value in facts.names.bindings:
                 return [name]  # a class, function or imported object: a value of its own
-            return None
+            # a closure's free variable (``bce`` made by the factory that defines ``def loss(...)``)
+            enclosing = facts.dataflow.enclosing_value(name)
+            return self._origins(enclosing, depth + 1) if enclosing is not None else None
         out: list[Origin] = []
         for definition in definitions:
             if definition.value is not None:
                 found = self._origins(definition.value, depth + 1)
             elif isinstance(definition.statement, cst.Param):
                 found = self._parameter(definition.statement, depth)
+                if found is None and self._replaced_when_none(definition.statement, definitions):
+                    found = []  # ``if loss_fn is None: loss_fn = ...``: the default's value is the other binding
             elif definition.unpacked is not None and definition.element is not None:
                 found = self._element(definition.unpacked, definition.element, depth)
             elif isinstance(definition.statement, (cst.FunctionDef, cst.ClassDef)):
@@ -185,6 +198,22 @@ class Values:
                 return None
             out.extend(found)
         return out
+
+    def _replaced_when_none(self, param: cst.Param, definitions: tuple["Definition", ...]) -> bool:
+        """A parameter that defaults to ``None`` and that its function rebinds under ``if name is None:``
+        (one of ``definitions``, those that reach a later use)."""
+        if param.default is None or not _is_none(param.default):
+            return False
+        name = param.name.value
+        for definition in definitions:
+            if definition.statement is param:
+                continue
+            test = next((a.test for a in self._facts.ancestors(definition.statement) if isinstance(a, cst.If)), None)
+            if isinstance(test, cst.Comparison) and isinstance(test.left, cst.Name) and test.left.value == name \
+                    and len(test.comparisons) == 1 and isinstance(test.comparisons[0].operator, cst.Is) \
+                    and _is_none(test.comparisons[0].comparator):
+                return True
+        return False
 
     def _element(self, source: cst.BaseExpression, element: int, depth: int) -> Optional[list[Origin]]:
         """``a, b = source``: what position ``element`` of ``source`` holds."""
@@ -277,26 +306,45 @@ class Values:
     def call_records(self) -> tuple[CallRecord, ...]:
         """The calls this file makes of other project modules' functions and classes, with what
         each argument is where that is known (for :meth:`ProjectIndex.calls_to`)."""
-        facts = self._facts
-        names = facts.names
-        own = facts.module_name + "." if facts.module_name else None
         out: list[CallRecord] = []
-        for call in facts.calls():
-            qualname = names.qualname(call.func)
-            if qualname is None or qualname.split(".", 1)[0] in LIBRARY_PACKAGES or (own and qualname.startswith(own)) \
-                    or any(arg.star for arg in call.args):
+        for call in self._facts.calls():
+            targets = self._call_targets(call)
+            if not targets or any(arg.star for arg in call.args):
                 continue
             positional: list[Optional[Passed]] = []
             keywords: list[tuple[str, Optional[Passed]]] = []
+            modes: list[tuple[str, str]] = []
             for arg in call.args:
                 passed = self._passed(arg.value)
+                key = arg.keyword.value if arg.keyword is not None else str(len(positional))
                 if arg.keyword is None:
                     positional.append(passed)
                 else:
                     keywords.append((arg.keyword.value, passed))
-            if any(p is not None for p in positional) or any(p is not None for _, p in keywords):
-                out.append(CallRecord(qualname, tuple(positional), tuple(keywords)))
+                mode = self._facts.evaluation.switched_mode(call, arg.value)
+                if mode is not None:
+                    modes.append((key, mode))
+            if modes or any(p is not None for p in positional) or any(p is not None for _, p in keywords):
+                out.extend(CallRecord(target, tuple(positional), tuple(keywords), tuple(modes)) for target in targets)
         return tuple(out)
+
+    def _call_targets(self, call: cst.Call) -> tuple[str, ...]:
+        """The other project module functions a call may run: its qualified name, or for a name only a
+        star import can bind (``from utils import *; evaluate(model)``) that name in each project module
+        star-imported (which one defines it is known once every file is summarised)."""
+        names = self._facts.names
+        own = names.module_name + "." if names.module_name else None
+        qualname = names.qualname(call.func)
+        if qualname is not None:
+            if qualname.split(".", 1)[0] in LIBRARY_PACKAGES or (own and qualname.startswith(own)):
+                return ()
+            return (qualname,)
+        func = call.func
+        if not isinstance(func, cst.Name) or not names.star_modules or func.value in names.locally_bound \
+                or func.value in _BUILTINS:
+            return ()
+        return tuple(f"{module}.{func.value}" for module in names.star_modules
+                     if module.split(".", 1)[0] not in LIBRARY_PACKAGES)
 
     def _passed(self, expr: cst.BaseExpression) -> Optional[Passed]:
         """What creates the value of an argument, when every origin agrees (``Net().cuda()`` -> ``Net()``)."""
@@ -543,6 +591,13 @@ class Values:
             caller = next((a for a in facts.ancestors(call) if isinstance(a, cst.FunctionDef)), None)
             owner = self.class_of(caller) if caller is not None else None
             return self.method(owner, func.attr.value) if owner is not None else None
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) \
+                and func.value.value in names.classes and func.value.value not in names.bindings:
+            # ``Wrapper.load(path)``: a class or static method (an alternative constructor)
+            method = self.method(names.classes[func.value.value], func.attr.value)
+            if method is not None and any(dotted_name(d.decorator) in ("classmethod", "staticmethod")
+                                          for d in method.decorators):
+                return method
         return None
 
     @cached_property
