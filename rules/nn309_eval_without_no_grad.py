@@ -17,7 +17,9 @@ same-file function as an argument (`model.eval(); run_epoch(valid_data, model)`;
 evaluation that no training pass shares, `test_net(net, image)`, is fixed inside), or when another
 call of the helper (an evaluation hook a subclass implements) is already under `no_grad`. One
 function for both passes (`if is_train: model.train() else: model.eval()`) whose gradient uses are
-all under `if is_train` is reported at the model run. Code that needs gradients after `eval()` (it
+all under `if is_train` is reported at the model run, and so is the validation of a function that
+first runs a training pass (its `backward()` comes before `eval()` and never after). Code that needs
+gradients after `eval()` (it
 calls `backward()`, `torch.autograd.grad` or sets `requires_grad`: saliency maps, adversarial
 examples), the `*_step` hooks of Lightning modules (Lightning turns gradients off itself) and unit
 tests (a pytest/unittest `test_*.py` file or a `unittest.TestCase` method checking a forward pass)

@@ -133,6 +133,21 @@ def optimize(params, loss_function, max_iter=1000):
         losses[-1].backward(retain_graph=True)
         optimizer.step()
 """,
+    # the optimizer is kept in a dict with the models (``models_bag["optimizer"].step()``)
+    "optimizer-held-in-a-dict": """
+criterion = nn.CrossEntropyLoss()
+
+
+def train(loader, models_bag):
+    total_loss = 0.0
+    for x, y in loader:
+        models_bag["optimizer"].zero_grad()
+        loss = criterion(models_bag["net"](x), y)
+        loss.backward()
+        models_bag["optimizer"].step()
+        total_loss += loss  # NN310
+    return total_loss
+""",
     "sum-of-parts-accumulated": """
 def train(model, loader, optimizer):
     running = 0.0

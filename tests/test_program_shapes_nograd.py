@@ -192,6 +192,39 @@ class Trainer:
         return x.mean()
 ''',
     },
+    # one function trains and validates: the training pass's backward() runs before eval(), never
+    # after it; gradients used after eval() (a saliency map) still need them
+    "training-pass-beside-the-validation": {
+        "train.py": '''
+import torch
+
+
+def train(model, train_loader, val_loader, optimizer, epochs):
+    for p in model.backbone.parameters():
+        p.requires_grad = False
+    for epoch in range(epochs):
+        model.train()
+        for x, y in train_loader:
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        model.eval()
+        for x, y in val_loader:
+            print(model(x).argmax(1) == y)  # NN309
+
+
+def saliency(model, train_loader, images, optimizer):
+    for x, y in train_loader:
+        optimizer.zero_grad()
+        model(x).sum().backward()
+        optimizer.step()
+    model.eval()
+    for image in images:
+        image.requires_grad_(True)
+        model(image).max().backward()
+        yield image.grad
+''',
+    },
     # a helper that trains on what it is given, or switches it back to training mode, is not an evaluation
     "function-parameter-look-alikes": {
         "train.py": '''

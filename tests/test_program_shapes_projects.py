@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import nnlint
-from tests.test_program_shapes import _expected
+from test_program_shapes import _expected
 
 BLOCK = '''
 import torch.nn as nn
@@ -113,6 +113,57 @@ CASES: dict[str, dict[str, str]] = {
         "vocoder/models/__init__.py": "from .generator import *  # noqa\n",
         "vocoder/models/generator.py": GENERATOR,
         "decode.py": DECODE.format(mark="").replace('model = model.to("cuda")', 'model = model.to("cuda").eval()'),
+    },
+    # the parts file's ``import torch.nn as nn`` reaches the model file only through ``from .parts
+    # import *``; the blocks (with batch norm) too, and a same-file model holds the one built of them
+    "star-imported-parts-and-aliases": {
+        "networks/__init__.py": "",
+        "networks/parts.py": '''
+import torch.nn as nn
+
+
+class DoubleConv(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+
+    def forward(self, x):
+        return self.block(x)
+''',
+        "networks/generator.py": '''
+from .parts import *
+
+
+class UNet(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.inc = DoubleConv(cin, 32)
+        self.outc = nn.Conv2d(32, cout, 1)
+
+    def forward(self, x):
+        return self.outc(self.inc(x))
+
+
+class WNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.kspace = UNet(2, 2)
+        self.image = UNet(1, 1)
+
+    def forward(self, x):
+        return self.image(self.kspace(x))
+''',
+        "predict.py": '''
+import torch
+from networks.generator import WNet
+
+if __name__ == "__main__":
+    net = WNet()
+    net.load_state_dict(torch.load("generator.pt"))
+    for path in test_files:
+        image = net(torch.load(path))  # NN307
+        torch.save(image, path + ".out")
+''',
     },
     # ``from utils import *``: the training loop calls ``model.train()`` and then hands the model to
     # utils' evaluation function, which never switches it to eval mode

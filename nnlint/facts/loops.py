@@ -353,6 +353,12 @@ class LoopFacts:
                 aliased = dotted_name(value)
                 if aliased is not None:
                     return aliased
+        if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
+            # ``models_bag["optimizer"]``: an object kept in a dict under a literal key, spelled as an attribute
+            key = expr.slice[0].slice.value
+            container = dotted_name(expr.value)
+            if isinstance(key, cst.SimpleString) and container is not None and key.raw_value.isidentifier():
+                return f"{container}.{key.raw_value}"
         return dotted_name(expr)
 
 

@@ -554,6 +554,15 @@ class ModelFacts:
         held = tuple((attribute, layer.qualname) for attribute, layer in attributes.items()
                      if layer.category == L.MODEL and layer.qualname is not None) + tuple(elsewhere.items())
         built = self._built_from_other_files(node)
+        # a same-file model it holds that is made of other files' classes (``self.unet = UNet()``,
+        # whose blocks come from ``from .parts import *``): the index completes that one too
+        own = self._facts.module_name
+        for layer in attributes.values():
+            local = self._facts.names.local_name(layer.qualname) if layer.category == L.MODEL and layer.qualname else None
+            if local is not None and "." not in local:
+                inner = self._class_model(local)
+                if inner is not None and inner.summary.parts and own:
+                    built.add(layer.qualname)  # type: ignore[arg-type]
         if not held and not built:
             return summary
         output = elsewhere.get(self._returned_attribute(returns) or "") if summary.output_activation is None else None

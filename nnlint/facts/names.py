@@ -14,6 +14,7 @@ Qualified names are canonicalised so rules match one spelling:
 """
 from __future__ import annotations
 
+import builtins
 import math
 from functools import cached_property
 from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
@@ -253,10 +254,20 @@ class Names:
 
     def star_imported(self, name: str) -> Optional[str]:
         """``utils.evaluate`` for ``evaluate`` of ``from utils import *``, where the project module
-        ``utils`` defines it and this file binds no ``evaluate`` of its own."""
-        if not self.star_modules or self._star_lookup is None or name in self.locally_bound:
+        ``utils`` defines it and this file binds no ``evaluate`` of its own. A conventional alias
+        (``nn``, ``F``, ``torch``) that only a star import can bind is what the convention says:
+        ``from .parts import *`` re-exports the parts file's ``import torch.nn as nn``."""
+        if not self.star_modules or name in self.locally_bound:
             return None
-        return self._star_lookup(name, self.star_modules)
+        found = self._star_lookup(name, self.star_modules) if self._star_lookup is not None else None
+        if found is None and name in _CONVENTIONAL_ALIASES:
+            return _CONVENTIONAL_ALIASES[name]
+        project = [m for m in self.star_modules if m.split(".", 1)[0] not in _LIBRARY_ROOTS]
+        if found is None and len(project) == 1 and len(self.star_modules) == 1 and name not in _BUILTIN_NAMES:
+            # the one module star-imported must be where it comes from (what the project index
+            # resolves later; known before the index exists, as summaries need)
+            return f"{project[0]}.{name}"
+        return found
 
     @cached_property
     def locally_bound(self) -> frozenset[str]:
@@ -287,6 +298,16 @@ class Names:
         """Does the file import anything under one of these canonical prefixes?"""
         targets = [canonical(b) for b in self.bindings.values()]
         return any(t == p or t.startswith(p + ".") for t in targets for p in prefixes)
+
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
+#: packages a star import brings library names from, never project ones
+_LIBRARY_ROOTS = frozenset({"torch", "tensorflow", "keras", "numpy", "jax", "math", "os", "typing"})
+#: names that always mean one module where code leaves them to a star import
+_CONVENTIONAL_ALIASES = {
+    "torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional", "optim": "torch.optim",
+    "tf": "tensorflow", "keras": "keras", "np": "numpy",
+}
 
 
 def _walk(root: cst.CSTNode) -> Iterator[cst.CSTNode]:

@@ -50,10 +50,41 @@ def gradient_need(facts: "FileFacts", scope: cst.CSTNode, switches: Sequence[Mod
     found = "none"
     for node in facts.walk(scope):
         if isinstance(node, cst.Attribute) and node.attr.value in _GRADIENT_USES:
+            if _separate_training_loop(facts, node, scope, switches):
+                continue  # ``for batch in train_loader: ... loss.backward()`` beside the evaluation
             if not on_training_branch(facts, node, switches):
                 return "yes"
             found = "training"
     return found
+
+
+def _separate_training_loop(facts: "FileFacts", node: cst.CSTNode, scope: cst.CSTNode,
+                            switches: Sequence[ModeSwitch]) -> bool:
+    """Does the gradient use ``node`` never run after the eval() ``switches``: it comes before them and no
+    loop holds both, or it is in a loop of ``scope`` that holds none of them, comes before them and
+    trains (``optimizer.step()``): the training pass of an epoch whose evaluation follows?"""
+    if not switches:
+        return False
+    if all(_position(facts, node) < _position(facts, s.node) for s in switches) and not any(
+            isinstance(a, (cst.For, cst.While)) and any(id(s.node) in set(map(id, facts.calls(a))) for s in switches)
+            for a in facts.ancestors(node)):
+        return True  # set up before the evaluation and never run again (``p.requires_grad = False``)
+    for ancestor in facts.ancestors(node):
+        if ancestor is scope:
+            return False
+        if isinstance(ancestor, (cst.For, cst.While)):
+            loop_calls = set(map(id, facts.calls(ancestor)))
+            if any(id(s.node) in loop_calls for s in switches):
+                return False
+            trains = any(isinstance(c.func, cst.Attribute) and c.func.attr.value == "step" for c in facts.calls(ancestor))
+            before = all(_position(facts, ancestor) < _position(facts, s.node) for s in switches)
+            return trains and before
+    return False
+
+
+def _position(facts: "FileFacts", node: cst.CSTNode) -> tuple[int, int]:
+    site = facts.site(node)
+    return (site.line, site.column) if site is not None else (0, 0)
 
 
 def _train_branch(facts: "FileFacts", switch: ModeSwitch) -> Optional[str]:
