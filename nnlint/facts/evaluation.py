@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
-from nnlint.facts.loops import is_eval_function_name, mode_switch, rename, scope_calls
+from nnlint.facts.loops import ModeSwitch, is_eval_function_name, mode_switch, rename, scope_calls
 from nnlint.facts.index import ModelSummary
 from nnlint.facts.names import dotted_name, keyword, literal, positional
 
@@ -216,10 +216,7 @@ class Evaluation:
         if not isinstance(call.func, cst.Name):
             return None
         value = facts.dataflow.value_of(call.func)
-        constructor = value
-        while isinstance(constructor, cst.Call) and isinstance(constructor.func, cst.Attribute) \
-                and constructor.func.attr.value in _MOVES:
-            constructor = constructor.func.value
+        constructor = _unmoved(value) if value is not None else None
         if not isinstance(constructor, cst.Call) or value is None:
             return None
         weights = keyword(constructor, "weights")  # ``weights=ResNet18_Weights.DEFAULT``, ``weights="DEFAULT"``
@@ -229,7 +226,7 @@ class Evaluation:
                 or facts.loops.training_loops:
             return None
         model = call.func.value
-        if self._switched_to_eval(model) or self.put_in_training_mode(model):
+        if self.switched_to_eval(model) or self.put_in_training_mode(model):
             return None
         return value
 
@@ -306,10 +303,6 @@ class Evaluation:
             if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
                 return False
         return False
-
-    def switched_to_eval(self, model: str) -> bool:
-        """Does the file switch a model spelled like ``model`` (same last name) to eval mode anywhere?"""
-        return self._switched_to_eval(model)
 
     def known_module(self, model: str, expr: cst.BaseExpression, scope: Optional[cst.FunctionDef]) -> bool:
         """Is ``model`` a module: a model nnlint can see, or a name the file also takes ``parameters()``
@@ -470,11 +463,8 @@ class Evaluation:
         scope = facts.loops.function_of(call)
         last: Optional[str] = None  # only a switch in the same function, before the call, is evidence
         trained = False  # a training step ran since: ``train()`` was for it, not for this call
-        for earlier in scope_calls(facts, scope if scope is not None else facts.module):
-            if earlier is call:
-                break
-            switch = mode_switch(earlier, facts)
-            if switch is not None and (_covers(switch.receiver, model) or _covers(switch.alias, model)):
+        for earlier, switch in self._calls_before(call, scope if scope is not None else facts.module, model):
+            if switch is not None:
                 last, trained = switch.mode, False
             elif isinstance(earlier.func, cst.Attribute) and earlier.func.attr.value in ("backward", "step"):
                 trained = True
@@ -499,11 +489,8 @@ class Evaluation:
         point: its callers, outside the project, decide the mode)."""
         facts = self._facts
         last: Optional[str] = None
-        for call in scope_calls(facts, scope if scope is not None else facts.module):
-            if call is node:
-                break
-            switch = mode_switch(call, facts)
-            if switch is not None and (_covers(switch.receiver, model) or _covers(switch.alias, model)):
+        for _, switch in self._calls_before(node, scope if scope is not None else facts.module, model):
+            if switch is not None:
                 last = switch.mode
         if last is not None:
             return last
@@ -530,6 +517,18 @@ class Evaluation:
             return "train"
         return uncalled if results == {uncalled} else "eval"
 
+    def _calls_before(self, node: cst.CSTNode, block: cst.CSTNode,
+                      model: str) -> Iterator[tuple[cst.Call, Optional[ModeSwitch]]]:
+        """The calls of ``block`` that run before ``node``, in order, each with its switch of ``model``'s
+        mode (``model.eval()``, ``self.model.train()``, through an alias), or ``None``."""
+        facts = self._facts
+        for call in scope_calls(facts, block):
+            if call is node:
+                return
+            switch = mode_switch(call, facts)
+            yield call, switch if switch is not None and (
+                _covers(switch.receiver, model) or _covers(switch.alias, model)) else None
+
     def training_switch(self, node: cst.CSTNode, scope: Optional[cst.FunctionDef], model: str) -> Optional[cst.Call]:
         """The ``model.train()`` that puts ``model`` in training mode for the evaluation at ``node``, when it
         is in the same scope and that scope trains nothing (an inference script calling ``train()``
@@ -537,11 +536,8 @@ class Evaluation:
         facts = self._facts
         block = scope if scope is not None else facts.module
         last: Optional[cst.Call] = None
-        for call in scope_calls(facts, block):
-            if call is node:
-                break
-            switch = mode_switch(call, facts)
-            if switch is not None and (_covers(switch.receiver, model) or _covers(switch.alias, model)):
+        for call, switch in self._calls_before(node, block, model):
+            if switch is not None:
                 last = call if switch.mode == "train" else None
         if last is None or self.calls_backward(block):
             return None
@@ -606,7 +602,7 @@ class Evaluation:
             return f"{model} was put in training mode and is evaluated without {model}.eval()"
         if mode == "train" and scope is not None and self._samples_trained_model(call, scope):
             return f"{model} is trained in this file and run by {scope.name.value}() without {model}.eval()"
-        if self._switched_to_eval(model):
+        if self.switched_to_eval(model):
             return None
         if scope is not None and _EVALUATION_NAME.search(scope.name.value) and self._is_module(model, scope) \
                 and self.mode_at(call, scope, model, uncalled="entry") == "entry":
@@ -621,7 +617,7 @@ class Evaluation:
             return f"{model} is evaluated without {model}.eval(): nothing switches it to eval mode"
         return None
 
-    def _switched_to_eval(self, model: str) -> bool:
+    def switched_to_eval(self, model: str) -> bool:
         """Does the file switch a model spelled like ``model`` (same last name) to eval mode anywhere?"""
         facts = self._facts
         last = model.rsplit(".", 1)[-1]
@@ -659,11 +655,8 @@ class Evaluation:
             text = facts.module.code_for_node(value)
             if any(loader in text for loader in _LOADED_IN_EVAL_MODE):
                 return False
-            constructor = value
-            while isinstance(constructor, cst.Call) and isinstance(constructor.func, cst.Attribute) \
-                    and constructor.func.attr.value in _MOVES:
-                moved = True
-                constructor = constructor.func.value
+            constructor = _unmoved(value)
+            moved = moved or constructor is not value
             if isinstance(constructor, cst.Call) and (facts.names.qualname(constructor.func) or "").startswith("torch."):
                 return False
         wanted = {"load_state_dict"} if weights else _PREPARES
@@ -683,6 +676,13 @@ class Evaluation:
         params = {p.name.value for p in (*scope.params.posonly_params, *scope.params.params,
                                          *scope.params.kwonly_params)}
         return head not in params and any(d.value is not None for d in self._facts.dataflow.assignments(scope, head))
+
+
+def _unmoved(value: cst.BaseExpression) -> cst.BaseExpression:
+    """``Net()`` for ``Net().to(device).cuda()``: what was moved to a device."""
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in _MOVES:
+        value = value.func.value
+    return value
 
 
 def _covers(receiver: Optional[str], model: str) -> bool:

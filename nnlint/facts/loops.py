@@ -24,6 +24,7 @@ import libcst as cst
 
 from nnlint.facts.names import argument, dotted_name, keyword, literal, positional
 from nnlint.facts.tree import children
+from nnlint.facts.values import PASS_THROUGH_METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -671,10 +672,6 @@ class ModeSwitch:
     alias: Optional[str] = None
 
 
-#: methods that return the module they are called on (``model.cuda().eval()``)
-_MOVES_MODULE = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "requires_grad_"})
-
-
 def mode_switch(call: cst.Call, facts: "FileFacts") -> Optional[ModeSwitch]:
     func = call.func
     if not isinstance(func, cst.Attribute) or func.attr.value not in ("eval", "train"):
@@ -694,7 +691,7 @@ def mode_switch(call: cst.Call, facts: "FileFacts") -> Optional[ModeSwitch]:
         mode = "train" if value is True else "eval"
     target = func.value
     while isinstance(target, cst.Call) and isinstance(target.func, cst.Attribute) \
-            and target.func.attr.value in _MOVES_MODULE:
+            and target.func.attr.value in PASS_THROUGH_METHODS:
         target = target.func.value  # ``model.cuda().eval()`` switches ``model``
     receiver = dotted_name(target)
     if receiver is None:

@@ -186,7 +186,7 @@ class Names:
         module: cst.Module,
         module_name: str,
         is_package: bool = False,
-        nodes: Optional[Iterable[cst.CSTNode]] = None,
+        nodes: Optional[Sequence[cst.CSTNode]] = None,
         star_lookup: Optional[Callable[[str, tuple[str, ...]], Optional[str]]] = None,
     ) -> None:
         collector = _ImportCollector(module_name, is_package)
@@ -211,6 +211,8 @@ class Names:
         #: the project module among ``star_modules`` that defines a name (asked of the project index)
         self._star_lookup = star_lookup
         self._module = module
+        #: the traversal the names were collected from, when the caller had one (walked again otherwise)
+        self._nodes = nodes
         #: dotted name -> its qualified name (the rules ask the same few names again and again)
         self._resolved: dict[str, Optional[str]] = {}
 
@@ -262,8 +264,8 @@ class Names:
         found = self._star_lookup(name, self.star_modules) if self._star_lookup is not None else None
         if found is None and name in _CONVENTIONAL_ALIASES:
             return _CONVENTIONAL_ALIASES[name]
-        project = [m for m in self.star_modules if m.split(".", 1)[0] not in _LIBRARY_ROOTS]
-        if found is None and len(project) == 1 and len(self.star_modules) == 1 and name not in _BUILTIN_NAMES:
+        project = [m for m in self.star_modules if m.split(".", 1)[0] not in LIBRARY_PACKAGES]
+        if found is None and len(project) == 1 and len(self.star_modules) == 1 and name not in BUILTIN_NAMES:
             # the one module star-imported must be where it comes from (what the project index
             # resolves later; known before the index exists, as summaries need)
             return f"{project[0]}.{name}"
@@ -274,7 +276,7 @@ class Names:
         """Every name this file binds other than by import: assignment, parameter, loop, ``with``,
         ``except``, comprehension and walrus targets, definitions (any depth)."""
         found: set[str] = set()
-        for node in _walk(self._module):
+        for node in self._nodes if self._nodes is not None else _walk(self._module):
             kind = type(node)
             if kind in (cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor, cst.NamedExpr):
                 _target_names(node.target, found)  # type: ignore[attr-defined]
@@ -300,9 +302,16 @@ class Names:
         return any(t == p or t.startswith(p + ".") for t in targets for p in prefixes)
 
 
-_BUILTIN_NAMES = frozenset(dir(builtins))
-#: packages a star import brings library names from, never project ones
-_LIBRARY_ROOTS = frozenset({"torch", "tensorflow", "keras", "numpy", "jax", "math", "os", "typing"})
+#: Python's builtin names (never a project function, also where a star import could bind one)
+BUILTIN_NAMES = frozenset(dir(builtins))
+#: top-level packages whose functions are never the project's own (their calls are not recorded, and
+#: a star import of one brings no project name)
+LIBRARY_PACKAGES = frozenset({
+    "torch", "torchvision", "torchaudio", "torchtext", "tensorflow", "keras", "jax", "flax", "numpy", "scipy",
+    "sklearn", "pandas", "matplotlib", "transformers", "timm", "lightning", "pytorch_lightning", "os", "sys",
+    "math", "random", "json", "logging", "time", "argparse", "copy", "functools", "itertools", "collections",
+    "pathlib", "re", "pickle", "tqdm", "wandb", "PIL", "cv2", "typing", "dataclasses", "shutil", "warnings",
+})
 #: names that always mean one module where code leaves them to a star import
 _CONVENTIONAL_ALIASES = {
     "torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional", "optim": "torch.optim",

@@ -65,26 +65,30 @@ def _separate_training_loop(facts: "FileFacts", node: cst.CSTNode, scope: cst.CS
     trains (``optimizer.step()``): the training pass of an epoch whose evaluation follows?"""
     if not switches:
         return False
-    if all(_position(facts, node) < _position(facts, s.node) for s in switches) and not any(
-            isinstance(a, (cst.For, cst.While)) and any(id(s.node) in set(map(id, facts.calls(a))) for s in switches)
-            for a in facts.ancestors(node)):
+    switched = {id(s.node) for s in switches}
+    first_switch = min(_order(facts, s.node) for s in switches)
+
+    def holds_switch(loop: cst.CSTNode) -> bool:
+        return any(id(call) in switched for call in facts.calls(loop))
+
+    loops = [a for a in facts.ancestors(node) if isinstance(a, (cst.For, cst.While))]
+    if _order(facts, node) < first_switch and not any(holds_switch(loop) for loop in loops):
         return True  # set up before the evaluation and never run again (``p.requires_grad = False``)
     for ancestor in facts.ancestors(node):
         if ancestor is scope:
             return False
         if isinstance(ancestor, (cst.For, cst.While)):
-            loop_calls = set(map(id, facts.calls(ancestor)))
-            if any(id(s.node) in loop_calls for s in switches):
+            if holds_switch(ancestor):
                 return False
             trains = any(isinstance(c.func, cst.Attribute) and c.func.attr.value == "step" for c in facts.calls(ancestor))
-            before = all(_position(facts, ancestor) < _position(facts, s.node) for s in switches)
-            return trains and before
+            return trains and _order(facts, ancestor) < first_switch
     return False
 
 
-def _position(facts: "FileFacts", node: cst.CSTNode) -> tuple[int, int]:
-    site = facts.site(node)
-    return (site.line, site.column) if site is not None else (0, 0)
+def _order(facts: "FileFacts", node: cst.CSTNode) -> int:
+    """Where ``node`` comes in the file's source order."""
+    index = facts._tree.index(node)
+    return index if index is not None else -1
 
 
 def _train_branch(facts: "FileFacts", switch: ModeSwitch) -> Optional[str]:

@@ -32,7 +32,6 @@ holds and, for a module switched to a mode before the call (``model.train()``), 
 """
 from __future__ import annotations
 
-import builtins
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Mapping, Optional, Union
@@ -40,7 +39,8 @@ from typing import TYPE_CHECKING, Iterator, Mapping, Optional, Union
 import libcst as cst
 
 from nnlint.facts.index import CallRecord, Passed
-from nnlint.facts.names import argument, dotted_name, keyword, literal, positional
+from nnlint.facts.names import (BUILTIN_NAMES, LIBRARY_PACKAGES, argument, dotted_name, keyword, literal,
+                                 positional)
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnlint.facts import FileFacts
@@ -55,15 +55,7 @@ class External:
 
 Origin = Union[cst.BaseExpression, cst.ClassDef, External]
 
-#: top-level packages whose functions are never the project's own (their calls are not recorded)
-LIBRARY_PACKAGES = frozenset({
-    "torch", "torchvision", "torchaudio", "torchtext", "tensorflow", "keras", "jax", "flax", "numpy", "scipy",
-    "sklearn", "pandas", "matplotlib", "transformers", "timm", "lightning", "pytorch_lightning", "os", "sys",
-    "math", "random", "json", "logging", "time", "argparse", "copy", "functools", "itertools", "collections",
-    "pathlib", "re", "pickle", "tqdm", "wandb", "PIL", "cv2", "typing", "dataclasses", "shutil", "warnings",
-})
 Function = cst.FunctionDef
-_BUILTINS = frozenset(dir(builtins))
 
 #: ``x.to(device)`` and friends return the module itself
 PASS_THROUGH_METHODS = frozenset({
@@ -341,7 +333,7 @@ class Values:
             return (qualname,)
         func = call.func
         if not isinstance(func, cst.Name) or not names.star_modules or func.value in names.locally_bound \
-                or func.value in _BUILTINS:
+                or func.value in BUILTIN_NAMES:
             return ()
         return tuple(f"{module}.{func.value}" for module in names.star_modules
                      if module.split(".", 1)[0] not in LIBRARY_PACKAGES)
